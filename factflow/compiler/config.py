@@ -1,0 +1,143 @@
+"""Pydantic models of the pipeline YAML (format `version: "1.0"` plus factflow's keys).
+
+Unknown keys are rejected everywhere (E101). Cross-field and cross-route rules live in
+`validate`, so that every problem is reported at once with its position.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from factflow.types import JsonDict
+
+ROUTE_ID_PATTERN = r"^[A-Za-z_][A-Za-z0-9_\-]*$"
+PIPELINE_NAME_PATTERN = r"^[a-z0-9_-]+$"
+
+
+class StrictModel(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class ConditionConfig(StrictModel):
+    """A leaf test (`field`, `operator`, `value`) or a combination (`all`, `any`, `not`).
+
+    Which form is used, and the operator, regex and field path, are checked by
+    `conditions.condition_problems` so that each problem gets its own code.
+    """
+
+    field: str | None = None
+    operator: str | None = None
+    value: Any = None
+    all: list[ConditionConfig] | None = None
+    any: list[ConditionConfig] | None = None
+    not_: ConditionConfig | None = Field(default=None, alias="not")
+
+
+class ErrorHandlingConfig(StrictModel):
+    max_retries: int | None = Field(default=None, ge=0, le=100)
+    retry_delay_seconds: float | None = Field(default=None, ge=0)
+    dead_letter_queue: str | None = None
+    backoff: Literal["fixed", "exponential"] | None = None
+    max_retry_delay_seconds: float | None = Field(default=None, ge=0)
+    circuit_breaker_threshold: int | None = Field(default=None, ge=1)
+    circuit_breaker_reset_seconds: float | None = Field(default=None, gt=0)
+
+
+class BackpressureConfig(StrictModel):
+    target_latency_ms: float | None = Field(default=None, gt=0)
+    max_concurrency: int | None = Field(default=None, ge=1)
+    min_concurrency: int | None = Field(default=None, ge=1)
+
+
+class InboundConfig(StrictModel):
+    queue: str
+    subscription: str | None = None
+    concurrency: int = Field(default=1, ge=1)
+    prefetch: int | None = Field(default=None, ge=1)
+    external: bool = False
+    format: Literal["envelope", "raw"] = "envelope"
+
+
+class OutboundConfig(StrictModel):
+    queue: str
+    condition: ConditionConfig | None = None
+    format: Literal["envelope", "raw"] = "envelope"
+
+
+class AdapterConfig(StrictModel):
+    type: str
+    config: JsonDict = Field(default_factory=dict)
+    condition: ConditionConfig | None = None
+    store: bool | None = None
+    name: str | None = None
+
+    @field_validator("config", mode="before")
+    @classmethod
+    def _null_config_is_empty(cls, value: Any) -> Any:
+        return {} if value is None else value
+
+
+class RouteConfig(StrictModel):
+    name: str | None = None
+    description: str | None = None
+    inbound: InboundConfig
+    adapters: list[AdapterConfig] = Field(default_factory=list)
+    outbound: list[OutboundConfig] = Field(default_factory=list)
+    key: str | None = None
+    loop: bool = False
+    store: bool | None = None
+    error_handling: ErrorHandlingConfig | None = None
+    backpressure: BackpressureConfig | None = None
+
+    @field_validator("outbound", mode="before")
+    @classmethod
+    def _one_or_list(cls, value: Any) -> Any:
+        if value is None:
+            return []
+        if isinstance(value, (dict, str)):
+            value = [value]
+        if isinstance(value, list):
+            return [{"queue": item} if isinstance(item, str) else item for item in value]
+        return value
+
+
+class QueueConfig(StrictModel):
+    provider: str
+    url: str | None = None
+    path: str | None = None
+    options: JsonDict = Field(default_factory=dict)
+    format: Literal["envelope", "raw"] = "envelope"
+
+
+class StorageConfig(StrictModel):
+    uri: str
+    options: JsonDict = Field(default_factory=dict)
+
+
+class InitMessageConfig(StrictModel):
+    route: str
+    payload: JsonDict = Field(default_factory=dict)
+    metadata: JsonDict = Field(default_factory=dict)
+
+
+class PipelineConfig(StrictModel):
+    """The root of a pipeline YAML."""
+
+    version: Literal["1.0"]
+    name: str | None = None
+    description: str | None = None
+    queue: QueueConfig | None = None
+    storage: StorageConfig | None = None
+    error_handling: ErrorHandlingConfig | None = None
+    backpressure: BackpressureConfig | None = None
+    idle_timeout_seconds: float | None = Field(default=None, gt=0)
+    routes: dict[str, RouteConfig] = Field(min_length=1)
+    init_message: InitMessageConfig | None = None
+
+    @field_validator("version", mode="before")
+    @classmethod
+    def _numeric_version(cls, value: Any) -> Any:
+        # `version: 1.0` unquoted is a float in YAML; the seed system accepted it.
+        return "1.0" if value == 1.0 and not isinstance(value, bool) else value

@@ -1,0 +1,196 @@
+"""Read pipeline YAML keeping the file, line and column of every key and value.
+
+PyYAML's composed nodes carry marks; we build plain Python values from them ourselves so
+that (a) each value's position is kept by its path and (b) a duplicate mapping key is an
+error instead of PyYAML's silent "last one wins".
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from yaml.constructor import SafeConstructor
+from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+
+from factflow.compiler.diagnostics import Issue, Location
+from factflow.types import JsonDict
+
+PathKey = tuple[str | int, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Position:
+    line: int
+    column: int
+
+
+@dataclass
+class LoadedYaml:
+    """A parsed document, its source lines, and the position of each path."""
+
+    file: str
+    text: str
+    data: Any = None
+    key_positions: dict[PathKey, Position] = field(default_factory=dict)
+    value_positions: dict[PathKey, Position] = field(default_factory=dict)
+    issues: list[Issue] = field(default_factory=list)
+
+    def locate(self, path: PathKey, *, at_key: bool = False) -> Location:
+        """Where `path` is in the file: its key or value, else its nearest known parent."""
+        probe = path
+        while True:
+            first, second = (
+                (self.key_positions, self.value_positions)
+                if at_key
+                else (self.value_positions, self.key_positions)
+            )
+            pos = first.get(probe) or second.get(probe)
+            if pos is not None:
+                return Location(self.file, pos.line, pos.column)
+            if not probe:
+                return Location(self.file, 1, 1)
+            probe = probe[:-1]
+
+
+def _position(node: Node) -> Position:
+    return Position(node.start_mark.line + 1, node.start_mark.column + 1)
+
+
+class _Builder:
+    def __init__(self, loaded: LoadedYaml) -> None:
+        self.loaded = loaded
+        self.constructor = SafeConstructor()
+
+    def build(self, node: Node, path: PathKey) -> Any:
+        self.loaded.value_positions[path] = _position(node)
+        if isinstance(node, MappingNode):
+            return self._mapping(node, path)
+        if isinstance(node, SequenceNode):
+            return [self.build(child, (*path, i)) for i, child in enumerate(node.value)]
+        assert isinstance(node, ScalarNode)
+        return self.constructor.construct_object(node, deep=True)
+
+    def _mapping(self, node: MappingNode, path: PathKey) -> JsonDict:
+        self.constructor.flatten_mapping(node)  # resolves `<<: *anchor` merges
+        result: JsonDict = {}
+        for key_node, value_node in node.value:
+            key = self.constructor.construct_object(key_node, deep=True)
+            if not isinstance(key, str):
+                key = str(key)
+            child = (*path, key)
+            if key in result:
+                first = self.loaded.key_positions[child]
+                self.loaded.issues.append(
+                    Issue.error(
+                        "E002",
+                        child,
+                        f"duplicate key '{key}' (first defined on line {first.line})",
+                        "remove or rename one of them: YAML keeps only the last, so the "
+                        "first would be silently lost",
+                        Location(self.loaded.file, *_pos(key_node)),
+                    )
+                )
+                continue
+            self.loaded.key_positions[child] = _position(key_node)
+            result[key] = self.build(value_node, child)
+        return result
+
+
+def _pos(node: Node) -> tuple[int, int]:
+    return node.start_mark.line + 1, node.start_mark.column + 1
+
+
+def load_text(text: str, file: str = "<string>") -> LoadedYaml:
+    """Parse one YAML document; syntax problems become E0xx issues, never exceptions."""
+    loaded = LoadedYaml(file=file, text=text)
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line, column = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+        problem = exc.problem or "invalid YAML"
+        context = f" ({exc.context})" if exc.context else ""
+        loaded.issues.append(
+            Issue.error(
+                "E001",
+                (),
+                f"YAML syntax error: {problem}{context}",
+                "fix the YAML at this line: check indentation (spaces, not tabs), "
+                "unclosed quotes and brackets, and ':' after keys",
+                Location(file, line, column),
+            )
+        )
+        return loaded
+    except yaml.YAMLError as exc:
+        loaded.issues.append(
+            Issue.error(
+                "E001", (), f"YAML syntax error: {exc}", "fix the YAML", Location(file, 1, 1)
+            )
+        )
+        return loaded
+    if node is None:
+        loaded.issues.append(
+            Issue.error(
+                "E003",
+                (),
+                "the document is empty",
+                'start with `version: "1.0"` and a `routes:` mapping',
+                Location(file, 1, 1),
+            )
+        )
+        return loaded
+    if not isinstance(node, MappingNode):
+        loaded.issues.append(
+            Issue.error(
+                "E003",
+                (),
+                f"the top level must be a mapping, not a {_kind(node)}",
+                'start with `version: "1.0"` and a `routes:` mapping',
+                Location(file, *_pos(node)),
+            )
+        )
+        return loaded
+    try:
+        loaded.data = _Builder(loaded).build(node, ())
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark
+        line, column = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+        loaded.issues.append(
+            Issue.error(
+                "E001",
+                (),
+                f"YAML value error: {exc.problem}",
+                "fix or quote the value",
+                Location(file, line, column),
+            )
+        )
+        loaded.data = None
+    return loaded
+
+
+def load_file(path: str | Path) -> LoadedYaml:
+    """Read and parse a pipeline file; an unreadable file is an E004 issue."""
+    file = str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        loaded = LoadedYaml(file=file, text="")
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        loaded.issues.append(
+            Issue.error(
+                "E004",
+                (),
+                f"cannot read {file}: {reason}",
+                "check the path and that the file is UTF-8 text",
+                Location(file, 1, 1),
+            )
+        )
+        return loaded
+    return load_text(text, file)
+
+
+def _kind(node: Node) -> str:
+    return "list" if isinstance(node, SequenceNode) else "scalar value"

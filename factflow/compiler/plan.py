@@ -1,0 +1,408 @@
+"""The plan: what a validated pipeline means, in the terms the runtime needs.
+
+Routes with their resolved settings, edges (queues written and read inside the pipeline),
+sources and sinks (queues on the provider), the init message, dead-letter queues, and
+stable step ids. The runtime, the server and the docs read this, never the YAML.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from factflow.adapters.registry import AdapterRegistry
+from factflow.compiler.config import (
+    ConditionConfig,
+    ErrorHandlingConfig,
+    PipelineConfig,
+    RouteConfig,
+)
+from factflow.compiler.graph import QueueGraph
+from factflow.compiler.naming import default_dead_letter_queue
+from factflow.types import JsonDict
+
+DEFAULT_PROVIDER = "memory"
+DEFAULT_MAX_RETRIES = 3
+DEFAULT_RETRY_DELAY_SECONDS = 1.0
+DEFAULT_MAX_RETRY_DELAY_SECONDS = 60.0
+DEFAULT_BREAKER_THRESHOLD = 5
+DEFAULT_BREAKER_RESET_SECONDS = 30.0
+DEFAULT_TARGET_LATENCY_MS = 500.0
+
+_STEP_CHARS = re.compile(r"[^A-Za-z0-9_]+")
+
+
+def step_id(route_id: str, index: int, type_name: str) -> str:
+    """A Bytewax step id from the route id, adapter index and type only.
+
+    Nothing else goes in, so recovery snapshots survive unrelated YAML edits; Bytewax
+    forbids '.' in step ids, hence the underscores.
+    """
+    return _STEP_CHARS.sub("_", f"{route_id}__{index}_{type_name}")
+
+
+@dataclass(frozen=True, slots=True)
+class AdapterStep:
+    index: int
+    type: str
+    stage: str
+    step_id: str
+    config: JsonDict
+    condition: ConditionConfig | None
+    store: bool
+    stateful: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Outbound:
+    queue: str
+    condition: ConditionConfig | None
+    format: str
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    max_retries: int
+    retry_delay_seconds: float
+    backoff: str
+    max_retry_delay_seconds: float
+    circuit_breaker_threshold: int
+    circuit_breaker_reset_seconds: float
+
+    def delay(self, attempt: int) -> float:
+        """Seconds to wait before retry number `attempt` (1-based)."""
+        if self.backoff == "fixed":
+            return self.retry_delay_seconds
+        return float(min(self.retry_delay_seconds * 2 ** (attempt - 1), self.max_retry_delay_seconds))
+
+
+@dataclass(frozen=True, slots=True)
+class ConcurrencyPolicy:
+    initial: int
+    minimum: int
+    maximum: int
+    target_latency_ms: float
+
+
+@dataclass(frozen=True, slots=True)
+class RoutePlan:
+    id: str
+    name: str
+    description: str | None
+    inbound_queue: str
+    subscription: str
+    external: bool
+    format: str
+    prefetch: int
+    adapters: tuple[AdapterStep, ...]
+    outbound: tuple[Outbound, ...]
+    key: str | None
+    loop: bool
+    retry: RetryPolicy
+    concurrency: ConcurrencyPolicy
+    dead_letter_queue: str
+    stateful: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Edge:
+    queue: str
+    from_route: str
+    to_route: str
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    """A queue on the provider: a source read by `routes`, or a sink written by them."""
+
+    queue: str
+    provider: str
+    routes: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class InitMessage:
+    route: str
+    queue: str
+    payload: JsonDict
+    metadata: JsonDict
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetters:
+    route: str
+    queue: str
+    provider: str
+
+
+@dataclass(frozen=True, slots=True)
+class QueueSettings:
+    provider: str
+    url: str | None
+    path: str | None
+    options: JsonDict
+    format: str
+
+
+@dataclass(frozen=True)
+class Plan:
+    pipeline: str
+    version: str
+    description: str | None
+    config_hash: str
+    queue: QueueSettings
+    storage_uri: str | None
+    idle_timeout_seconds: float | None
+    routes: tuple[RoutePlan, ...]
+    edges: tuple[Edge, ...]
+    sources: tuple[Endpoint, ...]
+    sinks: tuple[Endpoint, ...]
+    init_message: InitMessage | None
+    dead_letters: tuple[DeadLetters, ...]
+
+    def route(self, route_id: str) -> RoutePlan:
+        for route in self.routes:
+            if route.id == route_id:
+                return route
+        msg = f"no route '{route_id}' in pipeline '{self.pipeline}'"
+        raise KeyError(msg)
+
+    @property
+    def step_ids(self) -> list[str]:
+        return [a.step_id for r in self.routes for a in r.adapters]
+
+    def to_dict(self) -> dict[str, Any]:
+        """The plan as JSON-ready data (`factflow compile --output json`)."""
+        return {
+            "pipeline": self.pipeline,
+            "version": self.version,
+            "description": self.description,
+            "config_hash": self.config_hash,
+            "queue": asdict(self.queue),
+            "storage_uri": self.storage_uri,
+            "routes": [_route_dict(r) for r in self.routes],
+            "edges": [
+                {"queue": e.queue, "from": e.from_route, "to": e.to_route} for e in self.edges
+            ],
+            "sources": [asdict(s) for s in self.sources],
+            "sinks": [asdict(s) for s in self.sinks],
+            "init_message": asdict(self.init_message) if self.init_message else None,
+            "dead_letters": [asdict(d) for d in self.dead_letters],
+        }
+
+
+def _condition_dict(condition: ConditionConfig | None) -> JsonDict | None:
+    if condition is None:
+        return None
+    return condition.model_dump(by_alias=True, exclude_none=True)
+
+
+def _route_dict(route: RoutePlan) -> JsonDict:
+    return {
+        "id": route.id,
+        "name": route.name,
+        "inbound": {
+            "queue": route.inbound_queue,
+            "subscription": route.subscription,
+            "external": route.external,
+            "format": route.format,
+            "prefetch": route.prefetch,
+        },
+        "adapters": [
+            {
+                "index": a.index,
+                "type": a.type,
+                "stage": a.stage,
+                "step_id": a.step_id,
+                "stateful": a.stateful,
+                "store": a.store,
+                "condition": _condition_dict(a.condition),
+            }
+            for a in route.adapters
+        ],
+        "outbound": [
+            {"queue": o.queue, "condition": _condition_dict(o.condition)} for o in route.outbound
+        ],
+        "key": route.key,
+        "stateful": route.stateful,
+        "retry": asdict(route.retry),
+        "concurrency": asdict(route.concurrency),
+        "dead_letter_queue": route.dead_letter_queue,
+    }
+
+
+def _retry(config: PipelineConfig, route: RouteConfig) -> RetryPolicy:
+    merged = ErrorHandlingConfig.model_validate(
+        {
+            **(
+                config.error_handling.model_dump(exclude_none=True) if config.error_handling else {}
+            ),
+            **(route.error_handling.model_dump(exclude_none=True) if route.error_handling else {}),
+        }
+    )
+    return RetryPolicy(
+        max_retries=_or(merged.max_retries, DEFAULT_MAX_RETRIES),
+        retry_delay_seconds=_or(merged.retry_delay_seconds, DEFAULT_RETRY_DELAY_SECONDS),
+        backoff=merged.backoff or "exponential",
+        max_retry_delay_seconds=_or(
+            merged.max_retry_delay_seconds, DEFAULT_MAX_RETRY_DELAY_SECONDS
+        ),
+        circuit_breaker_threshold=_or(merged.circuit_breaker_threshold, DEFAULT_BREAKER_THRESHOLD),
+        circuit_breaker_reset_seconds=_or(
+            merged.circuit_breaker_reset_seconds, DEFAULT_BREAKER_RESET_SECONDS
+        ),
+    )
+
+
+def _or(value: Any, default: Any) -> Any:
+    return default if value is None else value
+
+
+def _concurrency(config: PipelineConfig, route: RouteConfig) -> ConcurrencyPolicy:
+    top = config.backpressure.model_dump(exclude_none=True) if config.backpressure else {}
+    own = route.backpressure.model_dump(exclude_none=True) if route.backpressure else {}
+    merged = {**top, **own}
+    initial = route.inbound.concurrency
+    maximum = max(merged.get("max_concurrency", initial), initial)
+    minimum = min(merged.get("min_concurrency", 1), maximum)
+    return ConcurrencyPolicy(
+        initial=initial,
+        minimum=minimum,
+        maximum=maximum,
+        target_latency_ms=merged.get("target_latency_ms", DEFAULT_TARGET_LATENCY_MS),
+    )
+
+
+def _dead_letter_queue(config: PipelineConfig, route_id: str, provider: str) -> str:
+    route = config.routes[route_id]
+    for handling in (route.error_handling, config.error_handling):
+        if handling is not None and handling.dead_letter_queue:
+            return handling.dead_letter_queue
+    return default_dead_letter_queue(provider, route_id)
+
+
+def _stage_name(type_name: str, name: str | None) -> str:
+    return name or type_name.rpartition(":")[2]
+
+
+def build_plan(
+    config: PipelineConfig, registry: AdapterRegistry, *, name: str, config_hash: str
+) -> Plan:
+    """The plan of a pipeline that passed validation."""
+    provider = config.queue.provider if config.queue else DEFAULT_PROVIDER
+    queue = QueueSettings(
+        provider=provider,
+        url=config.queue.url if config.queue else None,
+        path=config.queue.path if config.queue else None,
+        options=dict(config.queue.options) if config.queue else {},
+        format=config.queue.format if config.queue else "envelope",
+    )
+    routes = tuple(
+        _route_plan(config, registry, route_id, route, provider)
+        for route_id, route in config.routes.items()
+    )
+    graph = QueueGraph.of(config)
+    internal_readers = {
+        q: [r for r in readers if not config.routes[r].inbound.external]
+        for q, readers in graph.readers.items()
+    }
+    edges = tuple(
+        Edge(queue, writer, reader)
+        for queue, writers in graph.writers.items()
+        for writer in writers
+        for reader in internal_readers.get(queue, [])
+    )
+    init = config.init_message
+    init_queue = config.routes[init.route].inbound.queue if init else None
+    sources = tuple(
+        Endpoint(queue, provider, tuple(readers))
+        for queue, readers in graph.readers.items()
+        if _is_source(config, queue, readers, graph, init_queue)
+    )
+    sinks = tuple(
+        Endpoint(queue, provider, tuple(writers))
+        for queue, writers in graph.writers.items()
+        if not internal_readers.get(queue)
+        or any(config.routes[r].inbound.external for r in graph.readers.get(queue, []))
+    )
+    return Plan(
+        pipeline=config.name or name,
+        version=config.version,
+        description=config.description,
+        config_hash=config_hash,
+        queue=queue,
+        storage_uri=config.storage.uri if config.storage else None,
+        idle_timeout_seconds=config.idle_timeout_seconds,
+        routes=routes,
+        edges=edges,
+        sources=sources,
+        sinks=sinks,
+        init_message=(
+            InitMessage(init.route, init_queue, dict(init.payload), dict(init.metadata))
+            if init and init_queue is not None
+            else None
+        ),
+        dead_letters=tuple(DeadLetters(r.id, r.dead_letter_queue, provider) for r in routes),
+    )
+
+
+def _is_source(
+    config: PipelineConfig,
+    queue: str,
+    readers: list[str],
+    graph: QueueGraph,
+    init_queue: str | None,
+) -> bool:
+    if any(config.routes[r].inbound.external for r in readers):
+        return True
+    if queue in graph.writers:
+        return False
+    # a queue fed only by the init message needs no source unless a provider is set
+    return queue != init_queue or config.queue is not None
+
+
+def _route_plan(
+    config: PipelineConfig,
+    registry: AdapterRegistry,
+    route_id: str,
+    route: RouteConfig,
+    provider: str,
+) -> RoutePlan:
+    steps = []
+    for index, adapter in enumerate(route.adapters):
+        cls = registry.resolve(adapter.type)
+        store = adapter.store if adapter.store is not None else route.store
+        steps.append(
+            AdapterStep(
+                index=index,
+                type=adapter.type,
+                stage=_stage_name(adapter.type, adapter.name),
+                step_id=step_id(route_id, index, adapter.type),
+                config=dict(adapter.config),
+                condition=adapter.condition,
+                store=True if store is None else store,
+                stateful=cls.stateful,
+            )
+        )
+    fmt = route.inbound.format
+    if fmt == "envelope" and config.queue is not None:
+        fmt = config.queue.format
+    return RoutePlan(
+        id=route_id,
+        name=route.name or route_id,
+        description=route.description,
+        inbound_queue=route.inbound.queue,
+        subscription=route.inbound.subscription or f"{route_id}-processors",
+        external=route.inbound.external,
+        format=fmt,
+        prefetch=route.inbound.prefetch or max(route.inbound.concurrency * 2, 10),
+        adapters=tuple(steps),
+        outbound=tuple(Outbound(o.queue, o.condition, o.format) for o in route.outbound),
+        key=route.key,
+        loop=route.loop,
+        retry=_retry(config, route),
+        concurrency=_concurrency(config, route),
+        dead_letter_queue=_dead_letter_queue(config, route_id, provider),
+        stateful=any(s.stateful for s in steps),
+    )

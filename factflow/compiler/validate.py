@@ -1,0 +1,502 @@
+"""Validation: every issue of a pipeline in one pass, each with code and position.
+
+Three layers, so that one problem does not hide the others:
+1. structure, by the pydantic models (unknown and missing keys, types, ranges);
+2. checks on the raw data that need no complete model (ids, adapter types and configs,
+   conditions, providers, numbers), so they run even when the structure is broken;
+3. references between parts (init_message, queues, cycles), once the model is complete.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+from dataclasses import dataclass
+from typing import Any, get_args, get_origin
+
+import jsonschema
+from pydantic import BaseModel, ValidationError
+
+from factflow.adapters.base import Adapter, ConfigProblem
+from factflow.adapters.registry import AdapterRegistry, UnknownAdapterError
+from factflow.compiler.conditions import condition_problems, field_path_problem
+from factflow.compiler.config import PIPELINE_NAME_PATTERN, ROUTE_ID_PATTERN, PipelineConfig
+from factflow.compiler.diagnostics import Issue, ValidationReport, format_path
+from factflow.compiler.graph import QueueGraph
+from factflow.compiler.loader import LoadedYaml, PathKey
+from factflow.compiler.naming import PROVIDERS, STORAGE_SCHEMES, queue_name_problem
+from factflow.exceptions import AdapterRegistrationError
+
+_ROUTE_ID_RE = re.compile(ROUTE_ID_PATTERN)
+_PIPELINE_NAME_RE = re.compile(PIPELINE_NAME_PATTERN)
+
+_TYPE_ERRORS = {
+    "string_type", "int_type", "int_parsing", "int_from_float", "float_type", "float_parsing",
+    "bool_type", "bool_parsing", "dict_type", "list_type", "model_type", "model_attributes_type",
+    "none_required", "is_instance_of",
+}  # fmt: skip
+_RANGE_ERRORS = {"greater_than", "greater_than_equal", "less_than", "less_than_equal"}
+
+
+def strict_from_env() -> bool:
+    """`FACTFLOW_CONFIG_VALIDATOR_STRICT=0` switches validation to warn-only."""
+    return os.environ.get("FACTFLOW_CONFIG_VALIDATOR_STRICT", "1").strip().lower() not in (
+        "0", "false", "no", "off",
+    )  # fmt: skip
+
+
+@dataclass
+class Validation:
+    report: ValidationReport
+    config: PipelineConfig | None
+
+
+class _Collector:
+    def __init__(self, loaded: LoadedYaml) -> None:
+        self.loaded = loaded
+        self.issues: list[Issue] = list(loaded.issues)
+
+    def add(
+        self, code: str, path: PathKey, message: str, suggestion: str, *, at_key: bool = False
+    ) -> None:
+        location = self.loaded.locate(path, at_key=at_key)
+        self.issues.append(Issue.error(code, path, message, suggestion, location))
+
+    def add_problem(self, base: PathKey, problem: ConfigProblem) -> None:
+        self.add(problem.code, (*base, *problem.path), problem.message, problem.suggestion)
+
+
+def validate(
+    loaded: LoadedYaml, registry: AdapterRegistry, *, strict: bool | None = None
+) -> Validation:
+    """Validate a loaded document; never raises for anything in the document."""
+    strict = strict_from_env() if strict is None else strict
+    out = _Collector(loaded)
+    config: PipelineConfig | None = None
+    if isinstance(loaded.data, dict) and not loaded.issues:
+        config = _check_structure(loaded.data, out)
+        _check_raw(loaded.data, registry, out)
+        if config is not None:
+            _check_references(config, registry, out)
+    return Validation(ValidationReport.of(out.issues, strict=strict), config)
+
+
+# -- 1. structure -------------------------------------------------------------------
+
+
+def _check_structure(data: dict[str, Any], out: _Collector) -> PipelineConfig | None:
+    try:
+        return PipelineConfig.model_validate(data)
+    except ValidationError as exc:
+        for error in exc.errors():
+            _structure_issue(error, out)
+        return None
+
+
+def _structure_issue(error: Any, out: _Collector) -> None:
+    path: PathKey = tuple(p for p in error["loc"] if not _is_pydantic_branch(p))
+    kind = error["type"]
+    where = format_path(path) or "the top level"
+    if kind == "extra_forbidden":
+        key = path[-1]
+        known = _known_keys(path[:-1])
+        close = difflib.get_close_matches(str(key), known, n=1)
+        hint = f"did you mean '{close[0]}'? " if close else ""
+        allowed = f"allowed here: {', '.join(known)}" if known else "remove it"
+        out.add("E101", path, f"unknown key '{key}'", hint + allowed, at_key=True)
+    elif kind == "missing":
+        parent = path[:-1]
+        out.add(
+            "E102",
+            path,
+            f"missing required key '{path[-1]}' in {format_path(parent) or 'the top level'}",
+            f"add `{path[-1]}:`",
+            at_key=True,
+        )
+    elif kind == "too_short" and path == ("routes",):
+        out.add(
+            "E102", path, "the pipeline has no routes", "add at least one route under `routes:`"
+        )
+    elif kind in _TYPE_ERRORS:
+        out.add(
+            "E104",
+            path,
+            f"{where}: {error['msg'].lower()}, got {_describe(error.get('input'))}",
+            "change the value to the expected type",
+        )
+    elif kind in _RANGE_ERRORS:
+        out.add("E405", path, f"{where}: {error['msg'].lower()}", "use a value in range")
+    elif kind == "literal_error" and path == ("version",):
+        out.add(
+            "E105",
+            path,
+            f"unsupported version {error.get('input')!r}",
+            'write `version: "1.0"` (the only format version)',
+        )
+    else:
+        out.add("E105", path, f"{where}: {error['msg']}", "fix the value")
+
+
+def _is_pydantic_branch(part: object) -> bool:
+    # union and validator branches show up in `loc` as e.g. 'function-after[...]'
+    return isinstance(part, str) and ("[" in part or part in ("str", "list[...]"))
+
+
+def _known_keys(path: PathKey) -> list[str]:
+    """The keys a model accepts at `path`, for "did you mean" on unknown keys."""
+    model: Any = PipelineConfig
+    for part in path:
+        if isinstance(model, type) and issubclass(model, BaseModel):
+            field = next((f for n, f in model.model_fields.items() if part in (n, f.alias)), None)
+            if field is None:
+                return []
+            model = field.annotation
+        model = _unwrap(model, part)
+    if isinstance(model, type) and issubclass(model, BaseModel):
+        return sorted(f.alias or n for n, f in model.model_fields.items())
+    return []
+
+
+def _unwrap(annotation: Any, part: object) -> Any:
+    while True:
+        args = [a for a in get_args(annotation) if a is not type(None)]
+        origin = get_origin(annotation)
+        if origin is list and isinstance(part, int):
+            return args[0]
+        if origin is dict:
+            return args[1]
+        if len(args) == 1 and origin not in (list, dict):
+            annotation = args[0]
+            continue
+        return annotation
+
+
+def _describe(value: Any) -> str:
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    return f"{value!r}"
+
+
+# -- 2. raw checks ------------------------------------------------------------------
+
+
+def _check_raw(data: dict[str, Any], registry: AdapterRegistry, out: _Collector) -> None:
+    name = data.get("name")
+    if isinstance(name, str) and not _PIPELINE_NAME_RE.match(name):
+        out.add(
+            "E106",
+            ("name",),
+            f"invalid pipeline name {name!r}",
+            "use lowercase letters, digits, '-' and '_' only",
+        )
+    _check_providers(data, out)
+    _check_numbers(("backpressure",), data.get("backpressure"), out)
+    routes = data.get("routes")
+    if not isinstance(routes, dict):
+        return
+    for route_id, route in routes.items():
+        base: PathKey = ("routes", route_id)
+        if not _ROUTE_ID_RE.match(route_id):
+            out.add(
+                "E106",
+                base,
+                f"invalid route id {route_id!r}",
+                "start with a letter or '_', then letters, digits, '_' or '-'",
+                at_key=True,
+            )
+        if not isinstance(route, dict):
+            continue
+        _check_numbers((*base, "backpressure"), route.get("backpressure"), out)
+        inbound = route.get("inbound")
+        if isinstance(inbound, dict):
+            concurrency, prefetch = inbound.get("concurrency", 1), inbound.get("prefetch")
+            if _ints(concurrency, prefetch) and prefetch < concurrency:
+                out.add(
+                    "W502",
+                    (*base, "inbound", "prefetch"),
+                    f"prefetch {prefetch} is below concurrency {concurrency}: at most "
+                    f"{prefetch} messages run at once",
+                    f"raise prefetch to at least {concurrency}, or lower concurrency",
+                )
+        key = route.get("key")
+        if key is not None and (problem := field_path_problem(key, ("key",))):
+            out.add_problem(base, problem)
+        outbound = route.get("outbound")
+        for i, item in enumerate(outbound if isinstance(outbound, list) else [outbound]):
+            if isinstance(item, dict) and "condition" in item:
+                where: PathKey = (*base, "outbound", i) if isinstance(outbound, list) else (
+                    *base, "outbound",
+                )  # fmt: skip
+                for problem in condition_problems(item["condition"], ("condition",)):
+                    out.add_problem(where, problem)
+        adapters = route.get("adapters")
+        if isinstance(adapters, list):
+            for index, adapter in enumerate(adapters):
+                if isinstance(adapter, dict):
+                    _check_adapter((*base, "adapters", index), adapter, registry, out)
+
+
+def _ints(*values: Any) -> bool:
+    return all(isinstance(v, int) and not isinstance(v, bool) for v in values)
+
+
+def _check_numbers(path: PathKey, backpressure: Any, out: _Collector) -> None:
+    if not isinstance(backpressure, dict):
+        return
+    low: Any = backpressure.get("min_concurrency")
+    high: Any = backpressure.get("max_concurrency")
+    if _ints(low, high) and low > high:
+        out.add(
+            "E404",
+            (*path, "min_concurrency"),
+            f"min_concurrency {low} is above max_concurrency {high}",
+            "make min_concurrency <= max_concurrency",
+        )
+
+
+def _check_providers(data: dict[str, Any], out: _Collector) -> None:
+    queue = data.get("queue")
+    if isinstance(queue, dict) and isinstance(provider := queue.get("provider"), str):
+        if provider not in PROVIDERS:
+            close = difflib.get_close_matches(provider, sorted(PROVIDERS), n=1)
+            hint = f"did you mean '{close[0]}'? " if close else ""
+            out.add(
+                "E401",
+                ("queue", "provider"),
+                f"unknown queue provider {provider!r}",
+                f"{hint}providers: {', '.join(sorted(PROVIDERS))}",
+            )
+        elif provider == "file" and not queue.get("path"):
+            out.add(
+                "E406",
+                ("queue",),
+                "the file provider needs `path` (the folder of the .jsonl queue files)",
+                "add `path: ./data` to `queue:`",
+            )
+    storage = data.get("storage")
+    if isinstance(storage, dict) and isinstance(uri := storage.get("uri"), str):
+        scheme = uri.split("://", 1)[0] if "://" in uri else ""
+        if scheme not in STORAGE_SCHEMES:
+            out.add(
+                "E403",
+                ("storage", "uri"),
+                f"unknown storage URI scheme in {uri!r}",
+                "use file://PATH, s3://BUCKET/PREFIX or minio://BUCKET/PREFIX",
+            )
+
+
+def _check_adapter(
+    path: PathKey, adapter: dict[str, Any], registry: AdapterRegistry, out: _Collector
+) -> None:
+    if "condition" in adapter:
+        for problem in condition_problems(adapter["condition"], ("condition",)):
+            out.add_problem(path, problem)
+    type_name = adapter.get("type")
+    if not isinstance(type_name, str):
+        return
+    try:
+        cls = registry.resolve(type_name)
+    except UnknownAdapterError as exc:
+        hint = f"did you mean '{exc.suggestions[0]}'? " if exc.suggestions else ""
+        out.add(
+            "E103",
+            (*path, "type"),
+            str(exc),
+            f"{hint}register the adapter, or use `package.module:ClassName`; known: "
+            f"{', '.join(registry.names())}",
+        )
+        return
+    except AdapterRegistrationError as exc:
+        out.add("E107", (*path, "type"), str(exc), "fix the adapter class or the dotted path")
+        return
+    config = adapter.get("config")
+    config = {} if config is None else config
+    if isinstance(config, dict):
+        _check_adapter_config((*path, "config"), cls, config, out)
+
+
+def _check_adapter_config(
+    path: PathKey, cls: type[Adapter], config: dict[str, Any], out: _Collector
+) -> None:
+    errors = list(jsonschema.Draft202012Validator(cls.config_schema).iter_errors(config))
+    for error in errors:
+        _schema_issue(path, cls, error, out)
+    if not errors:
+        for problem in cls.check_config(config):
+            out.add_problem(path, problem)
+
+
+def _schema_issue(
+    path: PathKey, cls: type[Adapter], error: jsonschema.ValidationError, out: _Collector
+) -> None:
+    at: PathKey = (*path, *error.absolute_path)
+    instance = error.instance
+    schema = error.schema if isinstance(error.schema, dict) else {}
+    properties = sorted(schema.get("properties", {}))
+    if error.validator == "additionalProperties" and isinstance(instance, dict):
+        for key in sorted(set(instance) - set(properties)):
+            close = difflib.get_close_matches(key, properties, n=1)
+            hint = f"did you mean '{close[0]}'? " if close else ""
+            fields = ", ".join(properties) or "none"
+            out.add(
+                "E301",
+                (*at, key),
+                f"unknown config field '{key}' for adapter '{cls.name}'",
+                f"{hint}fields of '{cls.name}': {fields}",
+                at_key=True,
+            )
+    elif error.validator == "required" and isinstance(instance, dict):
+        for key in schema.get("required", []):
+            if key not in instance:
+                out.add(
+                    "E302",
+                    at,
+                    f"adapter '{cls.name}' needs config field '{key}'",
+                    f"add `{key}:` under `config:`",
+                    at_key=True,
+                )
+    else:
+        where = format_path(at)
+        out.add("E303", at, f"{where}: {error.message}", "fix the value to match the schema")
+
+
+# -- 3. references ------------------------------------------------------------------
+
+
+def _check_references(config: PipelineConfig, registry: AdapterRegistry, out: _Collector) -> None:
+    graph = QueueGraph.of(config)
+    provider = config.queue.provider if config.queue else None
+    init = config.init_message
+    if init is not None and init.route not in config.routes:
+        close = difflib.get_close_matches(init.route, list(config.routes), n=1)
+        hint = f"did you mean '{close[0]}'? " if close else ""
+        out.add(
+            "E201",
+            ("init_message", "route"),
+            f"init_message.route '{init.route}' names no route",
+            f"{hint}routes: {', '.join(config.routes)}",
+        )
+    init_route = config.routes.get(init.route) if init else None
+    init_queue = init_route.inbound.queue if init_route else None
+    inbound_queues = {r.inbound.queue for r in config.routes.values()}
+    for route_id, route in config.routes.items():
+        base: PathKey = ("routes", route_id)
+        queue = route.inbound.queue
+        written = queue in graph.writers
+        if not written and queue != init_queue and provider is None:
+            out.add(
+                "E202",
+                (*base, "inbound", "queue"),
+                f"route '{route_id}' reads '{queue}', which no route writes and no queue "
+                "provider serves",
+                "add a `queue: {provider: ...}` section so it is read from a broker or file, "
+                "point another route's outbound at it, or make it the init_message route",
+            )
+        if queue in {o.queue for o in route.outbound} and not route.loop:
+            index = next(i for i, o in enumerate(route.outbound) if o.queue == queue)
+            out.add(
+                "E204",
+                (*base, "outbound", index, "queue"),
+                f"route '{route_id}' writes its own inbound queue '{queue}'",
+                "write to another queue, or set `loop: true` on the route if the loop is "
+                "meant (and make sure it ends)",
+            )
+        for index, outbound in enumerate(route.outbound):
+            _check_queue_name(provider, outbound.queue, (*base, "outbound", index, "queue"), out)
+        _check_queue_name(provider, queue, (*base, "inbound", "queue"), out)
+        dlq = _dead_letter_queue(config, route_id)
+        if dlq is not None:
+            if dlq in inbound_queues:
+                out.add(
+                    "E205",
+                    _dlq_path(config, route_id),
+                    f"dead-letter queue '{dlq}' of route '{route_id}' is also a route's "
+                    "inbound queue: failed messages would be processed again forever",
+                    "give dead letters a queue of their own",
+                )
+            _check_queue_name(provider, dlq, _dlq_path(config, route_id), out)
+        _check_route_warnings(config, route_id, registry, out)
+    for cycle in graph.cycles(config):
+        if not any(config.routes[r].loop for r in cycle):
+            out.add(
+                "E203",
+                ("routes", cycle[0]),
+                "routes form a cycle: " + " -> ".join([*cycle, cycle[0]]),
+                "set `loop: true` on one route of the cycle if it is meant, or break it",
+                at_key=True,
+            )
+    if init is None and provider is None:
+        out.add(
+            "W504",
+            ("routes",),
+            "nothing starts the pipeline: no init_message and no queue provider",
+            "add `init_message:` naming the first route, or a `queue:` provider to read from",
+            at_key=True,
+        )
+
+
+def _dead_letter_queue(config: PipelineConfig, route_id: str) -> str | None:
+    route = config.routes[route_id]
+    for handling in (route.error_handling, config.error_handling):
+        if handling is not None and handling.dead_letter_queue:
+            return handling.dead_letter_queue
+    return None
+
+
+def _dlq_path(config: PipelineConfig, route_id: str) -> PathKey:
+    route = config.routes[route_id]
+    if route.error_handling is not None and route.error_handling.dead_letter_queue:
+        return ("routes", route_id, "error_handling", "dead_letter_queue")
+    return ("error_handling", "dead_letter_queue")
+
+
+def _check_queue_name(provider: str | None, name: str, path: PathKey, out: _Collector) -> None:
+    if provider is None:
+        return
+    rule = queue_name_problem(provider, name)
+    if rule is not None:
+        out.add("E402", path, f"queue name '{name}' is not valid for {provider}", rule)
+
+
+def _is_stateful(registry: AdapterRegistry, type_name: str) -> bool:
+    try:
+        return registry.resolve(type_name).stateful
+    except (UnknownAdapterError, AdapterRegistrationError):
+        return False  # already reported as E103 / E107
+
+
+def _check_route_warnings(
+    config: PipelineConfig, route_id: str, registry: AdapterRegistry, out: _Collector
+) -> None:
+    route = config.routes[route_id]
+    base: PathKey = ("routes", route_id)
+    registry_stateful = [i for i, a in enumerate(route.adapters) if _is_stateful(registry, a.type)]
+    if registry_stateful and route.key is None:
+        index = registry_stateful[0]
+        out.add(
+            "W501",
+            (*base, "adapters", index, "type"),
+            f"stateful adapter '{route.adapters[index].type}' on a route without `key:`: "
+            "all of its state sits on one worker",
+            "add `key: <field path>` to the route so the state is spread by key",
+        )
+    if route.key is not None and not registry_stateful:
+        out.add(
+            "W505",
+            (*base, "key"),
+            f"route '{route_id}' has `key:` but no stateful adapter: keying only adds an "
+            "exchange between workers",
+            "remove `key:`, or add the stateful adapter that needs it",
+        )
+    if route.outbound and all(o.condition is not None for o in route.outbound):
+        out.add(
+            "W503",
+            (*base, "outbound"),
+            f"every outbound of route '{route_id}' has a condition: results matching none "
+            "of them are dropped",
+            "add an outbound without a condition as a catch-all",
+            at_key=True,
+        )

@@ -1,0 +1,95 @@
+"""The message that flows between adapters, and its wire envelope.
+
+The envelope is the seed system's: `message_id`, `correlation_id` (the lineage row that
+produced the message), `execution_id`, `route_id`, `stage` (the adapter that emitted it),
+`timestamp` (ISO-8601 UTC, microseconds), `payload`, `metadata`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from typing import Any
+
+from factflow.types import JsonDict
+
+ENVELOPE_FIELDS = (
+    "message_id",
+    "correlation_id",
+    "execution_id",
+    "route_id",
+    "stage",
+    "timestamp",
+    "payload",
+    "metadata",
+)
+
+
+def new_message_id() -> str:
+    return str(uuid.uuid4())
+
+
+def content_hash(value: Any) -> str:
+    """SHA-256 of a value's canonical JSON (sorted keys), stable across processes."""
+    canonical = json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def utc_now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="microseconds")
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """One message: a payload with its metadata and lineage identifiers.
+
+    Messages are immutable; `derive` makes a child that points back at its parent.
+    """
+
+    payload: Any
+    metadata: JsonDict = field(default_factory=dict)
+    message_id: str = field(default_factory=new_message_id)
+    correlation_id: str | None = None
+    execution_id: str | None = None
+    route_id: str | None = None
+    stage: str | None = None
+    timestamp: str = field(default_factory=utc_now_iso)
+
+    def derive(self, payload: Any = None, metadata: JsonDict | None = None) -> Message:
+        """A child message: new id, the parent's id as `correlation_id`, metadata merged.
+
+        `payload=None` keeps the parent's payload; `metadata` is merged over the parent's.
+        """
+        merged = {**self.metadata, **(metadata or {})}
+        return replace(
+            self,
+            payload=self.payload if payload is None else payload,
+            metadata=merged,
+            message_id=new_message_id(),
+            correlation_id=self.message_id,
+            timestamp=utc_now_iso(),
+        )
+
+    def with_changes(self, **changes: Any) -> Message:
+        """A copy with the given envelope fields replaced (same message id unless given)."""
+        return replace(self, **changes)
+
+    def to_envelope(self) -> JsonDict:
+        return {name: getattr(self, name) for name in ENVELOPE_FIELDS}
+
+    @classmethod
+    def from_envelope(cls, data: Any) -> Message:
+        """A message from an envelope dict, or from a bare payload.
+
+        A dict with a `payload` key is an envelope; anything else is the payload itself.
+        """
+        if isinstance(data, dict) and "payload" in data:
+            known = {k: data[k] for k in ENVELOPE_FIELDS if k in data and data[k] is not None}
+            metadata = known.get("metadata")
+            if not isinstance(metadata, dict):
+                known["metadata"] = {}
+            return cls(**known)
+        return cls(payload=data)
