@@ -74,7 +74,9 @@ class RetryPolicy:
         """Seconds to wait before retry number `attempt` (1-based)."""
         if self.backoff == "fixed":
             return self.retry_delay_seconds
-        return float(min(self.retry_delay_seconds * 2 ** (attempt - 1), self.max_retry_delay_seconds))
+        return float(
+            min(self.retry_delay_seconds * 2 ** (attempt - 1), self.max_retry_delay_seconds)
+        )
 
 
 @dataclass(frozen=True, slots=True)

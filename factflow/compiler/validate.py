@@ -74,7 +74,7 @@ def validate(
     strict = strict_from_env() if strict is None else strict
     out = _Collector(loaded)
     config: PipelineConfig | None = None
-    if isinstance(loaded.data, dict) and not loaded.issues:
+    if isinstance(loaded.data, dict):
         config = _check_structure(loaded.data, out)
         _check_raw(loaded.data, registry, out)
         if config is not None:

@@ -1,0 +1,5 @@
+"""`python -m factflow ...` runs the CLI."""
+
+from factflow.cli import main
+
+main()

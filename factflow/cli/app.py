@@ -1,0 +1,21 @@
+"""The root `factflow` typer app; command groups are added here."""
+
+from __future__ import annotations
+
+import typer
+
+from factflow.cli.compile import compile_command
+from factflow.cli.config import config_app
+
+app = typer.Typer(
+    name="factflow",
+    help="Declarative message pipelines compiled into Bytewax dataflows.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+app.command("compile")(compile_command)
+app.add_typer(config_app, name="config")
+
+
+def main() -> None:
+    app()

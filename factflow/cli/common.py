@@ -1,0 +1,36 @@
+"""Options and output helpers shared by the CLI's commands."""
+
+from __future__ import annotations
+
+import json
+from enum import StrEnum
+from typing import Any
+
+import typer
+
+from factflow.compiler.compile import CompileResult, compile_file
+from factflow.compiler.render import render_report
+
+
+class Validation(StrEnum):
+    strict = "strict"
+    warn = "warn"
+
+
+def emit_json(data: Any) -> None:
+    typer.echo(json.dumps(data, indent=2, ensure_ascii=False, default=str))
+
+
+def strictness(validation: Validation | None) -> bool | None:
+    """None lets FACTFLOW_CONFIG_VALIDATOR_STRICT decide."""
+    return None if validation is None else validation is Validation.strict
+
+
+def compile_and_report(path: str, validation: Validation | None) -> CompileResult:
+    return compile_file(path, strict=strictness(validation))
+
+
+def echo_report(result: CompileResult) -> None:
+    """Issues (if any) go to stderr so stdout stays the plan."""
+    if result.report.issues or not result.report.is_valid:
+        typer.echo(render_report(result), err=True)
