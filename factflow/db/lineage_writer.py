@@ -1,0 +1,232 @@
+"""The worker-side lineage buffer: rows are collected during an epoch and written with COPY.
+
+One `flush` per epoch, inside the epoch (before any ack), is one COPY in one transaction:
+never a round trip per message. A row's id exists before it is written, so emitted
+messages can carry it as their `correlation_id`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+import uuid
+from dataclasses import astuple, dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+
+import psycopg
+
+from factflow.db.connection import DbConnection
+from factflow.db.exceptions import DatabaseError
+from factflow.types import JsonDict
+
+LineageStatus = Literal[
+    "pending", "processing", "completed", "failed", "filtered", "dead_lettered", "cancelled"
+]
+
+LINEAGE_COLUMNS = (
+    "id",
+    "execution_id",
+    "route_id",
+    "adapter_name",
+    "adapter_index",
+    "stage_name",
+    "message_id",
+    "parent_id",
+    "status",
+    "attempts",
+    "input_hash",
+    "output_hash",
+    "error",
+    "started_at",
+    "completed_at",
+    "duration_ms",
+    "batch_id",
+    "storage_key",
+    "metadata",
+)
+_COLUMN_LIST = ", ".join(LINEAGE_COLUMNS)
+_COPY = f"COPY lineage ({_COLUMN_LIST}) FROM STDIN"
+_COPY_STAGING = f"COPY lineage_staging ({_COLUMN_LIST}) FROM STDIN"
+
+
+def new_row_id() -> uuid.UUID:
+    """A UUIDv7: time-ordered, so the primary key index grows at its right edge."""
+    millis = time.time_ns() // 1_000_000
+    value = (millis & ((1 << 48) - 1)) << 80 | int.from_bytes(os.urandom(10), "big")
+    value = (value & ~(0xF << 76)) | (0x7 << 76)
+    value = (value & ~(0x3 << 62)) | (0x2 << 62)
+    return uuid.UUID(int=value)
+
+
+def parse_row_id(value: str | uuid.UUID | None) -> uuid.UUID | None:
+    """A message's `correlation_id` as a lineage parent id; None when it is not one.
+
+    Messages from producers outside factflow may carry any correlation id; those start a
+    new lineage tree instead of failing the COPY.
+    """
+    if value is None or isinstance(value, uuid.UUID):
+        return value
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class LineageRecord:
+    """One adapter invocation on one input message; fields in the table's column order."""
+
+    id: uuid.UUID
+    execution_id: uuid.UUID
+    route_id: str
+    adapter_name: str
+    adapter_index: int
+    stage_name: str
+    message_id: str
+    parent_id: uuid.UUID | None
+    status: LineageStatus
+    attempts: int
+    input_hash: str | None
+    output_hash: str | None
+    error: str | None
+    started_at: datetime
+    completed_at: datetime | None
+    duration_ms: float | None
+    batch_id: str | None
+    storage_key: str | None
+    metadata: JsonDict = field(default_factory=dict)
+
+
+class LineageWriter:
+    """Buffers lineage rows of one execution and writes them with one COPY per flush.
+
+    Not thread-safe: one writer per worker. A failed flush raises DatabaseError and keeps
+    its rows, so the caller may retry (the retry skips rows a lost commit already wrote)
+    or let the epoch fail.
+    """
+
+    def __init__(self, execution_id: uuid.UUID) -> None:
+        self.execution_id = execution_id
+        self._rows: list[tuple[Any, ...]] = []
+        self._retrying = False
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    def record(
+        self,
+        *,
+        route_id: str,
+        adapter_name: str,
+        adapter_index: int,
+        message_id: str,
+        status: LineageStatus,
+        started_at: datetime,
+        completed_at: datetime | None = None,
+        stage_name: str | None = None,
+        parent_id: uuid.UUID | None = None,
+        attempts: int = 1,
+        input_hash: str | None = None,
+        output_hash: str | None = None,
+        error: str | None = None,
+        duration_ms: float | None = None,
+        batch_id: str | None = None,
+        storage_key: str | None = None,
+        metadata: JsonDict | None = None,
+        row_id: uuid.UUID | None = None,
+    ) -> uuid.UUID:
+        """Buffer one row; returns its id (the emitted messages' correlation_id).
+
+        `stage_name` defaults to the adapter name; `duration_ms` to completed - started.
+        """
+        if duration_ms is None and completed_at is not None:
+            duration_ms = (completed_at - started_at).total_seconds() * 1000.0
+        row_id = row_id or new_row_id()
+        # metadata goes as JSON text: COPY's text format lets the server parse it as jsonb
+        self._rows.append(
+            (
+                row_id,
+                self.execution_id,
+                route_id,
+                adapter_name,
+                adapter_index,
+                stage_name or adapter_name,
+                message_id,
+                parent_id,
+                status,
+                attempts,
+                input_hash,
+                output_hash,
+                error,
+                started_at,
+                completed_at,
+                duration_ms,
+                batch_id,
+                storage_key,
+                json.dumps(metadata) if metadata else "{}",
+            )
+        )
+        return row_id
+
+    def add(self, record: LineageRecord) -> uuid.UUID:
+        """Buffer a prepared record (its execution_id is kept as given)."""
+        values = astuple(record)
+        self._rows.append((*values[:-1], json.dumps(record.metadata)))
+        return record.id
+
+    def discard(self) -> int:
+        """Drop the buffered rows (an epoch abandoned on purpose); returns how many."""
+        dropped = len(self._rows)
+        self._rows = []
+        self._retrying = False
+        return dropped
+
+    def flush(self, conn: DbConnection) -> int:
+        """Write the buffered rows durably (one COPY, one commit); returns how many.
+
+        Inside a caller's transaction the rows are durable when that transaction commits.
+        """
+        if not self._rows:
+            return 0
+        # unlike a broker sink, the rows are kept on failure: the epoch's messages are
+        # not acked yet, and a retry must write the same ids their children point at
+        try:
+            if self._retrying:
+                self._copy_deduplicated(conn)
+            else:
+                self._copy(conn)
+        except psycopg.Error as exc:
+            self._retrying = True
+            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            msg = (
+                f"lineage flush of {len(self._rows)} rows for execution {self.execution_id} "
+                f"failed: {reason}"
+            )
+            raise DatabaseError(msg) from exc
+        written = len(self._rows)
+        self._rows = []
+        self._retrying = False
+        return written
+
+    def _copy(self, conn: DbConnection) -> None:
+        with conn.transaction(), conn.cursor() as cur, cur.copy(_COPY) as copy:
+            for row in self._rows:
+                copy.write_row(row)
+
+    def _copy_deduplicated(self, conn: DbConnection) -> None:
+        # the failed attempt may have committed before the connection broke; the retry
+        # goes through a staging table so that already written ids are skipped
+        with conn.transaction(), conn.cursor() as cur:
+            cur.execute(
+                "CREATE TEMP TABLE IF NOT EXISTS lineage_staging"
+                " (LIKE lineage INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
+            )
+            with cur.copy(_COPY_STAGING) as copy:
+                for row in self._rows:
+                    copy.write_row(row)
+            cur.execute(
+                f"INSERT INTO lineage ({_COLUMN_LIST}) SELECT {_COLUMN_LIST}"
+                " FROM lineage_staging ON CONFLICT (id) DO NOTHING"
+            )
