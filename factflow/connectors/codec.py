@@ -1,0 +1,63 @@
+"""Records <-> messages: the seed system's envelope, or `raw` bodies.
+
+Sources accept both an envelope (a mapping with `payload`) and a bare payload; a record
+that cannot be decoded becomes an `Undecodable` item for the dead letters, never an
+exception that would stop the flow.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Any
+
+import msgpack
+
+from factflow.dataflows.deadletter import DeadLetter, Undecodable
+from factflow.messages import Message
+
+_RECORD_NAMESPACE = uuid.UUID("0b9e3a52-8f43-4d7c-b1b4-52c3a9d6e8f0")
+
+
+def record_id(queue: str, position: object) -> str:
+    """A stable id for a record without one, so a re-read record keeps its id."""
+    return str(uuid.uuid5(_RECORD_NAMESPACE, f"{queue}@{position}"))
+
+
+def message_from_data(data: Any, *, raw: bool, queue: str, position: object) -> Message:
+    message = Message(payload=data) if raw else Message.from_envelope(data)
+    if raw or not (isinstance(data, dict) and "message_id" in data):
+        message = message.with_changes(message_id=record_id(queue, position))
+    return message
+
+
+def decode_json_line(
+    line: bytes, *, raw: bool, queue: str, position: object
+) -> Message | Undecodable:
+    try:
+        data = json.loads(line)
+    except (ValueError, UnicodeDecodeError) as exc:
+        return Undecodable(queue, line.decode("utf-8", "replace"), f"not JSON: {exc}")
+    return message_from_data(data, raw=raw, queue=queue, position=position)
+
+
+def item_to_data(item: Message | DeadLetter) -> dict[str, Any]:
+    return item.to_dict() if isinstance(item, DeadLetter) else item.to_envelope()
+
+
+def encode_json_line(item: Message | DeadLetter) -> bytes:
+    return json.dumps(item_to_data(item), ensure_ascii=False, default=str).encode() + b"\n"
+
+
+def encode_msgpack(item: Message | DeadLetter) -> bytes:
+    return msgpack.packb(item_to_data(item), default=str)  # type: ignore[no-any-return]
+
+
+def decode_msgpack(
+    body: bytes, *, raw: bool, queue: str, position: object
+) -> Message | Undecodable:
+    try:
+        data = msgpack.unpackb(body)
+    except Exception as exc:  # msgpack raises several unrelated types for bad input
+        return Undecodable(queue, body[:1000].decode("utf-8", "replace"), f"not msgpack: {exc}")
+    return message_from_data(data, raw=raw, queue=queue, position=position)

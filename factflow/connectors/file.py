@@ -1,0 +1,141 @@
+"""The `file` provider: queue Q is `<path>/<Q with / as _>.jsonl`, one record per line.
+
+Sources read a file from their byte offset to EOF and then end; the offset is the
+snapshot, so a killed run resumes where it was. With K partitions per queue (one per
+worker) partition k takes lines k, k+K, ... so every worker has a share. Sinks append
+whole lines with one `write` per batch on an O_APPEND descriptor (several workers and
+processes can share a file) and fsync before the batch returns, so the epoch closes only
+on durable output.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
+from bytewax.outputs import DynamicSink, StatelessSinkPartition
+
+from factflow.compiler.naming import queue_file_name
+from factflow.connectors.codec import decode_json_line, encode_json_line
+from factflow.dataflows.deadletter import DeadLetter, Undecodable
+from factflow.messages import Message
+
+log = logging.getLogger(__name__)
+
+BATCH_LINES = 1000
+
+
+def queue_path(folder: str | Path, queue: str) -> Path:
+    return Path(folder) / queue_file_name(queue)
+
+
+@dataclass(frozen=True, slots=True)
+class FileOffset:
+    """Where a partition is: the byte offset and the index of the next line."""
+
+    byte: int = 0
+    line: int = 0
+
+
+class _FilePartition(StatefulSourcePartition[Message | Undecodable, FileOffset]):
+    def __init__(
+        self, queue: str, path: Path, raw: bool, part: int, parts: int, at: FileOffset
+    ) -> None:
+        self._queue, self._raw = queue, raw
+        self._part, self._parts = part, parts
+        self._line = at.line
+        self._file = path.open("rb") if path.exists() else None
+        if self._file is None:
+            log.warning("file queue %s has no file %s: nothing to read", queue, path)
+        else:
+            self._file.seek(at.byte)
+
+    def next_batch(self) -> list[Message | Undecodable]:
+        if self._file is None:
+            raise StopIteration
+        batch: list[Message | Undecodable] = []
+        for _ in range(BATCH_LINES):
+            line = self._file.readline()
+            if not line:
+                break
+            if not line.endswith(b"\n"):
+                # a line still being written: read it again next time
+                self._file.seek(-len(line), os.SEEK_CUR)
+                break
+            index = self._line
+            self._line += 1
+            if index % self._parts != self._part or not line.strip():
+                continue
+            batch.append(decode_json_line(line, raw=self._raw, queue=self._queue, position=index))
+        if not batch and self._at_eof():
+            raise StopIteration
+        return batch
+
+    def _at_eof(self) -> bool:
+        assert self._file is not None
+        here = self._file.tell()
+        return here >= os.fstat(self._file.fileno()).st_size
+
+    def snapshot(self) -> FileOffset:
+        return FileOffset(self._file.tell() if self._file else 0, self._line)
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+
+
+class FileSource(FixedPartitionedSource[Message | Undecodable, FileOffset]):
+    def __init__(
+        self, folder: str | Path, queue: str, *, raw: bool = False, partitions: int = 1
+    ) -> None:
+        if partitions < 1:
+            msg = f"partitions must be >= 1, got {partitions}"
+            raise ValueError(msg)
+        self.path = queue_path(folder, queue)
+        self.queue, self.raw, self.partitions = queue, raw, partitions
+
+    def list_parts(self) -> list[str]:
+        return [str(k) for k in range(self.partitions)]
+
+    def build_part(self, step_id: str, for_part: str, resume_state: Any) -> _FilePartition:
+        at = resume_state if isinstance(resume_state, FileOffset) else FileOffset()
+        return _FilePartition(self.queue, self.path, self.raw, int(for_part), self.partitions, at)
+
+
+class _FileSinkPartition(StatelessSinkPartition[Message | DeadLetter]):
+    def __init__(self, path: Path, fsync: bool) -> None:
+        self._path = path
+        self._fd: int | None = None  # opened on the first write: no empty files
+        self._fsync = fsync
+
+    def write_batch(self, items: list[Message | DeadLetter]) -> None:
+        if not items:
+            return
+        if self._fd is None:
+            self._path.parent.mkdir(parents=True, exist_ok=True)
+            self._fd = os.open(self._path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        data = b"".join(encode_json_line(item) for item in items)
+        view = memoryview(data)
+        while view:
+            written = os.write(self._fd, view)
+            view = view[written:]
+        if self._fsync:
+            os.fsync(self._fd)
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+
+class FileSink(DynamicSink[Message | DeadLetter]):
+    def __init__(self, folder: str | Path, queue: str, *, fsync: bool = True) -> None:
+        self.path = queue_path(folder, queue)
+        self.fsync = fsync
+
+    def build(self, step_id: str, worker_index: int, worker_count: int) -> _FileSinkPartition:
+        return _FileSinkPartition(self.path, self.fsync)

@@ -1,0 +1,224 @@
+"""Running one adapter over a batch: the gate, retries, circuit breaker, adaptive
+concurrency, ids of emitted messages, and stage storage.
+
+A batch never raises: every message ends as outputs or as one dead letter.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from factflow.adapters.base import Adapter, Context
+from factflow.compiler.conditions import Predicate, compile_condition
+from factflow.compiler.plan import AdapterStep, RoutePlan
+from factflow.dataflows.backpressure import ConcurrencyController
+from factflow.dataflows.circuit import CircuitBreaker, CircuitOpenError
+from factflow.dataflows.deadletter import REASON_CIRCUIT_OPEN, REASON_FAILED, DeadLetter
+from factflow.dataflows.loop import worker_loop
+from factflow.messages import Message
+
+# Emitted message ids are derived from the input id and the step, so a message replayed
+# after a crash gets the same ids again and idempotent sinks absorb the duplicate.
+_ID_NAMESPACE = uuid.UUID("6f1c5d4e-2b0a-4f5e-9c61-7a4e3f0b8d21")
+
+Outcome = Message | DeadLetter
+
+
+@dataclass
+class StepRuntime:
+    """What every invocation of one adapter step shares within a process."""
+
+    route: RoutePlan
+    step: AdapterStep
+    execution_id: str
+    storage: Any
+    breaker: CircuitBreaker
+    concurrency: ConcurrencyController
+
+
+def child_id(parent_id: str, step_id: str, index: int) -> str:
+    return str(uuid.uuid5(_ID_NAMESPACE, f"{parent_id}/{step_id}/{index}"))
+
+
+class AdapterInvoker:
+    """Calls one adapter of one route on batches of messages.
+
+    One invoker per process and step; it makes one adapter instance per worker thread,
+    since adapters need not be thread-safe.
+    """
+
+    def __init__(self, runtime: StepRuntime, adapter_cls: type[Adapter]) -> None:
+        self.runtime = runtime
+        self.adapter_cls = adapter_cls
+        step = runtime.step
+        self._gate: Predicate | None = compile_condition(step.condition) if step.condition else None
+        self._is_async = inspect.iscoroutinefunction(adapter_cls.process)
+        self._local = threading.local()
+
+    def adapter(self) -> Adapter:
+        adapter: Adapter | None = getattr(self._local, "adapter", None)
+        if adapter is None:
+            adapter = self.adapter_cls(self.runtime.step.config)
+            self._local.adapter = adapter
+        return adapter
+
+    def context(self, worker_index: int = 0) -> Context:
+        context: Context | None = getattr(self._local, "context", None)
+        if context is None:
+            context = Context(
+                execution_id=self.runtime.execution_id,
+                route_id=self.runtime.route.id,
+                worker_index=worker_index,
+                storage=self.runtime.storage,
+            )
+            self._local.context = context
+        return context
+
+    # -- batches -----------------------------------------------------------------
+
+    def run_batch(self, batch: list[Message]) -> list[Outcome]:
+        if self._is_async:
+            results = worker_loop().run(self._run_async_batch(batch, self.adapter()))
+        else:
+            adapter = self.adapter()
+            results = [self._run_sync(adapter, message) for message in batch]
+        out: list[Outcome] = [item for result in results for item in result]
+        return out
+
+    def run_one(self, adapter: Adapter, message: Message) -> list[Outcome]:
+        """One message through a given adapter instance (stateful steps own theirs)."""
+        if self._is_async:
+            return worker_loop().run(self._run_async(adapter, message))
+        return self._run_sync(adapter, message)
+
+    async def _run_async_batch(self, batch: list[Message], adapter: Adapter) -> list[list[Outcome]]:
+        limit = asyncio.Semaphore(self.runtime.concurrency.limit)
+
+        async def bounded(message: Message) -> list[Outcome]:
+            async with limit:
+                return await self._run_async(adapter, message)
+
+        return await asyncio.gather(*(bounded(m) for m in batch))
+
+    # -- one message ---------------------------------------------------------------
+    # The sync and async paths differ only in how they call and wait; the decisions are
+    # shared in _refused, _on_failure and _on_success.
+
+    def _run_sync(self, adapter: Adapter, message: Message) -> list[Outcome]:
+        if self._gate is not None and not self._gate(message):
+            return [message]
+        attempt = 0
+        while True:
+            attempt += 1
+            if refused := self._refused(message, attempt):
+                return [refused]
+            started = time.perf_counter()
+            try:
+                outputs = _as_list(adapter.process(message, self.context()))
+            except Exception as exc:
+                verdict = self._on_failure(message, exc, attempt, started)
+                if isinstance(verdict, DeadLetter):
+                    return [verdict]
+                time.sleep(verdict)
+                continue
+            return self._on_success(message, outputs, started)
+
+    async def _run_async(self, adapter: Adapter, message: Message) -> list[Outcome]:
+        if self._gate is not None and not self._gate(message):
+            return [message]
+        attempt = 0
+        while True:
+            attempt += 1
+            if refused := self._refused(message, attempt):
+                return [refused]
+            started = time.perf_counter()
+            try:
+                result = adapter.process(message, self.context())
+                outputs = _as_list(await result if inspect.isawaitable(result) else result)
+            except Exception as exc:
+                verdict = self._on_failure(message, exc, attempt, started)
+                if isinstance(verdict, DeadLetter):
+                    return [verdict]
+                await asyncio.sleep(verdict)
+                continue
+            return self._on_success(message, outputs, started)
+
+    def _refused(self, message: Message, attempt: int) -> DeadLetter | None:
+        if self.runtime.breaker.allow():
+            return None
+        exc = CircuitOpenError(f"circuit of adapter '{self.runtime.step.stage}' is open")
+        return self._dead(message, exc, attempt - 1, REASON_CIRCUIT_OPEN)
+
+    def _on_failure(
+        self, message: Message, exc: Exception, attempt: int, started: float
+    ) -> DeadLetter | float:
+        """The dead letter after the last attempt, else the seconds to wait."""
+        self.runtime.breaker.record_failure()
+        self.runtime.concurrency.observe((time.perf_counter() - started) * 1000, failed=True)
+        retry = self.runtime.route.retry
+        if attempt > retry.max_retries:
+            return self._dead(message, exc, attempt, REASON_FAILED)
+        return retry.delay(attempt)
+
+    def _on_success(
+        self, message: Message, outputs: list[Message], started: float
+    ) -> list[Outcome]:
+        self.runtime.breaker.record_success()
+        self.runtime.concurrency.observe((time.perf_counter() - started) * 1000, failed=False)
+        return self._emitted(message, outputs)
+
+    def _dead(self, message: Message, exc: BaseException, attempts: int, reason: str) -> DeadLetter:
+        step = self.runtime.step
+        return DeadLetter.of(
+            self.runtime.route.id, step.stage, step.step_id, message, exc, attempts, reason
+        )
+
+    def _emitted(self, message: Message, outputs: list[Message]) -> list[Outcome]:
+        runtime = self.runtime
+        step = runtime.step
+        emitted: list[Outcome] = []
+        for index, output in enumerate(outputs):
+            changes: dict[str, Any] = {
+                "execution_id": runtime.execution_id,
+                "route_id": runtime.route.id,
+                "stage": step.stage,
+            }
+            if output.message_id != message.message_id:
+                changes["message_id"] = child_id(message.message_id, step.step_id, index)
+                changes["correlation_id"] = message.message_id
+            emitted.append(output.with_changes(**changes))
+        if step.store and runtime.storage is not None:
+            _store(runtime, [m for m in emitted if isinstance(m, Message)])
+        return emitted
+
+
+def _as_list(result: Any) -> list[Message]:
+    if result is None:
+        return []
+    if isinstance(result, Message):
+        return [result]
+    outputs = list(result)
+    for item in outputs:
+        if not isinstance(item, Message):
+            msg = f"adapters must return factflow.Message objects, got {type(item).__name__}"
+            raise TypeError(msg)
+    return outputs
+
+
+def _store(runtime: StepRuntime, messages: list[Message]) -> None:
+    from factflow.storage import store_message
+
+    for message in messages:
+        store_message(
+            runtime.storage,
+            message,
+            execution_id=runtime.execution_id,
+            route_id=runtime.route.id,
+            stage=runtime.step.stage,
+        )

@@ -1,0 +1,77 @@
+"""`python -m bytewax.run factflow.flow`: the dataflow of the pipeline in FACTFLOW_PIPELINE.
+
+`python -m bytewax.run "factflow.flow:build('pipeline.yaml')"` names the file instead.
+Bytewax's own flags apply: `-w N` workers, `-i/-a` for several processes, and `-r DIR
+-s SECONDS -b SECONDS` (or BYTEWAX_RECOVERY_DIRECTORY ...) for a recovery directory, which
+is what lets a killed run resume. An invalid pipeline prints the compiler's report and
+exits with status 1, without a traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from bytewax.dataflow import Dataflow
+
+from factflow.compiler.compile import compile_file
+from factflow.compiler.plan import Plan
+from factflow.compiler.render import render_report
+from factflow.dataflows.build import RunOptions, build_dataflow
+from factflow.dataflows.progress import progress
+from factflow.settings import Settings
+
+DEFAULT_STORAGE_URI = "file://./output/storage"
+
+
+def load_plan(pipeline: str | Path) -> Plan:
+    """The plan of `pipeline`, or the report on stderr and exit status 1."""
+    result = compile_file(pipeline)
+    if result.report.issues:
+        print(render_report(result), file=sys.stderr)
+    if result.plan is None:
+        raise SystemExit(1)
+    return result.plan
+
+
+def run_options(plan: Plan, settings: Settings) -> RunOptions:
+    """Execution id, stage storage and source partitions from the settings."""
+    storage = None
+    if settings.store_stages:
+        from factflow.storage import open_storage
+
+        storage = open_storage(plan.storage_uri or settings.storage_uri or DEFAULT_STORAGE_URI)
+    if settings.progress_dir is not None:
+        import os
+
+        settings.progress_dir.mkdir(parents=True, exist_ok=True)
+        progress(settings.progress_dir / f"{os.getpid()}.json")
+    return RunOptions(
+        execution_id=settings.execution_id or f"local-{plan.config_hash[:12]}",
+        storage=storage,
+        source_partitions=settings.source_partitions,
+    )
+
+
+def build(pipeline: str | Path | None = None, settings: Settings | None = None) -> Dataflow:
+    """The dataflow of `pipeline` (default: FACTFLOW_PIPELINE)."""
+    settings = settings or Settings()
+    path = pipeline or settings.pipeline
+    if path is None:
+        print(
+            "factflow.flow: set FACTFLOW_PIPELINE to a pipeline YAML, or run "
+            "\"factflow.flow:build('pipeline.yaml')\"",
+            file=sys.stderr,
+        )
+        raise SystemExit(2)
+    plan = load_plan(path)
+    return build_dataflow(plan, run_options(plan, settings))
+
+
+def __getattr__(name: str) -> Dataflow:
+    # `python -m bytewax.run factflow.flow` looks up `flow`; build it only then, so that
+    # importing this module (for `build`) needs no environment.
+    if name == "flow":
+        return build()
+    msg = f"module {__name__!r} has no attribute {name!r}"
+    raise AttributeError(msg)

@@ -1,0 +1,32 @@
+"""Settings from the environment (`FACTFLOW_*`), read once per process.
+
+Tests and the server build their own `Settings(...)` and pass it in explicitly.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="FACTFLOW_", extra="ignore")
+
+    pipeline: Path | None = Field(default=None, description="pipeline YAML for factflow.flow")
+    execution_id: str | None = Field(
+        default=None, description="execution id; the same id resumes a run"
+    )
+    storage_uri: str | None = Field(
+        default=None, description="stage storage when the pipeline names none"
+    )
+    store_stages: bool = Field(default=True, description="write every stage's output")
+    recovery_dir: Path = Field(default=Path("./output/recovery"))
+    progress_dir: Path | None = Field(
+        default=None, description="folder where each worker process writes its counters"
+    )
+    source_partitions: int = Field(
+        default=1, ge=1, description="partitions per file/memory queue: workers x processes"
+    )
+    database_url: str | None = None
