@@ -50,6 +50,7 @@ def run_options(plan: Plan, settings: Settings) -> RunOptions:
         execution_id=settings.execution_id or f"local-{plan.config_hash[:12]}",
         storage=storage,
         source_partitions=settings.source_partitions,
+        inputs=dict(settings.inputs),
     )
 
 

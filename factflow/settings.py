@@ -29,4 +29,7 @@ class Settings(BaseSettings):
     source_partitions: int = Field(
         default=1, ge=1, description="partitions per file/memory queue: workers x processes"
     )
+    inputs: dict[str, str] = Field(
+        default_factory=dict, description='JSON {"queue": "file.jsonl"}: files read as queues'
+    )
     database_url: str | None = None

@@ -6,6 +6,7 @@ import typer
 
 from factflow.cli.compile import compile_command
 from factflow.cli.config import config_app
+from factflow.cli.run import run_command
 
 app = typer.Typer(
     name="factflow",
@@ -14,6 +15,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.command("compile")(compile_command)
+app.command("run")(run_command)
 app.add_typer(config_app, name="config")
 
 

@@ -89,13 +89,15 @@ class _FilePartition(StatefulSourcePartition[Message | Undecodable, FileOffset])
 
 
 class FileSource(FixedPartitionedSource[Message | Undecodable, FileOffset]):
+    """Reads `path` as queue `queue` (the provider's file, or a `--input` file)."""
+
     def __init__(
-        self, folder: str | Path, queue: str, *, raw: bool = False, partitions: int = 1
+        self, path: str | Path, queue: str, *, raw: bool = False, partitions: int = 1
     ) -> None:
         if partitions < 1:
             msg = f"partitions must be >= 1, got {partitions}"
             raise ValueError(msg)
-        self.path = queue_path(folder, queue)
+        self.path = Path(path)
         self.queue, self.raw, self.partitions = queue, raw, partitions
 
     def list_parts(self) -> list[str]:

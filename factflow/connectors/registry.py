@@ -29,9 +29,11 @@ def make_source(
 
         return MemorySource(queue, raw=raw, partitions=partitions)
     if provider == "file":
-        from factflow.connectors.file import FileSource
+        from factflow.connectors.file import FileSource, queue_path
 
-        return FileSource(_folder(settings), queue, raw=raw, partitions=partitions)
+        return FileSource(
+            queue_path(_folder(settings), queue), queue, raw=raw, partitions=partitions
+        )
     msg = f"queue provider '{provider}' has no source connector in this version of factflow"
     raise ConfigurationError(msg)
 

@@ -17,11 +17,13 @@ from typing import Any, TypeGuard, cast
 
 import bytewax.operators as op
 from bytewax.dataflow import Dataflow, Stream
+from bytewax.inputs import Source
 
 from factflow.adapters.registry import AdapterRegistry, default_registry
 from factflow.compiler.conditions import compile_condition, field_getter, is_missing
 from factflow.compiler.plan import Plan, QueueSettings, RoutePlan
 from factflow.connectors.counting import CountingSink
+from factflow.connectors.file import FileSource
 from factflow.connectors.init import InitSource
 from factflow.connectors.registry import make_sink, make_source
 from factflow.dataflows.backpressure import ConcurrencyController
@@ -48,6 +50,10 @@ class RunOptions:
     storage: Any = None
     source_partitions: int = 1
     queue_override: QueueSettings | None = None
+    inputs: dict[str, str] = field(default_factory=dict)
+    """Queue -> a JSON-lines file read instead of (or as) that queue's source."""
+    extra_sources: tuple[str, ...] = ()
+    """Queues to read from the provider even where the plan has no source for them."""
 
 
 @dataclass
@@ -84,24 +90,42 @@ def build_dataflow(
 
 
 def _add_sources(plan: Plan, queue: QueueSettings, options: RunOptions, w: _Wiring) -> None:
-    for endpoint in plan.sources:
-        readers = [plan.route(r) for r in endpoint.routes]
+    source_queues = {s.queue: list(s.routes) for s in plan.sources}
+    for name in [*options.inputs, *options.extra_sources]:
+        reading = [r.id for r in plan.routes if r.inbound_queue == name]
+        if not reading:
+            msg = f"input for queue '{name}': no route reads it"
+            raise ConfigurationError(msg)
+        source_queues.setdefault(name, reading)
+    for name, route_ids in source_queues.items():
+        readers = [plan.route(r) for r in route_ids]
         raw = any(r.format == "raw" for r in readers)
-        step = f"source__{_sid(endpoint.queue)}"
-        source = make_source(
-            endpoint.queue,
-            queue,
-            raw=raw,
-            partitions=options.source_partitions,
-            subscription=readers[0].subscription,
-        )
+        step = f"source__{_sid(name)}"
+        source: Source[Any]
+        if name in options.inputs:
+            source = FileSource(
+                options.inputs[name], name, raw=raw, partitions=options.source_partitions
+            )
+        else:
+            source = make_source(
+                name,
+                queue,
+                raw=raw,
+                partitions=options.source_partitions,
+                subscription=readers[0].subscription,
+            )
         items = op.input(step, w.flow, source)
-        decoded = op.branch(f"{step}__decoded", items, lambda item: isinstance(item, Message))
-        w.queue_inputs[endpoint.queue].append(decoded.trues)
+        decoded = op.branch(f"{step}__decoded", items, _is_decoded)
+        w.queue_inputs[name].append(decoded.trues)
         first = readers[0]
+        undecodable = cast(Stream[Undecodable], decoded.falses)
         w.dead[first.dead_letter_queue].append(
-            op.map(f"{step}__undecodable", decoded.falses, _undecodable_letter(first.id))
+            op.map(f"{step}__undecodable", undecodable, _undecodable_letter(first.id))
         )
+
+
+def _is_decoded(item: Message | Undecodable) -> TypeGuard[Message]:
+    return isinstance(item, Message)
 
 
 def _undecodable_letter(route_id: str) -> Callable[[Undecodable], DeadLetter]:

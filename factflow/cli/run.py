@@ -1,0 +1,127 @@
+"""`factflow run PIPELINE.yaml`: run a pipeline's workers here, with live progress."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
+
+from factflow.compiler.plan import Plan
+from factflow.dataflows.launch import Launch, stop
+from factflow.flow import load_plan
+from factflow.settings import Settings
+
+REFRESH_SECONDS = 0.5
+
+
+def _parse_inputs(values: list[str]) -> dict[str, str]:
+    inputs = {}
+    for value in values:
+        queue, sep, file = value.partition("=")
+        if not sep or not queue or not file:
+            msg = f"--input takes QUEUE=FILE.jsonl, got {value!r}"
+            raise typer.BadParameter(msg)
+        if not Path(file).is_file():
+            msg = f"--input {queue}: no such file {file}"
+            raise typer.BadParameter(msg)
+        inputs[queue] = str(Path(file).resolve())
+    return inputs
+
+
+def read_counts(progress_dir: Path) -> dict[str, int]:
+    """The counters of every worker process, summed."""
+    totals: dict[str, int] = {}
+    for path in progress_dir.glob("*.json"):
+        try:
+            counts = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue  # being replaced right now; next refresh reads it
+        for name, value in counts.items():
+            totals[name] = totals.get(name, 0) + int(value)
+    return totals
+
+
+def counts_table(plan: Plan, counts: dict[str, int], elapsed: float, *, final: bool) -> Table:
+    title = f"{plan.pipeline}: {'done' if final else 'running'} in {elapsed:.1f}s"
+    table = Table(title=title)
+    table.add_column("route / queue")
+    table.add_column("in", justify="right")
+    table.add_column("out", justify="right")
+    table.add_column("dead letters", justify="right")
+    table.add_column("msg/s", justify="right")
+    rate = max(elapsed, 1e-6)
+    for route in plan.routes:
+        seen = counts.get(f"route:{route.id}:in", 0)
+        table.add_row(
+            f"route {route.id}",
+            str(seen),
+            str(counts.get(f"route:{route.id}:out", 0)),
+            str(counts.get(f"route:{route.id}:dead", 0)),
+            f"{seen / rate:,.0f}",
+        )
+    queues = sorted(k.removeprefix("queue:") for k in counts if k.startswith("queue:"))
+    for queue in queues:
+        written = counts[f"queue:{queue}"]
+        table.add_row(f"queue {queue}", "", str(written), "", f"{written / rate:,.0f}")
+    return table
+
+
+def run_command(
+    pipeline: Annotated[Path, typer.Argument(help="The pipeline YAML file.")],
+    input_files: Annotated[
+        list[str] | None,
+        typer.Option("--input", "-i", help="QUEUE=FILE.jsonl: read FILE as QUEUE (repeatable)."),
+    ] = None,
+    workers: Annotated[
+        int, typer.Option("--workers", "-w", min=1, help="Workers per process.")
+    ] = 1,
+    processes: Annotated[int, typer.Option("--processes", "-p", min=1)] = 1,
+    execution_id: Annotated[
+        str | None, typer.Option(help="Run this execution again: resumes from its recovery.")
+    ] = None,
+    snapshot_seconds: Annotated[int, typer.Option(min=1, help="Epoch / snapshot interval.")] = 1,
+) -> None:
+    """Run PIPELINE as Bytewax workers here, showing messages in and out per route."""
+    plan = load_plan(pipeline)
+    settings = Settings()
+    execution = execution_id or str(uuid.uuid4())
+    run_dir = Path("output/runs") / execution
+    launch = Launch(
+        pipeline=pipeline.resolve(),
+        execution_id=execution,
+        run_dir=run_dir,
+        recovery_dir=settings.recovery_dir / execution,
+        workers=workers,
+        processes=processes,
+        inputs=_parse_inputs(input_files or []),
+        snapshot_seconds=snapshot_seconds,
+    )
+    console = Console(stderr=True)
+    console.print(f"execution {execution}: {processes} process(es) x {workers} worker(s)")
+    started = time.monotonic()
+    procs = launch.start()
+    try:
+        with Live(console=console, refresh_per_second=4, transient=True) as live:
+            while any(p.poll() is None for p in procs):
+                counts = read_counts(launch.progress_dir)
+                live.update(counts_table(plan, counts, time.monotonic() - started, final=False))
+                time.sleep(REFRESH_SECONDS)
+    except KeyboardInterrupt:
+        console.print("interrupted: stopping workers (run again with --execution-id to resume)")
+        stop(procs)
+    elapsed = time.monotonic() - started
+    Console().print(counts_table(plan, read_counts(launch.progress_dir), elapsed, final=True))
+    failed = [i for i, p in enumerate(procs) if p.returncode != 0]
+    for index in failed:
+        log = launch.log_dir / f"process-{index}.log"
+        console.print(f"[red]process {index} exited with {procs[index].returncode}[/]; log: {log}")
+        console.print(log.read_text()[-3000:])
+    console.print(f"storage and logs: {run_dir}; resume with --execution-id {execution}")
+    raise typer.Exit(1 if failed else 0)
