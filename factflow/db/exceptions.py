@@ -44,6 +44,10 @@ class NotFoundError(DatabaseError):
     """The requested row (config, execution, lineage row, archive) does not exist."""
 
 
+class ConflictError(DatabaseError):
+    """The row would clash with an existing one (a config name in use, an execution id)."""
+
+
 class IllegalTransitionError(DatabaseError):
     """An execution cannot move from its current status to the requested one.
 

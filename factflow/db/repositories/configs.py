@@ -7,10 +7,11 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
+import psycopg
 from psycopg.rows import class_row
 
 from factflow.db.connection import DbConnection
-from factflow.db.exceptions import NotFoundError
+from factflow.db.exceptions import ConflictError, NotFoundError
 
 _COLUMNS = (
     "id, version, name, description, source_type, source_path, config_yaml, config_hash, "
@@ -47,23 +48,27 @@ def create_config(
     source_type: str = "inline",
     source_path: str | None = None,
 ) -> PipelineConfig:
-    """Version 1 of a new config; a name already active raises psycopg's UniqueViolation."""
-    with conn.transaction(), conn.cursor(row_factory=class_row(PipelineConfig)) as cur:
-        cur.execute(
-            f"INSERT INTO pipeline_configs (id, version, name, description, source_type,"
-            f" source_path, config_yaml, config_hash) VALUES (%s, 1, %s, %s, %s, %s, %s, %s)"
-            f" RETURNING {_COLUMNS}",
-            (
-                uuid.uuid4(),
-                name,
-                description,
-                source_type,
-                source_path,
-                config_yaml,
-                config_hash(config_yaml),
-            ),
-        )
-        row = cur.fetchone()
+    """Version 1 of a new config; ConflictError when an active config has that name."""
+    try:
+        with conn.transaction(), conn.cursor(row_factory=class_row(PipelineConfig)) as cur:
+            cur.execute(
+                f"INSERT INTO pipeline_configs (id, version, name, description, source_type,"
+                f" source_path, config_yaml, config_hash) VALUES (%s, 1, %s, %s, %s, %s, %s, %s)"
+                f" RETURNING {_COLUMNS}",
+                (
+                    uuid.uuid4(),
+                    name,
+                    description,
+                    source_type,
+                    source_path,
+                    config_yaml,
+                    config_hash(config_yaml),
+                ),
+            )
+            row = cur.fetchone()
+    except psycopg.errors.UniqueViolation as exc:
+        msg = f"a config named {name!r} already exists; update it to add a version"
+        raise ConflictError(msg) from exc
     assert row is not None
     return row
 
@@ -172,24 +177,28 @@ def update_config(
             " WHERE id = %s AND is_active",
             (config_id,),
         )
-        with conn.cursor(row_factory=class_row(PipelineConfig)) as cur:
-            cur.execute(
-                f"INSERT INTO pipeline_configs (id, version, name, description, source_type,"
-                f" source_path, config_yaml, config_hash)"
-                f" SELECT %s, max(version) + 1, %s, %s, %s, %s, %s, %s"
-                f" FROM pipeline_configs WHERE id = %s RETURNING {_COLUMNS}",
-                (
-                    config_id,
-                    new_name,
-                    new_description,
-                    new_source_type,
-                    new_source_path,
-                    new_yaml,
-                    config_hash(new_yaml),
-                    config_id,
-                ),
-            )
-            row = cur.fetchone()
+        try:
+            with conn.cursor(row_factory=class_row(PipelineConfig)) as cur:
+                cur.execute(
+                    f"INSERT INTO pipeline_configs (id, version, name, description, source_type,"
+                    f" source_path, config_yaml, config_hash)"
+                    f" SELECT %s, max(version) + 1, %s, %s, %s, %s, %s, %s"
+                    f" FROM pipeline_configs WHERE id = %s RETURNING {_COLUMNS}",
+                    (
+                        config_id,
+                        new_name,
+                        new_description,
+                        new_source_type,
+                        new_source_path,
+                        new_yaml,
+                        config_hash(new_yaml),
+                        config_id,
+                    ),
+                )
+                row = cur.fetchone()
+        except psycopg.errors.UniqueViolation as exc:
+            msg = f"another config is named {new_name!r}"
+            raise ConflictError(msg) from exc
     assert row is not None
     return row
 

@@ -63,8 +63,8 @@ def add_dead_letters(conn: DbConnection, letters: Sequence[NewDeadLetter]) -> li
         rows = conn.execute(
             "INSERT INTO dead_letters (execution_id, route_id, queue, lineage_id, message,"
             " error_type, error, attempts, reason)"
-            " SELECT e, r, q, l, m, et, er, a, re FROM unnest(%s::uuid[], %s::text[], %s::text[], %s::uuid[],"
-            " %s::jsonb[], %s::text[], %s::text[], %s::int[], %s::text[])"
+            " SELECT e, r, q, l, m, et, er, a, re FROM unnest(%s::uuid[], %s::text[],"
+            " %s::text[], %s::uuid[], %s::jsonb[], %s::text[], %s::text[], %s::int[], %s::text[])"
             " WITH ORDINALITY AS t(e, r, q, l, m, et, er, a, re, n)"
             " ORDER BY n RETURNING id",
             (

@@ -13,7 +13,12 @@ from psycopg.rows import class_row
 from psycopg.types.json import Jsonb
 
 from factflow.db.connection import DbConnection
-from factflow.db.exceptions import DatabaseError, IllegalTransitionError, NotFoundError
+from factflow.db.exceptions import (
+    ConflictError,
+    DatabaseError,
+    IllegalTransitionError,
+    NotFoundError,
+)
 from factflow.db.repositories.events import emit_event
 from factflow.types import JsonDict
 
@@ -121,7 +126,7 @@ def create_execution(
             existing = cur.fetchone()
     except psycopg.errors.UniqueViolation as exc:
         msg = f"execution {params['id']} already exists; resume it with resume_execution"
-        raise DatabaseError(msg) from exc
+        raise ConflictError(msg) from exc
     assert existing is not None
     return existing
 

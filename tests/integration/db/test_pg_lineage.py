@@ -1,0 +1,267 @@
+"""Lineage: COPY flushes, ancestry with fan-out and filters, failures and stats."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from factflow.db import DbConnection, connect
+from factflow.db.exceptions import DatabaseError, NotFoundError
+from factflow.db.lineage_writer import LineageRecord, LineageWriter, new_row_id, parse_row_id
+from factflow.db.repositories import lineage
+from factflow.db.repositories.executions import Execution
+
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+@dataclass
+class Tree:
+    """fetch(A) fans out to split(c1, c2, c3); c1 goes on to embed(g); B is another root.
+
+    c2 was filtered, c3 failed twice then was dead-lettered.
+    """
+
+    a: uuid.UUID
+    b: uuid.UUID
+    c1: uuid.UUID
+    c2: uuid.UUID
+    c3: uuid.UUID
+    g: uuid.UUID
+
+
+def _row(
+    writer: LineageWriter,
+    *,
+    route: str,
+    adapter: str,
+    index: int,
+    parent: uuid.UUID | None,
+    status: str = "completed",
+    ms: float = 10.0,
+    **extra: object,
+) -> uuid.UUID:
+    return writer.record(
+        route_id=route,
+        adapter_name=adapter,
+        adapter_index=index,
+        message_id=str(uuid.uuid4()),
+        parent_id=parent,
+        status=status,  # type: ignore[arg-type]
+        started_at=T0,
+        completed_at=T0 + timedelta(milliseconds=ms),
+        **extra,  # type: ignore[arg-type]
+    )
+
+
+@pytest.fixture
+def tree(conn: DbConnection, execution: Execution) -> Tree:
+    writer = LineageWriter(execution.id)
+    a = _row(writer, route="fetch", adapter="http", index=0, parent=None, ms=100.0)
+    b = _row(writer, route="fetch", adapter="http", index=0, parent=None, ms=300.0)
+    c1 = _row(writer, route="split", adapter="segment", index=0, parent=a, ms=10.0)
+    c2 = _row(writer, route="split", adapter="segment", index=0, parent=a, status="filtered")
+    c3 = _row(
+        writer,
+        route="split",
+        adapter="segment",
+        index=0,
+        parent=a,
+        status="dead_lettered",
+        attempts=3,
+        error="ValueError: bad",
+    )
+    g = _row(writer, route="split", adapter="embed", index=1, parent=c1, ms=40.0)
+    assert len(writer) == 6
+    assert writer.flush(conn) == 6
+    assert len(writer) == 0
+    return Tree(a=a, b=b, c1=c1, c2=c2, c3=c3, g=g)
+
+
+def test_flush_writes_every_buffered_row_in_one_copy(
+    conn: DbConnection, execution: Execution
+) -> None:
+    writer = LineageWriter(execution.id)
+    ids = [
+        _row(writer, route="r", adapter="x", index=0, parent=None, metadata={"url": f"u{i}"})
+        for i in range(2_000)
+    ]
+    before = _commits(conn)
+    assert writer.flush(conn) == 2_000
+    # one transaction for the whole epoch, not one per row
+    assert _commits(conn) - before <= 2
+    stored = {
+        r[0]: r[1]
+        for r in conn.execute(
+            "SELECT id, metadata->>'url' FROM lineage WHERE execution_id = %s", (execution.id,)
+        )
+    }
+    assert set(stored) == set(ids)
+    assert stored[ids[7]] == "u7"
+    assert writer.flush(conn) == 0
+
+
+def _commits(conn: DbConnection) -> int:
+    conn.execute("SELECT pg_stat_clear_snapshot()")
+    row = conn.execute(
+        "SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()"
+    ).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def test_rows_round_trip_with_defaults(conn: DbConnection, tree: Tree) -> None:
+    row = lineage.get_lineage_row(conn, tree.c3)
+    assert (row.route_id, row.adapter_name, row.stage_name) == ("split", "segment", "segment")
+    assert (row.status, row.attempts, row.error) == ("dead_lettered", 3, "ValueError: bad")
+    assert row.parent_id == tree.a
+    assert row.duration_ms == pytest.approx(10.0)
+    assert row.metadata == {}
+    with pytest.raises(NotFoundError):
+        lineage.get_lineage_row(conn, uuid.uuid4())
+
+
+def test_children_are_the_fan_out(conn: DbConnection, tree: Tree) -> None:
+    assert {r.id for r in lineage.children(conn, tree.a)} == {tree.c1, tree.c2, tree.c3}
+    assert lineage.children(conn, tree.c2) == []
+
+
+def test_ancestors_walk_up_to_the_root(conn: DbConnection, tree: Tree) -> None:
+    assert [r.id for r in lineage.ancestors(conn, tree.g)] == [tree.c1, tree.a]
+    assert [r.id for r in lineage.ancestors(conn, tree.c2)] == [tree.a]
+    assert lineage.ancestors(conn, tree.a) == []
+
+
+def test_descendants_walk_down_level_by_level(conn: DbConnection, tree: Tree) -> None:
+    found = [r.id for r in lineage.descendants(conn, tree.a)]
+    assert set(found[:3]) == {tree.c1, tree.c2, tree.c3}
+    assert found[3:] == [tree.g]
+    assert [r.id for r in lineage.descendants(conn, tree.a, max_depth=1)] == found[:3]
+    assert lineage.descendants(conn, tree.b) == []
+
+
+def test_failures_list_failed_and_dead_lettered_only(conn: DbConnection, tree: Tree) -> None:
+    writer = LineageWriter(lineage.get_lineage_row(conn, tree.a).execution_id)
+    failed = _row(writer, route="fetch", adapter="http", index=0, parent=None, status="failed")
+    writer.flush(conn)
+    execution_id = writer.execution_id
+    assert {r.id for r in lineage.failures(conn, execution_id)} == {tree.c3, failed}
+    assert [r.id for r in lineage.failures(conn, execution_id, route_id="split")] == [tree.c3]
+
+
+def test_stats_per_execution_route_and_adapter(conn: DbConnection, tree: Tree) -> None:
+    execution_id = lineage.get_lineage_row(conn, tree.a).execution_id
+    total = lineage.execution_stats(conn, execution_id)
+    assert (total.total, total.completed, total.filtered, total.dead_lettered) == (6, 4, 1, 1)
+    assert (total.failed, total.in_progress, total.retries) == (0, 0, 2)
+    assert total.max_duration_ms == pytest.approx(300.0)
+    assert total.first_started_at == T0
+
+    routes = {r.route_id: r for r in lineage.route_stats(conn, execution_id)}
+    assert set(routes) == {"fetch", "split"}
+    assert routes["fetch"].total == 2
+    assert routes["fetch"].avg_duration_ms == pytest.approx(200.0)
+    assert (routes["split"].total, routes["split"].completed) == (4, 2)
+
+    adapters = lineage.adapter_stats(conn, execution_id, route_id="split")
+    assert [(a.adapter_index, a.adapter_name, a.total) for a in adapters] == [
+        (0, "segment", 3),
+        (1, "embed", 1),
+    ]
+    assert adapters[1].avg_duration_ms == pytest.approx(40.0)
+
+
+def test_rows_for_message_and_listing(conn: DbConnection, execution: Execution) -> None:
+    writer = LineageWriter(execution.id)
+    for index, adapter in enumerate(["a", "b", "c"]):
+        writer.record(
+            route_id="r",
+            adapter_name=adapter,
+            adapter_index=index,
+            message_id="same-message",
+            status="completed",
+            started_at=T0 + timedelta(seconds=index),
+        )
+    writer.add(
+        LineageRecord(
+            id=new_row_id(),
+            execution_id=execution.id,
+            route_id="other",
+            adapter_name="d",
+            adapter_index=0,
+            stage_name="d-stage",
+            message_id="m2",
+            parent_id=None,
+            status="processing",
+            attempts=1,
+            input_hash="h",
+            output_hash=None,
+            error=None,
+            started_at=T0,
+            completed_at=None,
+            duration_ms=None,
+            batch_id="b1",
+            storage_key="executions/x/other/d/m2",
+            metadata={"title": "T"},
+        )
+    )
+    writer.flush(conn)
+    rows = lineage.rows_for_message(conn, execution.id, "same-message")
+    assert [r.adapter_name for r in rows] == ["a", "b", "c"]
+    listed = lineage.list_lineage(conn, execution.id, route_id="other")
+    assert [(r.stage_name, r.batch_id, r.metadata) for r in listed] == [
+        ("d-stage", "b1", {"title": "T"})
+    ]
+    assert len(lineage.list_lineage(conn, execution.id, status="completed", limit=2)) == 2
+
+
+def test_a_failed_flush_keeps_its_rows_and_the_retry_skips_written_ids(
+    db_url: str, execution: Execution
+) -> None:
+    writer = LineageWriter(execution.id)
+    with connect(db_url) as first:
+        already = _row(writer, route="r", adapter="x", index=0, parent=None)
+        writer.flush(first)
+    # a commit that went through before the connection broke: the retry holds its id again
+    _row(writer, route="r", adapter="x", index=0, parent=None, row_id=already)
+    new = _row(writer, route="r", adapter="x", index=0, parent=None)
+    broken = connect(db_url)
+    with connect(db_url) as admin:
+        admin.execute("SELECT pg_terminate_backend(%s)", (broken.info.backend_pid,))
+    with pytest.raises(DatabaseError, match="lineage flush of 2 rows"):
+        writer.flush(broken)
+    assert len(writer) == 2
+    with connect(db_url) as retry:
+        assert writer.flush(retry) == 2
+        counts = dict(
+            retry.execute(
+                "SELECT id, count(*) FROM lineage WHERE id = ANY(%s) GROUP BY id",
+                ([already, new],),
+            ).fetchall()
+        )
+    assert counts == {already: 1, new: 1}
+
+
+def test_a_row_the_database_rejects_fails_the_flush_loudly(
+    conn: DbConnection, execution: Execution
+) -> None:
+    writer = LineageWriter(execution.id)
+    _row(writer, route="r", adapter="x", index=0, parent=None, status="exploded")
+    with pytest.raises(DatabaseError, match="check constraint"):
+        writer.flush(conn)
+    assert writer.discard() == 1
+    assert lineage.list_lineage(conn, execution.id) == []
+
+
+def test_row_ids_are_time_ordered_uuid7_and_correlation_ids_parse() -> None:
+    first = new_row_id()
+    later = [new_row_id() for _ in range(1000)]
+    assert first.version == 7
+    assert uuid.UUID(str(first)) == first
+    assert len(set(later)) == 1000
+    assert max(later) > first
+    assert parse_row_id(str(first)) == first
+    assert parse_row_id("not-a-lineage-id") is None
+    assert parse_row_id(None) is None
