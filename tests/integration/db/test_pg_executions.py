@@ -26,7 +26,10 @@ PATHS: dict[ex.ExecutionStatus, list[ex.ExecutionStatus]] = {
 
 def _new(conn: DbConnection, **kwargs: object) -> ex.Execution:
     return ex.create_execution(
-        conn, pipeline_name="p", config_snapshot={"routes": {"a": 1}}, **kwargs  # type: ignore[arg-type]
+        conn,
+        pipeline_name="p",
+        config_snapshot={"routes": {"a": 1}},
+        **kwargs,  # type: ignore[arg-type]
     )
 
 
@@ -64,9 +67,7 @@ def test_the_database_refuses_illegal_transitions_from_any_writer(conn: DbConnec
 def test_the_config_snapshot_is_immutable(conn: DbConnection) -> None:
     execution = _new(conn)
     with pytest.raises(psycopg.errors.IntegrityConstraintViolation, match="immutable"):
-        conn.execute(
-            "UPDATE executions SET config_snapshot = '{}' WHERE id = %s", (execution.id,)
-        )
+        conn.execute("UPDATE executions SET config_snapshot = '{}' WHERE id = %s", (execution.id,))
     assert ex.get_execution(conn, execution.id).config_snapshot == {"routes": {"a": 1}}
 
 

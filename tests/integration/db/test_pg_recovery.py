@@ -31,7 +31,7 @@ FINGERPRINT = step_fingerprint(["ingest.fetch", "ingest.split"])
 
 def _partitions(path: Path, count: int = 2) -> Path:
     path.mkdir(parents=True, exist_ok=True)
-    init_db_dir(path, count)
+    init_db_dir(path, count)  # type: ignore[no-untyped-call]
     for index, file in partition_files(path).items():
         with sqlite3.connect(file) as db:
             db.execute("CREATE TABLE IF NOT EXISTS probe (v TEXT)")
@@ -83,9 +83,7 @@ def test_nothing_archived_means_nothing_restored(
 def test_a_plan_with_other_step_ids_is_refused_and_nothing_is_touched(
     conn: DbConnection, execution: Execution, tmp_path: Path
 ) -> None:
-    archive_directory(
-        conn, execution.id, _partitions(tmp_path / "a"), step_fingerprint=FINGERPRINT
-    )
+    archive_directory(conn, execution.id, _partitions(tmp_path / "a"), step_fingerprint=FINGERPRINT)
     target = tmp_path / "recovery"
     target.mkdir()
     (target / "part-0.sqlite3").write_bytes(b"local state")
