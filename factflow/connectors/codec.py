@@ -14,21 +14,27 @@ from typing import Any
 import msgpack
 
 from factflow.dataflows.deadletter import DeadLetter, Undecodable
+from factflow.dataflows.ids import NameIds
 from factflow.messages import Message
 
 _RECORD_NAMESPACE = uuid.UUID("0b9e3a52-8f43-4d7c-b1b4-52c3a9d6e8f0")
+_record_ids = NameIds(_RECORD_NAMESPACE)
+_json_encoder = json.JSONEncoder(ensure_ascii=False, default=str)
 
 
 def record_id(queue: str, position: object) -> str:
     """A stable id for a record without one, so a re-read record keeps its id."""
-    return str(uuid.uuid5(_RECORD_NAMESPACE, f"{queue}@{position}"))
+    return _record_ids(f"{queue}@{position}")
 
 
 def message_from_data(data: Any, *, raw: bool, queue: str, position: object) -> Message:
-    message = Message(payload=data) if raw else Message.from_envelope(data)
-    if raw or not (isinstance(data, dict) and "message_id" in data):
-        message = message.with_changes(message_id=record_id(queue, position))
-    return message
+    # Each message is built once, with its id: no throwaway uuid4, no copy.
+    if not raw and isinstance(data, dict):
+        if "message_id" in data:
+            return Message.from_envelope(data)
+        if "payload" in data:
+            return Message.from_envelope({**data, "message_id": record_id(queue, position)})
+    return Message(payload=data, message_id=record_id(queue, position))
 
 
 def decode_json_line(
@@ -46,7 +52,7 @@ def item_to_data(item: Message | DeadLetter) -> dict[str, Any]:
 
 
 def encode_json_line(item: Message | DeadLetter) -> bytes:
-    return json.dumps(item_to_data(item), ensure_ascii=False, default=str).encode() + b"\n"
+    return (_json_encoder.encode(item_to_data(item)) + "\n").encode()
 
 
 def encode_msgpack(item: Message | DeadLetter) -> bytes:
