@@ -131,6 +131,8 @@ def main() -> int:
     print(f"COPY (flush only):      {copy_flush:>12,.0f} rows/s")
     print(f"executemany:            {many:>12,.0f} rows/s")
     print(f"ratio COPY/executemany: {copy_e2e / many:>12.1f}x")
+    # figures on a shared 2-core machine move with its load; print it beside them
+    print(f"load average (1 min):   {os.getloadavg()[0]:>12.2f}")
     ok = copy_e2e >= TARGET_ROWS_PER_SECOND
     print(f"target >= {TARGET_ROWS_PER_SECOND:,} rows/s with COPY: {'met' if ok else 'MISSED'}")
     return 0 if ok else 1

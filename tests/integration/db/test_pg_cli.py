@@ -15,6 +15,8 @@ from factflow.db.cli import app
 from factflow.db.embedded import embedded_status, stop_embedded
 from factflow.db.migrate import available_migrations
 
+pytestmark = pytest.mark.integration
+
 LATEST = f"{available_migrations()[-1].version:04d}"
 
 

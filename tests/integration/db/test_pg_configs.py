@@ -12,6 +12,8 @@ from factflow.db.exceptions import ConflictError, NotFoundError
 from factflow.db.repositories import configs
 from factflow.db.repositories.executions import create_execution, get_execution
 
+pytestmark = pytest.mark.integration
+
 
 def _name() -> str:
     return f"pipe-{uuid.uuid4().hex[:8]}"

@@ -17,6 +17,8 @@ from factflow.db import (
 from factflow.db.connection import connect_async
 from factflow.db.exceptions import DatabaseNotConfiguredError
 
+pytestmark = pytest.mark.integration
+
 UNREACHABLE = [
     "postgresql://factflow:s3cret-pw@127.0.0.1:1/factflow",
     "postgresql://factflow:s3cret-pw@/factflow?host=/nonexistent/socket/dir",

@@ -6,6 +6,8 @@ import json
 import uuid
 from datetime import UTC, datetime
 
+import pytest
+
 from factflow.db import DbConnection, connect
 from factflow.db.lineage_writer import LineageWriter, parse_row_id
 from factflow.db.pgqueue import claim_batch, publish_batch
@@ -13,6 +15,8 @@ from factflow.db.repositories import dead_letters as dl
 from factflow.db.repositories.executions import Execution
 from factflow.db.repositories.lineage import ancestors
 from factflow.messages import Message
+
+pytestmark = pytest.mark.integration
 
 
 def _letter(execution: Execution, n: int, lineage_id: uuid.UUID | None = None) -> dl.NewDeadLetter:

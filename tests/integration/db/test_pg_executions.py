@@ -13,6 +13,8 @@ from factflow.db.exceptions import ConflictError, DatabaseError, IllegalTransiti
 from factflow.db.repositories import executions as ex
 from factflow.db.repositories.events import list_events
 
+pytestmark = pytest.mark.integration
+
 # how to reach each status from a new (running) execution
 PATHS: dict[ex.ExecutionStatus, list[ex.ExecutionStatus]] = {
     "running": [],

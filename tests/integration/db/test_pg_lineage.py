@@ -14,6 +14,8 @@ from factflow.db.lineage_writer import LineageRecord, LineageWriter, new_row_id,
 from factflow.db.repositories import lineage
 from factflow.db.repositories.executions import Execution
 
+pytestmark = pytest.mark.integration
+
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
 

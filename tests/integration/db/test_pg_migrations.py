@@ -19,6 +19,8 @@ from factflow.db.migrate import (
     pending_migrations,
 )
 
+pytestmark = pytest.mark.integration
+
 LINEAGE_COLUMNS_IN_DESIGN = [
     "id",
     "execution_id",

@@ -16,6 +16,8 @@ import pytest
 from factflow.db import DbConnection, connect
 from factflow.db import pgqueue as q
 
+pytestmark = pytest.mark.integration
+
 
 def _queue() -> str:
     return f"q.{uuid.uuid4().hex[:8]}"

@@ -26,6 +26,8 @@ from factflow.db.repositories.recovery import (
     step_fingerprint,
 )
 
+pytestmark = pytest.mark.integration
+
 FINGERPRINT = step_fingerprint(["ingest.fetch", "ingest.split"])
 
 
