@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 import uuid
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -38,8 +39,22 @@ def content_hash(value: Any) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
+_second_prefix: tuple[int, str] = (-1, "")
+
+
 def utc_now_iso() -> str:
-    return datetime.now(UTC).isoformat(timespec="microseconds")
+    """Now in ISO-8601 UTC with microseconds: `2026-01-31T12:00:00.123456+00:00`.
+
+    Every message gets one, so the date and time of the current second are formatted
+    once per second and reused (one tuple, swapped atomically, so threads may share it).
+    """
+    global _second_prefix
+    second, micros = divmod(time.time_ns() // 1000, 1_000_000)
+    cached, prefix = _second_prefix
+    if cached != second:
+        prefix = datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+        _second_prefix = (second, prefix)
+    return f"{prefix}.{micros:06d}+00:00"
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,7 +93,17 @@ class Message:
         return replace(self, **changes)
 
     def to_envelope(self) -> JsonDict:
-        return {name: getattr(self, name) for name in ENVELOPE_FIELDS}
+        # in ENVELOPE_FIELDS order, spelled out: this runs for every message a sink writes
+        return {
+            "message_id": self.message_id,
+            "correlation_id": self.correlation_id,
+            "execution_id": self.execution_id,
+            "route_id": self.route_id,
+            "stage": self.stage,
+            "timestamp": self.timestamp,
+            "payload": self.payload,
+            "metadata": self.metadata,
+        }
 
     @classmethod
     def from_envelope(cls, data: Any) -> Message:
