@@ -88,8 +88,8 @@ class AdapterInvoker:
         if self._is_async:
             results = worker_loop().run(self._run_async_batch(batch, self.adapter()))
         else:
-            adapter = self.adapter()
-            results = [self._run_sync(adapter, message) for message in batch]
+            adapter, context = self.adapter(), self.context()
+            results = [self._run_sync(adapter, context, message) for message in batch]
         out: list[Outcome] = [item for result in results for item in result]
         return out
 
@@ -97,7 +97,7 @@ class AdapterInvoker:
         """One message through a given adapter instance (stateful steps own theirs)."""
         if self._is_async:
             return worker_loop().run(self._run_async(adapter, message))
-        return self._run_sync(adapter, message)
+        return self._run_sync(adapter, self.context(), message)
 
     async def _run_async_batch(self, batch: list[Message], adapter: Adapter) -> list[list[Outcome]]:
         limit = asyncio.Semaphore(self.runtime.concurrency.limit)
@@ -110,9 +110,10 @@ class AdapterInvoker:
 
     # -- one message ---------------------------------------------------------------
     # The sync and async paths differ only in how they call and wait; the decisions are
-    # shared in _refused, _on_failure and _on_success.
+    # shared in _refused, _on_failure and _on_success. Only the async path times calls:
+    # the concurrency bound it feeds limits async batches, sync adapters run one at a time.
 
-    def _run_sync(self, adapter: Adapter, message: Message) -> list[Outcome]:
+    def _run_sync(self, adapter: Adapter, context: Context, message: Message) -> list[Outcome]:
         if self._gate is not None and not self._gate(message):
             return [message]
         attempt = 0
@@ -120,16 +121,15 @@ class AdapterInvoker:
             attempt += 1
             if refused := self._refused(message, attempt):
                 return [refused]
-            started = time.perf_counter()
             try:
-                outputs = _as_list(adapter.process(message, self.context()))
+                outputs = _as_list(adapter.process(message, context))
             except Exception as exc:
-                verdict = self._on_failure(message, exc, attempt, started)
+                verdict = self._on_failure(message, exc, attempt)
                 if isinstance(verdict, DeadLetter):
                     return [verdict]
                 time.sleep(verdict)
                 continue
-            return self._on_success(message, outputs, started)
+            return self._on_success(message, outputs)
 
     async def _run_async(self, adapter: Adapter, message: Message) -> list[Outcome]:
         if self._gate is not None and not self._gate(message):
@@ -144,12 +144,14 @@ class AdapterInvoker:
                 result = adapter.process(message, self.context())
                 outputs = _as_list(await result if inspect.isawaitable(result) else result)
             except Exception as exc:
-                verdict = self._on_failure(message, exc, attempt, started)
+                self._observe(started, failed=True)
+                verdict = self._on_failure(message, exc, attempt)
                 if isinstance(verdict, DeadLetter):
                     return [verdict]
                 await asyncio.sleep(verdict)
                 continue
-            return self._on_success(message, outputs, started)
+            self._observe(started, failed=False)
+            return self._on_success(message, outputs)
 
     def _refused(self, message: Message, attempt: int) -> DeadLetter | None:
         if self.runtime.breaker.allow():
@@ -157,22 +159,19 @@ class AdapterInvoker:
         exc = CircuitOpenError(f"circuit of adapter '{self.runtime.step.stage}' is open")
         return self._dead(message, exc, attempt - 1, REASON_CIRCUIT_OPEN)
 
-    def _on_failure(
-        self, message: Message, exc: Exception, attempt: int, started: float
-    ) -> DeadLetter | float:
+    def _observe(self, started: float, *, failed: bool) -> None:
+        self.runtime.concurrency.observe((time.perf_counter() - started) * 1000, failed=failed)
+
+    def _on_failure(self, message: Message, exc: Exception, attempt: int) -> DeadLetter | float:
         """The dead letter after the last attempt, else the seconds to wait."""
         self.runtime.breaker.record_failure()
-        self.runtime.concurrency.observe((time.perf_counter() - started) * 1000, failed=True)
         retry = self.runtime.route.retry
         if attempt > retry.max_retries:
             return self._dead(message, exc, attempt, REASON_FAILED)
         return retry.delay(attempt)
 
-    def _on_success(
-        self, message: Message, outputs: list[Message], started: float
-    ) -> list[Outcome]:
+    def _on_success(self, message: Message, outputs: list[Message]) -> list[Outcome]:
         self.runtime.breaker.record_success()
-        self.runtime.concurrency.observe((time.perf_counter() - started) * 1000, failed=False)
         return self._emitted(message, outputs)
 
     def _dead(self, message: Message, exc: BaseException, attempts: int, reason: str) -> DeadLetter:
