@@ -55,6 +55,9 @@ class CircuitBreaker:
 
     def allow(self) -> bool:
         """Whether a call may go through now; in half-open only one trial at a time."""
+        state = self._state
+        if state is CircuitState.closed:
+            return True  # the common case, without the lock: only the lock leaves closed
         with self._lock:
             self._advance()
             if self._state is CircuitState.closed:
@@ -65,6 +68,8 @@ class CircuitBreaker:
             return False
 
     def record_success(self) -> None:
+        if self._state is CircuitState.closed and not self._failures:
+            return  # nothing to reset
         with self._lock:
             self._failures = 0
             self._state = CircuitState.closed
