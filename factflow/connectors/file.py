@@ -59,8 +59,9 @@ class _FilePartition(StatefulSourcePartition[Message | Undecodable, FileOffset])
         if self._file is None:
             raise StopIteration
         lines = self._file.readlines(BATCH_BYTES)
-        if lines and not lines[-1].endswith(b"\n"):
-            # a line still being written: read it again next time
+        if len(lines) > 1 and not lines[-1].endswith(b"\n"):
+            # maybe a line still being written: read it again next time. Alone it is the
+            # file's last line without a newline (sources end at EOF), so it is read now.
             self._file.seek(-len(lines.pop()), os.SEEK_CUR)
         batch: list[Message | Undecodable] = []
         for line in lines:
@@ -115,10 +116,14 @@ class _FileSinkPartition(StatelessSinkPartition[Message | DeadLetter]):
     def write_batch(self, items: list[Message | DeadLetter]) -> None:
         if not items:
             return
+        data = b"".join(encode_json_line(item) for item in items)
         if self._fd is None:
             self._path.parent.mkdir(parents=True, exist_ok=True)
-            self._fd = os.open(self._path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-        data = b"".join(encode_json_line(item) for item in items)
+            self._fd = os.open(self._path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
+            if _ends_torn(self._fd):
+                # a writer killed mid-write left half a line: end it, or our first record
+                # would be glued to it (an extra blank line is harmless, sources skip it)
+                data = b"\n" + data
         view = memoryview(data)
         while view:
             written = os.write(self._fd, view)
@@ -130,6 +135,11 @@ class _FileSinkPartition(StatelessSinkPartition[Message | DeadLetter]):
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
+
+
+def _ends_torn(fd: int) -> bool:
+    size = os.fstat(fd).st_size
+    return size > 0 and os.pread(fd, 1, size - 1) != b"\n"
 
 
 class FileSink(DynamicSink[Message | DeadLetter]):

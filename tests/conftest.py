@@ -1,0 +1,14 @@
+"""Fixtures shared by every test directory; each section belongs to one area."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+# --- runtime tests (tests/unit/dataflows, tests/e2e) ------------------------------------
+# Pipelines in these tests name test-only adapters by dotted path
+# (`tests.e2e.adapters_for_tests:AlwaysFails`), so the repository root must be importable
+# however pytest was started (`pytest` alone does not put the working directory on the path).
+REPO_ROOT = Path(__file__).resolve().parent.parent
+if str(REPO_ROOT) not in sys.path:
+    sys.path.insert(0, str(REPO_ROOT))

@@ -1,0 +1,127 @@
+"""Adapters that exist only for the runtime tests, referenced from YAML by dotted path
+(`tests.e2e.adapters_for_tests:AlwaysFails`).
+
+Class-level counters are per process: in-process tests (`factflow.testing.run_pipeline`)
+read them after the run; tests with worker processes read the queues instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections import Counter
+from typing import Any, ClassVar
+
+from factflow import Adapter, Context, Message
+from factflow.types import JsonDict, JsonSchema
+
+SLEEP_SCHEMA: JsonSchema = {
+    "type": "object",
+    "properties": {"sleep_ms": {"type": "number", "minimum": 0}},
+    "additionalProperties": False,
+}
+
+
+class AlwaysFails(Adapter):
+    """Raises on every call; counts the calls per message id."""
+
+    name = "always_fails"
+    calls: ClassVar[Counter[str]] = Counter()
+
+    def process(self, message: Message, context: Context) -> list[Message]:
+        AlwaysFails.calls[message.message_id] += 1
+        msg = f"always fails on {message.payload!r}"
+        raise RuntimeError(msg)
+
+
+class FailsTwice(Adapter):
+    """Fails the first two attempts of each message, then passes it through."""
+
+    name = "fails_twice"
+    calls: ClassVar[Counter[str]] = Counter()
+
+    def process(self, message: Message, context: Context) -> list[Message]:
+        FailsTwice.calls[message.message_id] += 1
+        if FailsTwice.calls[message.message_id] <= 2:
+            msg = "not yet"
+            raise ConnectionError(msg)
+        return [message]
+
+
+class Slow(Adapter):
+    """Sleeps `sleep_ms` per message (sync), then passes it through; a payload with
+    `"fast": true` passes at once."""
+
+    name = "slow"
+    config_schema = SLEEP_SCHEMA
+
+    def __init__(self, config: JsonDict | None = None) -> None:
+        super().__init__(config)
+        self._seconds = float(self.config.get("sleep_ms", 1)) / 1000
+
+    def process(self, message: Message, context: Context) -> list[Message]:
+        payload = message.payload
+        if not (isinstance(payload, dict) and payload.get("fast")):
+            time.sleep(self._seconds)
+        return [message]
+
+
+class InFlight(Adapter):
+    """Async: sleeps `sleep_ms` and records how many calls were running at once."""
+
+    name = "in_flight"
+    config_schema = SLEEP_SCHEMA
+    running: ClassVar[int] = 0
+    max_running: ClassVar[int] = 0
+    threads: ClassVar[set[str]] = set()
+    _lock: ClassVar[threading.Lock] = threading.Lock()
+
+    @classmethod
+    def reset(cls) -> None:
+        with cls._lock:
+            cls.running = cls.max_running = 0
+            cls.threads = set()
+
+    def __init__(self, config: JsonDict | None = None) -> None:
+        super().__init__(config)
+        self._seconds = float(self.config.get("sleep_ms", 20)) / 1000
+
+    async def process(self, message: Message, context: Context) -> list[Message]:
+        cls = InFlight
+        with cls._lock:
+            cls.running += 1
+            cls.max_running = max(cls.max_running, cls.running)
+            cls.threads.add(threading.current_thread().name)
+        try:
+            await asyncio.sleep(self._seconds)
+        finally:
+            with cls._lock:
+                cls.running -= 1
+        return [message.derive(metadata={"async": True})]
+
+
+class SyncThreads(Adapter):
+    """Sync: records the thread it runs on."""
+
+    name = "sync_threads"
+    threads: ClassVar[set[str]] = set()
+
+    def process(self, message: Message, context: Context) -> list[Message]:
+        SyncThreads.threads.add(threading.current_thread().name)
+        return [message.with_changes(metadata={**message.metadata, "sync": True})]
+
+
+class Explode(Adapter):
+    """Fans each payload `{"n": N}` out into N brand-new messages (not derived)."""
+
+    name = "explode"
+
+    def process(self, message: Message, context: Context) -> list[Message]:
+        count = int(message.payload["n"])
+        return [Message(payload={"part": i, "of": count}) for i in range(count)]
+
+
+def payload_of(value: Any) -> Any:
+    """A `map` function for tests: tags the payload."""
+    return {"mapped": value}

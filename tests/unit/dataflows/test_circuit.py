@@ -1,0 +1,107 @@
+"""CircuitBreaker with a fake clock: closed -> open -> half-open -> closed / open again."""
+
+from __future__ import annotations
+
+import pytest
+
+from factflow.dataflows.circuit import CircuitBreaker, CircuitState
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def breaker(clock: FakeClock) -> CircuitBreaker:
+    return CircuitBreaker(threshold=3, reset_seconds=10, clock=clock)
+
+
+def _open(breaker: CircuitBreaker) -> None:
+    for _ in range(breaker.threshold):
+        assert breaker.allow()
+        breaker.record_failure()
+    assert breaker.state is CircuitState.open
+
+
+def test_stays_closed_below_the_threshold(breaker: CircuitBreaker) -> None:
+    breaker.record_failure()
+    breaker.record_failure()
+    assert breaker.state is CircuitState.closed
+    assert breaker.allow()
+
+
+def test_opens_after_threshold_consecutive_failures(breaker: CircuitBreaker) -> None:
+    _open(breaker)
+    assert not breaker.allow()
+
+
+def test_a_success_resets_the_failure_count(breaker: CircuitBreaker) -> None:
+    breaker.record_failure()
+    breaker.record_failure()
+    breaker.record_success()
+    breaker.record_failure()
+    breaker.record_failure()
+    assert breaker.state is CircuitState.closed
+
+
+def test_refuses_while_open_until_the_reset_time(breaker: CircuitBreaker, clock: FakeClock) -> None:
+    _open(breaker)
+    clock.now += 9.99
+    assert not breaker.allow()
+    assert breaker.state is CircuitState.open
+    clock.now += 0.01
+    assert breaker.state is CircuitState.half_open
+
+
+def test_half_open_lets_exactly_one_trial_through(
+    breaker: CircuitBreaker, clock: FakeClock
+) -> None:
+    _open(breaker)
+    clock.now += 10
+    assert breaker.allow()
+    assert not breaker.allow()
+    assert not breaker.allow()
+    assert breaker.state is CircuitState.half_open
+
+
+def test_trial_success_closes(breaker: CircuitBreaker, clock: FakeClock) -> None:
+    _open(breaker)
+    clock.now += 10
+    assert breaker.allow()
+    breaker.record_success()
+    assert breaker.state is CircuitState.closed
+    assert all(breaker.allow() for _ in range(5))
+    # the count starts over: one failure does not reopen it
+    breaker.record_failure()
+    assert breaker.state is CircuitState.closed
+
+
+def test_trial_failure_reopens_for_a_full_reset_period(
+    breaker: CircuitBreaker, clock: FakeClock
+) -> None:
+    _open(breaker)
+    clock.now += 10
+    assert breaker.allow()
+    breaker.record_failure()
+    assert breaker.state is CircuitState.open
+    assert not breaker.allow()
+    clock.now += 9
+    assert not breaker.allow()
+    clock.now += 1
+    assert breaker.allow()
+    assert breaker.state is CircuitState.half_open
+
+
+def test_threshold_one_opens_on_the_first_failure(clock: FakeClock) -> None:
+    breaker = CircuitBreaker(threshold=1, reset_seconds=1, clock=clock)
+    breaker.record_failure()
+    assert not breaker.allow()
