@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import difflib
 import importlib
+import re
 from importlib.metadata import entry_points
 
 import jsonschema
@@ -18,6 +19,7 @@ from factflow.adapters.base import Adapter
 from factflow.exceptions import AdapterRegistrationError, ConfigurationError
 
 ENTRY_POINT_GROUP = "factflow.adapters"
+_DOTTED_PATH = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*$")
 
 
 class UnknownAdapterError(ConfigurationError):
@@ -81,9 +83,12 @@ class AdapterRegistry:
 
     def _import_dotted(self, path: str) -> type[Adapter]:
         module_name, _, attr = path.partition(":")
+        if not _DOTTED_PATH.match(path):
+            msg = f"'{path}' is not a dotted path of the form 'package.module:ClassName'"
+            raise AdapterRegistrationError(msg)
         try:
             module = importlib.import_module(module_name)
-        except ImportError as exc:
+        except Exception as exc:  # the module is user code: any failure is a config problem
             msg = f"cannot import module '{module_name}' for adapter '{path}': {exc}"
             raise AdapterRegistrationError(msg) from exc
         try:

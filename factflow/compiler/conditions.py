@@ -154,7 +154,7 @@ def condition_problems(raw: object, at: tuple[str | int, ...] = ()) -> list[Conf
     if "field" in raw and (problem := field_path_problem(raw["field"], (*at, "field"))):
         problems.append(problem)
     operator = raw.get("operator")
-    if "operator" in raw and operator not in KNOWN_OPERATORS:
+    if "operator" in raw and (not isinstance(operator, str) or operator not in KNOWN_OPERATORS):
         close = difflib.get_close_matches(str(operator), sorted(KNOWN_OPERATORS), n=1)
         hint = f"did you mean '{close[0]}'? " if close else ""
         problems.append(

@@ -59,29 +59,75 @@ def _position(node: Node) -> Position:
     return Position(node.start_mark.line + 1, node.start_mark.column + 1)
 
 
+MAX_VALUES = 100_000
+"""More values than this (after expanding aliases) is an error, not a hang."""
+
+_MERGE_TAG = "tag:yaml.org,2002:merge"
+
+
+class _TooLarge(Exception):
+    pass
+
+
 class _Builder:
     def __init__(self, loaded: LoadedYaml) -> None:
         self.loaded = loaded
         self.constructor = SafeConstructor()
+        self.count = 0
+        self.active: set[int] = set()  # nodes being built: an alias back into one is a loop
+        self.own_keys: dict[int, set[int]] = {}  # mapping node -> ids of its non-merged keys
 
     def build(self, node: Node, path: PathKey) -> Any:
+        self.count += 1
+        if self.count > MAX_VALUES:
+            raise _TooLarge
         self.loaded.value_positions[path] = _position(node)
-        if isinstance(node, MappingNode):
-            return self._mapping(node, path)
-        if isinstance(node, SequenceNode):
+        if isinstance(node, ScalarNode):
+            return self._scalar(node, path)
+        if id(node) in self.active:
+            self.loaded.value_positions.pop(path)  # that is the anchor's place: use the key's
+            self._error(path, "an alias refers to a value that contains it (a loop)")
+            return None
+        self.active.add(id(node))
+        try:
+            if isinstance(node, MappingNode):
+                return self._mapping(node, path)
+            assert isinstance(node, SequenceNode)
             return [self.build(child, (*path, i)) for i, child in enumerate(node.value)]
-        assert isinstance(node, ScalarNode)
-        return self.constructor.construct_object(node, deep=True)
+        finally:
+            self.active.discard(id(node))
+
+    def _scalar(self, node: ScalarNode, path: PathKey) -> Any:
+        try:
+            return self.constructor.construct_object(node, deep=True)
+        except (ValueError, KeyError, TypeError, OverflowError):
+            # e.g. `2020-13-01` read as a date, `!!int abc`: keep the text, report it
+            self._error(path, f"cannot read {node.value!r} as {node.tag.rpartition(':')[2]}")
+            return node.value
+
+    def _error(self, path: PathKey, message: str) -> None:
+        self.loaded.issues.append(
+            Issue.error(
+                "E001",
+                path,
+                f"YAML value error: {message}",
+                "fix or quote the value",
+                self.loaded.locate(path),
+            )
+        )
 
     def _mapping(self, node: MappingNode, path: PathKey) -> JsonDict:
-        self.constructor.flatten_mapping(node)  # resolves `<<: *anchor` merges
+        if id(node) not in self.own_keys:
+            self.own_keys[id(node)] = {id(k) for k, _ in node.value if k.tag != _MERGE_TAG}
+            self.constructor.flatten_mapping(node)  # resolves `<<: *anchor` merges
+        own = self.own_keys[id(node)]
         result: JsonDict = {}
+        seen_own: set[str] = set()
         for key_node, value_node in node.value:
-            key = self.constructor.construct_object(key_node, deep=True)
-            if not isinstance(key, str):
-                key = str(key)
+            key = self._key(key_node, path)
             child = (*path, key)
-            if key in result:
+            is_own = id(key_node) in own
+            if key in seen_own and is_own:
                 first = self.loaded.key_positions[child]
                 self.loaded.issues.append(
                     Issue.error(
@@ -94,9 +140,27 @@ class _Builder:
                     )
                 )
                 continue
+            if is_own:
+                seen_own.add(key)
+            if key in result:  # a key of this mapping overrides a merged one
+                self._forget(child)
             self.loaded.key_positions[child] = _position(key_node)
             result[key] = self.build(value_node, child)
         return result
+
+    def _key(self, node: Node, path: PathKey) -> str:
+        if isinstance(node, ScalarNode):
+            key = self._scalar(node, path)
+            return key if isinstance(key, str) else str(key)
+        buffer = node.start_mark.buffer
+        if isinstance(buffer, str):  # a list or mapping used as a key: keep its text
+            return buffer[node.start_mark.index : node.end_mark.index].strip()
+        return f"<{_kind(node)} key>"
+
+    def _forget(self, path: PathKey) -> None:
+        for positions in (self.loaded.key_positions, self.loaded.value_positions):
+            for known in [p for p in positions if p[: len(path)] == path]:
+                del positions[known]
 
 
 def _pos(node: Node) -> tuple[int, int]:
@@ -108,6 +172,9 @@ def load_text(text: str, file: str = "<string>") -> LoadedYaml:
     loaded = LoadedYaml(file=file, text=text)
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except RecursionError:
+        loaded.issues.append(_too_deep(file))
+        return loaded
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line, column = (mark.line + 1, mark.column + 1) if mark else (1, 1)
@@ -168,7 +235,31 @@ def load_text(text: str, file: str = "<string>") -> LoadedYaml:
             )
         )
         loaded.data = None
+    except RecursionError:
+        loaded.issues.append(_too_deep(file))
+        loaded.data = None
+    except _TooLarge:
+        loaded.issues.append(
+            Issue.error(
+                "E001",
+                (),
+                f"the document expands to more than {MAX_VALUES} values (aliases of aliases?)",
+                "write the pipeline without nesting aliases",
+                Location(file, 1, 1),
+            )
+        )
+        loaded.data = None
     return loaded
+
+
+def _too_deep(file: str) -> Issue:
+    return Issue.error(
+        "E001",
+        (),
+        "the document is nested too deeply",
+        "flatten the nesting",
+        Location(file, 1, 1),
+    )
 
 
 def load_file(path: str | Path) -> LoadedYaml:

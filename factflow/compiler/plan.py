@@ -318,7 +318,7 @@ def build_plan(
     init = config.init_message
     init_queue = config.routes[init.route].inbound.queue if init else None
     sources = tuple(
-        Endpoint(queue, provider, tuple(readers))
+        Endpoint(queue, provider, tuple(_source_readers(config, queue, readers, graph)))
         for queue, readers in graph.readers.items()
         if _is_source(config, queue, readers, graph, init_queue)
     )
@@ -347,6 +347,15 @@ def build_plan(
         ),
         dead_letters=tuple(DeadLetters(r.id, r.dead_letter_queue, provider) for r in routes),
     )
+
+
+def _source_readers(
+    config: PipelineConfig, queue: str, readers: list[str], graph: QueueGraph
+) -> list[str]:
+    """Who reads `queue` from the provider: a reader fed by an in-pipeline edge does not."""
+    if queue not in graph.writers:
+        return readers
+    return [r for r in readers if config.routes[r].inbound.external]
 
 
 def _is_source(

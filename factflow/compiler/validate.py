@@ -95,7 +95,7 @@ def _check_structure(data: dict[str, Any], out: _Collector) -> PipelineConfig | 
 
 
 def _structure_issue(error: Any, out: _Collector) -> None:
-    path: PathKey = tuple(p for p in error["loc"] if not _is_pydantic_branch(p))
+    path = _data_path(out.loaded.data, tuple(error["loc"]))
     kind = error["type"]
     where = format_path(path) or "the top level"
     if kind == "extra_forbidden":
@@ -138,9 +138,30 @@ def _structure_issue(error: Any, out: _Collector) -> None:
         out.add("E105", path, f"{where}: {error['msg']}", "fix the value")
 
 
-def _is_pydantic_branch(part: object) -> bool:
-    # union and validator branches show up in `loc` as e.g. 'function-after[...]'
-    return isinstance(part, str) and ("[" in part or part in ("str", "list[...]"))
+def _data_path(data: Any, loc: tuple[Any, ...]) -> PathKey:
+    """The path in the YAML of a pydantic error `loc`.
+
+    `loc` may hold parts that are not in the document: union branch tags, and the index
+    `0` of an outbound written as one mapping or string instead of a list. Walking the
+    data keeps only the real keys and indexes (a user's key may itself contain '[').
+    """
+    path: list[str | int] = []
+    node = data
+    for i, part in enumerate(loc):
+        last = i == len(loc) - 1
+        if isinstance(node, dict):
+            if isinstance(part, str) and part in node:
+                path.append(part)
+                node = node[part]
+            elif last and isinstance(part, str):
+                path.append(part)  # a missing key
+        elif isinstance(node, list):
+            if isinstance(part, int) and 0 <= part < len(node):
+                path.append(part)
+                node = node[part]
+        else:
+            break  # a scalar the model turned into a mapping (`outbound: q`)
+    return tuple(path)
 
 
 def _known_keys(path: PathKey) -> list[str]:
@@ -386,7 +407,8 @@ def _check_references(config: PipelineConfig, registry: AdapterRegistry, out: _C
         base: PathKey = ("routes", route_id)
         queue = route.inbound.queue
         written = queue in graph.writers
-        if not written and queue != init_queue and provider is None:
+        init_unknown = init is not None and init_route is None  # E201 says it already
+        if not written and queue != init_queue and provider is None and not init_unknown:
             out.add(
                 "E202",
                 (*base, "inbound", "queue"),
@@ -491,6 +513,19 @@ def _check_route_warnings(
             "exchange between workers",
             "remove `key:`, or add the stateful adapter that needs it",
         )
+    if not route.outbound:
+        last = route.adapters[-1] if route.adapters else None
+        store = last.store if last is not None and last.store is not None else route.store
+        if last is None or store is False:
+            out.add(
+                "W506",
+                base,
+                f"route '{route_id}' has no outbound and "
+                + ("no adapters" if last is None else "its last adapter does not store")
+                + ": its results go nowhere",
+                "add `outbound:` with a queue, or let the last adapter store its output",
+                at_key=True,
+            )
     if route.outbound and all(o.condition is not None for o in route.outbound):
         out.add(
             "W503",

@@ -43,7 +43,7 @@ class MapAdapter(Adapter):
     def check_config(cls, config: JsonDict) -> list[ConfigProblem]:
         try:
             import_function(config["function"])
-        except (ImportError, AttributeError, TypeError) as exc:
+        except Exception as exc:  # importing user code may fail in any way
             return [
                 ConfigProblem(
                     ("function",),
