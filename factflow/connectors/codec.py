@@ -67,3 +67,54 @@ def decode_msgpack(
     except Exception as exc:  # msgpack raises several unrelated types for bad input
         return Undecodable(queue, body[:1000].decode("utf-8", "replace"), f"not msgpack: {exc}")
     return message_from_data(data, raw=raw, queue=queue, position=position)
+
+
+HEADER_PREFIX = "factflow-"
+_HEADER_FIELDS = ("message_id", "correlation_id", "execution_id", "route_id", "stage", "timestamp")
+
+
+def _header(name: str) -> str:
+    return HEADER_PREFIX + name.replace("_", "-")
+
+
+def encode_body(item: Message | DeadLetter, *, raw: bool) -> tuple[bytes, dict[str, str]]:
+    """A broker body and headers: the msgpack envelope, or (raw) the payload as JSON with
+    the envelope fields in headers, for consumers that are not factflow."""
+    if not raw or isinstance(item, DeadLetter):
+        return encode_msgpack(item), {_header("format"): "envelope"}
+    headers = {_header(f): str(v) for f in _HEADER_FIELDS if (v := getattr(item, f)) is not None}
+    headers[_header("metadata")] = json.dumps(item.metadata, default=str)
+    body = json.dumps(item.payload, ensure_ascii=False, default=str).encode()
+    return body, headers
+
+
+def decode_body(
+    body: bytes, headers: dict[str, Any], *, raw: bool, queue: str, fallback_id: str
+) -> Message | Undecodable:
+    """A message from a broker body: a msgpack envelope, else a raw payload (JSON when it
+    parses, else text) with envelope fields taken from the headers."""
+    if not raw:
+        try:
+            data = msgpack.unpackb(body)
+        except Exception:  # not msgpack: read it as a raw body below
+            data = None
+        if isinstance(data, dict) and "payload" in data:
+            return message_from_data(data, raw=False, queue=queue, position=fallback_id)
+    try:
+        payload: Any = json.loads(body)
+    except ValueError:
+        try:
+            payload = body.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            return Undecodable(queue, body[:1000].decode("utf-8", "replace"), f"not text: {exc}")
+    fields = {f: str(headers[_header(f)]) for f in _HEADER_FIELDS if _header(f) in headers}
+    metadata: Any = {}
+    if _header("metadata") in headers:
+        try:
+            metadata = json.loads(headers[_header("metadata")])
+        except ValueError:
+            metadata = {}
+    fields.setdefault("message_id", record_id(queue, fallback_id))
+    return Message(
+        payload=payload, metadata=metadata if isinstance(metadata, dict) else {}, **fields
+    )

@@ -6,40 +6,58 @@ loads a broker client.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from bytewax.inputs import Source
 from bytewax.outputs import Sink
 
 from factflow.compiler.plan import QueueSettings
-from factflow.dataflows.deadletter import DeadLetter, Undecodable
 from factflow.exceptions import ConfigurationError
-from factflow.messages import Message
-
-SourceItem = Message | Undecodable
-SinkItem = Message | DeadLetter
 
 
-def make_source(
-    queue: str, settings: QueueSettings, *, raw: bool, partitions: int, subscription: str
-) -> Source[Any]:
-    provider = settings.provider
+@dataclass(frozen=True)
+class SourceSpec:
+    """How one queue is read: format, consumer slots, prefetch, when to stop."""
+
+    queue: str
+    raw: bool = False
+    partitions: int = 1
+    subscription: str = "factflow"
+    prefetch: int | None = None
+    idle_timeout: float | None = None
+
+
+def make_source(spec: SourceSpec, settings: QueueSettings) -> Source[Any]:
+    provider, options = settings.provider, settings.options
+    consumers = int(options.get("consumers", spec.partitions))
     if provider == "memory":
         from factflow.connectors.memory import MemorySource
 
-        return MemorySource(queue, raw=raw, partitions=partitions)
+        return MemorySource(spec.queue, raw=spec.raw, partitions=spec.partitions)
     if provider == "file":
         from factflow.connectors.file import FileSource, queue_path
 
-        return FileSource(
-            queue_path(_folder(settings), queue), queue, raw=raw, partitions=partitions
+        path = queue_path(_folder(settings), spec.queue)
+        return FileSource(path, spec.queue, raw=spec.raw, partitions=spec.partitions)
+    if provider == "rabbitmq":
+        from factflow.connectors.rabbitmq import DEFAULT_PREFETCH, RabbitMQSource
+
+        return RabbitMQSource(
+            spec.queue,
+            url=settings.url,
+            raw=spec.raw,
+            consumers=consumers,
+            prefetch=int(options.get("prefetch", max(spec.prefetch or 0, DEFAULT_PREFETCH))),
+            durable=bool(options.get("durable", True)),
+            idle_timeout=spec.idle_timeout,
         )
     msg = f"queue provider '{provider}' has no source connector in this version of factflow"
     raise ConfigurationError(msg)
 
 
-def make_sink(queue: str, settings: QueueSettings) -> Sink[Any]:
-    provider = settings.provider
+def make_sink(queue: str, settings: QueueSettings, *, raw: bool = False) -> Sink[Any]:
+    provider, options = settings.provider, settings.options
     if provider == "memory":
         from factflow.connectors.memory import MemorySink
 
@@ -47,7 +65,17 @@ def make_sink(queue: str, settings: QueueSettings) -> Sink[Any]:
     if provider == "file":
         from factflow.connectors.file import FileSink
 
-        return FileSink(_folder(settings), queue, fsync=bool(settings.options.get("fsync", True)))
+        return FileSink(_folder(settings), queue, fsync=bool(options.get("fsync", True)))
+    if provider == "rabbitmq":
+        from factflow.connectors.rabbitmq import RabbitMQSink
+
+        return RabbitMQSink(
+            queue,
+            url=settings.url,
+            raw=raw,
+            durable=bool(options.get("durable", True)),
+            exchange=str(options.get("exchange", "")),
+        )
     msg = f"queue provider '{provider}' has no sink connector in this version of factflow"
     raise ConfigurationError(msg)
 

@@ -25,7 +25,7 @@ from factflow.compiler.plan import Plan, QueueSettings, RoutePlan
 from factflow.connectors.counting import CountingSink
 from factflow.connectors.file import FileSource
 from factflow.connectors.init import InitSource
-from factflow.connectors.registry import make_sink, make_source
+from factflow.connectors.registry import SourceSpec, make_sink, make_source
 from factflow.dataflows.backpressure import ConcurrencyController
 from factflow.dataflows.circuit import CircuitBreaker
 from factflow.dataflows.deadletter import REASON_UNDECODABLE, DeadLetter, Undecodable
@@ -83,9 +83,12 @@ def build_dataflow(
         _add_route(plan, route, options, registry, wiring)
     sink_queues = {s.queue for s in plan.sinks}
     for name in sorted(sink_queues):
-        _add_sink(f"sink__{_sid(name)}", name, wiring.outputs[name], queue, wiring)
+        raw = queue.format == "raw" or any(
+            o.format == "raw" for r in plan.routes for o in r.outbound if o.queue == name
+        )
+        _add_sink(f"sink__{_sid(name)}", name, wiring.outputs[name], queue, raw=raw)
     for name, streams in sorted(wiring.dead.items()):
-        _add_sink(f"dead__{_sid(name)}", name, streams, queue, wiring)
+        _add_sink(f"dead__{_sid(name)}", name, streams, queue, raw=False)
     return wiring.flow
 
 
@@ -107,13 +110,15 @@ def _add_sources(plan: Plan, queue: QueueSettings, options: RunOptions, w: _Wiri
                 options.inputs[name], name, raw=raw, partitions=options.source_partitions
             )
         else:
-            source = make_source(
-                name,
-                queue,
+            spec = SourceSpec(
+                queue=name,
                 raw=raw,
                 partitions=options.source_partitions,
                 subscription=readers[0].subscription,
+                prefetch=max(r.prefetch for r in readers),
+                idle_timeout=plan.idle_timeout_seconds,
             )
+            source = make_source(spec, queue)
         items = op.input(step, w.flow, source)
         decoded = op.branch(f"{step}__decoded", items, _is_decoded)
         w.queue_inputs[name].append(decoded.trues)
@@ -265,9 +270,9 @@ def _stateful_step(
 
 
 def _add_sink(
-    step_id: str, queue: str, streams: list[Stream[Any]], settings: QueueSettings, w: _Wiring
+    step_id: str, queue: str, streams: list[Stream[Any]], settings: QueueSettings, *, raw: bool
 ) -> None:
     if not streams:
         return
     merged = streams[0] if len(streams) == 1 else op.merge(f"{step_id}__merge", *streams)
-    op.output(step_id, merged, CountingSink(make_sink(queue, settings), f"queue:{queue}"))
+    op.output(step_id, merged, CountingSink(make_sink(queue, settings, raw=raw), f"queue:{queue}"))

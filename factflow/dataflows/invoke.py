@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-import threading
 import time
 import uuid
 from dataclasses import dataclass
@@ -22,6 +21,7 @@ from factflow.dataflows.circuit import CircuitBreaker, CircuitOpenError
 from factflow.dataflows.deadletter import REASON_CIRCUIT_OPEN, REASON_FAILED, DeadLetter
 from factflow.dataflows.ids import NameIds
 from factflow.dataflows.loop import worker_loop
+from factflow.dataflows.perthread import PerThread
 from factflow.messages import Message
 
 # Emitted message ids are derived from the input id and the step, so a message replayed
@@ -61,26 +61,20 @@ class AdapterInvoker:
         step = runtime.step
         self._gate: Predicate | None = compile_condition(step.condition) if step.condition else None
         self._is_async = inspect.iscoroutinefunction(adapter_cls.process)
-        self._local = threading.local()
+        self._adapters = PerThread(lambda: adapter_cls(runtime.step.config))
+        self._contexts = PerThread(
+            lambda: Context(
+                execution_id=runtime.execution_id,
+                route_id=runtime.route.id,
+                storage=runtime.storage,
+            )
+        )
 
     def adapter(self) -> Adapter:
-        adapter: Adapter | None = getattr(self._local, "adapter", None)
-        if adapter is None:
-            adapter = self.adapter_cls(self.runtime.step.config)
-            self._local.adapter = adapter
-        return adapter
+        return self._adapters.get()
 
-    def context(self, worker_index: int = 0) -> Context:
-        context: Context | None = getattr(self._local, "context", None)
-        if context is None:
-            context = Context(
-                execution_id=self.runtime.execution_id,
-                route_id=self.runtime.route.id,
-                worker_index=worker_index,
-                storage=self.runtime.storage,
-            )
-            self._local.context = context
-        return context
+    def context(self) -> Context:
+        return self._contexts.get()
 
     # -- batches -----------------------------------------------------------------
 

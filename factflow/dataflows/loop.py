@@ -11,9 +11,10 @@ import threading
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
+from factflow.dataflows.perthread import PerThread
+
 T = TypeVar("T")
 
-_local = threading.local()
 
 
 class WorkerLoop:
@@ -29,10 +30,9 @@ class WorkerLoop:
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result()
 
 
+_loops = PerThread(WorkerLoop)
+
+
 def worker_loop() -> WorkerLoop:
     """The calling worker thread's loop, started on first use."""
-    loop: WorkerLoop | None = getattr(_local, "loop", None)
-    if loop is None:
-        loop = WorkerLoop()
-        _local.loop = loop
-    return loop
+    return _loops.get()

@@ -1,0 +1,249 @@
+"""What every broker connector shares: acks that follow Bytewax epochs, and reconnects.
+
+Bytewax does not start reading epoch e+1 until all of epoch e has been output and its
+recovery data written. So a source partition's `snapshot()` *seals* the messages it
+delivered in the epoch, and the next `next_batch()` *acks* the sealed ones: a message is
+acknowledged only after everything it produced has reached the sinks, which make their
+writes durable inside `write_batch`. A crash anywhere leaves unacked messages on the
+broker, which redelivers them: at-least-once, duplicates bounded by one epoch.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from abc import abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, Generic, TypeVar
+from urllib.parse import urlsplit, urlunsplit
+
+from bytewax.inputs import StatefulSourcePartition
+from bytewax.outputs import StatelessSinkPartition
+
+from factflow.dataflows.deadletter import DeadLetter, Undecodable
+from factflow.messages import Message
+
+log = logging.getLogger(__name__)
+
+Token = TypeVar("Token")
+State = TypeVar("State")
+
+IDLE_WAKE = timedelta(milliseconds=20)
+MAX_BACKOFF_SECONDS = 10.0
+
+
+def mask_url(url: str | None) -> str:
+    """The URL with its password replaced by `***`, for logs and errors."""
+    if not url:
+        return "<no url>"
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.hostname or ""
+    if parts.port:
+        host = f"{host}:{parts.port}"
+    user = parts.username or ""
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
+
+
+class AckLedger(Generic[Token]):
+    """Delivered -> sealed (at snapshot) -> acked (at the next batch)."""
+
+    def __init__(self) -> None:
+        self._delivered: list[Token] = []
+        self._sealed: list[Token] = []
+
+    def delivered(self, tokens: list[Token]) -> None:
+        self._delivered.extend(tokens)
+
+    def seal(self) -> None:
+        self._sealed.extend(self._delivered)
+        self._delivered = []
+
+    def take_sealed(self) -> list[Token]:
+        sealed, self._sealed = self._sealed, []
+        return sealed
+
+    @property
+    def pending(self) -> bool:
+        """Messages delivered or sealed but not yet acked."""
+        return bool(self._delivered or self._sealed)
+
+    def forget(self) -> None:
+        """The connection that delivered these is gone: the broker redelivers them."""
+        self._delivered = []
+        self._sealed = []
+
+
+@dataclass(frozen=True, slots=True)
+class Received(Generic[Token]):
+    """One record off the broker: how to ack it, its body and headers."""
+
+    token: Token
+    body: bytes
+    headers: dict[str, Any]
+
+
+class Backoff:
+    """Exponential backoff between reconnect attempts, reset on success."""
+
+    def __init__(self, first: float = 0.2, limit: float = MAX_BACKOFF_SECONDS) -> None:
+        self._first, self._limit, self._next = first, limit, first
+
+    def wait(self) -> float:
+        delay, self._next = self._next, min(self._next * 2, self._limit)
+        return delay
+
+    def reset(self) -> None:
+        self._next = self._first
+
+
+class BrokerSourcePartition(
+    StatefulSourcePartition[Message | Undecodable, State], Generic[Token, State]
+):
+    """A consumer slot on one queue. Subclasses connect, fetch, ack and close.
+
+    `decode(received)` turns a record into a message (or an Undecodable for the dead
+    letters). Connection errors are caught here: the partition reconnects with backoff and
+    returns empty batches meanwhile, and never acks tokens of a dead connection. With
+    `idle_timeout` the partition ends after that long without a message, once all it
+    delivered has been acked.
+    """
+
+    def __init__(
+        self,
+        decode: Callable[[Received[Token]], Message | Undecodable],
+        idle_timeout: float | None = None,
+    ) -> None:
+        self._decode = decode
+        self._idle_timeout = idle_timeout
+        self._last_message_at = time.monotonic()
+        self._ledger: AckLedger[Token] = AckLedger()
+        self._backoff = Backoff()
+        self._retry_at = 0.0
+        self._connected = False
+
+    @abstractmethod
+    def _connect(self) -> None:
+        """Open the connection and subscribe. May raise a connection error."""
+
+    @abstractmethod
+    def _fetch(self) -> list[Received[Token]]:
+        """What is ready now (waiting briefly at most); may raise a connection error."""
+
+    @abstractmethod
+    def _ack(self, tokens: list[Token]) -> None:
+        """Acknowledge; may raise a connection error."""
+
+    @abstractmethod
+    def _disconnect(self) -> None:
+        """Close quietly; must not raise."""
+
+    def _state(self) -> State:
+        """The resume state (offsets for Kafka); None for brokers that redeliver."""
+        return None  # type: ignore[return-value]
+
+    def next_batch(self) -> list[Message | Undecodable]:
+        if not self._connected and not self._reconnect():
+            return []
+        try:
+            sealed = self._ledger.take_sealed()
+            if sealed:
+                self._ack(sealed)
+            received = self._fetch()
+        except Exception as exc:  # each client library has its own connection errors
+            self._lost(exc)
+            return []
+        if received:
+            self._last_message_at = time.monotonic()
+        elif self._idle() and not self._ledger.pending:
+            # everything delivered has been acked: ending now loses nothing
+            raise StopIteration
+        self._ledger.delivered([r.token for r in received])
+        return [self._decode(r) for r in received]
+
+    def _idle(self) -> bool:
+        return (
+            self._idle_timeout is not None
+            and time.monotonic() - self._last_message_at >= self._idle_timeout
+        )
+
+    def next_awake(self) -> datetime | None:
+        if not self._connected:
+            return datetime.fromtimestamp(self._retry_at, UTC)
+        return None
+
+    def snapshot(self) -> State:
+        self._ledger.seal()
+        return self._state()
+
+    def close(self) -> None:
+        self._disconnect()
+
+    def _reconnect(self) -> bool:
+        if time.time() < self._retry_at:
+            return False
+        try:
+            self._connect()
+        except Exception as exc:
+            self._retry_at = time.time() + self._backoff.wait()
+            log.warning("%s: cannot connect (%s); retrying", self, exc)
+            return False
+        self._connected = True
+        self._backoff.reset()
+        return True
+
+    def _lost(self, exc: BaseException) -> None:
+        log.warning("%s: connection lost (%s); unacked messages will be redelivered", self, exc)
+        self._ledger.forget()
+        self._disconnect()
+        self._connected = False
+        self._retry_at = time.time() + self._backoff.wait()
+
+
+class BrokerSinkPartition(StatelessSinkPartition[Message | DeadLetter]):
+    """Publishes a batch and returns only once the broker confirmed all of it.
+
+    On a connection error it reconnects and republishes the whole batch a few times, then
+    raises so the epoch does not close (Bytewax stops the worker; the run resumes later).
+    """
+
+    attempts = 5
+
+    @abstractmethod
+    def _connect(self) -> None: ...
+
+    @abstractmethod
+    def _publish(self, items: list[Message | DeadLetter]) -> None:
+        """Publish and wait for the broker's confirmation of every item."""
+
+    @abstractmethod
+    def _disconnect(self) -> None: ...
+
+    def __init__(self) -> None:
+        self._connected = False
+
+    def write_batch(self, items: list[Message | DeadLetter]) -> None:
+        if not items:
+            return
+        backoff = Backoff()
+        for attempt in range(1, self.attempts + 1):
+            try:
+                if not self._connected:
+                    self._connect()
+                    self._connected = True
+                self._publish(items)
+                return
+            except Exception as exc:
+                log.warning("%s: publish failed (%r); reconnecting", self, exc)
+                self._disconnect()
+                self._connected = False
+                if attempt == self.attempts:
+                    msg = f"{self}: publishing failed {attempt} times: {exc}"
+                    raise ConnectionError(msg) from exc
+                time.sleep(backoff.wait())
+
+    def close(self) -> None:
+        self._disconnect()
