@@ -10,6 +10,7 @@ exits with status 1, without a traceback.
 from __future__ import annotations
 
 import sys
+import uuid
 from pathlib import Path
 
 from bytewax.dataflow import Dataflow
@@ -22,6 +23,7 @@ from factflow.dataflows.progress import progress
 from factflow.settings import Settings
 
 DEFAULT_STORAGE_URI = "file://./output/storage"
+_EXECUTION_NAMESPACE = uuid.UUID("3f2b7c1e-9a4d-4e8b-8c55-1d0e6f7a2b90")
 
 
 def load_plan(pipeline: str | Path) -> Plan:
@@ -47,11 +49,18 @@ def run_options(plan: Plan, settings: Settings) -> RunOptions:
         settings.progress_dir.mkdir(parents=True, exist_ok=True)
         progress(settings.progress_dir / f"{os.getpid()}.json")
     return RunOptions(
-        execution_id=settings.execution_id or f"local-{plan.config_hash[:12]}",
+        execution_id=settings.execution_id or default_execution_id(plan),
         storage=storage,
         source_partitions=settings.source_partitions,
         inputs=dict(settings.inputs),
+        database_url=settings.database_url,
     )
+
+
+def default_execution_id(plan: Plan) -> str:
+    """Without FACTFLOW_EXECUTION_ID a pipeline's runs share one id, derived from its
+    config, so rerunning the unchanged pipeline resumes it."""
+    return str(uuid.uuid5(_EXECUTION_NAMESPACE, plan.config_hash))
 
 
 def build(pipeline: str | Path | None = None, settings: Settings | None = None) -> Dataflow:

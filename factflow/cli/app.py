@@ -7,6 +7,7 @@ import typer
 from factflow.cli.compile import compile_command
 from factflow.cli.config import config_app
 from factflow.cli.run import run_command
+from factflow.db.cli import app as db_app
 
 app = typer.Typer(
     name="factflow",
@@ -17,6 +18,7 @@ app = typer.Typer(
 app.command("compile")(compile_command)
 app.command("run")(run_command)
 app.add_typer(config_app, name="config")
+app.add_typer(db_app, name="db")
 
 
 def main() -> None:

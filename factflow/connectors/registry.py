@@ -52,6 +52,17 @@ def make_source(spec: SourceSpec, settings: QueueSettings) -> Source[Any]:
             durable=bool(options.get("durable", True)),
             idle_timeout=spec.idle_timeout,
         )
+    if provider == "postgres":
+        from factflow.connectors.postgres import DEFAULT_VISIBILITY_SECONDS, PostgresSource
+
+        return PostgresSource(
+            spec.queue,
+            url=settings.url,
+            raw=spec.raw,
+            consumers=consumers,
+            visibility_timeout=float(options.get("visibility_timeout", DEFAULT_VISIBILITY_SECONDS)),
+            idle_timeout=spec.idle_timeout,
+        )
     msg = f"queue provider '{provider}' has no source connector in this version of factflow"
     raise ConfigurationError(msg)
 
@@ -76,6 +87,10 @@ def make_sink(queue: str, settings: QueueSettings, *, raw: bool = False) -> Sink
             durable=bool(options.get("durable", True)),
             exchange=str(options.get("exchange", "")),
         )
+    if provider == "postgres":
+        from factflow.connectors.postgres import PostgresSink
+
+        return PostgresSink(queue, url=settings.url, raw=raw)
     msg = f"queue provider '{provider}' has no sink connector in this version of factflow"
     raise ConfigurationError(msg)
 

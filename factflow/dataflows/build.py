@@ -10,6 +10,7 @@ only stateful adapters key the stream.
 from __future__ import annotations
 
 import re
+import uuid
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -25,15 +26,20 @@ from factflow.compiler.plan import Plan, QueueSettings, RoutePlan
 from factflow.connectors.counting import CountingSink
 from factflow.connectors.file import FileSource
 from factflow.connectors.init import InitSource
+from factflow.connectors.postgres import DeadLetterTableSink
 from factflow.connectors.registry import SourceSpec, make_sink, make_source
 from factflow.dataflows.backpressure import ConcurrencyController
 from factflow.dataflows.circuit import CircuitBreaker
 from factflow.dataflows.deadletter import REASON_UNDECODABLE, DeadLetter, Undecodable
 from factflow.dataflows.invoke import AdapterInvoker, Outcome, StepRuntime
+from factflow.dataflows.lineage import LineageRow, LineageSink
 from factflow.dataflows.progress import progress
 from factflow.dataflows.stateful import AdapterStateLogic
 from factflow.exceptions import ConfigurationError
 from factflow.messages import Message
+
+# providers without a broker to hold dead letters: with a database they go to its table
+TABLE_DEAD_LETTERS = frozenset({"file", "postgres"})
 
 _STEP = re.compile(r"[^A-Za-z0-9_]+")
 
@@ -54,6 +60,12 @@ class RunOptions:
     """Queue -> a JSON-lines file read instead of (or as) that queue's source."""
     extra_sources: tuple[str, ...] = ()
     """Queues to read from the provider even where the plan has no source for them."""
+    database_url: str | None = None
+    """With a database: lineage rows, and dead letters of broker-less providers in a table."""
+
+    @property
+    def lineage_execution(self) -> uuid.UUID | None:
+        return uuid.UUID(self.execution_id) if self.database_url else None
 
 
 @dataclass
@@ -67,6 +79,7 @@ class _Wiring:
     )
     outputs: dict[str, list[Stream[Message]]] = field(default_factory=lambda: defaultdict(list))
     dead: dict[str, list[Stream[DeadLetter]]] = field(default_factory=lambda: defaultdict(list))
+    lineage: list[Stream[LineageRow]] = field(default_factory=list)
 
 
 def build_dataflow(
@@ -87,9 +100,32 @@ def build_dataflow(
             o.format == "raw" for r in plan.routes for o in r.outbound if o.queue == name
         )
         _add_sink(f"sink__{_sid(name)}", name, wiring.outputs[name], queue, raw=raw)
-    for name, streams in sorted(wiring.dead.items()):
-        _add_sink(f"dead__{_sid(name)}", name, streams, queue, raw=False)
+    _add_dead_letter_sinks(plan, queue, options, wiring)
+    execution = options.lineage_execution
+    if options.database_url and execution is not None and wiring.lineage:
+        rows = wiring.lineage
+        merged = rows[0] if len(rows) == 1 else op.merge("lineage__merge", *rows)
+        op.output("lineage", merged, LineageSink(options.database_url, execution))
     return wiring.flow
+
+
+def _add_dead_letter_sinks(
+    plan: Plan, queue: QueueSettings, options: RunOptions, w: _Wiring
+) -> None:
+    """Dead letters go to their queue on a broker; without one, to the dead-letter table
+    when there is a database (the file and postgres providers), else to the queue."""
+    execution = options.lineage_execution
+    to_table = options.database_url is not None and queue.provider in TABLE_DEAD_LETTERS
+    if to_table and execution is not None and options.database_url is not None:
+        streams = [s for name in sorted(w.dead) for s in w.dead[name]]
+        if streams:
+            merged = streams[0] if len(streams) == 1 else op.merge("dead__merge", *streams)
+            inbound = {r.id: r.inbound_queue for r in plan.routes}
+            sink = DeadLetterTableSink(options.database_url, execution, inbound)
+            op.output("dead__table", merged, CountingSink(sink, "queue:dead_letters"))
+        return
+    for name, streams in sorted(w.dead.items()):
+        _add_sink(f"dead__{_sid(name)}", name, streams, queue, raw=False)
 
 
 def _add_sources(plan: Plan, queue: QueueSettings, options: RunOptions, w: _Wiring) -> None:
@@ -185,6 +221,7 @@ def _add_route(
     if not streams:
         return  # nothing can reach this route in this flow
     stream = streams[0] if len(streams) == 1 else op.merge(f"{route.id}__in", *streams)
+    side: list[Stream[Outcome]] = []
     last = len(route.adapters) - 1
     for step in route.adapters:
         runtime = StepRuntime(
@@ -196,6 +233,7 @@ def _add_route(
                 route.retry.circuit_breaker_threshold, route.retry.circuit_breaker_reset_seconds
             ),
             concurrency=ConcurrencyController(route.concurrency),
+            lineage_execution=options.lineage_execution,
         )
         invoker = AdapterInvoker(runtime, registry.resolve(step.type))
         counter = RouteCounter(route.id, first=step.index == 0, last=step.index == last)
@@ -205,7 +243,8 @@ def _add_route(
             outcomes = op.flat_map_batch(step.step_id, stream, counter.wrap(invoker.run_batch))
         split = op.branch(f"{step.step_id}__ok", outcomes, _is_message)
         stream = split.trues
-        w.dead[route.dead_letter_queue].append(cast(Stream[DeadLetter], split.falses))
+        side.append(split.falses)
+    _add_side_outputs(route, side, options, w)
     for index, outbound in enumerate(route.outbound):
         out = stream
         if outbound.condition is not None:
@@ -213,6 +252,25 @@ def _add_route(
                 f"{route.id}__out_{index}", stream, compile_condition(outbound.condition)
             )
         w.outputs[outbound.queue].append(out)
+
+
+def _add_side_outputs(
+    route: RoutePlan, side: list[Stream[Outcome]], options: RunOptions, w: _Wiring
+) -> None:
+    """Dead letters to the route's dead-letter queue; lineage rows (if any) to lineage."""
+    if not side:
+        return
+    if options.database_url is None:
+        w.dead[route.dead_letter_queue].extend(cast(list[Stream[DeadLetter]], side))
+        return
+    merged = side[0] if len(side) == 1 else op.merge(f"{route.id}__side", *side)
+    split = op.branch(f"{route.id}__dead", merged, _is_dead_letter)
+    w.dead[route.dead_letter_queue].append(split.trues)
+    w.lineage.append(cast(Stream[LineageRow], split.falses))
+
+
+def _is_dead_letter(item: Outcome) -> TypeGuard[DeadLetter]:
+    return isinstance(item, DeadLetter)
 
 
 @dataclass(frozen=True)
@@ -230,7 +288,8 @@ class RouteCounter:
         dead = sum(1 for o in outcomes if isinstance(o, DeadLetter))
         counters.add(f"route:{self.route_id}:dead", dead)
         if self.last:
-            counters.add(f"route:{self.route_id}:out", len(outcomes) - dead)
+            emitted = sum(1 for o in outcomes if isinstance(o, Message))
+            counters.add(f"route:{self.route_id}:out", emitted)
 
     def wrap(
         self, run: Callable[[list[Message]], list[Outcome]]

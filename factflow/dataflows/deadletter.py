@@ -26,6 +26,8 @@ class DeadLetter:
     attempts: int
     message: JsonDict
     failed_at: str = field(default_factory=utc_now_iso)
+    lineage_id: str | None = None
+    """The lineage row of the last attempt, when lineage is recorded."""
 
     @classmethod
     def of(
@@ -59,6 +61,7 @@ class DeadLetter:
             "error": self.error,
             "attempts": self.attempts,
             "failed_at": self.failed_at,
+            "lineage_id": self.lineage_id,
             "message": self.message,
         }
 

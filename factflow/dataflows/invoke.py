@@ -10,7 +10,8 @@ import asyncio
 import inspect
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from typing import Any
 
 from factflow.adapters.base import Adapter, Context
@@ -20,8 +21,10 @@ from factflow.dataflows.backpressure import ConcurrencyController
 from factflow.dataflows.circuit import CircuitBreaker, CircuitOpenError
 from factflow.dataflows.deadletter import REASON_CIRCUIT_OPEN, REASON_FAILED, DeadLetter
 from factflow.dataflows.ids import NameIds
+from factflow.dataflows.lineage import LineageRow, lineage_row
 from factflow.dataflows.loop import worker_loop
 from factflow.dataflows.perthread import PerThread
+from factflow.db.lineage_writer import LineageStatus, new_row_id
 from factflow.messages import Message
 
 # Emitted message ids are derived from the input id and the step, so a message replayed
@@ -29,7 +32,7 @@ from factflow.messages import Message
 _ID_NAMESPACE = uuid.UUID("6f1c5d4e-2b0a-4f5e-9c61-7a4e3f0b8d21")
 _child_ids = NameIds(_ID_NAMESPACE)
 
-Outcome = Message | DeadLetter
+Outcome = Message | DeadLetter | LineageRow
 
 
 @dataclass
@@ -42,6 +45,8 @@ class StepRuntime:
     storage: Any
     breaker: CircuitBreaker
     concurrency: ConcurrencyController
+    lineage_execution: uuid.UUID | None = None
+    """Set when lineage is recorded: the execution id as the lineage table's uuid."""
 
 
 def child_id(parent_id: str, step_id: str, index: int) -> str:
@@ -110,71 +115,131 @@ class AdapterInvoker:
     def _run_sync(self, adapter: Adapter, context: Context, message: Message) -> list[Outcome]:
         if self._gate is not None and not self._gate(message):
             return [message]
+        started_at = self._lineage_start()
         attempt = 0
         while True:
             attempt += 1
-            if refused := self._refused(message, attempt):
-                return [refused]
+            if refused := self._refused(message, attempt, started_at):
+                return refused
             try:
                 outputs = _as_list(adapter.process(message, context))
             except Exception as exc:
-                verdict = self._on_failure(message, exc, attempt)
-                if isinstance(verdict, DeadLetter):
-                    return [verdict]
+                verdict = self._on_failure(message, exc, attempt, started_at)
+                if isinstance(verdict, list):
+                    return verdict
                 time.sleep(verdict)
                 continue
-            return self._on_success(message, outputs)
+            return self._on_success(message, outputs, attempt, started_at)
 
     async def _run_async(self, adapter: Adapter, message: Message) -> list[Outcome]:
         if self._gate is not None and not self._gate(message):
             return [message]
+        started_at = self._lineage_start()
         attempt = 0
         while True:
             attempt += 1
-            if refused := self._refused(message, attempt):
-                return [refused]
+            if refused := self._refused(message, attempt, started_at):
+                return refused
             started = time.perf_counter()
             try:
                 result = adapter.process(message, self.context())
                 outputs = _as_list(await result if inspect.isawaitable(result) else result)
             except Exception as exc:
                 self._observe(started, failed=True)
-                verdict = self._on_failure(message, exc, attempt)
-                if isinstance(verdict, DeadLetter):
-                    return [verdict]
+                verdict = self._on_failure(message, exc, attempt, started_at)
+                if isinstance(verdict, list):
+                    return verdict
                 await asyncio.sleep(verdict)
                 continue
             self._observe(started, failed=False)
-            return self._on_success(message, outputs)
+            return self._on_success(message, outputs, attempt, started_at)
 
-    def _refused(self, message: Message, attempt: int) -> DeadLetter | None:
+    def _lineage_start(self) -> datetime | None:
+        return datetime.now(UTC) if self.runtime.lineage_execution is not None else None
+
+    def _refused(
+        self, message: Message, attempt: int, started_at: datetime | None
+    ) -> list[Outcome] | None:
         if self.runtime.breaker.allow():
             return None
         exc = CircuitOpenError(f"circuit of adapter '{self.runtime.step.stage}' is open")
-        return self._dead(message, exc, attempt - 1, REASON_CIRCUIT_OPEN)
+        return self._dead(message, exc, attempt - 1, REASON_CIRCUIT_OPEN, started_at)
 
     def _observe(self, started: float, *, failed: bool) -> None:
         self.runtime.concurrency.observe((time.perf_counter() - started) * 1000, failed=failed)
 
-    def _on_failure(self, message: Message, exc: Exception, attempt: int) -> DeadLetter | float:
-        """The dead letter after the last attempt, else the seconds to wait."""
+    def _on_failure(
+        self, message: Message, exc: Exception, attempt: int, started_at: datetime | None
+    ) -> list[Outcome] | float:
+        """The dead letter (and its lineage) after the last attempt, else seconds to wait."""
         self.runtime.breaker.record_failure()
         retry = self.runtime.route.retry
         if attempt > retry.max_retries:
-            return self._dead(message, exc, attempt, REASON_FAILED)
+            return self._dead(message, exc, attempt, REASON_FAILED, started_at)
         return retry.delay(attempt)
 
-    def _on_success(self, message: Message, outputs: list[Message]) -> list[Outcome]:
+    def _on_success(
+        self, message: Message, outputs: list[Message], attempt: int, started_at: datetime | None
+    ) -> list[Outcome]:
         self.runtime.breaker.record_success()
-        return self._emitted(message, outputs)
+        if started_at is None:
+            return self._emitted(message, outputs, message.message_id)
+        row_id = new_row_id()
+        emitted = self._emitted(message, outputs, str(row_id))
+        status: LineageStatus = "completed" if outputs else "filtered"
+        row = self._row(row_id, message, status, attempt, started_at, outputs=outputs)
+        return [*emitted, row]
 
-    def _dead(self, message: Message, exc: BaseException, attempts: int, reason: str) -> DeadLetter:
+    def _dead(
+        self,
+        message: Message,
+        exc: BaseException,
+        attempts: int,
+        reason: str,
+        started_at: datetime | None,
+    ) -> list[Outcome]:
         step = self.runtime.step
-        return DeadLetter.of(
+        letter = DeadLetter.of(
             self.runtime.route.id, step.stage, step.step_id, message, exc, attempts, reason
         )
+        if started_at is None:
+            return [letter]
+        error = f"{type(exc).__name__}: {exc}"
+        row_id = new_row_id()
+        row = self._row(row_id, message, "dead_lettered", attempts, started_at, error=error)
+        return [replace(letter, lineage_id=str(row_id)), row]
 
-    def _emitted(self, message: Message, outputs: list[Message]) -> list[Outcome]:
+    def _row(
+        self,
+        row_id: uuid.UUID,
+        message: Message,
+        status: LineageStatus,
+        attempts: int,
+        started_at: datetime,
+        *,
+        outputs: list[Message] | None = None,
+        error: str | None = None,
+    ) -> LineageRow:
+        runtime, step = self.runtime, self.runtime.step
+        assert runtime.lineage_execution is not None
+        return lineage_row(
+            row_id=row_id,
+            execution_id=runtime.lineage_execution,
+            route_id=runtime.route.id,
+            adapter_name=step.type,
+            adapter_index=step.index,
+            stage_name=step.stage,
+            message=message,
+            status=status,
+            attempts=attempts,
+            started_at=started_at,
+            outputs=outputs,
+            error=error,
+        )
+
+    def _emitted(self, message: Message, outputs: list[Message], correlation: str) -> list[Outcome]:
+        """Outputs stamped with this step; `correlation` is the lineage row id when lineage
+        is recorded, else the input's message id."""
         runtime = self.runtime
         step = runtime.step
         emitted: list[Outcome] = []
@@ -182,7 +247,7 @@ class AdapterInvoker:
             message_id, correlation_id = output.message_id, output.correlation_id
             if message_id != message.message_id:
                 message_id = child_id(message.message_id, step.step_id, index)
-                correlation_id = message.message_id
+                correlation_id = correlation
             # every field by name: a constructor call costs half of dataclasses.replace
             emitted.append(
                 Message(

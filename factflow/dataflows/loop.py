@@ -16,7 +16,6 @@ from factflow.dataflows.perthread import PerThread
 T = TypeVar("T")
 
 
-
 class WorkerLoop:
     def __init__(self) -> None:
         self.loop = asyncio.new_event_loop()

@@ -236,6 +236,10 @@ class LineageWriter:
         self._rows.append(tuple(getattr(record, name) for name in LINEAGE_COLUMNS))
         return record.id
 
+    def extend_rows(self, rows: list[tuple[Any, ...]]) -> None:
+        """Buffer rows built elsewhere, values in LINEAGE_COLUMNS order."""
+        self._rows.extend(rows)
+
     def discard(self) -> int:
         """Drop the buffered rows (an epoch abandoned on purpose); returns how many."""
         dropped = len(self._rows)

@@ -1,0 +1,188 @@
+"""The seed system's error body, one handler per error family, and correlation ids.
+
+Every error response is `{"detail", "error_code", "correlation_id", "timestamp"}` (the
+seed system's `ErrorResponse`); request validation keeps FastAPI's `detail[]` list and
+adds the same three fields; an invalid pipeline adds the compiler's `validation_report`.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import logging
+import uuid
+from datetime import UTC, datetime
+from http import HTTPStatus
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from factflow.db.exceptions import (
+    ConflictError,
+    DatabaseError,
+    DatabaseNotConfiguredError,
+    DatabaseUnavailableError,
+    IllegalTransitionError,
+    NotFoundError,
+)
+from factflow.server.exceptions import (
+    ExecutionStateError,
+    SupervisorError,
+    TooManyConcurrentExecutionsError,
+)
+from factflow.storage.exceptions import (
+    InvalidKeyError,
+    ObjectNotFoundError,
+    StorageError,
+    StorageUnavailableError,
+)
+from factflow.types import JsonDict
+
+CORRELATION_HEADER = "X-Correlation-ID"
+_correlation: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "factflow_correlation_id", default=None
+)
+_log = logging.getLogger(__name__)
+
+
+def correlation_id() -> str:
+    """The current request's correlation id (a new one outside a request)."""
+    return _correlation.get() or uuid.uuid4().hex
+
+
+class ApiError(Exception):
+    """An HTTP error with the seed system's body; `extra` fields are added to the body."""
+
+    def __init__(
+        self, status_code: int, detail: str, error_code: str, **extra: Any
+    ) -> None:
+        super().__init__(detail)
+        self.status_code = status_code
+        self.detail = detail
+        self.error_code = error_code
+        self.extra = extra
+
+
+def not_found(what: str) -> ApiError:
+    return ApiError(404, f"{what} does not exist", "NOT_FOUND")
+
+
+def invalid_config(report: JsonDict, detail: str = "the pipeline config is invalid") -> ApiError:
+    errors = report.get("error_count", 0)
+    first = next((i for i in report.get("issues", []) if i.get("severity") == "error"), None)
+    if first is not None:
+        detail = f"{detail} ({errors} error(s)); first: {first['code']} at {first['path']}: "
+        detail += str(first["message"])
+    return ApiError(400, detail, "CONFIG_INVALID", validation_report=report)
+
+
+def error_body(detail: Any, error_code: str, **extra: Any) -> JsonDict:
+    return {
+        "detail": detail,
+        "error_code": error_code,
+        "correlation_id": correlation_id(),
+        "timestamp": datetime.now(UTC).isoformat(),
+        **extra,
+    }
+
+
+def _response(status: int, detail: Any, code: str, **extra: Any) -> JSONResponse:
+    headers = {CORRELATION_HEADER: correlation_id()}
+    if status == 429:
+        headers["Retry-After"] = "5"
+    return JSONResponse(
+        jsonable_encoder(error_body(detail, code, **extra)), status_code=status, headers=headers
+    )
+
+
+def _code_for_status(status: int) -> str:
+    try:
+        return HTTPStatus(status).name
+    except ValueError:
+        return "HTTP_ERROR"
+
+
+# (exception class, status, error code), most specific first
+_MAPPING: tuple[tuple[type[Exception], int, str], ...] = (
+    (TooManyConcurrentExecutionsError, 429, "TOO_MANY_CONCURRENT_EXECUTIONS"),
+    (ExecutionStateError, 409, "EXECUTION_STATE"),
+    (SupervisorError, 500, "SUPERVISOR_ERROR"),
+    (NotFoundError, 404, "NOT_FOUND"),
+    (IllegalTransitionError, 409, "ILLEGAL_TRANSITION"),
+    (ConflictError, 409, "CONFLICT"),
+    (DatabaseNotConfiguredError, 503, "DATABASE_NOT_CONFIGURED"),
+    (DatabaseUnavailableError, 503, "DATABASE_UNAVAILABLE"),
+    (DatabaseError, 500, "DATABASE_ERROR"),
+    (ObjectNotFoundError, 404, "OBJECT_NOT_FOUND"),
+    (InvalidKeyError, 400, "INVALID_KEY"),
+    (StorageUnavailableError, 503, "STORAGE_UNAVAILABLE"),
+    (StorageError, 500, "STORAGE_ERROR"),
+)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    async def api_error(_: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, ApiError)
+        return _response(exc.status_code, exc.detail, exc.error_code, **exc.extra)
+
+    async def http_error(_: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, StarletteHTTPException)
+        return _response(exc.status_code, exc.detail, _code_for_status(exc.status_code))
+
+    async def validation_error(_: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, RequestValidationError)
+        return _response(422, exc.errors(), "REQUEST_VALIDATION_ERROR")
+
+    async def mapped(_: Request, exc: Exception) -> JSONResponse:
+        for cls, status, code in _MAPPING:
+            if isinstance(exc, cls):
+                if status >= 500:
+                    _log.error("%s: %s", code, exc)
+                return _response(status, str(exc), code)
+        return await unexpected(_, exc)
+
+    async def unexpected(_: Request, exc: Exception) -> JSONResponse:
+        _log.exception("unhandled error", exc_info=exc)
+        return _response(500, "internal server error", "INTERNAL_ERROR")
+
+    app.add_exception_handler(ApiError, api_error)
+    app.add_exception_handler(StarletteHTTPException, http_error)
+    app.add_exception_handler(RequestValidationError, validation_error)
+    for cls, _, _ in _MAPPING:
+        app.add_exception_handler(cls, mapped)
+    app.add_exception_handler(Exception, unexpected)
+
+
+class CorrelationIdMiddleware:
+    """Takes `X-Correlation-ID` from the request (or makes one) and echoes it back."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        given = dict(scope["headers"]).get(CORRELATION_HEADER.lower().encode())
+        value = given.decode("latin-1")[:128] if given else uuid.uuid4().hex
+        token = _correlation.set(value)
+
+        async def send_with_header(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = [
+                    (k, v)
+                    for k, v in message.get("headers", [])
+                    if k.lower() != CORRELATION_HEADER.lower().encode()
+                ]
+                headers.append((CORRELATION_HEADER.lower().encode(), value.encode("latin-1")))
+                message["headers"] = headers
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_header)
+        finally:
+            _correlation.reset(token)
