@@ -9,6 +9,7 @@ exits with status 1, without a traceback.
 
 from __future__ import annotations
 
+import os
 import sys
 import uuid
 from pathlib import Path
@@ -44,8 +45,6 @@ def run_options(plan: Plan, settings: Settings) -> RunOptions:
 
         storage = open_storage(plan.storage_uri or settings.storage_uri or DEFAULT_STORAGE_URI)
     if settings.progress_dir is not None:
-        import os
-
         settings.progress_dir.mkdir(parents=True, exist_ok=True)
         progress(settings.progress_dir / f"{os.getpid()}.json")
     return RunOptions(
@@ -55,6 +54,38 @@ def run_options(plan: Plan, settings: Settings) -> RunOptions:
         inputs=dict(settings.inputs),
         database_url=settings.database_url,
     )
+
+
+def bytewax_option(short: str, long: str, env: str) -> str | None:
+    """A `python -m bytewax.run` option of this process (Bytewax parsed it already)."""
+    args = sys.argv
+    for index, arg in enumerate(args[:-1]):
+        if arg in (short, long):
+            return args[index + 1]
+    for arg in args:
+        if arg.startswith(long + "="):
+            return arg.partition("=")[2]
+    return os.environ.get(env)
+
+
+def start_recovery_archive(plan: Plan, options: RunOptions) -> None:
+    """With a database and a recovery directory: restore it from Postgres when it is
+    missing or stale, then (process 0) archive it every few seconds."""
+    recovery = bytewax_option("-r", "--recovery-directory", "BYTEWAX_RECOVERY_DIRECTORY")
+    execution = options.lineage_execution
+    if options.database_url is None or recovery is None or execution is None:
+        return
+    from factflow.dataflows.recovery import RecoveryArchiver, restore_if_stale
+    from factflow.db.repositories.recovery import step_fingerprint
+
+    steps = step_fingerprint(plan.step_ids)
+    directory = Path(recovery)
+    restored = restore_if_stale(options.database_url, execution, directory, steps)
+    if restored:
+        print(f"factflow: restored {restored} recovery partition(s) from Postgres", file=sys.stderr)
+    process = bytewax_option("-i", "--process-id", "BYTEWAX_PROCESS_ID") or "0"
+    if process == "0" and directory.is_dir():
+        RecoveryArchiver(options.database_url, execution, directory, steps).start()
 
 
 def default_execution_id(plan: Plan) -> str:
@@ -75,7 +106,9 @@ def build(pipeline: str | Path | None = None, settings: Settings | None = None) 
         )
         raise SystemExit(2)
     plan = load_plan(path)
-    return build_dataflow(plan, run_options(plan, settings))
+    options = run_options(plan, settings)
+    start_recovery_archive(plan, options)
+    return build_dataflow(plan, options)
 
 
 def __getattr__(name: str) -> Dataflow:

@@ -57,9 +57,7 @@ def correlation_id() -> str:
 class ApiError(Exception):
     """An HTTP error with the seed system's body; `extra` fields are added to the body."""
 
-    def __init__(
-        self, status_code: int, detail: str, error_code: str, **extra: Any
-    ) -> None:
+    def __init__(self, status_code: int, detail: str, error_code: str, **extra: Any) -> None:
         super().__init__(detail)
         self.status_code = status_code
         self.detail = detail

@@ -248,6 +248,9 @@ class AdapterInvoker:
             if message_id != message.message_id:
                 message_id = child_id(message.message_id, step.step_id, index)
                 correlation_id = correlation
+            elif runtime.lineage_execution is not None:
+                # the same message passed on still descends from this invocation
+                correlation_id = correlation
             # every field by name: a constructor call costs half of dataclasses.replace
             emitted.append(
                 Message(

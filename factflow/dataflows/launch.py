@@ -13,6 +13,7 @@ import signal
 import socket
 import subprocess
 import sys
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -62,9 +63,22 @@ class Launch:
         for stale in self.progress_dir.glob("*.json"):
             stale.unlink()
         self.log_dir.mkdir(parents=True, exist_ok=True)
+        self._restore_from_postgres()
         self.recovery_dir.mkdir(parents=True, exist_ok=True)
         if not any(self.recovery_dir.glob("part-*.sqlite3")):
             init_db_dir(self.recovery_dir, max(1, self.workers * self.processes))  # type: ignore[no-untyped-call]
+
+    def _restore_from_postgres(self) -> None:
+        """A resumed execution whose local recovery is missing or stale gets Postgres's."""
+        url = self.env().get("FACTFLOW_DATABASE_URL")
+        if not url:
+            return
+        from factflow.dataflows.recovery import restore_if_stale
+        from factflow.db.repositories.recovery import step_fingerprint
+        from factflow.flow import load_plan
+
+        steps = step_fingerprint(load_plan(self.pipeline).step_ids)
+        restore_if_stale(url, uuid.UUID(self.execution_id), self.recovery_dir, steps)
 
     def env(self) -> dict[str, str]:
         return {

@@ -1,0 +1,64 @@
+"""Dependencies as `Annotated` aliases; handlers declare what they need by type.
+
+The objects live on `app.state` (made once in the lifespan): the settings, the pool, the
+supervisor, the adapter registry, the stage storage and the archive jobs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+from psycopg_pool import ConnectionPool
+
+from factflow.adapters.registry import AdapterRegistry
+from factflow.api.settings import ApiSettings
+from factflow.db.connection import DbConnection
+from factflow.server.archives import ArchiveJobs
+from factflow.server.supervisor import Supervisor
+from factflow.storage.base import StageStorage
+
+
+def get_settings(request: Request) -> ApiSettings:
+    settings: ApiSettings = request.app.state.settings
+    return settings
+
+
+def get_pool(request: Request) -> ConnectionPool[Any]:
+    pool: ConnectionPool[Any] = request.app.state.pool
+    return pool
+
+
+def get_db(request: Request) -> Iterator[DbConnection]:
+    """A pooled autocommit connection for the request; repositories open transactions."""
+    with get_pool(request).connection() as conn:
+        yield conn
+
+
+def get_supervisor(request: Request) -> Supervisor:
+    supervisor: Supervisor = request.app.state.supervisor
+    return supervisor
+
+
+def get_registry(request: Request) -> AdapterRegistry:
+    registry: AdapterRegistry = request.app.state.registry
+    return registry
+
+
+def get_storage(request: Request) -> StageStorage:
+    storage: StageStorage = request.app.state.storage
+    return storage
+
+
+def get_archives(request: Request) -> ArchiveJobs:
+    jobs: ArchiveJobs = request.app.state.archives
+    return jobs
+
+
+SettingsDep = Annotated[ApiSettings, Depends(get_settings)]
+DbDep = Annotated[DbConnection, Depends(get_db)]
+SupervisorDep = Annotated[Supervisor, Depends(get_supervisor)]
+RegistryDep = Annotated[AdapterRegistry, Depends(get_registry)]
+StorageDep = Annotated[StageStorage, Depends(get_storage)]
+ArchivesDep = Annotated[ArchiveJobs, Depends(get_archives)]

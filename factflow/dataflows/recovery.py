@@ -1,0 +1,84 @@
+"""Bytewax recovery partitions archived in Postgres, and restored from there.
+
+Workers keep recovery in a local directory (Bytewax has no other backend); while an
+execution runs, one process copies each partition into Postgres every few seconds, so a
+worker whose machine or directory is gone resumes from Postgres alone. Bytewax keeps old
+snapshots for `backup_interval`, which must exceed the archive interval so that an
+archived set of partitions always shares a resumable epoch.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import threading
+import uuid
+from pathlib import Path
+
+from factflow.db.connection import connect
+from factflow.db.exceptions import DatabaseError
+from factflow.db.recovery_files import archive_directory, local_is_stale, restore_directory
+
+log = logging.getLogger(__name__)
+
+ARCHIVE_SECONDS = 5.0
+
+
+def restore_if_stale(url: str, execution_id: uuid.UUID, recovery_dir: Path, steps: str) -> int:
+    """Restore the newest archived set when the local directory is missing or older.
+
+    Returns the number of partitions restored (0 when the local copy is current).
+    A set of another Bytewax version or other step ids raises RecoveryArchiveError.
+    """
+    with connect(url) as conn:
+        if not local_is_stale(conn, execution_id, recovery_dir):
+            return 0
+        return restore_directory(conn, execution_id, recovery_dir, step_fingerprint=steps)
+
+
+class RecoveryArchiver:
+    """Archives a recovery directory every `interval` seconds from a daemon thread."""
+
+    def __init__(
+        self,
+        url: str,
+        execution_id: uuid.UUID,
+        recovery_dir: Path,
+        steps: str,
+        interval: float = ARCHIVE_SECONDS,
+    ) -> None:
+        self.url, self.execution_id, self.recovery_dir = url, execution_id, recovery_dir
+        self.steps, self.interval = steps, interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="factflow-archiver", daemon=True)
+
+    def start(self) -> None:
+        """Archive periodically, and once more when the process exits normally (a run
+        that ended must not resume from an older archive)."""
+        self._thread.start()
+        atexit.register(self._final)
+
+    def _final(self) -> None:
+        self.stop()
+        try:
+            self.archive_once()
+        except DatabaseError as exc:
+            log.warning("final recovery archive of %s failed: %s", self.execution_id, exc)
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def archive_once(self) -> int:
+        with connect(self.url) as conn:
+            archived = archive_directory(
+                conn, self.execution_id, self.recovery_dir, step_fingerprint=self.steps
+            )
+        return len(archived)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                self.archive_once()
+            except DatabaseError as exc:
+                # the next round tries again; the local directory still has everything
+                log.warning("recovery archive of %s failed: %s", self.execution_id, exc)

@@ -1,0 +1,1 @@
+"""The execution supervisor behind the API: launching, watching, cancelling, resuming."""

@@ -1,0 +1,489 @@
+"""The execution supervisor: launches worker processes, watches them, moves the status.
+
+One `Supervisor` per server instance. It owns the worker processes it started; every
+fact about an execution is in Postgres, so any instance answers for any execution, and
+cancelling through another instance works too (the owner sees `cancelling` on its next
+heartbeat and stops its workers).
+
+- Launch: the row is created under an advisory lock that also enforces
+  `max_concurrent_executions` across instances, then `python -m bytewax.run
+  factflow.flow` processes start (`factflow.dataflows.launch.Launch`).
+- Watch: a thread polls exit codes; while workers live it beats the row's heartbeat and
+  copies the workers' counters into `stats.counts`. All exited with 0 -> completed; any
+  other exit -> failed with the log tail; after a cancel -> cancelled.
+- Cancel: `running -> cancelling`, then SIGTERM and SIGKILL after the grace period.
+- Abandoned executions (their server is gone, or no heartbeat for `stale_after_seconds`)
+  become `interrupted` (a `cancelling` one `cancelled`); orphaned workers on this host
+  are stopped first. `resume` relaunches an interrupted execution from its recovery
+  directory (restored from its Postgres archive when that is newer).
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import logging
+import os
+import socket
+import subprocess
+import threading
+import time
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import yaml
+from psycopg_pool import ConnectionPool
+
+from factflow.api.settings import ApiSettings
+from factflow.cli.run import read_counts
+from factflow.compiler.plan import Plan
+from factflow.dataflows.launch import Launch, stop
+from factflow.db.connection import DbConnection
+from factflow.db.exceptions import IllegalTransitionError
+from factflow.db.recovery_files import local_is_stale, restore_directory
+from factflow.db.repositories import executions as repo
+from factflow.db.repositories.recovery import step_fingerprint
+from factflow.server import rundir
+from factflow.server.exceptions import (
+    ExecutionStateError,
+    SupervisorError,
+    TooManyConcurrentExecutionsError,
+)
+from factflow.types import JsonDict
+
+_log = logging.getLogger(__name__)
+# pg_advisory_xact_lock key: serialises the capacity check with the insert
+_LAUNCH_LOCK = 0x46_46_4C_41  # "FFLA"
+_TICK_SECONDS = 0.2
+_ACTIVE: tuple[repo.ExecutionStatus, ...] = ("running", "cancelling")
+
+
+@dataclass(frozen=True, slots=True)
+class LaunchRequest:
+    """What `POST /executions` (or `/configs/{id}/run`) asks to run."""
+
+    plan: Plan
+    config_yaml: str
+    pipeline_name: str
+    config_id: uuid.UUID | None = None
+    config_version: int | None = None
+    inputs: Mapping[str, Sequence[Any]] = field(default_factory=dict)
+    workers: int = 1
+    processes: int = 1
+    trigger_context: JsonDict = field(default_factory=dict)
+    idempotency_key: str | None = None
+    source: str = "api"
+
+    def snapshot(self) -> JsonDict:
+        """The immutable `config_snapshot`: the YAML as given, parsed, and where it came from."""
+        parsed = yaml.safe_load(self.config_yaml)
+        return {
+            "name": self.pipeline_name,
+            "config_id": None if self.config_id is None else str(self.config_id),
+            "config_version": self.config_version,
+            "config_hash": self.plan.config_hash,
+            "config_yaml": self.config_yaml,
+            "config": parsed if isinstance(parsed, dict) else {},
+            "workers": self.workers,
+            "processes": self.processes,
+        }
+
+
+@dataclass
+class _Run:
+    execution_id: uuid.UUID
+    launch: Launch
+    procs: list[subprocess.Popen[bytes]]
+    stopper: threading.Thread | None = None
+    last_beat: float = 0.0
+
+
+class Supervisor:
+    """Starts, watches, cancels and resumes executions; see the module docstring."""
+
+    def __init__(self, settings: ApiSettings, pool: ConnectionPool[Any]) -> None:
+        self.settings = settings
+        self.pool = pool
+        self.host = socket.gethostname()
+        self.finished: collections.Counter[str] = collections.Counter()
+        self.launched = 0
+        self._runs: dict[uuid.UUID, _Run] = {}
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._last_sweep = 0.0
+
+    # --- lifecycle ----------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Mark abandoned executions interrupted, then start watching."""
+        self.sweep(force=True)
+        self._thread = threading.Thread(target=self._watch, name="factflow-supervisor")
+        self._thread.daemon = True
+        self._thread.start()
+
+    def close(self) -> None:
+        """Stop watching; this instance's executions become interrupted, workers stop."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+        with self._lock:
+            runs = list(self._runs.values())
+            self._runs.clear()
+        for run in runs:
+            with contextlib.suppress(Exception), self.pool.connection() as conn:
+                current = repo.get_execution(conn, run.execution_id)
+                if current.status == "running":
+                    repo.transition(
+                        conn, run.execution_id, "interrupted", error="the server stopped"
+                    )
+                elif current.status == "cancelling":
+                    repo.transition(conn, run.execution_id, "cancelled")
+        stoppers = [
+            threading.Thread(target=stop, args=(run.procs, self.settings.cancel_grace_seconds))
+            for run in runs
+        ]
+        for thread in stoppers:
+            thread.start()
+        for thread in stoppers:
+            thread.join()
+
+    def local_executions(self) -> list[uuid.UUID]:
+        with self._lock:
+            return list(self._runs)
+
+    def is_local(self, execution_id: uuid.UUID) -> bool:
+        with self._lock:
+            return execution_id in self._runs
+
+    def run_dir(self, execution_id: uuid.UUID) -> Path:
+        return self.settings.runs_dir / str(execution_id)
+
+    def progress_counts(self, execution_id: uuid.UUID) -> dict[str, int]:
+        """The workers' counters as they are now (this instance's runs; else from disk)."""
+        return read_counts(self.run_dir(execution_id) / "progress")
+
+    # --- launching ----------------------------------------------------------------------
+
+    def launch(self, conn: DbConnection, request: LaunchRequest) -> tuple[repo.Execution, bool]:
+        """Create the execution and start its workers; `(execution, False)` when the
+        idempotency key names an existing one (nothing is started)."""
+        execution_id = uuid.uuid4()
+        with conn.transaction():
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (_LAUNCH_LOCK,))
+            if request.idempotency_key is None:
+                self._check_capacity(conn)
+            execution = repo.create_execution(
+                conn,
+                execution_id=execution_id,
+                pipeline_name=request.pipeline_name,
+                config_snapshot=request.snapshot(),
+                config_id=request.config_id,
+                config_version=request.config_version,
+                source=request.source,
+                trigger_context=request.trigger_context,
+                idempotency_key=request.idempotency_key,
+            )
+            if execution.id != execution_id:
+                return execution, False
+            if request.idempotency_key is not None:
+                # checked after the insert so a repeated key never gets a 429
+                self._check_capacity(conn, exclude=execution_id)
+        run_dir = self.run_dir(execution_id)
+        try:
+            run_dir.mkdir(parents=True, exist_ok=True)
+            (run_dir / "pipeline.yaml").write_text(
+                rundir.effective_yaml(
+                    request.config_yaml,
+                    run_dir,
+                    default_provider=self.settings.default_queue_provider,
+                )
+            )
+            inputs = rundir.write_inputs(run_dir, request.inputs)
+            rundir.save_input_index(run_dir, inputs)
+            execution = self._start_workers(
+                conn, execution_id, inputs, request.workers, request.processes
+            )
+        except Exception as exc:
+            _log.exception("execution %s could not be launched", execution_id)
+            repo.transition(conn, execution_id, "failed", error=f"launch failed: {exc}")
+            msg = f"execution {execution_id} could not be launched: {exc}"
+            raise SupervisorError(msg) from exc
+        return execution, True
+
+    def _check_capacity(self, conn: DbConnection, exclude: uuid.UUID | None = None) -> None:
+        active = [
+            e.id for e in repo.list_executions(conn, status=list(_ACTIVE), limit=10_000)
+        ]
+        count = len([i for i in active if i != exclude])
+        limit = self.settings.max_concurrent_executions
+        if count >= limit:
+            msg = (
+                f"{count} executions are running, the limit is {limit} "
+                "(max_concurrent_executions): wait for one to finish, cancel one, or raise "
+                "FACTFLOW_MAX_CONCURRENT_EXECUTIONS"
+            )
+            raise TooManyConcurrentExecutionsError(msg)
+
+    def _start_workers(
+        self,
+        conn: DbConnection,
+        execution_id: uuid.UUID,
+        inputs: dict[str, str],
+        workers: int,
+        processes: int,
+    ) -> repo.Execution:
+        run_dir = self.run_dir(execution_id)
+        env = dict(self.settings.worker_env)
+        if self.settings.database_url:
+            env["FACTFLOW_DATABASE_URL"] = self.settings.database_url
+        env["FACTFLOW_STORAGE_URI"] = self.settings.storage_uri
+        launch = Launch(
+            pipeline=(run_dir / "pipeline.yaml").resolve(),
+            execution_id=str(execution_id),
+            run_dir=run_dir,
+            recovery_dir=self.settings.recovery_dir / str(execution_id),
+            workers=workers,
+            processes=processes,
+            inputs=inputs,
+            extra_env=env,
+        )
+        procs = launch.start()
+        with self._lock:
+            self._runs[execution_id] = _Run(
+                execution_id, launch, procs, last_beat=time.monotonic()
+            )
+        self.launched += 1
+        info: list[JsonDict] = [
+            {
+                "process": index,
+                "pid": proc.pid,
+                "host": self.host,
+                "server_pid": os.getpid(),
+                "instance": self.settings.instance_id,
+                "workers": workers,
+            }
+            for index, proc in enumerate(procs)
+        ]
+        return repo.set_workers(conn, execution_id, info)
+
+    # --- cancel and resume --------------------------------------------------------------
+
+    def cancel(self, conn: DbConnection, execution_id: uuid.UUID) -> repo.Execution:
+        """`cancelling` at once; the workers get SIGTERM (SIGKILL after the grace period)."""
+        execution = repo.get_execution(conn, execution_id)
+        if execution.status == "cancelling":
+            return execution
+        if execution.status == "interrupted":
+            return repo.transition(conn, execution_id, "cancelled")
+        if execution.status != "running":
+            msg = f"execution {execution_id} is {execution.status}: there is nothing to cancel"
+            raise ExecutionStateError(msg)
+        execution = repo.transition(conn, execution_id, "cancelling")
+        with self._lock:
+            run = self._runs.get(execution_id)
+        if run is not None:
+            self._stop_run(run)
+        return execution
+
+    def resume(
+        self, conn: DbConnection, execution_id: uuid.UUID, plan: Plan
+    ) -> repo.Execution:
+        """Relaunch an interrupted execution where its recovery snapshot left it."""
+        execution = repo.get_execution(conn, execution_id)
+        if execution.status != "interrupted" or self.is_local(execution_id):
+            msg = (
+                f"execution {execution_id} is {execution.status}: only interrupted "
+                "executions can be resumed"
+            )
+            raise ExecutionStateError(msg)
+        with conn.transaction():
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (_LAUNCH_LOCK,))
+            self._check_capacity(conn)
+            execution = repo.resume_execution(conn, execution_id)
+        run_dir = self.run_dir(execution_id)
+        try:
+            run_dir.mkdir(parents=True, exist_ok=True)
+            pipeline = run_dir / "pipeline.yaml"
+            if not pipeline.is_file():
+                pipeline.write_text(
+                    rundir.effective_yaml(
+                        str(execution.config_snapshot.get("config_yaml", "")),
+                        run_dir,
+                        default_provider=self.settings.default_queue_provider,
+                    )
+                )
+            recovery = self.settings.recovery_dir / str(execution_id)
+            if local_is_stale(conn, execution_id, recovery):
+                restore_directory(
+                    conn, execution_id, recovery, step_fingerprint=step_fingerprint(plan.step_ids())
+                )
+            snapshot = execution.config_snapshot
+            return self._start_workers(
+                conn,
+                execution_id,
+                rundir.input_files(run_dir),
+                int(snapshot.get("workers", 1)),
+                int(snapshot.get("processes", 1)),
+            )
+        except Exception as exc:
+            repo.transition(conn, execution_id, "interrupted", error=f"resume failed: {exc}")
+            raise
+
+    def _stop_run(self, run: _Run) -> None:
+        if run.stopper is not None:
+            return
+        run.stopper = threading.Thread(
+            target=stop,
+            args=(run.procs, self.settings.cancel_grace_seconds),
+            name=f"factflow-stop-{run.execution_id}",
+            daemon=True,
+        )
+        run.stopper.start()
+
+    # --- watching -----------------------------------------------------------------------
+
+    def _watch(self) -> None:
+        while not self._stop.wait(_TICK_SECONDS):
+            try:
+                self.tick()
+            except Exception:
+                _log.exception("supervisor tick failed")
+
+    def tick(self) -> None:
+        """One round: finish exited runs, beat and check the live ones, sweep the others."""
+        with self._lock:
+            runs = list(self._runs.values())
+        now = time.monotonic()
+        for run in runs:
+            codes = [proc.poll() for proc in run.procs]
+            if all(code is not None for code in codes):
+                self._finish(run, [int(c) for c in codes if c is not None])
+            elif now - run.last_beat >= self.settings.heartbeat_seconds:
+                run.last_beat = now
+                self._beat(run)
+        self.sweep()
+
+    def _beat(self, run: _Run) -> None:
+        with self.pool.connection() as conn:
+            repo.heartbeat(conn, run.execution_id)
+            counts = read_counts(run.launch.progress_dir)
+            if counts:
+                repo.merge_stats(conn, run.execution_id, {"counts": counts})
+            status = repo.get_execution(conn, run.execution_id).status
+        if status == "cancelling":
+            self._stop_run(run)
+        elif status in ("interrupted", "cancelled", "failed", "completed"):
+            # another instance decided (e.g. it swept us as stale): stop the workers
+            self._stop_run(run)
+
+    def _finish(self, run: _Run, codes: list[int]) -> None:
+        with self._lock:
+            self._runs.pop(run.execution_id, None)
+        counts = read_counts(run.launch.progress_dir)
+        with self.pool.connection() as conn:
+            current = repo.get_execution(conn, run.execution_id)
+            repo.merge_stats(conn, run.execution_id, {"counts": counts, "exit_codes": codes})
+            error = None
+            if current.status == "cancelling":
+                target: repo.ExecutionStatus = "cancelled"
+            elif current.status != "running":
+                return
+            elif all(code == 0 for code in codes):
+                target = "completed"
+            else:
+                target = "failed"
+                failed = ", ".join(
+                    f"process {i} exited with {c}" for i, c in enumerate(codes) if c != 0
+                )
+                tail = rundir.log_tail(run.launch.run_dir)
+                error = f"{failed}\n{tail}" if tail else failed
+            repo.transition(conn, run.execution_id, target, error=error)
+        self.finished[target] += 1
+        _log.info("execution %s %s (exit codes %s)", run.execution_id, target, codes)
+
+    def sweep(self, *, force: bool = False) -> None:
+        """Interrupt executions nobody watches any more (see `_abandoned`)."""
+        now = time.monotonic()
+        if not force and now - self._last_sweep < self.settings.stale_after_seconds / 3:
+            return
+        self._last_sweep = now
+        local = set(self.local_executions())
+        with self.pool.connection() as conn:
+            for execution in repo.list_executions(conn, status=list(_ACTIVE), limit=10_000):
+                if execution.id in local or not self._abandoned(execution):
+                    continue
+                self._kill_orphans(execution)
+                target: repo.ExecutionStatus = (
+                    "cancelled" if execution.status == "cancelling" else "interrupted"
+                )
+                with contextlib.suppress(IllegalTransitionError):
+                    repo.transition(
+                        conn,
+                        execution.id,
+                        target,
+                        error=None
+                        if target == "cancelled"
+                        else "its server stopped watching it; resume it with "
+                        f"POST /api/v1/executions/{execution.id}/resume",
+                    )
+                    _log.warning("execution %s was abandoned: now %s", execution.id, target)
+
+    def _abandoned(self, execution: repo.Execution) -> bool:
+        beat = execution.heartbeat_at or execution.started_at
+        stale = timedelta(seconds=self.settings.stale_after_seconds)
+        if datetime.now(UTC) - beat > stale:
+            return True
+        for worker in execution.workers:
+            if worker.get("host") != self.host:
+                return False
+            server_pid = int(worker.get("server_pid", 0))
+            if server_pid == os.getpid() or worker.get("instance") == self.settings.instance_id:
+                return False  # this process (another app instance in it): heartbeat decides
+            return not _alive(server_pid)
+        return False
+
+    def _kill_orphans(self, execution: repo.Execution) -> None:
+        for worker in execution.workers:
+            if worker.get("host") != self.host:
+                continue
+            pid = int(worker.get("pid", 0))
+            if _is_worker(pid):
+                with contextlib.suppress(OSError):
+                    os.kill(pid, 15)
+                deadline = time.monotonic() + self.settings.cancel_grace_seconds
+                while _alive(pid) and time.monotonic() < deadline:
+                    time.sleep(0.1)
+                if _is_worker(pid):
+                    with contextlib.suppress(OSError):
+                        os.kill(pid, 9)
+
+
+def _alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # a zombie child counts as gone
+    with contextlib.suppress(OSError):
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        return stat.rpartition(")")[2].split()[0] != "Z"
+    return True
+
+
+def _is_worker(pid: int) -> bool:
+    """A live process running `factflow.flow` (not a recycled pid)."""
+    if not _alive(pid):
+        return False
+    try:
+        return b"factflow.flow" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
