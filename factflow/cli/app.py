@@ -6,6 +6,7 @@ import typer
 
 from factflow.cli.compile import compile_command
 from factflow.cli.config import config_app
+from factflow.cli.recovery import deadletters_app, recovery_app
 from factflow.cli.run import run_command
 from factflow.db.cli import app as db_app
 
@@ -19,6 +20,8 @@ app.command("compile")(compile_command)
 app.command("run")(run_command)
 app.add_typer(config_app, name="config")
 app.add_typer(db_app, name="db")
+app.add_typer(recovery_app, name="recovery")
+app.add_typer(deadletters_app, name="deadletters")
 
 
 def main() -> None:

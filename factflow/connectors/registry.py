@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bytewax.inputs import Source
-from bytewax.outputs import Sink
+from bytewax.outputs import DynamicSink
 
 from factflow.compiler.plan import QueueSettings
 from factflow.exceptions import ConfigurationError
@@ -67,7 +67,7 @@ def make_source(spec: SourceSpec, settings: QueueSettings) -> Source[Any]:
     raise ConfigurationError(msg)
 
 
-def make_sink(queue: str, settings: QueueSettings, *, raw: bool = False) -> Sink[Any]:
+def make_sink(queue: str, settings: QueueSettings, *, raw: bool = False) -> DynamicSink[Any]:
     provider, options = settings.provider, settings.options
     if provider == "memory":
         from factflow.connectors.memory import MemorySink
