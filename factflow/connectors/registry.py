@@ -52,6 +52,18 @@ def make_source(spec: SourceSpec, settings: QueueSettings) -> Source[Any]:
             durable=bool(options.get("durable", True)),
             idle_timeout=spec.idle_timeout,
         )
+    if provider == "stomp":
+        from factflow.connectors.stomp import DEFAULT_PREFETCH as STOMP_PREFETCH
+        from factflow.connectors.stomp import StompSource
+
+        return StompSource(
+            spec.queue,
+            url=settings.url,
+            raw=spec.raw,
+            consumers=consumers,
+            prefetch=int(options.get("prefetch", max(spec.prefetch or 0, STOMP_PREFETCH))),
+            idle_timeout=spec.idle_timeout,
+        )
     if provider == "postgres":
         from factflow.connectors.postgres import DEFAULT_VISIBILITY_SECONDS, PostgresSource
 
@@ -87,6 +99,10 @@ def make_sink(queue: str, settings: QueueSettings, *, raw: bool = False) -> Dyna
             durable=bool(options.get("durable", True)),
             exchange=str(options.get("exchange", "")),
         )
+    if provider == "stomp":
+        from factflow.connectors.stomp import StompSink
+
+        return StompSink(queue, url=settings.url, raw=raw)
     if provider == "postgres":
         from factflow.connectors.postgres import PostgresSink
 

@@ -1,0 +1,253 @@
+"""STOMP 1.2 (ActiveMQ Artemis; RabbitMQ's STOMP plugin too) with stomp.py.
+
+Sources subscribe with `client-individual` acks and ack each sealed message after the
+epoch. Sinks send persistent frames and wait for the broker's RECEIPT of the batch's last
+frame: a broker processes a connection's frames in order, so that receipt covers the
+batch. Bodies are the msgpack envelope, or the payload with `factflow-*` headers (`raw`).
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import threading
+import uuid
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+import stomp
+from bytewax.inputs import FixedPartitionedSource
+from bytewax.outputs import DynamicSink
+
+from factflow.connectors.base import (
+    BrokerSinkPartition,
+    BrokerSourcePartition,
+    Received,
+    mask_url,
+)
+from factflow.connectors.codec import decode_body, encode_body
+from factflow.dataflows.deadletter import DeadLetter, Undecodable
+from factflow.messages import Message
+
+DEFAULT_URL = "stomp://artemis:artemis@127.0.0.1:61614"
+DEFAULT_PREFETCH = 5000
+FETCH_WAIT_SECONDS = 0.05
+RECEIPT_TIMEOUT_SECONDS = 30.0
+MAX_BATCH = 5000
+
+
+@dataclass(frozen=True, slots=True)
+class StompEndpoint:
+    host: str
+    port: int
+    user: str | None
+    password: str | None
+    url: str
+    vhost: str = "/"
+
+    @classmethod
+    def parse(cls, url: str | None) -> StompEndpoint:
+        """`stomp://user:pass@host:port` (${ENV} expanded), or FACTFLOW_STOMP_URL."""
+        resolved = os.path.expandvars(url or os.environ.get("FACTFLOW_STOMP_URL", DEFAULT_URL))
+        parts = urlsplit(resolved)
+        if parts.scheme not in ("stomp", "tcp") or not parts.hostname:
+            msg = f"not a STOMP URL (stomp://user:pass@host:port): {mask_url(resolved)}"
+            raise ValueError(msg)
+        return cls(
+            host=parts.hostname,
+            port=parts.port or 61613,
+            user=unquote(parts.username) if parts.username else None,
+            password=unquote(parts.password) if parts.password else None,
+            url=resolved,
+            vhost=unquote(parts.path) if parts.path not in ("", "/") else "/",
+        )
+
+    def connect(self, listener: stomp.ConnectionListener) -> stomp.Connection12:
+        # RabbitMQ reads the STOMP host header as its vhost; Artemis ignores it
+        conn = stomp.Connection12(
+            [(self.host, self.port)], reconnect_attempts_max=1, vhost=self.vhost
+        )
+        conn.set_listener("factflow", listener)
+        conn.connect(self.user, self.password, wait=True)
+        return conn
+
+
+class _Inbox(stomp.ConnectionListener):  # type: ignore[misc]
+    """Collects frames and receipts from stomp.py's receiver thread."""
+
+    def __init__(self) -> None:
+        self.frames: queue.Queue[Any] = queue.Queue()
+        self.receipts: set[str] = set()
+        self.receipt_arrived = threading.Condition()
+        self.error: str | None = None
+
+    def on_message(self, frame: Any) -> None:
+        self.frames.put(frame)
+
+    def on_receipt(self, frame: Any) -> None:
+        with self.receipt_arrived:
+            self.receipts.add(frame.headers.get("receipt-id", ""))
+            self.receipt_arrived.notify_all()
+
+    def on_error(self, frame: Any) -> None:
+        self.error = frame.headers.get("message") or frame.body or "STOMP ERROR frame"
+
+    def on_disconnected(self) -> None:
+        with self.receipt_arrived:
+            self.error = self.error or "disconnected"
+            self.receipt_arrived.notify_all()
+
+
+class _StompPartition(BrokerSourcePartition[str, None]):
+    def __init__(
+        self,
+        endpoint: StompEndpoint,
+        destination: str,
+        prefetch: int,
+        raw: bool,
+        idle_timeout: float | None,
+    ) -> None:
+        super().__init__(self._decode_one, idle_timeout)
+        self._endpoint, self._destination = endpoint, destination
+        self._prefetch, self._raw = prefetch, raw
+        self._conn: stomp.Connection12 | None = None
+        self._inbox = _Inbox()
+
+    def __str__(self) -> str:
+        return f"stomp source {self._destination} at {mask_url(self._endpoint.url)}"
+
+    def _decode_one(self, received: Received[str]) -> Message | Undecodable:
+        return decode_body(
+            received.body,
+            received.headers,
+            raw=self._raw,
+            queue=self._destination,
+            fallback_id=str(received.headers.get("message-id", received.token)),
+        )
+
+    def _connect(self) -> None:
+        self._inbox = _Inbox()
+        self._conn = self._endpoint.connect(self._inbox)
+        self._conn.subscribe(
+            self._destination,
+            id="factflow",
+            ack="client-individual",
+            headers={
+                # Artemis and RabbitMQ name the consumer window differently
+                "consumer-window-size": str(-1),
+                "prefetch-count": str(self._prefetch),
+            },
+        )
+
+    def _fetch(self) -> list[Received[str]]:
+        if self._conn is None or not self._conn.is_connected():
+            msg = self._inbox.error or "not connected"
+            raise ConnectionError(msg)
+        frames: list[Any] = []
+        try:
+            frames.append(self._inbox.frames.get(timeout=FETCH_WAIT_SECONDS))
+        except queue.Empty:
+            return []
+        while len(frames) < MAX_BATCH:
+            try:
+                frames.append(self._inbox.frames.get_nowait())
+            except queue.Empty:
+                break
+        return [
+            Received(
+                f.headers.get("ack") or f.headers["message-id"],
+                f.body if isinstance(f.body, bytes) else str(f.body).encode(),
+                dict(f.headers),
+            )
+            for f in frames
+        ]
+
+    def _ack(self, tokens: list[str]) -> None:
+        assert self._conn is not None
+        for token in tokens:
+            self._conn.ack(token)
+
+    def _disconnect(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None and conn.is_connected():
+            conn.disconnect()
+
+
+class StompSource(FixedPartitionedSource[Message | Undecodable, None]):
+    """`consumers` competing subscriptions on `destination` (`/queue/...`, `/topic/...`)."""
+
+    def __init__(
+        self,
+        destination: str,
+        *,
+        url: str | None = None,
+        raw: bool = False,
+        consumers: int = 1,
+        prefetch: int = DEFAULT_PREFETCH,
+        idle_timeout: float | None = None,
+    ) -> None:
+        if consumers < 1 or prefetch < 1:
+            msg = f"consumers and prefetch must be >= 1, got {consumers} and {prefetch}"
+            raise ValueError(msg)
+        self.endpoint = StompEndpoint.parse(url)
+        self.destination, self.raw = destination, raw
+        self.consumers, self.prefetch, self.idle_timeout = consumers, prefetch, idle_timeout
+
+    def list_parts(self) -> list[str]:
+        return [str(k) for k in range(self.consumers)]
+
+    def build_part(self, step_id: str, for_part: str, resume_state: Any) -> _StompPartition:
+        return _StompPartition(
+            self.endpoint, self.destination, self.prefetch, self.raw, self.idle_timeout
+        )
+
+
+class _StompSinkPartition(BrokerSinkPartition):
+    def __init__(self, endpoint: StompEndpoint, destination: str, raw: bool) -> None:
+        super().__init__()
+        self._endpoint, self._destination, self._raw = endpoint, destination, raw
+        self._conn: stomp.Connection12 | None = None
+        self._inbox = _Inbox()
+
+    def __str__(self) -> str:
+        return f"stomp sink {self._destination} at {mask_url(self._endpoint.url)}"
+
+    def _connect(self) -> None:
+        self._inbox = _Inbox()
+        self._conn = self._endpoint.connect(self._inbox)
+
+    def _publish(self, items: list[Message | DeadLetter]) -> None:
+        assert self._conn is not None
+        receipt = uuid.uuid4().hex
+        last = len(items) - 1
+        for index, item in enumerate(items):
+            body, headers = encode_body(item, raw=self._raw)
+            headers["persistent"] = "true"
+            if index == last:
+                headers["receipt"] = receipt
+            self._conn.send(self._destination, body, headers=headers)
+        with self._inbox.receipt_arrived:
+            arrived = self._inbox.receipt_arrived.wait_for(
+                lambda: receipt in self._inbox.receipts or self._inbox.error is not None,
+                timeout=RECEIPT_TIMEOUT_SECONDS,
+            )
+            if self._inbox.error is not None or not arrived:
+                reason = self._inbox.error or "no receipt"
+                msg = f"{self}: batch not confirmed: {reason}"
+                raise ConnectionError(msg)
+            self._inbox.receipts.discard(receipt)
+
+    def _disconnect(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None and conn.is_connected():
+            conn.disconnect()
+
+
+class StompSink(DynamicSink[Message | DeadLetter]):
+    def __init__(self, destination: str, *, url: str | None = None, raw: bool = False) -> None:
+        self.endpoint = StompEndpoint.parse(url)
+        self.destination, self.raw = destination, raw
+
+    def build(self, step_id: str, worker_index: int, worker_count: int) -> _StompSinkPartition:
+        return _StompSinkPartition(self.endpoint, self.destination, self.raw)
