@@ -13,7 +13,6 @@ from __future__ import annotations
 import logging
 import os
 from dataclasses import dataclass
-from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -28,8 +27,10 @@ from factflow.messages import Message
 log = logging.getLogger(__name__)
 
 BATCH_LINES = 1000
-"""Lines per source batch: fewer than the 1024 items Bytewax moves between operators at
-once, so that a batch reaches a sink as one write and one fsync."""
+"""Most lines in a source batch: fewer than the 1024 items Bytewax moves between operators
+at once, so that a batch reaches a sink as one write and one fsync."""
+BATCH_BYTES = 1 << 20
+"""A source batch ends after the line that reaches this size: big records, small batches."""
 
 
 def queue_path(folder: str | Path, queue: str) -> Path:
@@ -60,7 +61,13 @@ class _FilePartition(StatefulSourcePartition[Message | Undecodable, FileOffset])
     def next_batch(self) -> list[Message | Undecodable]:
         if self._file is None:
             raise StopIteration
-        lines = list(islice(self._file, BATCH_LINES))
+        lines: list[bytes] = []
+        size = 0
+        for line in self._file:
+            lines.append(line)
+            size += len(line)
+            if len(lines) == BATCH_LINES or size >= BATCH_BYTES:
+                break
         if len(lines) > 1 and not lines[-1].endswith(b"\n"):
             # maybe a line still being written: read it again next time. Alone it is the
             # file's last line without a newline (sources end at EOF), so it is read now.

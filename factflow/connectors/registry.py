@@ -64,6 +64,30 @@ def make_source(spec: SourceSpec, settings: QueueSettings) -> Source[Any]:
             prefetch=int(options.get("prefetch", max(spec.prefetch or 0, STOMP_PREFETCH))),
             idle_timeout=spec.idle_timeout,
         )
+    if provider == "pulsar":
+        from factflow.connectors.pulsar import DEFAULT_PREFETCH as PULSAR_PREFETCH
+        from factflow.connectors.pulsar import PulsarSource
+
+        return PulsarSource(
+            spec.queue,
+            subscription=spec.subscription,
+            url=settings.url,
+            raw=spec.raw,
+            consumers=consumers,
+            prefetch=int(options.get("prefetch", max(spec.prefetch or 0, PULSAR_PREFETCH))),
+            subscription_type=str(options.get("subscription_type", "shared")),
+            idle_timeout=spec.idle_timeout,
+        )
+    if provider == "kafka":
+        from factflow.connectors.kafka import KafkaSource
+
+        return KafkaSource(
+            spec.queue,
+            url=settings.url,
+            group=spec.subscription,
+            raw=spec.raw,
+            idle_timeout=spec.idle_timeout,
+        )
     if provider == "postgres":
         from factflow.connectors.postgres import DEFAULT_VISIBILITY_SECONDS, PostgresSource
 
@@ -103,6 +127,14 @@ def make_sink(queue: str, settings: QueueSettings, *, raw: bool = False) -> Dyna
         from factflow.connectors.stomp import StompSink
 
         return StompSink(queue, url=settings.url, raw=raw)
+    if provider == "pulsar":
+        from factflow.connectors.pulsar import PulsarSink
+
+        return PulsarSink(queue, url=settings.url, raw=raw)
+    if provider == "kafka":
+        from factflow.connectors.kafka import KafkaSink
+
+        return KafkaSink(queue, url=settings.url, raw=raw)
     if provider == "postgres":
         from factflow.connectors.postgres import PostgresSink
 
