@@ -38,6 +38,12 @@ _SUBSCRIPTION_TYPES = {
 }
 
 
+def _client(url: str) -> Any:
+    # the C++ client logs every connection at INFO to stdout
+    logger = pulsar.ConsoleLogger(pulsar.LoggerLevel.Warn)
+    return pulsar.Client(url, operation_timeout_seconds=10, logger=logger)
+
+
 def _close_quietly(client: Any) -> None:
     if client is not None:
         with contextlib.suppress(pulsar.PulsarException):  # already broken: nothing to close
@@ -77,7 +83,7 @@ class _PulsarPartition(BrokerSourcePartition[Any, None]):
 
     def _connect(self) -> None:
         source = self._source
-        self._client = pulsar.Client(source.url, operation_timeout_seconds=10)
+        self._client = _client(source.url)
         self._consumer = self._client.subscribe(
             source.topic,
             source.subscription,
@@ -147,7 +153,7 @@ class _PulsarSinkPartition(BrokerSinkPartition):
         return f"pulsar sink {self._topic} at {mask_url(self._url)}"
 
     def _connect(self) -> None:
-        self._client = pulsar.Client(self._url, operation_timeout_seconds=10)
+        self._client = _client(self._url)
         self._producer = self._client.create_producer(
             self._topic, block_if_queue_full=True, batching_enabled=True
         )
