@@ -26,3 +26,10 @@ app.add_typer(deadletters_app, name="deadletters")
 
 def main() -> None:
     app()
+
+
+# server commands (serve, execution, lineage, storage, pipeline, system) and the global
+# --server / --output / --timeout options
+from factflow.cli.client import mount  # noqa: E402
+
+mount(app)

@@ -44,9 +44,7 @@ from factflow.compiler.plan import Plan
 from factflow.dataflows.launch import Launch, stop
 from factflow.db.connection import DbConnection
 from factflow.db.exceptions import IllegalTransitionError
-from factflow.db.recovery_files import local_is_stale, restore_directory
 from factflow.db.repositories import executions as repo
-from factflow.db.repositories.recovery import step_fingerprint
 from factflow.server import rundir
 from factflow.server.exceptions import (
     ExecutionStateError,
@@ -216,9 +214,7 @@ class Supervisor:
         return execution, True
 
     def _check_capacity(self, conn: DbConnection, exclude: uuid.UUID | None = None) -> None:
-        active = [
-            e.id for e in repo.list_executions(conn, status=list(_ACTIVE), limit=10_000)
-        ]
+        active = [e.id for e in repo.list_executions(conn, status=list(_ACTIVE), limit=10_000)]
         count = len([i for i in active if i != exclude])
         limit = self.settings.max_concurrent_executions
         if count >= limit:
@@ -254,9 +250,7 @@ class Supervisor:
         )
         procs = launch.start()
         with self._lock:
-            self._runs[execution_id] = _Run(
-                execution_id, launch, procs, last_beat=time.monotonic()
-            )
+            self._runs[execution_id] = _Run(execution_id, launch, procs, last_beat=time.monotonic())
         self.launched += 1
         info: list[JsonDict] = [
             {
@@ -290,9 +284,7 @@ class Supervisor:
             self._stop_run(run)
         return execution
 
-    def resume(
-        self, conn: DbConnection, execution_id: uuid.UUID, plan: Plan
-    ) -> repo.Execution:
+    def resume(self, conn: DbConnection, execution_id: uuid.UUID) -> repo.Execution:
         """Relaunch an interrupted execution where its recovery snapshot left it."""
         execution = repo.get_execution(conn, execution_id)
         if execution.status != "interrupted" or self.is_local(execution_id):
@@ -317,11 +309,7 @@ class Supervisor:
                         default_provider=self.settings.default_queue_provider,
                     )
                 )
-            recovery = self.settings.recovery_dir / str(execution_id)
-            if local_is_stale(conn, execution_id, recovery):
-                restore_directory(
-                    conn, execution_id, recovery, step_fingerprint=step_fingerprint(plan.step_ids())
-                )
+            # Launch.prepare restores the recovery directory from Postgres when stale
             snapshot = execution.config_snapshot
             return self._start_workers(
                 conn,

@@ -1,0 +1,111 @@
+"""`create_app(settings)`: the FastAPI sidecar.
+
+The lifespan opens the pool, applies migrations, validates the shipped pipelines, opens
+the stage storage and starts the supervisor (which marks abandoned executions
+interrupted); on shutdown this instance's executions become interrupted and their
+workers are stopped.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from anyio import to_thread
+from fastapi import FastAPI, Request, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+import factflow
+from factflow.adapters.registry import default_registry
+from factflow.api.errors import CorrelationIdMiddleware, install_error_handlers
+from factflow.api.metrics import Metrics, MetricsMiddleware
+from factflow.api.routers import api_router
+from factflow.api.routers.templates import load_templates
+from factflow.api.settings import ApiSettings
+from factflow.db.connection import create_pool
+from factflow.db.migrate import migrate
+from factflow.server.archives import ArchiveJobs
+from factflow.server.supervisor import Supervisor
+from factflow.storage import open_storage
+
+_log = logging.getLogger(__name__)
+
+DESCRIPTION = """\
+factflow's sidecar: pipeline configs, executions (Bytewax worker processes), lineage,
+stage storage. Paths and bodies follow the seed system's API; factflow's additions are
+marked "factflow addition" in their descriptions.
+"""
+
+
+def _startup(app: FastAPI, settings: ApiSettings) -> None:
+    pool = create_pool(settings.database(), name="factflow-api")
+    try:
+        with pool.connection() as conn:
+            applied = migrate(conn)
+        if applied:
+            _log.info("applied migrations %s", applied)
+        registry = default_registry()
+        storage = open_storage(settings.storage_uri)
+        templates = (
+            load_templates(settings.templates_dir(), registry)
+            if settings.validate_pipelines_on_start
+            else {}
+        )
+        supervisor = Supervisor(settings, pool)
+        supervisor.start()
+    except BaseException:
+        pool.close()
+        raise
+    app.state.pool = pool
+    app.state.registry = registry
+    app.state.storage = storage
+    app.state.templates = templates
+    app.state.archives = ArchiveJobs(settings.archives_dir, storage)
+    app.state.supervisor = supervisor
+    app.state.metrics.watch(supervisor)
+
+
+def _shutdown(app: FastAPI) -> None:
+    supervisor: Supervisor | None = getattr(app.state, "supervisor", None)
+    if supervisor is not None:
+        supervisor.close()
+    storage = getattr(app.state, "storage", None)
+    if storage is not None:
+        storage.close()
+    pool = getattr(app.state, "pool", None)
+    if pool is not None:
+        pool.close()
+
+
+def create_app(settings: ApiSettings) -> FastAPI:
+    """The app for `settings`; nothing is read from the environment here."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await to_thread.run_sync(_startup, app, settings)
+        try:
+            yield
+        finally:
+            await to_thread.run_sync(_shutdown, app)
+
+    app = FastAPI(
+        title="factflow",
+        version=factflow.__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.metrics = Metrics()
+    install_error_handlers(app)
+    app.include_router(api_router)
+
+    @app.get("/metrics", include_in_schema=False)
+    def metrics(request: Request) -> Response:
+        return Response(
+            generate_latest(request.app.state.metrics.registry), media_type=CONTENT_TYPE_LATEST
+        )
+
+    app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
+    app.add_middleware(CorrelationIdMiddleware)
+    return app

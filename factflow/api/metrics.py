@@ -1,0 +1,86 @@
+"""Prometheus metrics: HTTP requests by route, and this instance's executions.
+
+Each app has its own `CollectorRegistry` (tests build many apps in one process).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from factflow.server.supervisor import Supervisor
+
+
+class SupervisorCollector(Collector):
+    def __init__(self, supervisor: Supervisor) -> None:
+        self.supervisor = supervisor
+
+    def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
+        running = GaugeMetricFamily(
+            "factflow_executions_running", "executions whose workers this instance runs"
+        )
+        running.add_metric([], len(self.supervisor.local_executions()))
+        yield running
+        launched = CounterMetricFamily(
+            "factflow_executions_launched", "executions launched or resumed by this instance"
+        )
+        launched.add_metric([], self.supervisor.launched)
+        yield launched
+        finished = CounterMetricFamily(
+            "factflow_executions_finished",
+            "executions this instance saw finish",
+            labels=["status"],
+        )
+        for status, count in sorted(self.supervisor.finished.items()):
+            finished.add_metric([status], count)
+        yield finished
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "factflow_http_requests",
+            "HTTP requests",
+            ["method", "route", "status"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "factflow_http_request_duration_seconds",
+            "HTTP request latency (to the response start)",
+            ["method", "route"],
+            registry=self.registry,
+        )
+
+    def watch(self, supervisor: Supervisor) -> None:
+        self.registry.register(SupervisorCollector(supervisor))
+
+
+class MetricsMiddleware:
+    """Counts requests by route template (not raw path, to keep label cardinality low)."""
+
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        method = scope["method"]
+
+        async def timed_send(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                # the router stores the matched route in the (shared) scope
+                route = str(getattr(scope.get("route"), "path", "unmatched"))
+                self.metrics.latency.labels(method, route).observe(time.perf_counter() - started)
+                self.metrics.requests.labels(method, route, str(message["status"])).inc()
+            await send(message)
+
+        await self.app(scope, receive, timed_send)

@@ -1,0 +1,25 @@
+"""One router per domain, each with its prefix and tag, collected under /api/v1."""
+
+from fastapi import APIRouter
+
+from factflow.api.routers import (
+    adapters,
+    configs,
+    content,
+    executions,
+    lineage,
+    pipelines,
+    storage,
+    system,
+    templates,
+)
+
+API_PREFIX = "/api/v1"
+
+api_router = APIRouter(prefix=API_PREFIX)
+for module in (
+    system, configs, executions, pipelines, lineage, storage, content, adapters, templates,
+):  # fmt: skip
+    api_router.include_router(module.router)
+
+__all__ = ["API_PREFIX", "api_router"]

@@ -1,0 +1,465 @@
+"""Executions: start (from a config or inline YAML), list, inspect, stream, cancel, resume."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import asdict
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, Query, Request, Response, status
+from pydantic import BaseModel, Field, model_validator
+from sse_starlette.sse import EventSourceResponse
+
+from factflow.adapters.registry import AdapterRegistry
+from factflow.api.compiling import bad_request, compile_yaml, pipeline_name
+from factflow.api.deps import DbDep, RegistryDep, SettingsDep, StorageDep, SupervisorDep, get_pool
+from factflow.api.routers.lineage import LineageEntry
+from factflow.api.sse import execution_events, storage_events
+from factflow.compiler.plan import Plan
+from factflow.compiler.render import render_mermaid
+from factflow.db.connection import DbConnection
+from factflow.db.repositories import executions as repo
+from factflow.db.repositories import lineage as lineage_repo
+from factflow.db.repositories.configs import PipelineConfig
+from factflow.db.repositories.route_states import paused_routes
+from factflow.server.supervisor import LaunchRequest, Supervisor
+from factflow.types import JsonDict
+
+router = APIRouter(prefix="/executions", tags=["executions"])
+
+
+class RunOptions(BaseModel):
+    """How to run: inline inputs and the worker layout (factflow additions)."""
+
+    inputs: dict[str, list[Any]] = Field(
+        default_factory=dict,
+        description="queue -> messages (an envelope {payload, metadata} or a bare payload)",
+    )
+    workers: int = Field(default=1, ge=1, le=64, description="Bytewax workers per process")
+    processes: int = Field(default=1, ge=1, le=16, description="Bytewax processes (-i/-a)")
+    trigger_context: JsonDict = Field(default_factory=dict)
+    idempotency_key: str | None = Field(default=None, min_length=1, max_length=200)
+
+
+class ExecutionCreate(RunOptions):
+    config_id: uuid.UUID | None = None
+    pipeline_yaml: str | None = Field(default=None, min_length=1)
+
+    @model_validator(mode="after")
+    def _one_source(self) -> ExecutionCreate:
+        if (self.config_id is None) == (self.pipeline_yaml is None):
+            msg = "give exactly one of config_id and pipeline_yaml"
+            raise ValueError(msg)
+        return self
+
+
+class ExecutionStarted(BaseModel):
+    execution_id: uuid.UUID
+    status: str
+    pipeline_name: str
+    config_id: uuid.UUID | None
+    config_version: int | None
+    started_at: datetime
+    workers: list[JsonDict]
+    created: bool = Field(description="false when idempotency_key named an existing execution")
+
+
+class ExecutionResponse(BaseModel):
+    id: uuid.UUID
+    execution_id: uuid.UUID
+    config_id: uuid.UUID | None
+    config_version: int | None
+    pipeline_name: str
+    status: str
+    source: str
+    replay_source: JsonDict | None
+    trigger_context: JsonDict
+    idempotency_key: str | None
+    workers: list[JsonDict]
+    started_at: datetime
+    completed_at: datetime | None
+    heartbeat_at: datetime | None
+    updated_at: datetime
+    duration_seconds: float
+    error: str | None
+    stats: JsonDict
+    config_snapshot: JsonDict | None = None
+
+
+class CancelResponse(BaseModel):
+    execution_id: uuid.UUID
+    status: str
+    message: str
+
+
+def _duration(execution: repo.Execution) -> float:
+    end = execution.completed_at or datetime.now(UTC)
+    return max(0.0, (end - execution.started_at).total_seconds())
+
+
+def _execution(
+    execution: repo.Execution, *, snapshot: bool, stats: JsonDict | None = None
+) -> ExecutionResponse:
+    return ExecutionResponse(
+        id=execution.id,
+        execution_id=execution.id,
+        config_id=execution.config_id,
+        config_version=execution.config_version,
+        pipeline_name=execution.pipeline_name,
+        status=execution.status,
+        source=execution.source,
+        replay_source=execution.replay_source,
+        trigger_context=execution.trigger_context,
+        idempotency_key=execution.idempotency_key,
+        workers=execution.workers,
+        started_at=execution.started_at,
+        completed_at=execution.completed_at,
+        heartbeat_at=execution.heartbeat_at,
+        updated_at=execution.updated_at,
+        duration_seconds=_duration(execution),
+        error=execution.error,
+        stats=stats if stats is not None else execution.stats,
+        config_snapshot=execution.config_snapshot if snapshot else None,
+    )
+
+
+def _started(execution: repo.Execution, created: bool) -> ExecutionStarted:
+    return ExecutionStarted(
+        execution_id=execution.id,
+        status=execution.status,
+        pipeline_name=execution.pipeline_name,
+        config_id=execution.config_id,
+        config_version=execution.config_version,
+        started_at=execution.started_at,
+        workers=execution.workers,
+        created=created,
+    )
+
+
+def _check_inputs(plan: Plan, inputs: dict[str, list[Any]]) -> None:
+    readable = {route.inbound_queue for route in plan.routes}
+    unknown = sorted(set(inputs) - readable)
+    if unknown:
+        msg = (
+            f"inputs name queue(s) no route reads: {', '.join(unknown)} "
+            f"(routes read: {', '.join(sorted(readable))})"
+        )
+        raise bad_request(msg, "UNKNOWN_INPUT_QUEUE")
+
+
+def start_execution(
+    db: DbConnection,
+    registry: AdapterRegistry,
+    supervisor: Supervisor,
+    response: Response,
+    options: RunOptions,
+    *,
+    config: PipelineConfig | None = None,
+    pipeline_yaml: str | None = None,
+) -> ExecutionStarted:
+    """Compile (400 with the report when invalid), create the row, launch the workers."""
+    if config is not None:
+        text, name = config.config_yaml, config.name
+    else:
+        assert pipeline_yaml is not None
+        text, name = pipeline_yaml, pipeline_name(pipeline_yaml)
+    plan = compile_yaml(text, registry, name=name).require_plan()
+    _check_inputs(plan, options.inputs)
+    execution, created = supervisor.launch(
+        db,
+        LaunchRequest(
+            plan=plan,
+            config_yaml=text,
+            pipeline_name=name,
+            config_id=config.id if config else None,
+            config_version=config.version if config else None,
+            inputs=options.inputs,
+            workers=options.workers,
+            processes=options.processes,
+            trigger_context=options.trigger_context,
+            idempotency_key=options.idempotency_key,
+        ),
+    )
+    response.status_code = status.HTTP_201_CREATED if created else status.HTTP_200_OK
+    return _started(execution, created)
+
+
+def _plan_of(execution: repo.Execution, registry: AdapterRegistry) -> Plan:
+    text = str(execution.config_snapshot.get("config_yaml", ""))
+    compiled = compile_yaml(text, registry, name=execution.pipeline_name)
+    return compiled.require_plan()
+
+
+@router.post("", status_code=status.HTTP_201_CREATED)
+def create_execution(
+    body: ExecutionCreate,
+    db: DbDep,
+    registry: RegistryDep,
+    supervisor: SupervisorDep,
+    response: Response,
+) -> ExecutionStarted:
+    """Start an execution of a stored config (`config_id`) or of inline `pipeline_yaml`.
+
+    201 with `status: running`; 200 with the existing execution when `idempotency_key`
+    was used before; 400 with `validation_report` when the pipeline is invalid; 429 over
+    `max_concurrent_executions`.
+    """
+    config = None
+    if body.config_id is not None:
+        from factflow.db.repositories.configs import get_config
+
+        config = get_config(db, body.config_id)
+    return start_execution(
+        db, registry, supervisor, response, body, config=config, pipeline_yaml=body.pipeline_yaml
+    )
+
+
+@router.get("")
+def list_executions(
+    db: DbDep,
+    status_filter: Annotated[repo.ExecutionStatus | None, Query(alias="status")] = None,
+    config_id: uuid.UUID | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 50,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> list[ExecutionResponse]:
+    """Executions, newest first."""
+    rows = repo.list_executions(
+        db, status=status_filter, config_id=config_id, limit=limit, offset=offset
+    )
+    return [_execution(row, snapshot=False) for row in rows]
+
+
+def _derived_stats(db: DbConnection, supervisor: Supervisor, execution: repo.Execution) -> JsonDict:
+    totals = lineage_repo.execution_stats(db, execution.id)
+    stats = dict(execution.stats)
+    if supervisor.is_local(execution.id):
+        stats["counts"] = supervisor.progress_counts(execution.id)
+    duration = _duration(execution)
+    stats["lineage"] = asdict(totals)
+    stats["throughput_per_second"] = round(totals.completed / duration, 3) if duration else None
+    return stats
+
+
+@router.get("/{execution_id}")
+def get_execution(
+    execution_id: uuid.UUID, db: DbDep, supervisor: SupervisorDep
+) -> ExecutionResponse:
+    """The row, its `config_snapshot`, timestamps and stats derived from lineage."""
+    execution = repo.get_execution(db, execution_id)
+    return _execution(execution, snapshot=True, stats=_derived_stats(db, supervisor, execution))
+
+
+@router.delete("/{execution_id}", status_code=status.HTTP_204_NO_CONTENT)
+def delete_execution(execution_id: uuid.UUID, db: DbDep) -> Response:
+    """Delete a finished execution with its lineage and events (factflow addition)."""
+    repo.delete_execution(db, execution_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.post("/{execution_id}/cancel")
+def cancel_execution(
+    execution_id: uuid.UUID, db: DbDep, supervisor: SupervisorDep
+) -> CancelResponse:
+    """Graceful cancel: `cancelling` at once; SIGTERM, then SIGKILL after the grace period."""
+    execution = supervisor.cancel(db, execution_id)
+    return CancelResponse(
+        execution_id=execution.id,
+        status=execution.status,
+        message="cancel requested; the workers drain and stop"
+        if execution.status == "cancelling"
+        else f"execution is {execution.status}",
+    )
+
+
+@router.post("/{execution_id}/resume", status_code=status.HTTP_201_CREATED)
+def resume_execution(
+    execution_id: uuid.UUID, db: DbDep, registry: RegistryDep, supervisor: SupervisorDep
+) -> ExecutionStarted:
+    """Relaunch an interrupted execution from its recovery snapshot (factflow addition)."""
+    _plan_of(repo.get_execution(db, execution_id), registry)  # 400 if it cannot run
+    return _started(supervisor.resume(db, execution_id), True)
+
+
+@router.get("/{execution_id}/events")
+async def execution_events_stream(
+    execution_id: uuid.UUID,
+    request: Request,
+    settings: SettingsDep,
+    last_event_id: Annotated[str | None, Header()] = None,
+    after: Annotated[int | None, Query(ge=0, description="same as Last-Event-ID")] = None,
+) -> EventSourceResponse:
+    """SSE: the current status, then every event of the execution; ends at a terminal state.
+
+    Reconnect with `Last-Event-ID` to continue after the last event received.
+    """
+    pool = get_pool(request)
+    from anyio import to_thread
+
+    def check() -> None:
+        with pool.connection() as conn:
+            repo.get_execution(conn, execution_id)
+
+    await to_thread.run_sync(check)  # 404 before the stream starts
+    start = after if after is not None else _event_id(last_event_id)
+    assert settings.database_url is not None
+    return EventSourceResponse(
+        execution_events(
+            pool,
+            settings.database_url,
+            execution_id,
+            last_event_id=start,
+            disconnected=request.is_disconnected,
+        ),
+        ping=15,
+    )
+
+
+def _event_id(value: str | None) -> int:
+    if value is None:
+        return 0
+    try:
+        return max(0, int(value))
+    except ValueError:
+        msg = f"Last-Event-ID must be an event id, got {value!r}"
+        raise bad_request(msg) from None
+
+
+@router.get("/{execution_id}/storage-stream")
+async def storage_stream(
+    execution_id: uuid.UUID,
+    request: Request,
+    storage: StorageDep,
+    route_id: str | None = None,
+) -> EventSourceResponse:
+    """SSE: `storage.object_created` per stored artefact; ends when the execution is final."""
+    pool = get_pool(request)
+    from anyio import to_thread
+
+    def check() -> None:
+        with pool.connection() as conn:
+            repo.get_execution(conn, execution_id)
+
+    await to_thread.run_sync(check)
+    return EventSourceResponse(
+        storage_events(
+            pool, storage, execution_id, route_id=route_id, disconnected=request.is_disconnected
+        ),
+        ping=15,
+    )
+
+
+@router.get("/{execution_id}/stats")
+def execution_stats(execution_id: uuid.UUID, db: DbDep, supervisor: SupervisorDep) -> JsonDict:
+    """Per-adapter counts (completed, failed, pending), durations and throughput, from
+    lineage; plus per route, and the workers' own counters."""
+    execution = repo.get_execution(db, execution_id)
+    duration = _duration(execution) or None
+    adapters = []
+    for row in lineage_repo.adapter_stats(db, execution_id):
+        item = asdict(row)
+        item["pending"] = row.in_progress
+        item["throughput_per_second"] = round(row.completed / duration, 3) if duration else None
+        adapters.append(item)
+    derived = _derived_stats(db, supervisor, execution)
+    return {
+        "execution_id": str(execution_id),
+        "status": execution.status,
+        "duration_seconds": _duration(execution),
+        "totals": derived["lineage"],
+        "throughput_per_second": derived["throughput_per_second"],
+        "adapters": adapters,
+        "routes": [asdict(r) for r in lineage_repo.route_stats(db, execution_id)],
+        "counts": derived.get("counts", {}),
+    }
+
+
+@router.get("/{execution_id}/dag")
+def execution_dag(execution_id: uuid.UUID, db: DbDep, registry: RegistryDep) -> JsonDict:
+    """Nodes (routes and their adapters) and edges (adapter chains, queue links)."""
+    plan = _plan_of(repo.get_execution(db, execution_id), registry)
+    nodes: list[JsonDict] = []
+    edges: list[JsonDict] = []
+    for route in plan.routes:
+        nodes.append(
+            {"id": route.id, "type": "route", "label": route.name, "queue": route.inbound_queue}
+        )
+        previous = route.id
+        for step in route.adapters:
+            node_id = f"{route.id}/{step.index}"
+            nodes.append(
+                {
+                    "id": node_id,
+                    "type": "adapter",
+                    "label": step.type,
+                    "route_id": route.id,
+                    "adapter_index": step.index,
+                    "stage_name": step.stage,
+                }
+            )
+            edges.append({"from": previous, "to": node_id, "type": "chain", "queue": None})
+            previous = node_id
+    for edge in plan.edges:
+        edges.append(
+            {"from": edge.from_route, "to": edge.to_route, "type": "queue", "queue": edge.queue}
+        )
+    return {
+        "execution_id": str(execution_id),
+        "pipeline": plan.pipeline,
+        "nodes": nodes,
+        "edges": edges,
+        "sources": [s.queue for s in plan.sources],
+        "sinks": [s.queue for s in plan.sinks],
+        "mermaid": render_mermaid(plan),
+    }
+
+
+@router.get("/{execution_id}/routes")
+def execution_routes(
+    execution_id: uuid.UUID, db: DbDep, registry: RegistryDep, supervisor: SupervisorDep
+) -> list[JsonDict]:
+    """Per route: its queues, processor status and in-flight count."""
+    execution = repo.get_execution(db, execution_id)
+    plan = _plan_of(execution, registry)
+    by_route = {r.route_id: r for r in lineage_repo.route_stats(db, execution_id)}
+    counts = _derived_stats(db, supervisor, execution).get("counts", {})
+    paused = paused_routes(db)
+    result = []
+    for route in plan.routes:
+        lineage = by_route.get(route.id)
+        if execution.is_terminal or execution.status == "interrupted":
+            processor = "stopped"
+        elif route.id in paused:
+            processor = "paused"
+        else:
+            processor = execution.status
+        result.append(
+            {
+                "route_id": route.id,
+                "name": route.name,
+                "queue": route.inbound_queue,
+                "outbound": [o.queue for o in route.outbound],
+                "dead_letter_queue": route.dead_letter_queue,
+                "processor_status": processor,
+                "in_flight": lineage.in_progress if lineage else 0,
+                "completed": lineage.completed if lineage else 0,
+                "failed": lineage.failed if lineage else 0,
+                "messages_in": counts.get(f"route:{route.id}:in", 0),
+                "messages_out": counts.get(f"route:{route.id}:out", 0),
+                "dead_letters": counts.get(f"route:{route.id}:dead", 0),
+            }
+        )
+    return result
+
+
+@router.get("/{execution_id}/lineage")
+def execution_lineage(
+    execution_id: uuid.UUID,
+    db: DbDep,
+    limit: Annotated[int, Query(ge=1, le=10000)] = 1000,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> list[LineageEntry]:
+    """Lineage rows ordered by `started_at`; 404 when the execution is unknown."""
+    repo.get_execution(db, execution_id)
+    rows = lineage_repo.list_lineage(db, execution_id, limit=limit, offset=offset)
+    return [LineageEntry.of(row) for row in rows]

@@ -1,0 +1,49 @@
+"""Storage: stage artefacts by prefix, one object's bytes, its metadata sidecar."""
+
+from __future__ import annotations
+
+import mimetypes
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Response
+
+from factflow.api.deps import StorageDep
+from factflow.types import JsonDict
+
+router = APIRouter(prefix="/storage", tags=["storage"])
+
+
+@router.get("/objects")
+def list_objects(
+    storage: StorageDep,
+    prefix: str = "",
+    execution_id: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=100_000)] = 1000,
+) -> JsonDict:
+    """Objects whose key starts with `prefix` (or `executions/<execution_id>/`), key order."""
+    if execution_id is not None:
+        prefix = f"executions/{execution_id}/{prefix}"
+    objects = storage.list(prefix, limit=limit)
+    return {
+        "prefix": prefix,
+        "count": len(objects),
+        "truncated": len(objects) == limit,
+        "objects": [
+            {"key": o.key, "size": o.size, "last_modified": o.last_modified.isoformat()}
+            for o in objects
+        ],
+    }
+
+
+@router.get("/objects/{key:path}/metadata")
+def object_metadata(key: str, storage: StorageDep) -> JsonDict:
+    """The object's metadata (the `.meta.json` sidecar, or S3 object metadata)."""
+    return {"key": key, "metadata": storage.metadata(key)}
+
+
+@router.get("/objects/{key:path}")
+def get_object(key: str, storage: StorageDep) -> Response:
+    """The object's bytes, with a content type guessed from the key."""
+    data = storage.get(key)
+    media_type = mimetypes.guess_type(key)[0] or "application/octet-stream"
+    return Response(content=data, media_type=media_type)

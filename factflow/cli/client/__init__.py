@@ -1,0 +1,32 @@
+"""The CLI's server commands (httpx): config create|list|get|edit|run|delete, execution,
+lineage, storage, pipeline and system groups, with global --server / --output / --timeout.
+
+`mount(app)` adds them to the root typer app; `factflow serve` starts the server.
+"""
+
+from __future__ import annotations
+
+import typer
+
+from factflow.cli.client import configs as _configs  # noqa: F401 - registers on config_app
+from factflow.cli.client.executions import execution_app
+from factflow.cli.client.http import client_options
+from factflow.cli.client.lineage import lineage_app
+from factflow.cli.client.storage import storage_app
+from factflow.cli.client.system import pipeline_app, system_app
+
+
+def mount(app: typer.Typer) -> None:
+    """Add the global client options and the server command groups to `app`."""
+    from factflow.cli.serve import serve_command
+
+    app.callback()(client_options)
+    app.command("serve")(serve_command)
+    app.add_typer(execution_app, name="execution")
+    app.add_typer(lineage_app, name="lineage")
+    app.add_typer(storage_app, name="storage")
+    app.add_typer(pipeline_app, name="pipeline")
+    app.add_typer(system_app, name="system")
+
+
+__all__ = ["mount"]

@@ -1,0 +1,168 @@
+"""`factflow execution list|get|wait|cancel|resume|dag|stats|routes|start`."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+
+from factflow.cli.client.configs import parse_inputs
+from factflow.cli.client.http import (
+    STATE,
+    OutputOption,
+    call,
+    emit,
+    stream_events,
+    wants_json,
+)
+
+execution_app = typer.Typer(help="Executions on the server.", no_args_is_help=True)
+
+EXECUTION_COLUMNS = ("id", "pipeline_name", "status", "started_at", "completed_at", "error")
+TERMINAL = ("completed", "failed", "cancelled")
+
+
+@execution_app.command("list")
+def list_executions(
+    status: Annotated[
+        str | None,
+        typer.Option(help="running, cancelling, completed, failed, cancelled or interrupted."),
+    ] = None,
+    limit: Annotated[int, typer.Option(min=1)] = 50,
+    offset: Annotated[int, typer.Option(min=0)] = 0,
+    output: OutputOption = None,
+) -> None:
+    params: dict[str, Any] = {"limit": limit, "offset": offset}
+    if status:
+        params["status"] = status
+    rows = call("GET", "/executions", params=params)
+    if not wants_json(output):
+        for row in rows:
+            row["error"] = (row.get("error") or "").split("\n")[0][:80]
+    emit(rows, output, EXECUTION_COLUMNS)
+
+
+@execution_app.command("get")
+def get(execution_id: str, output: OutputOption = None) -> None:
+    data = call("GET", f"/executions/{execution_id}")
+    if not wants_json(output):
+        data.pop("config_snapshot", None)
+    emit(data, output)
+
+
+@execution_app.command("start")
+def start(
+    file: Annotated[Path, typer.Option("--file", "-f", help="Pipeline YAML to run inline.")],
+    input_files: Annotated[
+        list[str] | None, typer.Option("--input", "-i", help="QUEUE=FILE.jsonl (repeatable).")
+    ] = None,
+    workers: Annotated[int, typer.Option("--workers", "-w", min=1)] = 1,
+    processes: Annotated[int, typer.Option("--processes", "-p", min=1)] = 1,
+    output: OutputOption = None,
+) -> None:
+    """Run a pipeline file without storing a config (factflow addition)."""
+    body = {
+        "pipeline_yaml": file.read_text(),
+        "inputs": parse_inputs(input_files),
+        "workers": workers,
+        "processes": processes,
+    }
+    emit(call("POST", "/executions", json=body), output, ("execution_id", "status"))
+
+
+@execution_app.command("wait")
+def wait(execution_id: str, output: OutputOption = None) -> None:
+    """Follow the execution's events live; exit 0 when it completes, 1 otherwise."""
+    deadline = None if STATE.timeout is None else time.monotonic() + STATE.timeout
+    console = Console(stderr=not wants_json(output))
+    status = None
+    with console.status(f"execution {execution_id}: waiting", spinner="dots") as spinner:
+        for event in stream_events(f"/executions/{execution_id}/events", deadline=deadline):
+            data = event.json()
+            if wants_json(output):
+                typer.echo(event.data)
+            status = data.get("status", status) if isinstance(data, dict) else status
+            if not wants_json(output):
+                when = data.get("created_at", "")[11:19] if isinstance(data, dict) else ""
+                error = (data.get("payload") or {}).get("error") if isinstance(data, dict) else None
+                line = f"{when} {event.event}" + (f": {error.splitlines()[0]}" if error else "")
+                console.print(line.strip(), highlight=False)
+            spinner.update(f"execution {execution_id}: {status}")
+    if status not in TERMINAL:
+        status = call("GET", f"/executions/{execution_id}").get("status")
+    if not wants_json(output):
+        colour = "green" if status == "completed" else "red"
+        console.print(f"[{colour}]execution {execution_id} {status}[/]")
+    raise typer.Exit(0 if status == "completed" else 1)
+
+
+@execution_app.command("cancel")
+def cancel(execution_id: str, output: OutputOption = None) -> None:
+    """Graceful cancel: returns `cancelling` at once."""
+    emit(call("POST", f"/executions/{execution_id}/cancel"), output)
+
+
+@execution_app.command("resume")
+def resume(execution_id: str, output: OutputOption = None) -> None:
+    """Relaunch an interrupted execution from its recovery snapshot (factflow addition)."""
+    emit(call("POST", f"/executions/{execution_id}/resume"), output, ("execution_id", "status"))
+
+
+@execution_app.command("dag")
+def dag(execution_id: str, output: OutputOption = None) -> None:
+    """Routes, adapters and queue links; as text, a Mermaid flowchart."""
+    data = call("GET", f"/executions/{execution_id}/dag")
+    if wants_json(output):
+        emit(data, output)
+    else:
+        typer.echo(data["mermaid"])
+
+
+@execution_app.command("stats")
+def stats(execution_id: str, output: OutputOption = None) -> None:
+    """Per-adapter counts, durations and throughput (from lineage)."""
+    data = call("GET", f"/executions/{execution_id}/stats")
+    if wants_json(output):
+        emit(data, output)
+        return
+    emit(
+        {
+            k: data[k]
+            for k in ("execution_id", "status", "duration_seconds", "throughput_per_second")
+        },
+        output,
+    )
+    emit(
+        data["adapters"],
+        output,
+        (
+            "route_id",
+            "adapter_index",
+            "adapter_name",
+            "completed",
+            "failed",
+            "pending",
+            "avg_duration_ms",
+        ),
+    )
+
+
+@execution_app.command("routes")
+def routes(execution_id: str, output: OutputOption = None) -> None:
+    """Per route: queue, processor status, in-flight count."""
+    emit(
+        call("GET", f"/executions/{execution_id}/routes"),
+        output,
+        (
+            "route_id",
+            "queue",
+            "processor_status",
+            "in_flight",
+            "completed",
+            "failed",
+            "messages_in",
+        ),
+    )

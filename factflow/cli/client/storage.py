@@ -1,0 +1,113 @@
+"""`factflow storage list|browse|get|metadata|download|watch`."""
+
+from __future__ import annotations
+
+import io
+import sys
+import time
+import zipfile
+from collections import Counter
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from factflow.cli.client.http import (
+    STATE,
+    OutputOption,
+    call,
+    emit,
+    fail,
+    request,
+    stream_events,
+    wants_json,
+)
+
+storage_app = typer.Typer(help="Stage artefacts in storage.", no_args_is_help=True)
+
+
+@storage_app.command("list")
+def list_objects(
+    execution: Annotated[str | None, typer.Option("--execution", "-e")] = None,
+    prefix: Annotated[str, typer.Option(help="Key prefix (after the execution's folder).")] = "",
+    limit: Annotated[int, typer.Option(min=1)] = 1000,
+    output: OutputOption = None,
+) -> None:
+    params: dict[str, Any] = {"prefix": prefix, "limit": limit}
+    if execution:
+        params["execution_id"] = execution
+    data = call("GET", "/storage/objects", params=params)
+    emit(data if wants_json(output) else data["objects"], output, ("key", "size", "last_modified"))
+
+
+@storage_app.command("browse")
+def browse(prefix: str = "", output: OutputOption = None) -> None:
+    """Objects under PREFIX grouped by their next key segment."""
+    data = call("GET", "/storage/objects", params={"prefix": prefix, "limit": 100_000})
+    groups: Counter[str] = Counter()
+    for obj in data["objects"]:
+        rest = obj["key"][len(prefix) :]
+        head, sep, _ = rest.partition("/")
+        groups[head + sep] += 1
+    emit([{"prefix": prefix + k, "objects": v} for k, v in sorted(groups.items())], output)
+
+
+@storage_app.command("get")
+def get(key: str, output: OutputOption = None) -> None:
+    """The object's bytes on stdout (redirect binary content to a file)."""
+    content = request("GET", f"/storage/objects/{key}").content
+    if wants_json(output):
+        emit({"key": key, "content": content.decode("utf-8", errors="replace")}, output)
+    else:
+        sys.stdout.buffer.write(content)
+        sys.stdout.flush()
+
+
+@storage_app.command("metadata")
+def metadata(key: str, output: OutputOption = None) -> None:
+    data = call("GET", f"/storage/objects/{key}/metadata")
+    emit(data if wants_json(output) else data["metadata"], output)
+
+
+@storage_app.command("download")
+def download(
+    execution_id: str,
+    output_dir: Annotated[Path, typer.Option("--output-dir", help="Where to unpack.")] = Path(),
+) -> None:
+    """Every artefact of the execution, through an archive job, unpacked into a folder."""
+    job = call("POST", "/content/archive/prepare", json={"execution_id": execution_id})
+    deadline = time.monotonic() + (STATE.timeout or 600)
+    while job["status"] not in ("completed", "failed"):
+        if time.monotonic() > deadline:
+            fail("timed out waiting for the archive (--timeout)", 2)
+        time.sleep(0.5)
+        job = call("GET", f"/content/archive/{job['job_id']}/status")
+    if job["status"] == "failed":
+        fail(f"archive job failed: {job['error']}")
+    content = request("GET", f"/content/archive/{job['job_id']}/download").content
+    output_dir.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(io.BytesIO(content)) as archive:
+        archive.extractall(output_dir)
+    typer.echo(f"{job['object_count']} object(s) from execution {execution_id} in {output_dir}")
+
+
+@storage_app.command("watch")
+def watch(
+    execution: Annotated[str, typer.Option("--execution", "-e")],
+    route: Annotated[str | None, typer.Option("--route")] = None,
+    output: OutputOption = None,
+) -> None:
+    """Print each stored object as it appears; exit 0 when the execution completed."""
+    deadline = None if STATE.timeout is None else time.monotonic() + STATE.timeout
+    path = f"/executions/{execution}/storage-stream" + (f"?route_id={route}" if route else "")
+    for event in stream_events(path, deadline=deadline):
+        if event.event != "storage.object_created":
+            continue
+        if wants_json(output):
+            typer.echo(event.data)
+        else:
+            data = event.json()
+            typer.echo(f"{data['key']} ({data['size']} bytes)")
+    status = call("GET", f"/executions/{execution}").get("status")
+    typer.secho(f"execution {execution} {status}", err=True)
+    raise typer.Exit(0 if status == "completed" else 1)

@@ -1,0 +1,61 @@
+"""`factflow system health|mq-diagnostic|version|diagnostics` and `factflow pipeline ...`."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from factflow.cli.client.http import OutputOption, call, emit
+
+system_app = typer.Typer(help="The server itself.", no_args_is_help=True)
+pipeline_app = typer.Typer(help="Routes across all executions.", no_args_is_help=True)
+
+
+@system_app.command("health")
+def health(
+    debug: Annotated[bool, typer.Option("--debug", help="Include every check.")] = False,
+    output: OutputOption = None,
+) -> None:
+    emit(call("GET", "/system/health", params={"debug": debug}), output)
+
+
+@system_app.command("version")
+def version(output: OutputOption = None) -> None:
+    emit(call("GET", "/system/version"), output)
+
+
+@system_app.command("diagnostics")
+def diagnostics(output: OutputOption = None) -> None:
+    emit(call("GET", "/system/diagnostics"), output)
+
+
+@system_app.command("mq-diagnostic")
+def mq_diagnostic(output: OutputOption = None) -> None:
+    """A publish/subscribe round trip on each queue provider; exit 1 if one fails."""
+    data = call("POST", "/system/mq-diagnostic")
+    emit(data["providers"] if output is None or output == "text" else data, output)
+    raise typer.Exit(0 if data["status"] == "ok" else 1)
+
+
+@pipeline_app.command("list")
+def list_routes(output: OutputOption = None) -> None:
+    emit(call("GET", "/pipelines"), output, ("route_id", "pipeline", "queue", "status"))
+
+
+@pipeline_app.command("pause")
+def pause(
+    route_id: str,
+    reason: Annotated[str | None, typer.Option()] = None,
+    output: OutputOption = None,
+) -> None:
+    """Pause a route across every execution."""
+    emit(
+        call("PATCH", f"/pipelines/{route_id}", json={"state": "paused", "reason": reason}), output
+    )
+
+
+@pipeline_app.command("resume")
+def resume(route_id: str, output: OutputOption = None) -> None:
+    """Resume a paused route."""
+    emit(call("PATCH", f"/pipelines/{route_id}", json={"state": "running"}), output)
