@@ -41,6 +41,7 @@ CODES: dict[str, Code] = {
         Code("E203", "cycle between routes without `loop: true`", downgradable=True),
         Code("E204", "route writes its own inbound queue"),
         Code("E205", "dead-letter queue is also a route's inbound queue"),
+        Code("E206", "`loop: true` without a provider that can carry the loop"),
         Code("E301", "unknown adapter config field", downgradable=True),
         Code("E302", "missing required adapter config field"),
         Code("E303", "adapter config value fails its schema"),

@@ -257,6 +257,12 @@ def _retry(config: PipelineConfig, route: RouteConfig) -> RetryPolicy:
     )
 
 
+def _external(route: RouteConfig) -> bool:
+    """Read through the queue provider: asked for, or a loop (a dataflow has no cycles,
+    so the loop closes through the provider's queue)."""
+    return route.inbound.external or route.loop
+
+
 def _or(value: Any, default: Any) -> Any:
     return default if value is None else value
 
@@ -306,7 +312,7 @@ def build_plan(
     )
     graph = QueueGraph.of(config)
     internal_readers = {
-        q: [r for r in readers if not config.routes[r].inbound.external]
+        q: [r for r in readers if not _external(config.routes[r])]
         for q, readers in graph.readers.items()
     }
     edges = tuple(
@@ -326,7 +332,7 @@ def build_plan(
         Endpoint(queue, provider, tuple(writers))
         for queue, writers in graph.writers.items()
         if not internal_readers.get(queue)
-        or any(config.routes[r].inbound.external for r in graph.readers.get(queue, []))
+        or any(_external(config.routes[r]) for r in graph.readers.get(queue, []))
     )
     return Plan(
         pipeline=config.name or name,
@@ -355,7 +361,7 @@ def _source_readers(
     """Who reads `queue` from the provider: a reader fed by an in-pipeline edge does not."""
     if queue not in graph.writers:
         return readers
-    return [r for r in readers if config.routes[r].inbound.external]
+    return [r for r in readers if _external(config.routes[r])]
 
 
 def _is_source(
@@ -365,7 +371,7 @@ def _is_source(
     graph: QueueGraph,
     init_queue: str | None,
 ) -> bool:
-    if any(config.routes[r].inbound.external for r in readers):
+    if any(_external(config.routes[r]) for r in readers):
         return True
     if queue in graph.writers:
         return False
@@ -405,7 +411,7 @@ def _route_plan(
         description=route.description,
         inbound_queue=route.inbound.queue,
         subscription=route.inbound.subscription or f"{route_id}-processors",
-        external=route.inbound.external,
+        external=_external(route),
         format=fmt,
         prefetch=route.inbound.prefetch or max(route.inbound.concurrency * 2, 10),
         adapters=tuple(steps),

@@ -25,11 +25,19 @@ from factflow.compiler.config import PIPELINE_NAME_PATTERN, ROUTE_ID_PATTERN, Pi
 from factflow.compiler.diagnostics import Issue, ValidationReport, format_path
 from factflow.compiler.graph import QueueGraph
 from factflow.compiler.loader import LoadedYaml, PathKey
-from factflow.compiler.naming import PROVIDERS, STORAGE_SCHEMES, queue_name_problem
+from factflow.compiler.naming import (
+    BROKER_PROVIDERS,
+    PROVIDERS,
+    STORAGE_SCHEMES,
+    queue_name_problem,
+)
 from factflow.exceptions import AdapterRegistrationError
 
 _ROUTE_ID_RE = re.compile(ROUTE_ID_PATTERN)
 _PIPELINE_NAME_RE = re.compile(PIPELINE_NAME_PATTERN)
+
+# a loop is closed through the provider's queue: it must outlive the sources' end
+LOOP_PROVIDERS = BROKER_PROVIDERS | {"postgres"}
 
 _TYPE_ERRORS = {
     "string_type", "int_type", "int_parsing", "int_from_float", "float_type", "float_parsing",
@@ -441,6 +449,16 @@ def _check_references(config: PipelineConfig, registry: AdapterRegistry, out: _C
                 )
             _check_queue_name(provider, dlq, _dlq_path(config, route_id), out)
         _check_route_warnings(config, route_id, registry, out)
+    for route_id, route in config.routes.items():
+        if route.loop and provider not in LOOP_PROVIDERS:
+            out.add(
+                "E206",
+                ("routes", route_id, "loop"),
+                f"route '{route_id}' loops, and a loop runs through the queue provider, but "
+                + ("no provider is set" if provider is None else f"'{provider}' cannot carry it"),
+                "use a broker or postgres provider (`queue: {provider: postgres}`), or "
+                "remove the loop",
+            )
     for cycle in graph.cycles(config):
         if not any(config.routes[r].loop for r in cycle):
             out.add(
@@ -450,11 +468,12 @@ def _check_references(config: PipelineConfig, registry: AdapterRegistry, out: _C
                 "set `loop: true` on one route of the cycle if it is meant, or break it",
                 at_key=True,
             )
-    if init is None and provider is None:
+    if init is None and provider in (None, "memory"):
         out.add(
             "W504",
             ("routes",),
-            "nothing starts the pipeline: no init_message and no queue provider",
+            "nothing starts the pipeline: no init_message, and in-memory queues hold only "
+            "what a test or `factflow run --input` puts in",
             "add `init_message:` naming the first route, or a `queue:` provider to read from",
             at_key=True,
         )

@@ -391,6 +391,22 @@ CASES = [
         "routes.b.error_handling.dead_letter_queue",
     ),
     Case(
+        "E206",
+        """
+        version: "1.0"
+        queue: {provider: file, path: ./q}
+        routes:
+          crawl:
+            inbound: {queue: links}
+            loop: true
+            outbound: links
+        init_message: {route: crawl}
+        """,
+        6,
+        11,
+        "routes.crawl.loop",
+    ),
+    Case(
         "E301",
         """
         version: "1.0"
@@ -611,19 +627,16 @@ CASES = [
         "routes.a.outbound",
     ),
     Case(
-        "W504",  # a loop that nothing feeds (without the loop, E202 says more)
+        "W504",  # in-memory queues and no init message
         """
         version: "1.0"
+        queue: {provider: memory}
         routes:
           a:
             inbound: {queue: x}
-            loop: true
             outbound: y
-          b:
-            inbound: {queue: y}
-            outbound: x
         """,
-        2,
+        3,
         1,
         "routes",
     ),
