@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import signal
 import time
 import uuid
 from pathlib import Path
@@ -73,6 +74,10 @@ def counts_table(plan: Plan, counts: dict[str, int], elapsed: float, *, final: b
     return table
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def run_command(
     pipeline: Annotated[Path, typer.Argument(help="The pipeline YAML file.")],
     input_files: Annotated[
@@ -107,6 +112,8 @@ def run_command(
     console.print(f"execution {execution}: {processes} process(es) x {workers} worker(s)")
     started = time.monotonic()
     procs = launch.start()
+    # SIGTERM (a supervisor, `kill`) stops the workers like Ctrl-C does, never orphans them
+    signal.signal(signal.SIGTERM, _interrupt)
     try:
         with Live(console=console, refresh_per_second=4, transient=True) as live:
             while any(p.poll() is None for p in procs):
