@@ -51,6 +51,7 @@ from factflow.server.exceptions import (
     SupervisorError,
     TooManyConcurrentExecutionsError,
 )
+from factflow.server.rundir import relative_file_uri
 from factflow.types import JsonDict
 
 _log = logging.getLogger(__name__)
@@ -199,6 +200,7 @@ class Supervisor:
                     request.config_yaml,
                     run_dir,
                     default_provider=self.settings.default_queue_provider,
+                    storage_uri=self._absolute_storage_uri(),
                 )
             )
             inputs = rundir.write_inputs(run_dir, request.inputs)
@@ -212,6 +214,12 @@ class Supervisor:
             msg = f"execution {execution_id} could not be launched: {exc}"
             raise SupervisorError(msg) from exc
         return execution, True
+
+    def _absolute_storage_uri(self) -> str:
+        uri = self.settings.storage_uri
+        if relative_file_uri(uri):
+            return f"file://{Path(uri.removeprefix('file://')).resolve()}"
+        return uri
 
     def _check_capacity(self, conn: DbConnection, exclude: uuid.UUID | None = None) -> None:
         active = [e.id for e in repo.list_executions(conn, status=list(_ACTIVE), limit=10_000)]
@@ -237,7 +245,7 @@ class Supervisor:
         env = dict(self.settings.worker_env)
         if self.settings.database_url:
             env["FACTFLOW_DATABASE_URL"] = self.settings.database_url
-        env["FACTFLOW_STORAGE_URI"] = self.settings.storage_uri
+        env["FACTFLOW_STORAGE_URI"] = self._absolute_storage_uri()
         launch = Launch(
             pipeline=(run_dir / "pipeline.yaml").resolve(),
             execution_id=str(execution_id),
@@ -307,6 +315,7 @@ class Supervisor:
                         str(execution.config_snapshot.get("config_yaml", "")),
                         run_dir,
                         default_provider=self.settings.default_queue_provider,
+                        storage_uri=self._absolute_storage_uri(),
                     )
                 )
             # Launch.prepare restores the recovery directory from Postgres when stale

@@ -1,0 +1,94 @@
+"""System endpoints, the error body, correlation ids, metrics, adapters and templates."""
+
+from __future__ import annotations
+
+import pytest
+from starlette.testclient import TestClient
+
+from factflow.api import ApiSettings
+
+pytestmark = pytest.mark.integration
+
+
+def test_health_readiness_version(api: TestClient) -> None:
+    health = api.get("/api/v1/system/health", params={"debug": True})
+    assert health.status_code == 200
+    body = health.json()
+    assert body["status"] == "healthy"
+    assert body["database"] == "ok"
+    assert body["checks"]["database"]["schema_version"] >= 5
+    assert api.get("/api/v1/system/readiness").json()["ready"] is True
+    assert api.get("/api/v1/system/version").json()["api"] == "v1"
+    diagnostics = api.get("/api/v1/system/diagnostics").json()
+    assert "split" in diagnostics["adapters"]
+    assert "***" in diagnostics["database_url"] or "password" not in diagnostics["database_url"]
+
+
+def test_error_body_and_correlation_id(api: TestClient) -> None:
+    response = api.get(
+        "/api/v1/executions/00000000-0000-0000-0000-000000000000",
+        headers={"X-Correlation-ID": "abc-123"},
+    )
+    assert response.status_code == 404
+    body = response.json()
+    assert set(body) == {"detail", "error_code", "correlation_id", "timestamp"}
+    assert body["error_code"] == "NOT_FOUND"
+    assert body["correlation_id"] == "abc-123"
+    assert response.headers["x-correlation-id"] == "abc-123"
+
+
+def test_request_validation_keeps_fastapi_detail(api: TestClient) -> None:
+    response = api.post("/api/v1/executions", json={"workers": 0})
+    assert response.status_code == 422
+    body = response.json()
+    assert body["error_code"] == "REQUEST_VALIDATION_ERROR"
+    assert isinstance(body["detail"], list) and body["detail"][0]["loc"]
+    assert body["correlation_id"] and body["timestamp"]
+    assert api.post("/api/v1/configs", content=b"{not json").status_code == 422
+
+
+def test_metrics(api: TestClient) -> None:
+    api.get("/api/v1/system/version")
+    text = api.get("/metrics").text
+    assert "factflow_http_requests_total" in text
+    assert "factflow_executions_running" in text
+    assert api.get("/api/v1/system/metrics").status_code == 200
+
+
+def test_mq_diagnostic(api: TestClient) -> None:
+    body = api.post("/api/v1/system/mq-diagnostic").json()
+    by_provider = {p["provider"]: p for p in body["providers"]}
+    assert by_provider["postgres"]["status"] == "ok"
+    assert by_provider["file"]["status"] == "ok"
+    assert body["status"] == "ok"
+
+
+def test_adapters_with_schemas(api: TestClient) -> None:
+    adapters = api.get("/api/v1/adapters").json()
+    split = next(a for a in adapters if a["name"] == "split")
+    assert split["config_schema"]["type"] == "object"
+    assert api.get("/api/v1/adapters/split").json()["name"] == "split"
+    assert api.get("/api/v1/adapters/nope").status_code == 404
+
+
+def test_templates_are_the_shipped_pipelines(api: TestClient) -> None:
+    templates = {t["name"]: t for t in api.get("/api/v1/templates").json()}
+    assert templates["text"]["is_runnable"] is True
+    assert "docs.in" in templates["text"]["source_queues"]
+    detail = api.get("/api/v1/templates/text").json()
+    assert "routes:" in detail["config_yaml"]
+    assert api.get("/api/v1/templates/nope").status_code == 404
+
+
+def test_openapi_lists_every_domain(api: TestClient) -> None:
+    spec = api.get("/openapi.json").json()
+    tags = {tag for op in spec["paths"].values() for o in op.values() for tag in o["tags"]}
+    assert tags >= {
+        "system", "configs", "executions", "pipelines", "lineage", "storage", "content",
+        "adapters", "templates",
+    }  # fmt: skip
+
+
+def test_production_refuses_unsafe_defaults() -> None:
+    with pytest.raises(ValueError, match="FACTFLOW_DATABASE_URL"):
+        ApiSettings(environment="production", database_url=None)
