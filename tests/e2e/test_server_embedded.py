@@ -1,0 +1,140 @@
+"""`factflow serve --embedded` as a real process, driven by the CLI client.
+
+Embedded Postgres in tmp, real uvicorn, real worker processes: create a config from the
+shipped text pipeline, run it with inline inputs, `execution wait` until completed, read
+lineage and stored artefacts; then kill the server mid-run, start it again and see the
+execution interrupted and resumed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from factflow.dataflows.launch import free_ports
+from tests.e2e.helpers import REPO_ROOT
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+
+class Server:
+    def __init__(self, cwd: Path, port: int) -> None:
+        self.cwd = cwd
+        self.port = port
+        self.url = f"http://127.0.0.1:{port}"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        log = (self.cwd / "server.log").open("ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "factflow", "serve", "--embedded", "--port", str(self.port),
+             "--pg-data-dir", str(self.cwd / "pg"), "--log-level", "warning"],
+            cwd=self.cwd, stdout=log, stderr=subprocess.STDOUT,
+            env={**os.environ, "FACTFLOW_HEARTBEAT_SECONDS": "0.5"},
+        )  # fmt: skip
+        log.close()
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                pytest.fail(f"server exited: {(self.cwd / 'server.log').read_text()[-3000:]}")
+            try:
+                if httpx.get(f"{self.url}/api/v1/system/health", timeout=2).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.3)
+        pytest.fail(f"server did not start: {(self.cwd / 'server.log').read_text()[-3000:]}")
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            self.proc.wait(timeout=60)
+
+    def cli(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "factflow", "--server", self.url, *args],
+            cwd=self.cwd, capture_output=True, text=True, timeout=timeout, check=False,
+        )  # fmt: skip
+
+    def cli_json(self, *args: str) -> Any:
+        result = self.cli("--output", "json", *args)
+        assert result.returncode == 0, result.stderr
+        return json.loads(result.stdout)
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[Server]:
+    srv = Server(tmp_path, free_ports(1)[0])
+    srv.start()
+    yield srv
+    srv.stop()
+    from factflow.db.embedded import stop_embedded
+
+    stop_embedded(tmp_path / "pg")
+
+
+def test_config_run_wait_lineage_storage(server: Server) -> None:
+    config = server.cli_json("config", "create", "-f", str(REPO_ROOT / "pipelines" / "text.yaml"))
+    assert config["is_runnable"] is True
+    docs = REPO_ROOT / "pipelines" / "data" / "docs.in.jsonl"
+    started = server.cli_json("config", "run", config["id"], "--input", f"docs.in={docs}")
+    assert started["status"] == "running"
+    execution_id = started["execution_id"]
+
+    waited = server.cli("--timeout", "90s", "execution", "wait", execution_id)
+    assert waited.returncode == 0, waited.stdout + waited.stderr
+    assert "execution.completed" in waited.stdout + waited.stderr
+
+    execution = server.cli_json("execution", "get", execution_id)
+    assert execution["status"] == "completed"
+    lineage = server.cli_json("lineage", "list", "--execution", execution_id)
+    assert lineage and {row["route_id"] for row in lineage} == {"ingest", "dedupe"}
+    chain = server.cli_json("lineage", "chain", lineage[-1]["id"])
+    assert chain["entry"]["id"] == lineage[-1]["id"]
+    objects = server.cli_json("storage", "list", "--execution", execution_id)
+    assert objects["count"] > 0
+    key = objects["objects"][0]["key"]
+    content = server.cli("storage", "get", key)
+    assert json.loads(content.stdout)["payload"]
+    assert server.cli_json("storage", "metadata", key)["metadata"]["execution-id"] == execution_id
+    out = server.cwd / "download"
+    assert server.cli("storage", "download", execution_id, "--output-dir", str(out)).returncode == 0
+    assert list((out / "executions" / execution_id).rglob("*.json"))
+    assert server.cli_json("system", "health")["status"] == "healthy"
+
+    missing = server.cli("execution", "get", "00000000-0000-0000-0000-000000000000")
+    assert missing.returncode == 1
+    assert "404 NOT_FOUND" in missing.stderr and len(missing.stderr.strip().splitlines()) == 1
+
+
+def test_killed_server_interrupts_then_resumes(server: Server) -> None:
+    text = REPO_ROOT / "pipelines" / "text-postgres.yaml"
+    started = server.cli_json("execution", "start", "-f", str(text))
+    execution_id = started["execution_id"]
+    pids = [w["pid"] for w in started["workers"]]
+
+    server.stop(signal.SIGKILL)
+    server.start()  # finds the orphaned workers, stops them, marks the execution interrupted
+    assert server.cli_json("execution", "get", execution_id)["status"] == "interrupted"
+    for pid in pids:
+        assert (
+            not Path(f"/proc/{pid}/cmdline").exists()
+            or b"factflow.flow" not in Path(f"/proc/{pid}/cmdline").read_bytes()
+        )
+
+    resumed = server.cli_json("execution", "resume", execution_id)
+    assert resumed["status"] == "running"
+    assert server.cli_json("execution", "cancel", execution_id)["status"] == "cancelling"
+    waited = server.cli("--timeout", "60s", "execution", "wait", execution_id)
+    assert waited.returncode == 1
+    assert server.cli_json("execution", "get", execution_id)["status"] == "cancelled"
