@@ -8,12 +8,17 @@ names the database. Mounted in the root app with `app.command("serve")(serve_com
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from factflow.db.embedded import DEFAULT_DATA_DIR
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
 
 
 def serve_command(
@@ -34,11 +39,13 @@ def serve_command(
 
     from factflow.api.app import create_app
     from factflow.api.settings import ApiSettings
-    from factflow.db.embedded import start_embedded
+    from factflow.db.embedded import embedded_status, start_embedded, stop_embedded
     from factflow.db.exceptions import DatabaseError
 
     overrides: dict[str, object] = {}
+    started_here = False
     if embedded:
+        started_here = embedded_status(pg_data_dir) is None
         try:
             server = start_embedded(pg_data_dir, keep_running=False)
         except DatabaseError as exc:
@@ -56,4 +63,27 @@ def serve_command(
         raise typer.Exit(1) from exc
     shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
     typer.echo(f"factflow server: http://{shown}:{port} (API docs: http://{shown}:{port}/docs)")
-    uvicorn.run(create_app(settings), host=host, port=port, log_level=log_level)
+    app = create_app(settings)
+    if started_here:
+        _stop_after_shutdown(app, lambda: stop_embedded(pg_data_dir))
+    uvicorn.run(app, host=host, port=port, log_level=log_level)
+
+
+def _stop_after_shutdown(app: FastAPI, stop: Callable[[], object]) -> None:
+    """Run `stop` after the app's own shutdown (its workers are stopped by then).
+
+    Not in a `finally` around uvicorn.run: uvicorn re-raises SIGTERM after shutting down,
+    which ends the process before any `finally` runs. A Postgres someone else started
+    (`factflow db embedded`) is never stopped.
+    """
+    inner = app.router.lifespan_context
+
+    @asynccontextmanager
+    async def lifespan(application: FastAPI) -> AsyncIterator[Any]:
+        try:
+            async with inner(application) as state:
+                yield state
+        finally:
+            stop()
+
+    app.router.lifespan_context = lifespan

@@ -241,3 +241,19 @@ def test_pipelines_pause_resume(api: TestClient) -> None:
     )
     assert api.patch("/api/v1/pipelines/nope", json={"state": "paused"}).status_code == 404
     assert api.patch("/api/v1/pipelines/dedupe", json={"state": "bogus"}).status_code == 422
+
+
+def test_two_instances_answer_for_each_other(
+    make_app: Callable[..., TestClient], wait_status: Wait
+) -> None:
+    owner, other = make_app(), make_app()
+    started = _start_forever(owner)
+    assert started.status_code == 201
+    execution_id = started.json()["execution_id"]
+    seen = wait_status(other, execution_id, ("running",))
+    assert seen["workers"][0]["instance"] == owner.app.state.settings.instance_id  # type: ignore[attr-defined]
+    # cancelling through the other instance: the owner sees it on its next heartbeat
+    assert other.post(f"/api/v1/executions/{execution_id}/cancel").json()["status"] == "cancelling"
+    assert wait_status(other, execution_id, ("cancelled",), timeout=30)["status"] == "cancelled"
+    events = [n for _, n, _ in _sse(other, f"/api/v1/executions/{execution_id}/events")]
+    assert events[-2:] == ["execution.cancelling", "execution.cancelled"]
