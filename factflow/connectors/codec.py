@@ -80,12 +80,31 @@ def _header(name: str) -> str:
 def encode_body(item: Message | DeadLetter, *, raw: bool) -> tuple[bytes, dict[str, str]]:
     """A broker body and headers: the msgpack envelope, or (raw) the payload as JSON with
     the envelope fields in headers, for consumers that are not factflow."""
-    if not raw or isinstance(item, DeadLetter):
+    if isinstance(item, DeadLetter):
+        return encode_msgpack(item), _dead_letter_headers(item)
+    if not raw:
         return encode_msgpack(item), {_header("format"): "envelope"}
     headers = {_header(f): str(v) for f in _HEADER_FIELDS if (v := getattr(item, f)) is not None}
     headers[_header("metadata")] = json.dumps(item.metadata, default=str)
     body = json.dumps(item.payload, ensure_ascii=False, default=str).encode()
     return body, headers
+
+
+_ERROR_HEADER_CHARS = 1000
+
+
+def _dead_letter_headers(letter: DeadLetter) -> dict[str, str]:
+    """Why a dead letter died, readable without decoding the body (one line each)."""
+    return {
+        _header("format"): "envelope",
+        _header("reason"): letter.reason,
+        _header("route_id"): letter.route_id,
+        _header("stage"): letter.stage,
+        _header("error_type"): letter.error_type,
+        _header("error"): " ".join(letter.error.split())[:_ERROR_HEADER_CHARS],
+        _header("attempts"): str(letter.attempts),
+        _header("failed_at"): letter.failed_at,
+    }
 
 
 def decode_body(

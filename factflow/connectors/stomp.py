@@ -65,12 +65,22 @@ class StompEndpoint:
 
     def connect(self, listener: stomp.ConnectionListener) -> stomp.Connection12:
         # RabbitMQ reads the STOMP host header as its vhost; Artemis ignores it
+        # auto_decode=False: bodies stay bytes (stomp.py would decode them as UTF-8 with
+        # replacement characters, which corrupts msgpack envelopes)
         conn = stomp.Connection12(
-            [(self.host, self.port)], reconnect_attempts_max=1, vhost=self.vhost
+            [(self.host, self.port)], reconnect_attempts_max=1, vhost=self.vhost, auto_decode=False
         )
         conn.set_listener("factflow", listener)
         conn.connect(self.user, self.password, wait=True)
         return conn
+
+
+def routing_type(destination: str) -> str:
+    """Artemis without address prefixes auto-creates `/queue/x` as a MULTICAST address
+    (messages sent before a subscriber are dropped, every subscriber gets every message):
+    SEND names the routing type in `destination-type`, SUBSCRIBE in `subscription-type`.
+    RabbitMQ ignores both."""
+    return "MULTICAST" if destination.startswith("/topic/") else "ANYCAST"
 
 
 class _Inbox(stomp.ConnectionListener):  # type: ignore[misc]
@@ -91,7 +101,10 @@ class _Inbox(stomp.ConnectionListener):  # type: ignore[misc]
             self.receipt_arrived.notify_all()
 
     def on_error(self, frame: Any) -> None:
-        self.error = frame.headers.get("message") or frame.body or "STOMP ERROR frame"
+        body = (
+            frame.body.decode("utf-8", "replace") if isinstance(frame.body, bytes) else frame.body
+        )
+        self.error = frame.headers.get("message") or body or "STOMP ERROR frame"
 
     def on_disconnected(self) -> None:
         with self.receipt_arrived:
@@ -134,6 +147,7 @@ class _StompPartition(BrokerSourcePartition[str, None]):
             id="factflow",
             ack="client-individual",
             headers={
+                "subscription-type": routing_type(self._destination),
                 # Artemis and RabbitMQ name the consumer window differently
                 "consumer-window-size": str(-1),
                 "prefetch-count": str(self._prefetch),
@@ -207,6 +221,7 @@ class _StompSinkPartition(BrokerSinkPartition):
     def __init__(self, endpoint: StompEndpoint, destination: str, raw: bool) -> None:
         super().__init__()
         self._endpoint, self._destination, self._raw = endpoint, destination, raw
+        self._routing = routing_type(destination)
         self._conn: stomp.Connection12 | None = None
         self._inbox = _Inbox()
 
@@ -224,6 +239,7 @@ class _StompSinkPartition(BrokerSinkPartition):
         for index, item in enumerate(items):
             body, headers = encode_body(item, raw=self._raw)
             headers["persistent"] = "true"
+            headers["destination-type"] = self._routing
             if index == last:
                 headers["receipt"] = receipt
             self._conn.send(self._destination, body, headers=headers)
