@@ -1,6 +1,6 @@
 """Engine throughput: raw Bytewax against factflow pipelines, same input, one run.
 
-    python bench/engine.py [--messages 200000] [--cpu-messages N] [--keep DIR]
+    python bench/engine.py [--messages 200000] [--cpu-messages N] [--rounds 2] [--keep DIR]
 
 Generates one JSON-lines file of small payloads (not timed), then runs each case as the
 worker processes of `python -m bytewax.run` (epoch interval `-s 1`, no recovery
@@ -24,7 +24,9 @@ both stay meaningful when other work shares the machine, which wall-clock figure
 Stage storage is off (`FACTFLOW_STORE_STAGES=0`); factflow's file sink fsyncs every
 batch, as it does in production, the raw sink does not.
 
-Targets: identity >= 0.30x raw; cpu 2 processes >= 1.7x cpu 1 process (exit status 1
+Every case runs `--rounds` times, interleaved, and the table keeps each case's fastest
+run. Each round also times the hash loop alone in one and two plain processes: the
+scaling the machine itself offers at that moment, next to factflow's. Targets: identity >= 0.30x raw; cpu 2 processes >= 1.7x cpu 1 process (exit status 1
 when one is missed).
 """
 
@@ -33,6 +35,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import multiprocessing
 import os
 import resource
 import subprocess
@@ -64,6 +67,7 @@ HASH_ROUNDS_ENV = "BENCH_HASH_ROUNDS"
 HASH_TARGET_MS = 0.2
 TIMEOUT_SECONDS = 300
 POLL_SECONDS = 0.02
+MACHINE_CHECK_MESSAGES = 5000  # about a second of hashing
 TARGET_IDENTITY = 0.30
 TARGET_CPU_SCALING = 1.7
 
@@ -183,6 +187,30 @@ def calibrate_rounds() -> int:
     hash_rounds(body, rounds)
     per_round_ms = (time.process_time() - started) * 1000 / rounds
     return max(1, round(HASH_TARGET_MS / per_round_ms))
+
+
+def machine_scaling(rounds: int, messages: int) -> float:
+    """How much faster two processes hash than one, without Bytewax or factflow: the
+    scaling this machine offers right now (other work on it takes its share)."""
+    body = b"x" * 64
+    started = time.perf_counter()
+    _hash_many(body, rounds, messages)
+    one = time.perf_counter() - started
+    started = time.perf_counter()
+    workers = [
+        multiprocessing.Process(target=_hash_many, args=(body, rounds, messages // 2))
+        for _ in range(2)
+    ]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    return one / (time.perf_counter() - started)
+
+
+def _hash_many(body: bytes, rounds: int, count: int) -> None:
+    for _ in range(count):
+        hash_rounds(body, rounds)
 
 
 def count_lines(path: Path) -> int:
@@ -353,12 +381,15 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--messages", type=int, default=200_000)
     parser.add_argument("--cpu-messages", type=int, default=None, help="default: messages / 4")
+    parser.add_argument(
+        "--rounds", type=int, default=2, help="run every case this often, keep the fastest"
+    )
     parser.add_argument("--keep", type=Path, default=None, help="run folders here, kept")
     args = parser.parse_args(argv)
     messages: int = args.messages
     cpu_messages: int = min(messages, args.cpu_messages or messages // 4)
-    if messages < 1 or cpu_messages < 1:
-        parser.error("--messages and --cpu-messages must be >= 1")
+    if messages < 1 or cpu_messages < 1 or args.rounds < 1:
+        parser.error("--messages, --cpu-messages and --rounds must be >= 1")
 
     with tempfile.TemporaryDirectory(prefix="ffbench-") as tmp:
         work: Path = args.keep or Path(tmp)
@@ -383,11 +414,17 @@ def main(argv: list[str] | None = None) -> int:
             (factflow_case("cpu 1 process", "cpu.yaml", cpu_data), cpu_messages),
             (factflow_case("cpu 2 processes", "cpu.yaml", cpu_data, processes=2), cpu_messages),
         ]
-        results: list[Result] = []
-        for index, (case, count) in enumerate(plan):
-            folder = work / f"{index}-{case.label.replace(' ', '_')}"
-            results.append(run_case(case, folder, count))
-            print(f"  {case.label}: {results[-1].wall:.2f} s", flush=True)
+        best: dict[str, Result] = {}
+        machine = 0.0
+        for round_ in range(1, args.rounds + 1):
+            machine = max(machine, machine_scaling(rounds, MACHINE_CHECK_MESSAGES))
+            for index, (case, count) in enumerate(plan):
+                folder = work / f"{round_}-{index}-{case.label.replace(' ', '_')}"
+                result = run_case(case, folder, count)
+                print(f"  round {round_}: {case.label}: {result.wall:.2f} s", flush=True)
+                if case.label not in best or result.rate > best[case.label].rate:
+                    best[case.label] = result
+        results = [best[case.label] for case, _ in plan]
 
     by_label = {r.label: r for r in results}
     raw = by_label["raw"]
@@ -396,11 +433,17 @@ def main(argv: list[str] | None = None) -> int:
         print(line)
     identity = by_label["identity"].rate / raw.rate
     identity_cpu = raw.cpu_us / by_label["identity"].cpu_us
-    scaling = by_label["cpu 2 processes"].rate / by_label["cpu 1 process"].rate
     print()
     print(f"identity / raw:               {identity:.2f}x (target >= {TARGET_IDENTITY}x)")
     print(f"  the same in CPU per message: {identity_cpu:.2f}x")
+    cpu1, cpu2 = by_label["cpu 1 process"], by_label["cpu 2 processes"]
+    scaling = cpu2.rate / cpu1.rate
     print(f"cpu 2 processes / 1 process:  {scaling:.2f}x (target >= {TARGET_CPU_SCALING}x)")
+    print(
+        f"  CPU per message, 2 processes / 1: {cpu2.cpu_us / cpu1.cpu_us:.2f}x; "
+        f"cores busy {cpu1.cores:.2f} -> {cpu2.cores:.2f}"
+    )
+    print(f"  the same hash loop without Bytewax, 2 processes / 1: {machine:.2f}x (the machine)")
     print(f"load average at the end:      {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     missed = identity < TARGET_IDENTITY or scaling < TARGET_CPU_SCALING
     return 1 if missed else 0
