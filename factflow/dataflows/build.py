@@ -18,7 +18,7 @@ from typing import Any, TypeGuard, cast
 
 import bytewax.operators as op
 from bytewax.dataflow import Dataflow, Stream
-from bytewax.inputs import Source
+from bytewax.inputs import FixedPartitionedSource, Source
 
 from factflow.adapters.registry import AdapterRegistry, default_registry
 from factflow.compiler.conditions import compile_condition, field_getter, is_missing
@@ -33,6 +33,7 @@ from factflow.dataflows.circuit import CircuitBreaker
 from factflow.dataflows.deadletter import REASON_UNDECODABLE, DeadLetter, Undecodable
 from factflow.dataflows.invoke import AdapterInvoker, Outcome, StepRuntime
 from factflow.dataflows.lineage import LineageRow, LineageSink
+from factflow.dataflows.pause import PausableSource, PauseWatcher
 from factflow.dataflows.progress import progress
 from factflow.dataflows.stateful import AdapterStateLogic
 from factflow.exceptions import ConfigurationError
@@ -90,7 +91,13 @@ def build_dataflow(
     wiring = _Wiring(Dataflow(f"factflow_{_sid(plan.pipeline)}"))
     _add_sources(plan, queue, options, wiring)
     if plan.init_message is not None:
-        init = op.input("init", wiring.flow, InitSource(plan.init_message, options.execution_id))
+        init_source: FixedPartitionedSource[Message, bool] = InitSource(
+            plan.init_message, options.execution_id
+        )
+        if options.database_url is not None:
+            watcher = _pause_watcher(options.database_url)
+            init_source = PausableSource(init_source, watcher, (plan.init_message.route,))
+        init = op.input("init", wiring.flow, init_source)
         wiring.route_inputs[plan.init_message.route].append(init)
     for route in _topological(plan):
         _add_route(plan, route, options, registry, wiring)
@@ -155,6 +162,8 @@ def _add_sources(plan: Plan, queue: QueueSettings, options: RunOptions, w: _Wiri
                 idle_timeout=plan.idle_timeout_seconds,
             )
             source = make_source(spec, queue)
+        if options.database_url is not None and isinstance(source, FixedPartitionedSource):
+            source = PausableSource(source, _pause_watcher(options.database_url), tuple(route_ids))
         items = op.input(step, w.flow, source)
         decoded = op.branch(f"{step}__decoded", items, _is_decoded)
         w.queue_inputs[name].append(decoded.trues)
@@ -163,6 +172,14 @@ def _add_sources(plan: Plan, queue: QueueSettings, options: RunOptions, w: _Wiri
         w.dead[first.dead_letter_queue].append(
             op.map(f"{step}__undecodable", undecodable, _undecodable_letter(first.id))
         )
+
+
+_watchers: dict[str, PauseWatcher] = {}
+
+
+def _pause_watcher(url: str) -> PauseWatcher:
+    """One watcher (one polling thread) per database per process."""
+    return _watchers.setdefault(url, PauseWatcher(url))
 
 
 def _is_decoded(item: Message | Undecodable) -> TypeGuard[Message]:
