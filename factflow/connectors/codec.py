@@ -20,6 +20,7 @@ from factflow.messages import Message
 _RECORD_NAMESPACE = uuid.UUID("0b9e3a52-8f43-4d7c-b1b4-52c3a9d6e8f0")
 _record_ids = NameIds(_RECORD_NAMESPACE)
 _json_encoder = json.JSONEncoder(ensure_ascii=False, default=str)
+_json_decoder = json.JSONDecoder()
 
 
 def record_id(queue: str, position: object) -> str:
@@ -37,11 +38,20 @@ def message_from_data(data: Any, *, raw: bool, queue: str, position: object) -> 
     return Message(payload=data, message_id=record_id(queue, position))
 
 
+def json_text(data: bytes) -> str:
+    """`data` decoded as `json.loads(data)` decodes it, without sniffing the encoding of
+    text that starts with two nonzero ASCII bytes (no BOM, not UTF-16/32: UTF-8)."""
+    start = data[:2]
+    if start.isascii() and b"\0" not in start:
+        return data.decode("utf-8", "surrogatepass")
+    return data.decode(json.detect_encoding(data), "surrogatepass")
+
+
 def decode_json_line(
     line: bytes, *, raw: bool, queue: str, position: object
 ) -> Message | Undecodable:
     try:
-        data = json.loads(line)
+        data = _json_decoder.decode(json_text(line))
     except (ValueError, UnicodeDecodeError) as exc:
         return Undecodable(queue, line.decode("utf-8", "replace"), f"not JSON: {exc}")
     return message_from_data(data, raw=raw, queue=queue, position=position)
