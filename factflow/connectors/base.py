@@ -124,6 +124,7 @@ class BrokerSourcePartition(
         self._backoff = Backoff()
         self._retry_at = 0.0
         self._connected = False
+        self._ever_connected = False
 
     @abstractmethod
     def _connect(self) -> None:
@@ -188,11 +189,18 @@ class BrokerSourcePartition(
         try:
             self._connect()
         except Exception as exc:
+            if not self._ever_connected:
+                # a wrong URL or credentials: fail now and say so, rather than retry forever
+                self._disconnect()
+                msg = f"{self}: cannot connect: {exc}"
+                raise ConnectionError(msg) from None
             self._retry_at = time.time() + self._backoff.wait()
             log.warning("%s: cannot connect (%s); retrying", self, exc)
             return False
-        self._connected = True
+        self._connected = self._ever_connected = True
         self._backoff.reset()
+        # the idle timeout counts from the reconnect, not from before the outage
+        self._last_message_at = time.monotonic()
         return True
 
     def _lost(self, exc: BaseException) -> None:
@@ -208,9 +216,10 @@ class BrokerSinkPartition(StatelessSinkPartition[Message | DeadLetter]):
 
     On a connection error it reconnects and republishes the whole batch a few times, then
     raises so the epoch does not close (Bytewax stops the worker; the run resumes later).
+    Eight attempts back off over about 20 s: long enough for a broker restart.
     """
 
-    attempts = 5
+    attempts = 8
 
     @abstractmethod
     def _connect(self) -> None: ...

@@ -55,7 +55,9 @@ class _KafkaPartition(StatefulSourcePartition[Message | Undecodable, int]):
         self._last_message_at = time.monotonic()
 
     def next_batch(self) -> list[Message | Undecodable]:
-        records = self._consumer.consume(num_messages=MAX_BATCH, timeout=FETCH_WAIT_SECONDS)
+        records = self._consumer.consume(
+            num_messages=self._source.max_batch, timeout=FETCH_WAIT_SECONDS
+        )
         batch: list[Message | Undecodable] = []
         for record in records:
             error = record.error()
@@ -111,9 +113,13 @@ class KafkaSource(FixedPartitionedSource[Message | Undecodable, int]):
         group: str = "factflow",
         raw: bool = False,
         idle_timeout: float | None = None,
+        max_batch: int = MAX_BATCH,
     ) -> None:
+        if max_batch < 1:
+            msg = f"prefetch must be >= 1, got {max_batch}"
+            raise ValueError(msg)
         self.topic, self.servers, self.group = topic, bootstrap_servers(url), group
-        self.raw, self.idle_timeout = raw, idle_timeout
+        self.raw, self.idle_timeout, self.max_batch = raw, idle_timeout, max_batch
 
     def list_parts(self) -> list[str]:
         admin = AdminClient({"bootstrap.servers": self.servers})

@@ -98,7 +98,7 @@ class _PulsarPartition(BrokerSourcePartition[Any, None]):
             messages.append(self._consumer.receive(timeout_millis=FETCH_WAIT_MS))
         except pulsar.Timeout:
             return []
-        while len(messages) < MAX_BATCH:
+        while len(messages) < min(self._source.prefetch, MAX_BATCH):
             try:
                 messages.append(self._consumer.receive(timeout_millis=0))
             except pulsar.Timeout:

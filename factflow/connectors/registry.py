@@ -79,6 +79,7 @@ def make_source(spec: SourceSpec, settings: QueueSettings) -> Source[Any]:
             idle_timeout=spec.idle_timeout,
         )
     if provider == "kafka":
+        from factflow.connectors.kafka import MAX_BATCH as KAFKA_BATCH
         from factflow.connectors.kafka import KafkaSource
 
         return KafkaSource(
@@ -87,9 +88,14 @@ def make_source(spec: SourceSpec, settings: QueueSettings) -> Source[Any]:
             group=spec.subscription,
             raw=spec.raw,
             idle_timeout=spec.idle_timeout,
+            max_batch=int(options.get("prefetch", max(spec.prefetch or 0, KAFKA_BATCH))),
         )
     if provider == "postgres":
-        from factflow.connectors.postgres import DEFAULT_VISIBILITY_SECONDS, PostgresSource
+        from factflow.connectors.postgres import (
+            CLAIM_LIMIT,
+            DEFAULT_VISIBILITY_SECONDS,
+            PostgresSource,
+        )
 
         return PostgresSource(
             spec.queue,
@@ -98,6 +104,7 @@ def make_source(spec: SourceSpec, settings: QueueSettings) -> Source[Any]:
             consumers=consumers,
             visibility_timeout=float(options.get("visibility_timeout", DEFAULT_VISIBILITY_SECONDS)),
             idle_timeout=spec.idle_timeout,
+            prefetch=int(options.get("prefetch", spec.prefetch or CLAIM_LIMIT)),
         )
     msg = f"queue provider '{provider}' has no source connector in this version of factflow"
     raise ConfigurationError(msg)

@@ -124,6 +124,7 @@ class _StompPartition(BrokerSourcePartition[str, None]):
         super().__init__(self._decode_one, idle_timeout)
         self._endpoint, self._destination = endpoint, destination
         self._prefetch, self._raw = prefetch, raw
+        self._batch = min(prefetch, MAX_BATCH)
         self._conn: stomp.Connection12 | None = None
         self._inbox = _Inbox()
 
@@ -163,7 +164,8 @@ class _StompPartition(BrokerSourcePartition[str, None]):
             frames.append(self._inbox.frames.get(timeout=FETCH_WAIT_SECONDS))
         except queue.Empty:
             return []
-        while len(frames) < MAX_BATCH:
+        # at most `prefetch` a batch: Artemis ignores prefetch-count (its window is bytes)
+        while len(frames) < self._batch:
             try:
                 frames.append(self._inbox.frames.get_nowait())
             except queue.Empty:
