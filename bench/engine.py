@@ -1,6 +1,6 @@
 """Engine throughput: raw Bytewax against factflow pipelines, same input, one run.
 
-    python bench/engine.py [--messages 200000] [--cpu-messages N] [--rounds 2] [--keep DIR]
+    python bench/engine.py [--messages 200000] [--cpu-messages N] [--rounds 3] [--keep DIR]
 
 Generates one JSON-lines file of small payloads (not timed), then runs each case as the
 worker processes of `python -m bytewax.run` (epoch interval `-s 1`, no recovery
@@ -380,14 +380,14 @@ def rows(results: list[Result], raw: Result) -> Iterator[str]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--messages", type=int, default=200_000)
-    parser.add_argument("--cpu-messages", type=int, default=None, help="default: messages / 4")
+    parser.add_argument("--cpu-messages", type=int, default=None, help="default: messages / 6")
     parser.add_argument(
-        "--rounds", type=int, default=2, help="run every case this often, keep the fastest"
+        "--rounds", type=int, default=3, help="run every case this often, keep the fastest"
     )
     parser.add_argument("--keep", type=Path, default=None, help="run folders here, kept")
     args = parser.parse_args(argv)
     messages: int = args.messages
-    cpu_messages: int = min(messages, args.cpu_messages or messages // 4)
+    cpu_messages: int = min(messages, args.cpu_messages or messages // 6)
     if messages < 1 or cpu_messages < 1 or args.rounds < 1:
         parser.error("--messages, --cpu-messages and --rounds must be >= 1")
 
