@@ -153,6 +153,9 @@ class BrokerSourcePartition(
             sealed = self._ledger.take_sealed()
             if sealed:
                 self._ack(sealed)
+                # waiting for an epoch to close is not idleness: a broker that holds back
+                # deliveries until acks (prefetch) sends the next ones only now
+                self._last_message_at = time.monotonic()
             received = self._fetch()
         except Exception as exc:  # each client library has its own connection errors
             self._lost(exc)
