@@ -1,6 +1,6 @@
 """Engine throughput: raw Bytewax against factflow pipelines, same input, one run.
 
-    python bench/engine.py [--messages 200000] [--cpu-messages N] [--rounds 3] [--keep DIR]
+    python bench/engine.py [--messages 200000] [--cpu-messages N] [--rounds 2] [--keep DIR]
 
 Generates one JSON-lines file of small payloads (not timed), then runs each case as the
 worker processes of `python -m bytewax.run` (epoch interval `-s 1`, no recovery
@@ -382,7 +382,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--messages", type=int, default=200_000)
     parser.add_argument("--cpu-messages", type=int, default=None, help="default: messages / 6")
     parser.add_argument(
-        "--rounds", type=int, default=3, help="run every case this often, keep the fastest"
+        "--rounds", type=int, default=2, help="run every case this often, keep the fastest"
     )
     parser.add_argument("--keep", type=Path, default=None, help="run folders here, kept")
     args = parser.parse_args(argv)
