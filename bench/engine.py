@@ -19,14 +19,16 @@ Timing: the bench watches each case's output file. msg/s counts the messages wri
 after the first output appeared, over the time from then until the last process exited:
 interpreter start, imports, compiling the pipeline and joining the cluster are excluded
 (shown as "1st out s"), so the ratios compare engines. "cpu us/msg" is the processes' CPU
-time over the same span per message, "cores" that CPU time over the span's wall time;
-both stay meaningful when other work shares the machine, which wall-clock figures do not.
+time over the same span per message, "cores" that CPU time over the span's wall time:
+when other work shares the machine, "cores" shows how much of it a case got.
 Stage storage is off (`FACTFLOW_STORE_STAGES=0`); factflow's file sink fsyncs every
 batch, as it does in production, the raw sink does not.
 
 Every case runs `--rounds` times, interleaved, and the table keeps each case's fastest
 run. Each round also times the hash loop alone in one and two plain processes: the
-scaling the machine itself offers at that moment, next to factflow's. Targets: identity >= 0.30x raw; cpu 2 processes >= 1.7x cpu 1 process (exit status 1
+scaling the machine itself offers at that moment, printed next to factflow's.
+
+Targets: identity >= 0.30x raw; cpu 2 processes >= 1.7x cpu 1 process (exit status 1
 when one is missed).
 """
 
