@@ -4,6 +4,11 @@ Each source partition is one consumer (its own connection and channel, prefetch 
 an epoch); all partitions of all workers and processes compete for the queue. Acks go out
 once per epoch as one `multiple` ack of the highest sealed delivery tag: tags grow
 monotonically on a channel, and everything delivered before the seal is sealed.
+
+aio-pika opens connections and declares queues; deliveries, acks and publishes go through
+its underlying aiormq channel, which costs about half as much CPU per message (no
+IncomingMessage / Message wrappers; publishes do not wait for each frame to be written
+before the next, only for the broker's confirms).
 """
 
 from __future__ import annotations
@@ -14,12 +19,8 @@ import os
 from typing import Any
 
 import aio_pika
-from aio_pika.abc import (
-    AbstractChannel,
-    AbstractConnection,
-    AbstractIncomingMessage,
-    FieldValue,
-)
+import aiormq.abc
+from aio_pika.abc import AbstractConnection
 from bytewax.inputs import FixedPartitionedSource
 from bytewax.outputs import DynamicSink
 
@@ -28,6 +29,11 @@ from factflow.connectors.codec import decode_body, encode_body
 from factflow.dataflows.deadletter import DeadLetter, Undecodable
 from factflow.dataflows.loop import worker_loop
 from factflow.messages import Message
+
+try:  # pamqp 3
+    from pamqp.commands import Basic
+except ImportError:  # pragma: no cover
+    from pamqp.specification import Basic  # type: ignore[no-redef]
 
 DEFAULT_URL = "amqp://guest:guest@127.0.0.1:5672/"
 DEFAULT_PREFETCH = 5000
@@ -47,7 +53,7 @@ def _close_quietly(connection: AbstractConnection | None) -> None:
             worker_loop().run(connection.close())
 
 
-class _RabbitPartition(BrokerSourcePartition[AbstractIncomingMessage, None]):
+class _RabbitPartition(BrokerSourcePartition[int, None]):
     def __init__(
         self,
         url: str,
@@ -62,18 +68,21 @@ class _RabbitPartition(BrokerSourcePartition[AbstractIncomingMessage, None]):
             url, queue, prefetch, durable, raw,
         )  # fmt: skip
         self._connection: AbstractConnection | None = None
-        self._buffer: asyncio.Queue[AbstractIncomingMessage] | None = None
+        self._channel: aiormq.abc.AbstractChannel | None = None
+        self._buffer: list[aiormq.abc.DeliveredMessage] = []
+        self._arrived: asyncio.Event | None = None
 
     def __str__(self) -> str:
         return f"rabbitmq source {self._queue} at {mask_url(self._url)}"
 
-    def _decode_one(self, received: Received[AbstractIncomingMessage]) -> Message | Undecodable:
+    def _decode_one(self, received: Received[int]) -> Message | Undecodable:
+        headers = received.headers
         return decode_body(
             received.body,
-            received.headers,
+            headers,
             raw=self._raw,
             queue=self._queue,
-            fallback_id=str(received.token.message_id or hash(received.body)),
+            fallback_id=str(headers.get("amqp-message-id") or hash(received.body)),
         )
 
     def _connect(self) -> None:
@@ -82,37 +91,51 @@ class _RabbitPartition(BrokerSourcePartition[AbstractIncomingMessage, None]):
     async def _aconnect(self) -> None:
         self._connection = await aio_pika.connect(self._url)
         channel = await self._connection.channel()
-        await channel.set_qos(prefetch_count=self._prefetch)
-        queue = await channel.declare_queue(self._queue, durable=self._durable)
-        buffer: asyncio.Queue[AbstractIncomingMessage] = asyncio.Queue()
-        self._buffer = buffer
-        await queue.consume(buffer.put, no_ack=False)
+        await channel.declare_queue(self._queue, durable=self._durable)
+        raw = await channel.get_underlay_channel()
+        await raw.basic_qos(prefetch_count=self._prefetch)
+        buffer: list[aiormq.abc.DeliveredMessage] = []
+        arrived = asyncio.Event()
 
-    def _fetch(self) -> list[Received[AbstractIncomingMessage]]:
+        async def delivered(message: aiormq.abc.DeliveredMessage) -> None:
+            buffer.append(message)
+            arrived.set()
+
+        self._buffer, self._arrived, self._channel = buffer, arrived, raw
+        await raw.basic_consume(self._queue, delivered, no_ack=False)
+
+    def _fetch(self) -> list[Received[int]]:
         return worker_loop().run(self._afetch())
 
-    async def _afetch(self) -> list[Received[AbstractIncomingMessage]]:
-        assert self._buffer is not None and self._connection is not None
-        if self._connection.is_closed:
+    async def _afetch(self) -> list[Received[int]]:
+        assert self._arrived is not None and self._channel is not None
+        if self._channel.is_closed or self._connection is None or self._connection.is_closed:
             msg = "connection closed"
             raise ConnectionError(msg)
-        out: list[AbstractIncomingMessage] = []
-        if self._buffer.empty():
+        if not self._buffer:
+            self._arrived.clear()
             try:
-                out.append(await asyncio.wait_for(self._buffer.get(), FETCH_WAIT_SECONDS))
+                await asyncio.wait_for(self._arrived.wait(), FETCH_WAIT_SECONDS)
             except TimeoutError:
                 return []
-        while not self._buffer.empty() and len(out) < MAX_BATCH:
-            out.append(self._buffer.get_nowait())
-        return [Received(m, m.body, dict(m.headers or {})) for m in out]
+        out, self._buffer[:] = self._buffer[:MAX_BATCH], self._buffer[MAX_BATCH:]
+        return [_received(m) for m in out]
 
-    def _ack(self, tokens: list[AbstractIncomingMessage]) -> None:
-        last = max(tokens, key=lambda m: m.delivery_tag or 0)
-        worker_loop().run(last.ack(multiple=True))
+    def _ack(self, tokens: list[int]) -> None:
+        assert self._channel is not None
+        worker_loop().run(self._channel.basic_ack(max(tokens), multiple=True))
 
     def _disconnect(self) -> None:
-        connection, self._connection = self._connection, None
+        connection, self._connection, self._channel = self._connection, None, None
         _close_quietly(connection)
+
+
+def _received(message: aiormq.abc.DeliveredMessage) -> Received[int]:
+    properties = message.header.properties
+    headers: dict[str, Any] = dict(properties.headers or {})
+    if properties.message_id:
+        headers.setdefault("amqp-message-id", properties.message_id)
+    return Received(message.delivery.delivery_tag, message.body, headers)  # type: ignore[union-attr]
 
 
 class RabbitMQSource(FixedPartitionedSource[Message | Undecodable, None]):
@@ -151,7 +174,7 @@ class _RabbitSinkPartition(BrokerSinkPartition):
         self._url, self._queue, self._raw, self._durable = url, queue, raw, durable
         self._exchange_name = exchange
         self._connection: AbstractConnection | None = None
-        self._channel: AbstractChannel | None = None
+        self._channel: aiormq.abc.AbstractChannel | None = None
 
     def __str__(self) -> str:
         return f"rabbitmq sink {self._queue} at {mask_url(self._url)}"
@@ -161,31 +184,36 @@ class _RabbitSinkPartition(BrokerSinkPartition):
 
     async def _aconnect(self) -> None:
         self._connection = await aio_pika.connect(self._url)
-        self._channel = await self._connection.channel(publisher_confirms=True)
-        if not self._exchange_name:
-            await self._channel.declare_queue(self._queue, durable=self._durable)
+        channel = await self._connection.channel(publisher_confirms=True)
+        if self._exchange_name:
+            await channel.get_exchange(self._exchange_name)  # it must exist
+        else:
+            await channel.declare_queue(self._queue, durable=self._durable)
+        self._channel = await channel.get_underlay_channel()
 
     def _publish(self, items: list[Message | DeadLetter]) -> None:
         worker_loop().run(self._apublish(items))
 
     async def _apublish(self, items: list[Message | DeadLetter]) -> None:
-        assert self._channel is not None
-        exchange = (
-            await self._channel.get_exchange(self._exchange_name)
-            if self._exchange_name
-            else self._channel.default_exchange
-        )
-        mode = aio_pika.DeliveryMode.PERSISTENT if self._durable else None
+        channel = self._channel
+        assert channel is not None
+        mode = 2 if self._durable else 1  # persistent / transient
+        exchange, queue, raw = self._exchange_name, self._queue, self._raw
         publishes = []
         for item in items:
-            body, headers = encode_body(item, raw=self._raw)
-            message_id = item.message_id if isinstance(item, Message) else None
-            amqp_headers: dict[str, FieldValue] = dict(headers)
-            amqp = aio_pika.Message(
-                body, headers=amqp_headers, delivery_mode=mode, message_id=message_id
+            body, headers = encode_body(item, raw=raw)
+            properties = Basic.Properties(
+                headers=headers,  # type: ignore[arg-type]
+                delivery_mode=mode,
+                message_id=item.message_id if isinstance(item, Message) else None,
             )
-            publishes.append(exchange.publish(amqp, routing_key=self._queue))
-        # every publish resolves when the broker confirms it
+            # wait=False: queue the frames without waiting for each to be written
+            publishes.append(
+                channel.basic_publish(
+                    body, exchange=exchange, routing_key=queue, properties=properties, wait=False
+                )
+            )
+        # every publish resolves when the broker confirms it (a nack raises)
         await asyncio.gather(*publishes)
 
     def _disconnect(self) -> None:
