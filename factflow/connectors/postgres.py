@@ -59,10 +59,11 @@ class _PostgresPartition(BrokerSourcePartition[int, None]):
         raw: bool,
         visibility: float,
         idle_timeout: float | None,
+        prefetch: int = CLAIM_LIMIT,
     ) -> None:
         super().__init__(self._decode_one, idle_timeout)
         self._url, self._queue, self._consumer = url, queue, consumer
-        self._raw, self._visibility = raw, visibility
+        self._raw, self._visibility, self._prefetch = raw, visibility, prefetch
         self._conn: DbConnection | None = None
 
     def __str__(self) -> str:
@@ -94,7 +95,7 @@ class _PostgresPartition(BrokerSourcePartition[int, None]):
             self._conn,
             self._queue,
             self._consumer,
-            limit=CLAIM_LIMIT,
+            limit=self._prefetch,
             visibility_timeout=self._visibility,
         )
 
@@ -108,6 +109,10 @@ class _PostgresPartition(BrokerSourcePartition[int, None]):
 
 
 class PostgresSource(FixedPartitionedSource[Message | Undecodable, None]):
+    """`prefetch`: the most messages one claim takes. A batch is processed whole before
+    its epoch can close, so `prefetch` messages must take well under the visibility
+    timeout, or their leases expire mid-batch and another consumer gets them too."""
+
     def __init__(
         self,
         queue: str,
@@ -117,13 +122,14 @@ class PostgresSource(FixedPartitionedSource[Message | Undecodable, None]):
         consumers: int = 1,
         visibility_timeout: float = DEFAULT_VISIBILITY_SECONDS,
         idle_timeout: float | None = None,
+        prefetch: int = CLAIM_LIMIT,
     ) -> None:
-        if consumers < 1:
-            msg = f"consumers must be >= 1, got {consumers}"
+        if consumers < 1 or prefetch < 1:
+            msg = f"consumers and prefetch must be >= 1, got {consumers} and {prefetch}"
             raise ValueError(msg)
         self.queue, self.url, self.raw = queue, database_url(url), raw
         self.consumers, self.visibility_timeout = consumers, visibility_timeout
-        self.idle_timeout = idle_timeout
+        self.idle_timeout, self.prefetch = idle_timeout, prefetch
 
     def list_parts(self) -> list[str]:
         return [str(k) for k in range(self.consumers)]
@@ -137,6 +143,7 @@ class PostgresSource(FixedPartitionedSource[Message | Undecodable, None]):
             self.raw,
             self.visibility_timeout,
             self.idle_timeout,
+            self.prefetch,
         )
 
 
