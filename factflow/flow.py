@@ -68,6 +68,15 @@ def bytewax_option(short: str, long: str, env: str) -> str | None:
     return os.environ.get(env)
 
 
+def prepare_database(url: str) -> None:
+    """Apply pending migrations before the workers write lineage, dead letters or
+    archives (safe from many processes at once: `migrate` holds an advisory lock)."""
+    from factflow.db import connect, migrate
+
+    with connect(url) as conn:
+        migrate(conn)
+
+
 def start_recovery_archive(plan: Plan, options: RunOptions) -> None:
     """With a database and a recovery directory: restore it from Postgres when it is
     missing or stale, then (process 0) archive it every few seconds."""
@@ -107,6 +116,8 @@ def build(pipeline: str | Path | None = None, settings: Settings | None = None) 
         raise SystemExit(2)
     plan = load_plan(path)
     options = run_options(plan, settings)
+    if options.database_url is not None:
+        prepare_database(options.database_url)
     start_recovery_archive(plan, options)
     return build_dataflow(plan, options)
 

@@ -16,6 +16,7 @@ from rich.table import Table
 
 from factflow.compiler.plan import Plan
 from factflow.dataflows.launch import Launch, stop
+from factflow.db.exceptions import DatabaseError
 from factflow.flow import load_plan
 from factflow.settings import Settings
 
@@ -111,7 +112,11 @@ def run_command(
     console = Console(stderr=True)
     console.print(f"execution {execution}: {processes} process(es) x {workers} worker(s)")
     started = time.monotonic()
-    procs = launch.start()
+    try:
+        procs = launch.start()
+    except DatabaseError as exc:  # unreachable, or a recovery archive of another plan
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from exc
     # SIGTERM (a supervisor, `kill`) stops the workers like Ctrl-C does, never orphans them
     signal.signal(signal.SIGTERM, _interrupt)
     try:

@@ -75,8 +75,9 @@ class Launch:
             return
         from factflow.dataflows.recovery import restore_if_stale
         from factflow.db.repositories.recovery import step_fingerprint
-        from factflow.flow import load_plan
+        from factflow.flow import load_plan, prepare_database
 
+        prepare_database(url)
         steps = step_fingerprint(load_plan(self.pipeline).step_ids)
         restore_if_stale(url, uuid.UUID(self.execution_id), self.recovery_dir, steps)
 
