@@ -33,10 +33,23 @@ def new_message_id() -> str:
     return str(uuid.uuid4())
 
 
+# one encoder for every call: json.dumps with options builds a new one each time, which
+# cost as much as the encoding (lineage hashes every input and output payload)
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), default=str)
+
+
+def canonical_json(value: Any) -> str:
+    """A value's canonical JSON: sorted keys, no spaces, `str()` for other types."""
+    return _CANONICAL.encode(value)
+
+
+def text_hash(canonical: str) -> str:
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
 def content_hash(value: Any) -> str:
     """SHA-256 of a value's canonical JSON (sorted keys), stable across processes."""
-    canonical = json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(canonical.encode()).hexdigest()
+    return text_hash(_CANONICAL.encode(value))
 
 
 _second_prefix: tuple[int, str] = (-1, "")

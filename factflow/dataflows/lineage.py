@@ -23,7 +23,7 @@ from factflow.db.connection import DbConnection, connect
 from factflow.db.exceptions import DatabaseError
 from factflow.db.lineage_writer import LineageStatus, LineageWriter, parse_row_id
 from factflow.db.settings import mask_url
-from factflow.messages import Message, content_hash
+from factflow.messages import Message, canonical_json, text_hash
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +54,14 @@ def lineage_row(
     storage_key: str | None = None,
 ) -> LineageRow:
     completed_at = datetime.now(UTC)
-    output_hash = content_hash([m.payload for m in outputs]) if outputs else None
+    payload = message.payload
+    input_text = canonical_json(payload)
+    output_hash = None
+    if outputs:
+        # the hash of the list of output payloads; an output that kept the input's
+        # payload (a passthrough, a gate) reuses its encoding
+        texts = [input_text if m.payload is payload else canonical_json(m.payload) for m in outputs]
+        output_hash = text_hash(f"[{','.join(texts)}]")
     metadata = {k: message.metadata[k] for k in _METADATA_KEYS if k in message.metadata}
     return LineageRow(
         (
@@ -68,7 +75,7 @@ def lineage_row(
             parse_row_id(message.correlation_id),
             status,
             attempts,
-            content_hash(message.payload),
+            text_hash(input_text),
             output_hash,
             error,
             started_at,
