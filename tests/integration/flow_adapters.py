@@ -1,0 +1,52 @@
+"""Adapters for the integration tests that run pipelines in worker processes, named in
+YAML by dotted path (`tests.integration.flow_adapters:FailsWhileMarker`); the workers
+need the repository root on PYTHONPATH (`tests.e2e.helpers.worker_env`)."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+from factflow import Adapter, Context, Message
+from factflow.types import JsonDict, JsonSchema
+
+
+class FailsWhileMarker(Adapter):
+    """Raises while the file `marker` exists (a broken dependency), then passes messages
+    on unchanged: removing the file is "fixing the adapter" between a run and a redrive."""
+
+    name = "fails_while_marker"
+    config_schema: JsonSchema = {
+        "type": "object",
+        "properties": {"marker": {"type": "string"}},
+        "required": ["marker"],
+        "additionalProperties": False,
+    }
+
+    def process(self, message: Message, context: Context) -> list[Message]:
+        marker = Path(self.config["marker"])
+        if marker.exists():
+            msg = f"dependency down while {marker.name} exists"
+            raise RuntimeError(msg)
+        return [message]
+
+
+class TaggedSlow(Adapter):
+    """Sleeps `sleep_ms`, then passes the message on with `metadata.pid`: the worker
+    process that handled it."""
+
+    name = "tagged_slow"
+    config_schema: JsonSchema = {
+        "type": "object",
+        "properties": {"sleep_ms": {"type": "number", "minimum": 0}},
+        "additionalProperties": False,
+    }
+
+    def __init__(self, config: JsonDict | None = None) -> None:
+        super().__init__(config)
+        self._seconds = float(self.config.get("sleep_ms", 1)) / 1000
+
+    def process(self, message: Message, context: Context) -> list[Message]:
+        time.sleep(self._seconds)
+        return [message.with_changes(metadata={**message.metadata, "pid": os.getpid()})]
