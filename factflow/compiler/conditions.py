@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import difflib
 import re
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -20,6 +21,14 @@ _SEGMENT_RE = re.compile(r"([^.\[\]]+)|\[(\d+)\]")
 _MISSING = object()
 
 Predicate = Callable[[Message], bool]
+
+
+def compile_pattern(pattern: str) -> re.Pattern[str]:
+    """A user's `matches` regex. Python warns (FutureWarning) about patterns whose meaning
+    may change in a later version, such as `[[]`; they are valid today, so no warning."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        return re.compile(pattern)
 
 
 def parse_field_path(path: str) -> tuple[str, tuple[str | int, ...]]:
@@ -105,7 +114,7 @@ def compile_condition(condition: ConditionConfig) -> Predicate:
         want = expected if isinstance(expected, bool) else True
         return lambda m: (not is_missing(get(m))) == want
     if condition.operator == "matches":
-        pattern = re.compile(str(expected))
+        pattern = compile_pattern(str(expected))
         return lambda m: isinstance(v := get(m), str) and pattern.search(v) is not None
     op = OPERATORS[condition.operator]
 
@@ -167,7 +176,7 @@ def condition_problems(raw: object, at: tuple[str | int, ...] = ()) -> list[Conf
         )
     if operator == "matches":
         try:
-            re.compile(str(raw.get("value", "")))
+            compile_pattern(str(raw.get("value", "")))
         except re.error as exc:
             problems.append(
                 ConfigProblem(
