@@ -125,9 +125,19 @@ class Message:
         A dict with a `payload` key is an envelope; anything else is the payload itself.
         """
         if isinstance(data, dict) and "payload" in data:
-            known = {k: data[k] for k in ENVELOPE_FIELDS if k in data and data[k] is not None}
-            metadata = known.get("metadata")
-            if not isinstance(metadata, dict):
-                known["metadata"] = {}
-            return cls(**known)
+            # a producer outside factflow may send nulls or numbers: keep the payload as it
+            # is, ids as text, and never fail on a field's type
+            known: dict[str, Any] = {
+                k: str(data[k])
+                for k in ("message_id", "correlation_id", "execution_id", "route_id", "stage")
+                if data.get(k) is not None
+            }
+            if isinstance(data.get("timestamp"), str):
+                known["timestamp"] = data["timestamp"]
+            metadata = data.get("metadata")
+            return cls(
+                payload=data["payload"],
+                metadata=metadata if isinstance(metadata, dict) else {},
+                **known,
+            )
         return cls(payload=data)

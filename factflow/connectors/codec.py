@@ -30,11 +30,10 @@ def record_id(queue: str, position: object) -> str:
 
 def message_from_data(data: Any, *, raw: bool, queue: str, position: object) -> Message:
     # Each message is built once, with its id: no throwaway uuid4, no copy.
-    if not raw and isinstance(data, dict):
-        if "message_id" in data:
-            return Message.from_envelope(data)
-        if "payload" in data:
-            return Message.from_envelope({**data, "message_id": record_id(queue, position)})
+    if not raw and isinstance(data, dict) and "payload" in data:
+        if data.get("message_id") is None:
+            data = {**data, "message_id": record_id(queue, position)}
+        return Message.from_envelope(data)
     return Message(payload=data, message_id=record_id(queue, position))
 
 
