@@ -1,0 +1,33 @@
+"""Envelopes from producers that are not factflow must never stop a flow."""
+
+from __future__ import annotations
+
+from factflow.connectors.codec import decode_json_line, message_from_data
+from factflow.messages import Message
+
+
+def test_a_null_payload_and_odd_field_types_still_make_a_message() -> None:
+    message = Message.from_envelope({"payload": None, "message_id": 5, "metadata": [1]})
+    assert message.payload is None
+    assert message.message_id == "5"
+    assert message.metadata == {}
+
+
+def test_a_record_without_message_id_gets_the_same_id_when_read_again() -> None:
+    first = message_from_data({"payload": {"a": 1}}, raw=False, queue="q", position=7)
+    again = message_from_data({"payload": {"a": 1}}, raw=False, queue="q", position=7)
+    other = message_from_data({"payload": {"a": 1}}, raw=False, queue="q", position=8)
+    assert first.message_id == again.message_id != other.message_id
+
+
+def test_a_bare_payload_with_a_message_id_key_is_a_payload_with_a_stable_id() -> None:
+    data = {"message_id": "not an envelope", "text": "hi"}
+    first = message_from_data(data, raw=False, queue="q", position=1)
+    assert first.payload == data
+    assert first.message_id == message_from_data(data, raw=False, queue="q", position=1).message_id
+
+
+def test_a_line_that_is_not_json_is_undecodable_not_an_exception() -> None:
+    item = decode_json_line(b"{nope\n", raw=False, queue="q", position=0)
+    assert not isinstance(item, Message)
+    assert "not JSON" in item.error
