@@ -1,0 +1,122 @@
+"""BrokerSourcePartition's rules with a scripted fake broker (no real broker needed): acks
+only after the epoch, the idle timeout not counting waits for an epoch or an outage, a
+wrong URL failing at once, an outage after that retried."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import pytest
+
+from factflow.connectors.base import BrokerSourcePartition, Received
+from factflow.messages import Message
+
+IDLE = 0.2
+
+
+class FakeBroker:
+    """A queue with a consumer window: `window` unacked deliveries at most; after an ack
+    the next deliveries arrive one fetch late (a broker's round trip)."""
+
+    def __init__(self, total: int, window: int) -> None:
+        self.pending = list(range(total))
+        self.window, self.unacked = window, 0
+        self.acked: list[int] = []
+        self.late = False
+        self.up = True
+        self.connects = 0
+
+    def fetch(self) -> list[int]:
+        if not self.up:
+            msg = "broker down"
+            raise ConnectionError(msg)
+        if self.late:
+            self.late = False
+            return []
+        room = self.window - self.unacked
+        out, self.pending = self.pending[:room], self.pending[room:]
+        self.unacked += len(out)
+        return out
+
+    def ack(self, tokens: list[int]) -> None:
+        self.acked.extend(tokens)
+        self.unacked -= len(tokens)
+        self.late = True
+
+
+class FakePartition(BrokerSourcePartition[int, None]):
+    def __init__(self, broker: FakeBroker, idle: float | None = IDLE) -> None:
+        super().__init__(lambda r: Message(payload=r.token, message_id=str(r.token)), idle)
+        self.broker = broker
+
+    def __str__(self) -> str:
+        return "fake source at amqp://user:***@host/"
+
+    def _connect(self) -> None:
+        if not self.broker.up:
+            msg = "refused"
+            raise ConnectionError(msg)
+        self.broker.connects += 1
+
+    def _fetch(self) -> list[Received[int]]:
+        return [Received(t, b"", {}) for t in self.broker.fetch()]
+
+    def _ack(self, tokens: list[int]) -> None:
+        self.broker.ack(tokens)
+
+    def _disconnect(self) -> None:
+        pass
+
+
+def _drain(part: FakePartition, seconds: float) -> list[Any]:
+    """next_batch for `seconds` (one epoch), then the epoch's snapshot."""
+    out: list[Any] = []
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        out.extend(part.next_batch())
+        time.sleep(0.01)
+    part.snapshot()
+    return out
+
+
+def test_acks_only_after_the_epoch_and_waiting_for_one_is_not_idleness() -> None:
+    broker = FakeBroker(total=30, window=10)
+    part = FakePartition(broker)
+    got: list[Any] = []
+    # epochs longer than the idle timeout, the window full after the first fetch of each
+    for _ in range(3):
+        batch = _drain(part, 2 * IDLE)
+        assert broker.acked == [m.payload for m in got], "acked before its epoch ended"
+        got.extend(batch)
+    assert [m.payload for m in got] == list(range(30))
+    # the last epoch's acks go out, then the partition ends once idle
+    with pytest.raises(StopIteration):
+        _drain(part, 3 * IDLE)
+    assert broker.acked == list(range(30))
+
+
+def test_first_connect_failure_is_an_error_naming_the_masked_url() -> None:
+    broker = FakeBroker(total=1, window=10)
+    broker.up = False
+    with pytest.raises(ConnectionError, match=r"amqp://user:\*\*\*@host/: cannot connect"):
+        FakePartition(broker).next_batch()
+
+
+def test_an_outage_after_the_first_connect_is_retried_and_loses_nothing() -> None:
+    broker = FakeBroker(total=20, window=10)
+    part = FakePartition(broker)
+    first = part.next_batch()
+    assert len(first) == 10
+    broker.up = False
+    assert part.next_batch() == []  # lost: the unacked ten are the broker's again
+    broker.pending = [m.payload for m in first] + broker.pending
+    broker.unacked = 0
+    time.sleep(2 * IDLE)  # longer than the idle timeout
+    broker.up, broker.late = True, True  # the first fetch after the reconnect is empty
+    got: list[Any] = []
+    deadline = time.monotonic() + 5
+    while len(got) < 20 and time.monotonic() < deadline:
+        got.extend(_drain(part, 0.05))
+    assert sorted(m.payload for m in got) == list(range(20))
+    assert broker.connects == 2
