@@ -172,7 +172,7 @@ def test_two_worker_processes_share_one_queue(
 def test_more_messages_than_prefetch_all_arrive(broker: Broker, tmp_path: Path) -> None:
     """The consumer window fills, the epoch closes, the acks open it again: the run goes
     on (the idle timeout does not count the wait for an epoch) until everything is in."""
-    n, prefetch = 1200, 100
+    n, prefetch = 500, 100
     t = tag()
     qin, qout = broker.queue(f"ff-{t}-in"), broker.queue(f"ff-{t}-out")
     broker.prepare([qin, qout])
@@ -292,5 +292,7 @@ def test_wrong_credentials_or_url_fail_within_seconds(broker: Broker, tmp_path: 
     print(f"{broker.name}: wrong URL failed in {seconds:.1f}s: {output.strip().splitlines()[-1]}")
     assert result.returncode != 0
     assert seconds < 30
-    assert "cannot connect" in output or "onnect" in output, output[-2000:]
+    # Kafka fails listing the topic's partitions; the others name the source and its URL
+    expected = "Broker transport failure" if broker.provider == "kafka" else "cannot connect"
+    assert expected in output, output[-2000:]
     assert secret not in output
