@@ -54,7 +54,8 @@ def pipeline_name(text: str, default: str = "inline") -> str:
     """The YAML's `name:` (inline pipelines have no config name)."""
     try:
         data = yaml.safe_load(text)
-    except yaml.YAMLError:
+    except (yaml.YAMLError, RecursionError):
+        # nested too deep: the compiler reports it (E001), this only names the run
         return default
     name = data.get("name") if isinstance(data, dict) else None
     return name if isinstance(name, str) and name else default

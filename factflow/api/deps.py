@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Annotated, Any
 
-from fastapi import Depends, Request
+from fastapi import Depends, Query, Request
 from psycopg_pool import ConnectionPool
 
 from factflow.adapters.registry import AdapterRegistry
@@ -55,6 +55,11 @@ def get_archives(request: Request) -> ArchiveJobs:
     jobs: ArchiveJobs = request.app.state.archives
     return jobs
 
+
+# Postgres takes OFFSET as a bigint; a larger value would be a 500 from the database
+MAX_OFFSET = 2**62
+MAX_INT4 = 2**31 - 1  # an `integer` column (config versions)
+Offset = Annotated[int, Query(ge=0, le=MAX_OFFSET, description="rows to skip")]
 
 SettingsDep = Annotated[ApiSettings, Depends(get_settings)]
 DbDep = Annotated[DbConnection, Depends(get_db)]

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import contextvars
 import logging
+import math
 import uuid
 from datetime import UTC, datetime
 from http import HTTPStatus
 from typing import Any
 
+import psycopg
 from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
@@ -88,13 +90,33 @@ def error_body(detail: Any, error_code: str, **extra: Any) -> JsonDict:
     }
 
 
+def json_safe(value: Any) -> Any:
+    """`value` (after jsonable_encoder) with what JSON cannot carry made printable.
+
+    A request body may hold `1e400` (inf) or a lone surrogate (`"\\udcff"`); validation
+    errors echo the input, and encoding it would turn a 422 into a 500.
+    """
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return value.encode("utf-8", "backslashreplace").decode("utf-8")
+        return value
+    if isinstance(value, dict):
+        return {json_safe(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [json_safe(v) for v in value]
+    return value
+
+
 def _response(status: int, detail: Any, code: str, **extra: Any) -> JSONResponse:
     headers = {CORRELATION_HEADER: correlation_id()}
     if status == 429:
         headers["Retry-After"] = "5"
-    return JSONResponse(
-        jsonable_encoder(error_body(detail, code, **extra)), status_code=status, headers=headers
-    )
+    body = json_safe(jsonable_encoder(error_body(detail, code, **extra)))
+    return JSONResponse(body, status_code=status, headers=headers)
 
 
 def _code_for_status(status: int) -> str:
@@ -119,6 +141,9 @@ _MAPPING: tuple[tuple[type[Exception], int, str], ...] = (
     (InvalidKeyError, 400, "INVALID_KEY"),
     (StorageUnavailableError, 503, "STORAGE_UNAVAILABLE"),
     (StorageError, 500, "STORAGE_ERROR"),
+    # a value Postgres cannot take (a NUL byte in a string, a number out of range): the
+    # request's fault; the API validates what it can before it gets here
+    (psycopg.DataError, 400, "INVALID_VALUE"),
 )
 
 
@@ -138,9 +163,14 @@ def install_error_handlers(app: FastAPI) -> None:
     async def mapped(_: Request, exc: Exception) -> JSONResponse:
         for cls, status, code in _MAPPING:
             if isinstance(exc, cls):
+                detail = str(exc)
                 if status >= 500:
                     _log.error("%s: %s", code, exc)
-                return _response(status, str(exc), code)
+                elif isinstance(exc, psycopg.DataError):
+                    _log.warning("%s: %s", code, exc)
+                    primary = exc.diag.message_primary or detail.partition("\n")[0]
+                    detail = f"a value the database cannot take: {primary}"
+                return _response(status, detail, code)
         return await unexpected(_, exc)
 
     async def unexpected(_: Request, exc: Exception) -> JSONResponse:

@@ -10,8 +10,9 @@ from fastapi import APIRouter, Body, Query, Response, status
 from pydantic import BaseModel, Field
 
 from factflow.adapters.registry import AdapterRegistry
+from factflow.api.bodies import RequestBody
 from factflow.api.compiling import compile_yaml
-from factflow.api.deps import DbDep, RegistryDep, SupervisorDep
+from factflow.api.deps import MAX_INT4, DbDep, Offset, RegistryDep, SupervisorDep
 from factflow.api.routers.executions import ExecutionStarted, RunOptions, start_execution
 from factflow.db.repositories import configs as repo
 from factflow.db.repositories.config_versions import list_inactive_versions
@@ -22,7 +23,7 @@ router = APIRouter(prefix="/configs", tags=["configs"])
 SourceType = Literal["file", "api", "imported", "inline"]
 
 
-class ConfigCreate(BaseModel):
+class ConfigCreate(RequestBody):
     name: str = Field(min_length=1, max_length=200)
     config_yaml: str = Field(min_length=1)
     source_type: SourceType = "api"
@@ -30,7 +31,7 @@ class ConfigCreate(BaseModel):
     description: str | None = None
 
 
-class ConfigUpdate(BaseModel):
+class ConfigUpdate(RequestBody):
     """Fields to change; a changed config is a new version (the old one stays, inactive)."""
 
     config_yaml: str | None = Field(default=None, min_length=1)
@@ -40,7 +41,7 @@ class ConfigUpdate(BaseModel):
     source_path: str | None = None
 
 
-class ConfigValidate(BaseModel):
+class ConfigValidate(RequestBody):
     config_yaml: str
 
 
@@ -127,7 +128,7 @@ def list_configs(
     registry: RegistryDep,
     active: bool = True,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
 ) -> list[PipelineConfigResponse]:
     """Active configs (their current version), or with `active=false` superseded versions."""
     rows = (
@@ -140,7 +141,10 @@ def list_configs(
 
 @router.get("/{config_id}")
 def get_config(
-    config_id: uuid.UUID, db: DbDep, registry: RegistryDep, version: int | None = None
+    config_id: uuid.UUID,
+    db: DbDep,
+    registry: RegistryDep,
+    version: Annotated[int | None, Query(ge=1, le=MAX_INT4)] = None,
 ) -> PipelineConfigResponse:
     """The config with its YAML and a freshly computed validation report."""
     return _response(repo.get_config(db, config_id, version), registry)

@@ -8,14 +8,16 @@ from fastapi import APIRouter, status
 from fastapi.responses import FileResponse
 from pydantic import BaseModel, model_validator
 
+from factflow.api.bodies import RequestBody
 from factflow.api.deps import ArchivesDep
 from factflow.api.errors import ApiError, not_found
 from factflow.server.archives import ArchiveJob
+from factflow.storage.keys import check_prefix
 
 router = APIRouter(prefix="/content", tags=["content"])
 
 
-class ArchiveRequest(BaseModel):
+class ArchiveRequest(RequestBody):
     execution_id: str | None = None
     prefix: str | None = None
 
@@ -59,6 +61,7 @@ def _status(job: ArchiveJob) -> ArchiveStatus:
 def prepare_archive(body: ArchiveRequest, jobs: ArchivesDep) -> ArchiveStatus:
     """Start zipping every object under the prefix (or the execution's folder)."""
     prefix = body.prefix if body.prefix is not None else f"executions/{body.execution_id}/"
+    check_prefix(prefix)  # 400 INVALID_KEY now rather than a failed job later
     return _status(jobs.prepare(prefix))
 
 

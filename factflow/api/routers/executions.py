@@ -12,8 +12,17 @@ from pydantic import BaseModel, Field, model_validator
 from sse_starlette.sse import EventSourceResponse
 
 from factflow.adapters.registry import AdapterRegistry
+from factflow.api.bodies import RequestBody
 from factflow.api.compiling import bad_request, compile_yaml, pipeline_name
-from factflow.api.deps import DbDep, RegistryDep, SettingsDep, StorageDep, SupervisorDep, get_pool
+from factflow.api.deps import (
+    DbDep,
+    Offset,
+    RegistryDep,
+    SettingsDep,
+    StorageDep,
+    SupervisorDep,
+    get_pool,
+)
 from factflow.api.routers.lineage import LineageEntry
 from factflow.api.sse import execution_events, storage_events
 from factflow.compiler.plan import Plan
@@ -27,9 +36,10 @@ from factflow.server.supervisor import LaunchRequest, Supervisor
 from factflow.types import JsonDict
 
 router = APIRouter(prefix="/executions", tags=["executions"])
+MAX_EVENT_ID = 2**63 - 1  # events.id is a bigint
 
 
-class RunOptions(BaseModel):
+class RunOptions(RequestBody):
     """How to run: inline inputs and the worker layout (factflow additions)."""
 
     inputs: dict[str, list[Any]] = Field(
@@ -221,7 +231,7 @@ def list_executions(
     status_filter: Annotated[repo.ExecutionStatus | None, Query(alias="status")] = None,
     config_id: uuid.UUID | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
 ) -> list[ExecutionResponse]:
     """Executions, newest first."""
     rows = repo.list_executions(
@@ -287,7 +297,9 @@ async def execution_events_stream(
     request: Request,
     settings: SettingsDep,
     last_event_id: Annotated[str | None, Header()] = None,
-    after: Annotated[int | None, Query(ge=0, description="same as Last-Event-ID")] = None,
+    after: Annotated[
+        int | None, Query(ge=0, le=MAX_EVENT_ID, description="same as Last-Event-ID")
+    ] = None,
 ) -> EventSourceResponse:
     """SSE: the current status, then every event of the execution; ends at a terminal state.
 
@@ -319,10 +331,13 @@ def _event_id(value: str | None) -> int:
     if value is None:
         return 0
     try:
-        return max(0, int(value))
+        event_id = max(0, int(value))
     except ValueError:
-        msg = f"Last-Event-ID must be an event id, got {value!r}"
-        raise bad_request(msg) from None
+        event_id = -1
+    if not 0 <= event_id <= MAX_EVENT_ID:
+        msg = f"Last-Event-ID must be an event id, got {value[:40]!r}"
+        raise bad_request(msg)
+    return event_id
 
 
 @router.get("/{execution_id}/storage-stream")
@@ -457,7 +472,7 @@ def execution_lineage(
     execution_id: uuid.UUID,
     db: DbDep,
     limit: Annotated[int, Query(ge=1, le=10000)] = 1000,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
 ) -> list[LineageEntry]:
     """Lineage rows ordered by `started_at`; 404 when the execution is unknown."""
     repo.get_execution(db, execution_id)

@@ -10,7 +10,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query
 from pydantic import BaseModel
 
-from factflow.api.deps import DbDep
+from factflow.api.deps import DbDep, Offset
 from factflow.db.repositories import lineage as repo
 from factflow.db.repositories.lineage_search import LineageFilters, lineage_counts, search_lineage
 from factflow.types import JsonDict
@@ -108,7 +108,7 @@ def list_lineage(
     sort_by: Literal["started_at", "completed_at", "route_id", "stage_name"] = "started_at",
     sort_order: Literal["asc", "desc"] = "asc",
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
 ) -> list[LineageEntry]:
     """Lineage rows; `url`, `origin`, `title` match metadata case-insensitively in part."""
     filters = LineageFilters(
@@ -138,7 +138,7 @@ def list_failures(
     execution_id: uuid.UUID | None = None,
     route_id: str | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
 ) -> list[LineageEntry]:
     """Failed and dead-lettered rows, oldest first, of one execution or all."""
     if execution_id is not None:
@@ -178,7 +178,7 @@ def lineage_batch(
     batch_id: str,
     db: DbDep,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
 ) -> list[LineageEntry]:
     """Rows sharing a `batch_id` (one batched adapter call)."""
     return _entries(

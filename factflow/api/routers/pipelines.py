@@ -8,6 +8,7 @@ import yaml
 from fastapi import APIRouter
 from pydantic import BaseModel
 
+from factflow.api.bodies import RequestBody
 from factflow.api.deps import DbDep
 from factflow.api.errors import not_found
 from factflow.db.connection import DbConnection
@@ -19,7 +20,7 @@ from factflow.types import JsonDict
 router = APIRouter(prefix="/pipelines", tags=["pipelines"])
 
 
-class RouteStateChange(BaseModel):
+class RouteStateChange(RequestBody):
     state: Literal["paused", "running"]
     reason: str | None = None
 
