@@ -17,7 +17,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-from typing import Any
+from collections.abc import Awaitable, Sequence
+from typing import Any, cast
 
 import aio_pika
 import aiormq.abc
@@ -69,7 +70,7 @@ class _RabbitPartition(BrokerSourcePartition[int, None]):
             url, queue, prefetch, durable, raw,
         )  # fmt: skip
         self._connection: AbstractConnection | None = None
-        self._channel: aiormq.abc.AbstractChannel | None = None
+        self._channel: aiormq.Channel | None = None
         self._buffer: list[aiormq.abc.DeliveredMessage] = []
         self._arrived: asyncio.Event | None = None
 
@@ -93,7 +94,7 @@ class _RabbitPartition(BrokerSourcePartition[int, None]):
         self._connection = await aio_pika.connect(self._url)
         channel = await self._connection.channel()
         await channel.declare_queue(self._queue, durable=self._durable)
-        raw = await channel.get_underlay_channel()
+        raw = cast(aiormq.Channel, await channel.get_underlay_channel())
         await raw.basic_qos(prefetch_count=self._prefetch)
         buffer: list[aiormq.abc.DeliveredMessage] = []
         arrived = asyncio.Event()
@@ -124,11 +125,15 @@ class _RabbitPartition(BrokerSourcePartition[int, None]):
 
     def _ack(self, tokens: list[int]) -> None:
         assert self._channel is not None
-        worker_loop().run(self._channel.basic_ack(max(tokens), multiple=True))
+        worker_loop().run(_ack_up_to(self._channel, max(tokens)))
 
     def _disconnect(self) -> None:
         connection, self._connection, self._channel = self._connection, None, None
         _close_quietly(connection)
+
+
+async def _ack_up_to(channel: aiormq.Channel, delivery_tag: int) -> None:
+    await channel.basic_ack(delivery_tag, multiple=True)
 
 
 def _received(message: aiormq.abc.DeliveredMessage) -> Received[int]:
@@ -136,7 +141,8 @@ def _received(message: aiormq.abc.DeliveredMessage) -> Received[int]:
     headers: dict[str, Any] = dict(properties.headers or {})
     if properties.message_id:
         headers.setdefault("amqp-message-id", properties.message_id)
-    return Received(message.delivery.delivery_tag, message.body, headers)  # type: ignore[union-attr]
+    tag = int(message.delivery.delivery_tag or 0)  # type: ignore[union-attr]
+    return Received(tag, message.body, headers)
 
 
 class RabbitMQSource(FixedPartitionedSource[Message | Undecodable, None]):
@@ -175,7 +181,7 @@ class _RabbitSinkPartition(BrokerSinkPartition):
         self._url, self._queue, self._raw, self._durable = url, queue, raw, durable
         self._exchange_name = exchange
         self._connection: AbstractConnection | None = None
-        self._channel: aiormq.abc.AbstractChannel | None = None
+        self._channel: aiormq.Channel | None = None
 
     def __str__(self) -> str:
         return f"rabbitmq sink {self._queue} at {mask_url(self._url)}"
@@ -190,7 +196,7 @@ class _RabbitSinkPartition(BrokerSinkPartition):
             await channel.get_exchange(self._exchange_name)  # it must exist
         else:
             await channel.declare_queue(self._queue, durable=self._durable)
-        self._channel = await channel.get_underlay_channel()
+        self._channel = cast(aiormq.Channel, await channel.get_underlay_channel())
 
     def _publish(self, items: list[Message | DeadLetter]) -> None:
         worker_loop().run(self._apublish(items))
@@ -208,6 +214,7 @@ class _RabbitSinkPartition(BrokerSinkPartition):
                 message_id=item.message_id if isinstance(item, Message) else None,
             )
             messages.append((body, properties))
+        confirmations: Sequence[Awaitable[Any]]
         if all(hasattr(channel, a) for a in _BATCH_ATTRIBUTES):
             confirmations = await _publish_frames(
                 channel, self._exchange_name, self._queue, messages
@@ -219,7 +226,6 @@ class _RabbitSinkPartition(BrokerSinkPartition):
                     exchange=self._exchange_name,
                     routing_key=self._queue,
                     properties=properties,
-                    wait=False,
                 )
                 for body, properties in messages
             ]
