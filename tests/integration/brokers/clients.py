@@ -142,7 +142,7 @@ class Broker(ABC):
     @abstractmethod
     def _collect(self, queue: str, collector: Collector) -> None: ...
 
-    def leftover(self, queue: str, subscription: str) -> int | None:
+    def leftover(self, queue: str, subscription: str) -> int:
         """How many messages a new consumer (on the flow's `subscription` where the broker
         has them) still gets from `queue`: what the flow did not ack. None where the broker
         keeps no acks (Kafka: offsets live in the flow's snapshots)."""
@@ -235,7 +235,7 @@ class RabbitMQ(Broker):
 
         asyncio.run(consume())
 
-    def leftover(self, queue: str, subscription: str) -> int | None:
+    def leftover(self, queue: str, subscription: str) -> int:
         return self.message_count(queue)
 
     def message_count(self, queue: str) -> int:
@@ -419,7 +419,7 @@ class Pulsar(Broker):
         finally:
             client.close()
 
-    def leftover(self, queue: str, subscription: str) -> int | None:
+    def leftover(self, queue: str, subscription: str) -> int:
         import pulsar
 
         client = self._client()
@@ -517,8 +517,23 @@ class Kafka(Broker):
         assert producer.flush(TIMEOUT) == 0, "kafka: records not delivered"
         assert not failures, failures
 
-    def leftover(self, queue: str, subscription: str) -> int | None:
-        return None
+    def leftover(self, queue: str, subscription: str) -> int:
+        """The group's lag: factflow keeps offsets in its snapshots and commits them to
+        the group only for monitoring, so after a finished run the lag must be 0."""
+        from confluent_kafka import Consumer, TopicPartition
+
+        consumer = Consumer({"bootstrap.servers": self.url, "group.id": subscription})
+        try:
+            metadata = consumer.list_topics(queue, timeout=TIMEOUT)
+            partitions = [TopicPartition(queue, p) for p in metadata.topics[queue].partitions]
+            committed = consumer.committed(partitions, timeout=TIMEOUT)
+            lag = 0
+            for part in committed:
+                _low, high = consumer.get_watermark_offsets(part, timeout=TIMEOUT)
+                lag += high - max(part.offset, 0)
+            return lag
+        finally:
+            consumer.close()
 
     def _collect(self, queue: str, collector: Collector) -> None:
         from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition

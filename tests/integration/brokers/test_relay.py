@@ -48,7 +48,7 @@ class RelayRun:
     raw_out: list[Record]
     fail_out: list[Record]
     dead: dict[str, list[Record]]
-    left: dict[str, int | None]
+    left: dict[str, int]
     seconds: float
 
 
@@ -194,6 +194,5 @@ def test_failing_adapter_dead_letters_with_the_error(relay: RelayRun) -> None:
 
 
 def test_every_input_is_acked_once_the_run_ends(relay: RelayRun) -> None:
-    if all(v is None for v in relay.left.values()):
-        pytest.skip(f"{relay.broker.name} keeps no acks (offsets live in the snapshots)")
+    # for Kafka: the consumer group's lag, committed from the snapshots
     assert relay.left == {"relay": 0, "raw": 0, "fail": 0}
