@@ -16,7 +16,8 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from factflow.connectors.codec import decode_body
 from factflow.db import connect, migrate
-from factflow.db.repositories.lineage import LineageRow, list_lineage
+from factflow.db.lineage_writer import LineageRecord
+from factflow.db.repositories.lineage import list_lineage
 from factflow.messages import Message
 
 A = "tests.integration.flow_adapters"
@@ -59,7 +60,7 @@ def write_pipeline(folder: Path, name: str, body: str, *, queue: str | None = No
     return path
 
 
-def lineage_rows(url: str, execution: uuid.UUID) -> list[LineageRow]:
+def lineage_rows(url: str, execution: uuid.UUID) -> list[LineageRecord]:
     with connect(url) as conn:
         return list_lineage(conn, execution, limit=1_000_000)
 

@@ -18,9 +18,9 @@ from typing import Any
 import pytest
 
 from factflow.db import connect
+from factflow.db.lineage_writer import LineageRecord
 from factflow.db.repositories.dead_letters import list_dead_letters
 from factflow.db.repositories.lineage import (
-    LineageRow,
     adapter_stats,
     ancestors,
     children,
@@ -86,10 +86,10 @@ def db_url(pg_url: str) -> Iterator[str]:
         yield url
 
 
-def _by_hash(rows: list[LineageRow], payloads: list[Any]) -> dict[int, LineageRow]:
+def _by_hash(rows: list[LineageRecord], payloads: list[Any]) -> dict[int, LineageRecord]:
     """Index in `payloads` -> the one row whose input was that payload."""
     wanted = {content_hash(p): i for i, p in enumerate(payloads)}
-    found: dict[int, LineageRow] = {}
+    found: dict[int, LineageRecord] = {}
     for row in rows:
         index = wanted[row.input_hash or ""]
         assert index not in found, f"two rows for {payloads[index]}"

@@ -11,6 +11,7 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel
 
 from factflow.api.deps import DbDep, Offset
+from factflow.db.lineage_writer import LineageRecord
 from factflow.db.repositories import lineage as repo
 from factflow.db.repositories.lineage_search import LineageFilters, lineage_counts, search_lineage
 from factflow.types import JsonDict
@@ -52,7 +53,7 @@ class LineageEntry(BaseModel):
     batch_id: str | None
 
     @classmethod
-    def of(cls, row: repo.LineageRow) -> LineageEntry:
+    def of(cls, row: LineageRecord) -> LineageEntry:
         return cls(
             id=row.id,
             correlation_id=str(row.id),
@@ -86,7 +87,7 @@ class LineageChain(BaseModel):
     descendants: list[LineageEntry]
 
 
-def _entries(rows: list[repo.LineageRow]) -> list[LineageEntry]:
+def _entries(rows: list[LineageRecord]) -> list[LineageEntry]:
     return [LineageEntry.of(row) for row in rows]
 
 

@@ -13,8 +13,7 @@ from psycopg.rows import class_row
 
 from factflow.db.connection import DbConnection
 from factflow.db.exceptions import NotFoundError
-from factflow.db.lineage_writer import LINEAGE_COLUMNS, LineageStatus
-from factflow.types import JsonDict
+from factflow.db.lineage_writer import LINEAGE_COLUMNS, LineageRecord, LineageStatus
 
 _COLUMNS = ", ".join(LINEAGE_COLUMNS)
 _L_COLUMNS = ", ".join(f"l.{c}" for c in LINEAGE_COLUMNS)
@@ -34,29 +33,6 @@ _COUNTS = """
     max(duration_ms) AS max_duration_ms,
     percentile_cont(0.95) WITHIN GROUP (ORDER BY duration_ms) AS p95_duration_ms
 """
-
-
-@dataclass(frozen=True, slots=True)
-class LineageRow:
-    id: uuid.UUID
-    execution_id: uuid.UUID
-    route_id: str
-    adapter_name: str
-    adapter_index: int
-    stage_name: str
-    message_id: str
-    parent_id: uuid.UUID | None
-    status: LineageStatus
-    attempts: int
-    input_hash: str | None
-    output_hash: str | None
-    error: str | None
-    started_at: datetime
-    completed_at: datetime | None
-    duration_ms: float | None
-    batch_id: str | None
-    storage_key: str | None
-    metadata: JsonDict
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -94,8 +70,8 @@ class AdapterLineageStats(StatusCounts):
     adapter_name: str
 
 
-def get_lineage_row(conn: DbConnection, row_id: uuid.UUID) -> LineageRow:
-    with conn.cursor(row_factory=class_row(LineageRow)) as cur:
+def get_lineage_row(conn: DbConnection, row_id: uuid.UUID) -> LineageRecord:
+    with conn.cursor(row_factory=class_row(LineageRecord)) as cur:
         cur.execute(f"SELECT {_COLUMNS} FROM lineage WHERE id = %s", (row_id,))
         row = cur.fetchone()
     if row is None:
@@ -104,9 +80,9 @@ def get_lineage_row(conn: DbConnection, row_id: uuid.UUID) -> LineageRow:
     return row
 
 
-def children(conn: DbConnection, row_id: uuid.UUID) -> list[LineageRow]:
+def children(conn: DbConnection, row_id: uuid.UUID) -> list[LineageRecord]:
     """Rows whose input was emitted by `row_id` (one per emitted message and adapter)."""
-    with conn.cursor(row_factory=class_row(LineageRow)) as cur:
+    with conn.cursor(row_factory=class_row(LineageRecord)) as cur:
         cur.execute(
             f"SELECT {_COLUMNS} FROM lineage WHERE parent_id = %s ORDER BY started_at, id",
             (row_id,),
@@ -114,9 +90,9 @@ def children(conn: DbConnection, row_id: uuid.UUID) -> list[LineageRow]:
         return cur.fetchall()
 
 
-def ancestors(conn: DbConnection, row_id: uuid.UUID) -> list[LineageRow]:
+def ancestors(conn: DbConnection, row_id: uuid.UUID) -> list[LineageRecord]:
     """The chain of rows that led to `row_id`, nearest parent first, root last."""
-    with conn.cursor(row_factory=class_row(LineageRow)) as cur:
+    with conn.cursor(row_factory=class_row(LineageRecord)) as cur:
         cur.execute(
             f"""
             WITH RECURSIVE up AS (
@@ -136,9 +112,9 @@ def ancestors(conn: DbConnection, row_id: uuid.UUID) -> list[LineageRow]:
 
 def descendants(
     conn: DbConnection, row_id: uuid.UUID, *, max_depth: int = MAX_DEPTH
-) -> list[LineageRow]:
+) -> list[LineageRecord]:
     """Every row downstream of `row_id`, level by level (children first)."""
-    with conn.cursor(row_factory=class_row(LineageRow)) as cur:
+    with conn.cursor(row_factory=class_row(LineageRecord)) as cur:
         cur.execute(
             f"""
             WITH RECURSIVE down AS (
@@ -158,12 +134,12 @@ def descendants(
 
 def rows_for_message(
     conn: DbConnection, execution_id: uuid.UUID, message_id: str
-) -> list[LineageRow]:
+) -> list[LineageRecord]:
     """Every invocation that took `message_id` as input (adapters of a chain, retries).
 
     Scans the execution's rows: message ids are not indexed, to keep COPY fast.
     """
-    with conn.cursor(row_factory=class_row(LineageRow)) as cur:
+    with conn.cursor(row_factory=class_row(LineageRecord)) as cur:
         cur.execute(
             f"SELECT {_COLUMNS} FROM lineage WHERE execution_id = %s AND message_id = %s"
             " ORDER BY started_at, adapter_index",
@@ -181,8 +157,8 @@ def list_lineage(
     status: LineageStatus | None = None,
     limit: int = 100,
     offset: int = 0,
-) -> list[LineageRow]:
-    with conn.cursor(row_factory=class_row(LineageRow)) as cur:
+) -> list[LineageRecord]:
+    with conn.cursor(row_factory=class_row(LineageRecord)) as cur:
         cur.execute(
             f"SELECT {_COLUMNS} FROM lineage WHERE execution_id = %(execution_id)s"
             " AND (%(route_id)s::text IS NULL OR route_id = %(route_id)s)"
@@ -208,9 +184,9 @@ def failures(
     route_id: str | None = None,
     limit: int = 100,
     offset: int = 0,
-) -> list[LineageRow]:
+) -> list[LineageRecord]:
     """Failed and dead-lettered rows, oldest first."""
-    with conn.cursor(row_factory=class_row(LineageRow)) as cur:
+    with conn.cursor(row_factory=class_row(LineageRecord)) as cur:
         cur.execute(
             f"SELECT {_COLUMNS} FROM lineage WHERE execution_id = %(execution_id)s"
             " AND status IN ('failed', 'dead_lettered')"

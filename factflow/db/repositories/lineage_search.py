@@ -11,7 +11,8 @@ from psycopg import sql
 from psycopg.rows import class_row
 
 from factflow.db.connection import DbConnection
-from factflow.db.repositories.lineage import _COLUMNS, _COUNTS, LineageRow, StatusCounts
+from factflow.db.lineage_writer import LineageRecord
+from factflow.db.repositories.lineage import _COLUMNS, _COUNTS, StatusCounts
 
 SortBy = Literal["started_at", "completed_at", "route_id", "stage_name"]
 
@@ -78,7 +79,7 @@ def search_lineage(
     descending: bool = False,
     limit: int = 100,
     offset: int = 0,
-) -> list[LineageRow]:
+) -> list[LineageRecord]:
     where, params = _where(filters)
     query = sql.SQL(
         "SELECT {columns} FROM lineage WHERE {where} ORDER BY {sort} {direction} NULLS LAST, id"
@@ -89,7 +90,7 @@ def search_lineage(
         sort=sql.Identifier(sort_by),
         direction=sql.SQL("DESC" if descending else "ASC"),
     )
-    with conn.cursor(row_factory=class_row(LineageRow)) as cur:
+    with conn.cursor(row_factory=class_row(LineageRecord)) as cur:
         cur.execute(query, {**params, "limit": limit, "offset": offset})
         return cur.fetchall()
 
