@@ -13,8 +13,16 @@ from typing import Any
 
 from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 from bytewax.outputs import DynamicSink, StatelessSinkPartition
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Producer, TopicPartition
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    Consumer,
+    KafkaError,
+    KafkaException,
+    Producer,
+    TopicPartition,
+)
 from confluent_kafka.admin import AdminClient
+from confluent_kafka.cimpl import NewTopic
 
 from factflow.connectors.codec import decode_body, encode_body
 from factflow.dataflows.deadletter import DeadLetter, Undecodable
@@ -114,14 +122,18 @@ class KafkaSource(FixedPartitionedSource[Message | Undecodable, int]):
         raw: bool = False,
         idle_timeout: float | None = None,
         max_batch: int = MAX_BATCH,
+        partitions: int | None = None,
     ) -> None:
         if max_batch < 1:
             msg = f"prefetch must be >= 1, got {max_batch}"
             raise ValueError(msg)
         self.topic, self.servers, self.group = topic, bootstrap_servers(url), group
         self.raw, self.idle_timeout, self.max_batch = raw, idle_timeout, max_batch
+        self.partitions = partitions
 
     def list_parts(self) -> list[str]:
+        if self.partitions is not None:
+            ensure_topic(self.servers, self.topic, self.partitions)
         admin = AdminClient({"bootstrap.servers": self.servers})
         metadata = admin.list_topics(topic=self.topic, timeout=METADATA_TIMEOUT_SECONDS)
         topic = metadata.topics.get(self.topic)
@@ -171,8 +183,34 @@ class _KafkaSinkPartition(StatelessSinkPartition[Message | DeadLetter]):
 
 
 class KafkaSink(DynamicSink[Message | DeadLetter]):
-    def __init__(self, topic: str, *, url: str | None = None, raw: bool = False) -> None:
+    def __init__(
+        self,
+        topic: str,
+        *,
+        url: str | None = None,
+        raw: bool = False,
+        partitions: int | None = None,
+    ) -> None:
         self.topic, self.servers, self.raw = topic, bootstrap_servers(url), raw
+        self.partitions = partitions
 
     def build(self, step_id: str, worker_index: int, worker_count: int) -> _KafkaSinkPartition:
+        if self.partitions is not None:
+            ensure_topic(self.servers, self.topic, self.partitions)
         return _KafkaSinkPartition(self.servers, self.topic, self.raw)
+
+
+def ensure_topic(servers: str, topic: str, partitions: int) -> None:
+    """Create `topic` with `partitions` partitions unless it exists (`options.partitions`);
+    an existing topic keeps its own count."""
+    admin = AdminClient({"bootstrap.servers": servers})
+    # all topics: asking for one by name makes a broker with auto-creation create it
+    if topic in admin.list_topics(timeout=METADATA_TIMEOUT_SECONDS).topics:
+        return
+    futures = admin.create_topics([NewTopic(topic, num_partitions=partitions)])
+    try:
+        futures[topic].result(METADATA_TIMEOUT_SECONDS)
+    except KafkaException as exc:
+        if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
+            msg = f"kafka: cannot create topic {topic} with {partitions} partitions: {exc}"
+            raise ConnectionError(msg) from exc

@@ -89,6 +89,7 @@ def make_source(spec: SourceSpec, settings: QueueSettings) -> Source[Any]:
             raw=spec.raw,
             idle_timeout=spec.idle_timeout,
             max_batch=int(options.get("prefetch", max(spec.prefetch or 0, KAFKA_BATCH))),
+            partitions=_partitions(options),
         )
     if provider == "postgres":
         from factflow.connectors.postgres import (
@@ -141,13 +142,19 @@ def make_sink(queue: str, settings: QueueSettings, *, raw: bool = False) -> Dyna
     if provider == "kafka":
         from factflow.connectors.kafka import KafkaSink
 
-        return KafkaSink(queue, url=settings.url, raw=raw)
+        return KafkaSink(queue, url=settings.url, raw=raw, partitions=_partitions(options))
     if provider == "postgres":
         from factflow.connectors.postgres import PostgresSink
 
         return PostgresSink(queue, url=settings.url, raw=raw)
     msg = f"queue provider '{provider}' has no sink connector in this version of factflow"
     raise ConfigurationError(msg)
+
+
+def _partitions(options: dict[str, Any]) -> int | None:
+    """Kafka's `options.partitions`: how many partitions new topics get."""
+    value = options.get("partitions")
+    return None if value is None else int(value)
 
 
 def _folder(settings: QueueSettings) -> str:
