@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,6 +19,7 @@ import pytest
 from factflow.db.connection import connect
 from factflow.db.embedded import start_embedded, stop_embedded
 from factflow.db.exceptions import DatabaseError
+from tests.integration.flows import database
 
 
 @pytest.fixture(scope="session")
@@ -45,3 +47,22 @@ def pg_url() -> Iterator[str]:
     finally:
         stop_embedded(data_dir)
         shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture
+def db_url(pg_url: str) -> Iterator[str]:
+    """A migrated database of its own on the session's server (tests/integration/db has
+    its own, finer-grained one)."""
+    with database(pg_url) as url:
+        yield url
+
+
+@pytest.fixture
+def started() -> Iterator[list[subprocess.Popen[bytes]]]:
+    """Worker processes a test starts; any still running when it ends are killed."""
+    procs: list[subprocess.Popen[bytes]] = []
+    yield procs
+    for proc in procs:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()

@@ -15,7 +15,6 @@ import subprocess
 import sys
 import uuid
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -25,7 +24,7 @@ from factflow.db import connect
 from factflow.db.pgqueue import queue_depth
 from factflow.messages import Message
 from tests.e2e.helpers import wait_until, worker_env
-from tests.integration.flows import A, database, lineage_rows, queue_messages, write_pipeline
+from tests.integration.flows import A, lineage_rows, queue_messages, write_pipeline
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -33,22 +32,6 @@ SLEEP_MS = 10
 PREFETCH = 10
 VISIBILITY_SECONDS = 2
 EPOCH_SECONDS = 1
-
-
-@pytest.fixture
-def db_url(pg_url: str) -> Iterator[str]:
-    with database(pg_url) as url:
-        yield url
-
-
-@pytest.fixture
-def consumers() -> Iterator[list[subprocess.Popen[bytes]]]:
-    procs: list[subprocess.Popen[bytes]] = []
-    yield procs
-    for proc in procs:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
 
 
 def _pipeline(folder: Path, idle_seconds: float) -> Path:
@@ -143,21 +126,21 @@ def _logs(folder: Path) -> str:
 
 
 def test_two_consumers_each_message_exactly_once(
-    tmp_path: Path, db_url: str, consumers: list[subprocess.Popen[bytes]]
+    tmp_path: Path, db_url: str, started: list[subprocess.Popen[bytes]]
 ) -> None:
     total = 300
     execution = uuid.uuid4()
-    consumers += _start(_pipeline(tmp_path, 3), db_url, execution, tmp_path, 2)
+    started += _start(_pipeline(tmp_path, 3), db_url, execution, tmp_path, 2)
     wait_until(lambda: _polling(db_url) >= 2, 30, "two consumers polling the queue")
     _publish(db_url, total)
 
-    for proc in consumers:
+    for proc in started:
         assert proc.wait(timeout=60) == 0, _logs(tmp_path)
 
     done = _done(db_url)
     assert sorted(m.payload["n"] for m in done) == list(range(total)), "each exactly once"
     by_process = Counter(m.metadata["pid"] for m in done)
-    assert set(by_process) == {p.pid for p in consumers}, f"one consumer idle: {by_process}"
+    assert set(by_process) == {p.pid for p in started}, f"one consumer idle: {by_process}"
     with connect(db_url) as conn:
         depth = queue_depth(conn, "jobs")
     assert (depth.ready, depth.in_flight) == (0, 0), "every job acked"
@@ -168,15 +151,15 @@ def test_two_consumers_each_message_exactly_once(
 
 
 def test_killed_consumer_claims_expire_and_the_other_takes_them(
-    tmp_path: Path, db_url: str, consumers: list[subprocess.Popen[bytes]]
+    tmp_path: Path, db_url: str, started: list[subprocess.Popen[bytes]]
 ) -> None:
     total = 500
     execution = uuid.uuid4()
     # the survivor must stay up longer than the dead one's leases
-    consumers += _start(_pipeline(tmp_path, VISIBILITY_SECONDS + 3), db_url, execution, tmp_path, 2)
+    started += _start(_pipeline(tmp_path, VISIBILITY_SECONDS + 3), db_url, execution, tmp_path, 2)
     wait_until(lambda: _polling(db_url) >= 2, 30, "two consumers polling the queue")
     _publish(db_url, total)
-    victim, survivor = consumers
+    victim, survivor = started
 
     def victim_busy() -> bool:
         # past its first epochs: some of its work is acked, some not yet

@@ -58,16 +58,6 @@ def server() -> Iterator[tuple[Path, str]]:
         shutil.rmtree(root, ignore_errors=True)
 
 
-@pytest.fixture
-def started() -> Iterator[list[subprocess.Popen[bytes]]]:
-    procs: list[subprocess.Popen[bytes]] = []
-    yield procs
-    for proc in procs:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-
-
 def _row_count(url: str) -> int:
     try:
         with connect(url) as conn:

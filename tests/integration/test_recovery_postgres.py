@@ -24,7 +24,6 @@ import sys
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -45,7 +44,7 @@ from tests.e2e.helpers import (
     write_jsonl,
 )
 from tests.e2e.recovery import resume_state
-from tests.integration.flows import database, write_pipeline
+from tests.integration.flows import write_pipeline
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -64,22 +63,6 @@ routes:
         config: {{sleep_ms: {SLEEP_MS}}}
     outbound: out
 """
-
-
-@pytest.fixture
-def db_url(pg_url: str) -> Iterator[str]:
-    with database(pg_url) as url:
-        yield url
-
-
-@pytest.fixture
-def started() -> Iterator[list[subprocess.Popen[bytes]]]:
-    procs: list[subprocess.Popen[bytes]] = []
-    yield procs
-    for proc in procs:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
 
 
 def _launch(pipeline: Path, tmp_path: Path, execution: uuid.UUID, db_url: str) -> Launch:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import sys
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -29,17 +28,11 @@ from tests.e2e.helpers import (
     worker_env,
     write_jsonl,
 )
-from tests.integration.flows import A, database, lineage_rows, write_pipeline
+from tests.integration.flows import A, lineage_rows, write_pipeline
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 COUNT = 5
-
-
-@pytest.fixture
-def db_url(pg_url: str) -> Iterator[str]:
-    with database(pg_url) as url:
-        yield url
 
 
 def test_redriven_dead_letters_reach_the_output_linked_to_the_failed_attempt(

@@ -3,9 +3,6 @@ printed) when it does not answer; flows run as `python -m bytewax.run` processes
 
 from __future__ import annotations
 
-import subprocess
-from collections.abc import Iterator
-
 import pytest
 
 from tests.integration.brokers.clients import Broker, all_brokers
@@ -24,14 +21,3 @@ def require(broker: Broker) -> Broker:
 @pytest.fixture(params=sorted(BROKERS), scope="module")
 def broker(request: pytest.FixtureRequest) -> Broker:
     return require(BROKERS[request.param])
-
-
-@pytest.fixture
-def started() -> Iterator[list[subprocess.Popen[bytes]]]:
-    """Worker processes a test starts; any still running when it ends are killed."""
-    procs: list[subprocess.Popen[bytes]] = []
-    yield procs
-    for proc in procs:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
