@@ -19,6 +19,7 @@ from bytewax.dataflow import Dataflow
 from factflow.compiler.compile import compile_file
 from factflow.compiler.plan import Plan
 from factflow.compiler.render import render_report
+from factflow.connectors.drain import ledger
 from factflow.dataflows.build import RunOptions, build_dataflow
 from factflow.dataflows.progress import progress
 from factflow.settings import Settings
@@ -47,12 +48,14 @@ def run_options(plan: Plan, settings: Settings) -> RunOptions:
     if settings.progress_dir is not None:
         settings.progress_dir.mkdir(parents=True, exist_ok=True)
         progress(settings.progress_dir / f"{os.getpid()}.json")
+    ledger(settings.drain_dir)
     return RunOptions(
         execution_id=settings.execution_id or default_execution_id(plan),
         storage=storage,
         source_partitions=settings.source_partitions,
         inputs=dict(settings.inputs),
         database_url=settings.database_url,
+        processes=settings.processes,
     )
 
 

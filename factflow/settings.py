@@ -26,6 +26,10 @@ class Settings(BaseSettings):
     progress_dir: Path | None = Field(
         default=None, description="folder where each worker process writes its counters"
     )
+    drain_dir: Path | None = Field(
+        default=None, description="folder the execution's processes share drain counters in"
+    )
+    processes: int = Field(default=1, ge=1, description="worker processes of the execution")
     source_partitions: int = Field(
         default=1, ge=1, description="partitions per file/memory queue: workers x processes"
     )

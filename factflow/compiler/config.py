@@ -58,12 +58,15 @@ class InboundConfig(StrictModel):
     prefetch: int | None = Field(default=None, ge=1)
     external: bool = False
     format: Literal["envelope", "raw"] = "envelope"
+    scope: Literal["execution", "global"] | None = None
+    """factflow: overrides whether the queue is scoped to the execution (see naming.py)."""
 
 
 class OutboundConfig(StrictModel):
     queue: str
     condition: ConditionConfig | None = None
     format: Literal["envelope", "raw"] = "envelope"
+    scope: Literal["execution", "global"] | None = None
 
 
 class AdapterConfig(StrictModel):

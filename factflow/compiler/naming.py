@@ -48,3 +48,25 @@ def default_dead_letter_queue(provider: str | None, route_id: str) -> str:
     if provider == "pulsar":
         return f"persistent://public/default/{route_id}.dlq"
     return f"{route_id}.dlq"
+
+
+def is_topic(provider: str, queue: str) -> bool:
+    """STOMP `/topic/...` destinations are broadcast: never scoped to an execution."""
+    return provider == "stomp" and queue.startswith("/topic/")
+
+
+def scoped_queue(provider: str, queue: str, execution_id: str) -> str:
+    """The queue `queue` of one execution, in the provider's legal form.
+
+    The seed system's form is `exec:<id>:<name>`; Kafka and Pulsar forbid `:` and Artemis
+    reserves `::`, so they get `exec.<id>.<name>` (Pulsar: in the topic's last segment).
+    """
+    if provider == "stomp":
+        kind, _, name = queue.removeprefix("/").partition("/")
+        return f"/{kind}/exec.{execution_id}.{name}"
+    if provider == "pulsar":
+        base, _, topic = queue.rpartition("/")
+        return f"{base}/exec.{execution_id}.{topic}"
+    if provider == "kafka":
+        return f"exec.{execution_id}.{queue}"
+    return f"exec:{execution_id}:{queue}"

@@ -19,7 +19,7 @@ from factflow.compiler.config import (
     RouteConfig,
 )
 from factflow.compiler.graph import QueueGraph
-from factflow.compiler.naming import default_dead_letter_queue
+from factflow.compiler.naming import default_dead_letter_queue, is_topic, scoped_queue
 from factflow.types import JsonDict
 
 DEFAULT_PROVIDER = "memory"
@@ -114,13 +114,23 @@ class Edge:
     to_route: str
 
 
+SCOPE_EXECUTION = "execution"
+SCOPE_GLOBAL = "global"
+
+
 @dataclass(frozen=True, slots=True)
 class Endpoint:
-    """A queue on the provider: a source read by `routes`, or a sink written by them."""
+    """A queue on the provider: a source read by `routes`, or a sink written by them.
+
+    `scope` is `execution` for a queue the pipeline both feeds and reads (its name on the
+    provider then carries the execution id), `global` for one an outside producer or
+    consumer shares.
+    """
 
     queue: str
     provider: str
     routes: tuple[str, ...]
+    scope: str = SCOPE_GLOBAL
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,6 +172,19 @@ class Plan:
     sinks: tuple[Endpoint, ...]
     init_message: InitMessage | None
     dead_letters: tuple[DeadLetters, ...]
+    scoped_queues: frozenset[str] = frozenset()
+
+    def queue_name(self, queue: str, execution_id: str, provider: str | None = None) -> str:
+        """`queue`'s name on the provider for one execution (scoped queues carry its id)."""
+        if queue not in self.scoped_queues:
+            return queue
+        return scoped_queue(provider or self.queue.provider, queue, execution_id)
+
+    @property
+    def drains(self) -> bool:
+        """Whether the execution can end by itself: every source the provider holds is
+        scoped, so once they are empty and nothing is in flight no message can arrive."""
+        return all(s.scope == SCOPE_EXECUTION for s in self.sources)
 
     def route(self, route_id: str) -> RoutePlan:
         for route in self.routes:
@@ -191,6 +214,7 @@ class Plan:
             "sinks": [asdict(s) for s in self.sinks],
             "init_message": asdict(self.init_message) if self.init_message else None,
             "dead_letters": [asdict(d) for d in self.dead_letters],
+            "scoped_queues": sorted(self.scoped_queues),
         }
 
 
@@ -323,13 +347,24 @@ def build_plan(
     )
     init = config.init_message
     init_queue = config.routes[init.route].inbound.queue if init else None
+    scoped = _scoped_queues(config, graph, provider, init_queue)
     sources = tuple(
-        Endpoint(queue, provider, tuple(_source_readers(config, queue, readers, graph)))
+        Endpoint(
+            queue,
+            provider,
+            tuple(_source_readers(config, queue, readers, graph)),
+            SCOPE_EXECUTION if queue in scoped else SCOPE_GLOBAL,
+        )
         for queue, readers in graph.readers.items()
-        if _is_source(config, queue, readers, graph, init_queue)
+        if _is_source(config, queue, readers, graph, init_queue, scoped)
     )
     sinks = tuple(
-        Endpoint(queue, provider, tuple(writers))
+        Endpoint(
+            queue,
+            provider,
+            tuple(writers),
+            SCOPE_EXECUTION if queue in scoped else SCOPE_GLOBAL,
+        )
         for queue, writers in graph.writers.items()
         if not internal_readers.get(queue)
         or any(_external(config.routes[r]) for r in graph.readers.get(queue, []))
@@ -352,7 +387,31 @@ def build_plan(
             else None
         ),
         dead_letters=tuple(DeadLetters(r.id, r.dead_letter_queue, provider) for r in routes),
+        scoped_queues=frozenset(scoped),
     )
+
+
+def _scoped_queues(
+    config: PipelineConfig, graph: QueueGraph, provider: str, init_queue: str | None
+) -> set[str]:
+    """Queues the pipeline both feeds (a route writes it, or the init message targets it)
+    and reads: the seed system scopes those to the execution, so two executions of one
+    config never see each other's messages. `scope:` on an inbound or outbound overrides;
+    STOMP topics are broadcast and stay global."""
+    explicit: dict[str, str] = {}
+    for route in config.routes.values():
+        if route.inbound.scope is not None:
+            explicit.setdefault(route.inbound.queue, route.inbound.scope)
+        for outbound in route.outbound:
+            if outbound.scope is not None:
+                explicit.setdefault(outbound.queue, outbound.scope)
+    scoped = set()
+    for queue in {*graph.readers, *graph.writers}:
+        fed = queue in graph.writers or queue == init_queue
+        scope = explicit.get(queue, SCOPE_EXECUTION if fed and queue in graph.readers else None)
+        if scope == SCOPE_EXECUTION and not is_topic(provider, queue):
+            scoped.add(queue)
+    return scoped
 
 
 def _source_readers(
@@ -370,13 +429,15 @@ def _is_source(
     readers: list[str],
     graph: QueueGraph,
     init_queue: str | None,
+    scoped: set[str],
 ) -> bool:
     if any(_external(config.routes[r]) for r in readers):
         return True
     if queue in graph.writers:
         return False
-    # a queue fed only by the init message needs no source unless a provider is set
-    return queue != init_queue or config.queue is not None
+    # a queue fed only by the init message needs no source: scoped to the execution, no
+    # one else can write it (unless `scope: global` invites outside producers)
+    return queue != init_queue or (config.queue is not None and queue not in scoped)
 
 
 def _route_plan(

@@ -22,8 +22,9 @@ from bytewax.inputs import FixedPartitionedSource, Source
 
 from factflow.adapters.registry import AdapterRegistry, default_registry
 from factflow.compiler.conditions import compile_condition, field_getter, is_missing
-from factflow.compiler.plan import Plan, QueueSettings, RoutePlan
+from factflow.compiler.plan import SCOPE_EXECUTION, Plan, QueueSettings, RoutePlan
 from factflow.connectors.counting import CountingSink
+from factflow.connectors.drain import DrainDetector, DrainingSource, DrainRule, ledger
 from factflow.connectors.file import FileSource
 from factflow.connectors.init import InitSource
 from factflow.connectors.postgres import DeadLetterTableSink
@@ -41,6 +42,8 @@ from factflow.messages import Message
 
 # providers without a broker to hold dead letters: with a database they go to its table
 TABLE_DEAD_LETTERS = frozenset({"file", "postgres"})
+# providers whose sources read what the queue holds and end: nothing to drain
+FINITE_PROVIDERS = frozenset({"memory", "file"})
 
 _STEP = re.compile(r"[^A-Za-z0-9_]+")
 
@@ -63,6 +66,8 @@ class RunOptions:
     """Queues to read from the provider even where the plan has no source for them."""
     database_url: str | None = None
     """With a database: lineage rows, and dead letters of broker-less providers in a table."""
+    processes: int = 1
+    """Worker processes of the execution: drain detection waits for all of their counters."""
 
     @property
     def lineage_execution(self) -> uuid.UUID | None:
@@ -81,6 +86,9 @@ class _Wiring:
     outputs: dict[str, list[Stream[Message]]] = field(default_factory=lambda: defaultdict(list))
     dead: dict[str, list[Stream[DeadLetter]]] = field(default_factory=lambda: defaultdict(list))
     lineage: list[Stream[LineageRow]] = field(default_factory=list)
+    finite: list[DrainingSource] = field(default_factory=list)
+    """Sources that end by themselves, wrapped for drain detection (when it applies)."""
+    detector: DrainDetector | None = None
 
 
 def build_dataflow(
@@ -89,6 +97,7 @@ def build_dataflow(
     registry = registry or default_registry()
     queue = options.queue_override or plan.queue
     wiring = _Wiring(Dataflow(f"factflow_{_sid(plan.pipeline)}"))
+    wiring.detector = _drain_detector(plan, queue, options)
     _add_sources(plan, queue, options, wiring)
     if plan.init_message is not None:
         init_source: FixedPartitionedSource[Message, bool] = InitSource(
@@ -97,7 +106,7 @@ def build_dataflow(
         if options.database_url is not None:
             watcher = _pause_watcher(options.database_url)
             init_source = PausableSource(init_source, watcher, (plan.init_message.route,))
-        init = op.input("init", wiring.flow, init_source)
+        init = op.input("init", wiring.flow, _draining(init_source, wiring, None))
         wiring.route_inputs[plan.init_message.route].append(init)
     for route in _topological(plan):
         _add_route(plan, route, options, registry, wiring)
@@ -106,8 +115,19 @@ def build_dataflow(
         raw = queue.format == "raw" or any(
             o.format == "raw" for r in plan.routes for o in r.outbound if o.queue == name
         )
-        _add_sink(f"sink__{_sid(name)}", name, wiring.outputs[name], queue, raw=raw)
+        _add_sink(
+            f"sink__{_sid(name)}",
+            name,
+            wiring.outputs[name],
+            queue,
+            raw=raw,
+            physical=plan.queue_name(name, options.execution_id, queue.provider),
+            drained=wiring.detector is not None and name in plan.scoped_queues,
+        )
     _add_dead_letter_sinks(plan, queue, options, wiring)
+    if wiring.detector is not None:
+        finite = sum(len(source.list_parts()) for source in wiring.finite)
+        wiring.detector.rule = DrainRule(finite, plan.scoped_queues, options.processes)
     execution = options.lineage_execution
     if options.database_url and execution is not None and wiring.lineage:
         rows = wiring.lineage
@@ -135,6 +155,32 @@ def _add_dead_letter_sinks(
         _add_sink(f"dead__{_sid(name)}", name, streams, queue, raw=False)
 
 
+def _drain_detector(plan: Plan, queue: QueueSettings, options: RunOptions) -> DrainDetector | None:
+    """A detector when the execution can only end by draining: some source reads a scoped
+    queue from a broker (which never ends by itself) and none reads a global one."""
+    if options.extra_sources or not plan.drains:
+        return None
+    if queue.provider in FINITE_PROVIDERS or not any(
+        s.scope == SCOPE_EXECUTION and s.queue not in options.inputs for s in plan.sources
+    ):
+        return None
+    # the rule is completed once every source is known (see build_dataflow)
+    return DrainDetector(DrainRule(0, plan.scoped_queues), ledger().directory)
+
+
+def _draining(
+    source: FixedPartitionedSource[Any, Any], w: _Wiring, scoped_queue: str | None
+) -> FixedPartitionedSource[Any, Any]:
+    """With drain detection, `source` counted in it: a finite one (scoped_queue None) ends
+    only after its last epoch closed, a scoped one ends when the execution drained."""
+    if w.detector is None:
+        return source
+    draining = DrainingSource(source, w.detector, scoped_queue)
+    if scoped_queue is None:
+        w.finite.append(draining)
+    return draining
+
+
 def _add_sources(plan: Plan, queue: QueueSettings, options: RunOptions, w: _Wiring) -> None:
     source_queues = {s.queue: list(s.routes) for s in plan.sources}
     for name in [*options.inputs, *options.extra_sources]:
@@ -148,13 +194,16 @@ def _add_sources(plan: Plan, queue: QueueSettings, options: RunOptions, w: _Wiri
         raw = any(r.format == "raw" for r in readers)
         step = f"source__{_sid(name)}"
         source: Source[Any]
+        drains_queue: str | None = None
         if name in options.inputs:
             source = FileSource(
                 options.inputs[name], name, raw=raw, partitions=options.source_partitions
             )
         else:
+            if name in plan.scoped_queues and queue.provider not in FINITE_PROVIDERS:
+                drains_queue = name
             spec = SourceSpec(
-                queue=name,
+                queue=plan.queue_name(name, options.execution_id, queue.provider),
                 raw=raw,
                 partitions=options.source_partitions,
                 subscription=readers[0].subscription,
@@ -164,6 +213,8 @@ def _add_sources(plan: Plan, queue: QueueSettings, options: RunOptions, w: _Wiri
             source = make_source(spec, queue)
         if options.database_url is not None and isinstance(source, FixedPartitionedSource):
             source = PausableSource(source, _pause_watcher(options.database_url), tuple(route_ids))
+        if isinstance(source, FixedPartitionedSource):
+            source = _draining(source, w, drains_queue)
         items = op.input(step, w.flow, source)
         decoded = op.branch(f"{step}__decoded", items, _is_decoded)
         w.queue_inputs[name].append(decoded.trues)
@@ -346,9 +397,23 @@ def _stateful_step(
 
 
 def _add_sink(
-    step_id: str, queue: str, streams: list[Stream[Any]], settings: QueueSettings, *, raw: bool
+    step_id: str,
+    queue: str,
+    streams: list[Stream[Any]],
+    settings: QueueSettings,
+    *,
+    raw: bool,
+    physical: str | None = None,
+    drained: bool = False,
 ) -> None:
+    """`queue`'s sink (named `physical` on the provider); `drained` counts its writes for
+    drain detection."""
     if not streams:
         return
     merged = streams[0] if len(streams) == 1 else op.merge(f"{step_id}__merge", *streams)
-    op.output(step_id, merged, CountingSink(make_sink(queue, settings, raw=raw), f"queue:{queue}"))
+    sink = make_sink(physical or queue, settings, raw=raw)
+    op.output(
+        step_id,
+        merged,
+        CountingSink(sink, f"queue:{queue}", drain_queue=queue if drained else None),
+    )

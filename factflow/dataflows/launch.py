@@ -54,13 +54,17 @@ class Launch:
         return self.run_dir / "progress"
 
     @property
+    def drain_dir(self) -> Path:
+        return self.run_dir / "drain"
+
+    @property
     def log_dir(self) -> Path:
         return self.run_dir / "logs"
 
     def prepare(self) -> None:
         """Folders, and the recovery partitions unless they exist (a resumed run)."""
         self.progress_dir.mkdir(parents=True, exist_ok=True)
-        for stale in self.progress_dir.glob("*.json"):
+        for stale in [*self.progress_dir.glob("*.json"), *self.drain_dir.glob("*.json")]:
             stale.unlink()
         self.log_dir.mkdir(parents=True, exist_ok=True)
         self._restore_from_postgres()
@@ -87,6 +91,8 @@ class Launch:
             "FACTFLOW_PIPELINE": str(self.pipeline),
             "FACTFLOW_EXECUTION_ID": self.execution_id,
             "FACTFLOW_PROGRESS_DIR": str(self.progress_dir),
+            "FACTFLOW_DRAIN_DIR": str(self.drain_dir),
+            "FACTFLOW_PROCESSES": str(self.processes),
             "FACTFLOW_SOURCE_PARTITIONS": str(self.workers * self.processes),
             "FACTFLOW_INPUTS": json.dumps(self.inputs),
             **self.extra_env,
