@@ -56,13 +56,15 @@ class DrainLedger:
         with self._lock:
             self._counts[name] += amount
         if not self._started:
-            self._start()
+            self.start()
 
     def counts(self) -> dict[str, int]:
         with self._lock:
             return dict(self._counts)
 
-    def _start(self) -> None:
+    def start(self) -> None:
+        """Write the counters from now on: a process whose partitions never deliver (all
+        of a queue's partitions elsewhere) must still be seen by the others' detectors."""
         with self._lock:
             if self._started or self.directory is None:
                 self._started = True

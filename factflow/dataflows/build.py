@@ -164,8 +164,10 @@ def _drain_detector(plan: Plan, queue: QueueSettings, options: RunOptions) -> Dr
         s.scope == SCOPE_EXECUTION and s.queue not in options.inputs for s in plan.sources
     ):
         return None
+    counts = ledger()
+    counts.start()
     # the rule is completed once every source is known (see build_dataflow)
-    return DrainDetector(DrainRule(0, plan.scoped_queues), ledger().directory)
+    return DrainDetector(DrainRule(0, plan.scoped_queues), counts.directory)
 
 
 def _draining(

@@ -20,8 +20,9 @@ from factflow.compiler.naming import scoped_queue
 from factflow.connectors.codec import decode_body
 from factflow.db import connect
 from factflow.db.pgqueue import queue_depth
+from factflow.messages import Message
 from tests.e2e.helpers import worker_env
-from tests.integration.brokers.clients import Broker, tag
+from tests.integration.brokers.clients import Broker, Record, tag
 from tests.integration.brokers.conftest import BROKERS, require
 from tests.integration.flows import A, queue_messages
 
@@ -123,6 +124,12 @@ def test_postgres_execution_completes_when_drained(tmp_path: Path, db_url: str) 
             assert queue_depth(conn, queue).ready == 0  # the global name was never used
 
 
+def _decode(record: Record, queue: str) -> Message:
+    message = decode_body(record.body, record.headers, raw=False, queue=queue, fallback_id="x")
+    assert isinstance(message, Message), message
+    return message
+
+
 def _broker_names(broker: Broker) -> dict[str, str]:
     prefix = f"d{tag()}"
     return {k: broker.queue(f"{prefix}.{k}") for k in ("in", "urls", "pages", "out")}
@@ -141,8 +148,8 @@ def test_broker_execution_completes_when_drained(name: str, tmp_path: Path) -> N
         records = collector.wait_for(URLS, 30)
     finally:
         collector.stop()
-    got = [decode_body(r.body, r.headers, raw=False, queue=names["out"], fallback_id="x") for r in records]
-    assert sorted(m.payload["url"] for m in got) == sorted(urls)  # type: ignore[union-attr]
+    got = [_decode(r, names["out"]) for r in records]
+    assert sorted(m.payload["url"] for m in got) == sorted(urls)
 
 
 def test_two_executions_of_one_config_keep_apart(tmp_path: Path) -> None:
@@ -162,10 +169,10 @@ def test_two_executions_of_one_config_keep_apart(tmp_path: Path) -> None:
         records = collector.wait_for(2 * URLS, 30)
     finally:
         collector.stop()
-    got = [decode_body(r.body, r.headers, raw=False, queue=names["out"], fallback_id="x") for r in records]
+    got = [_decode(r, names["out"]) for r in records]
     by_side: dict[str, set[str]] = {"a": set(), "b": set()}
     for message in got:
-        url = message.payload["url"]  # type: ignore[union-attr]
-        by_side[url[0]].add(message.execution_id)  # type: ignore[union-attr]
+        url = message.payload["url"]
+        by_side[url[0]].add(message.execution_id)
     assert by_side == {side: {runs[side][0]} for side in ("a", "b")}
     assert len(got) == 2 * URLS
