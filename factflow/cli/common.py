@@ -12,6 +12,11 @@ from factflow.compiler.compile import CompileResult, compile_file
 from factflow.compiler.render import render_report
 
 
+class OutputFormat(StrEnum):
+    text = "text"
+    json = "json"
+
+
 class Validation(StrEnum):
     strict = "strict"
     warn = "warn"

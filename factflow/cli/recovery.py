@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from factflow.cli.common import emit_json
+from factflow.cli.common import OutputFormat, emit_json
 from factflow.db.connection import connect
 from factflow.db.exceptions import DatabaseError
 from factflow.db.settings import DatabaseSettings
@@ -39,14 +39,16 @@ def _execution(value: str) -> uuid.UUID:
 @recovery_app.command("list")
 def list_command(
     execution_id: Annotated[str, typer.Argument(help="The execution (UUID).")],
-    output: Annotated[str, typer.Option("--output", "-o", help="text or json")] = "text",
+    output: Annotated[OutputFormat, typer.Option("--output", "-o", help="text or json.")] = (
+        OutputFormat.text
+    ),
 ) -> None:
     """The archived recovery partitions of an execution, newest first."""
     from factflow.db.repositories.recovery import list_archives
 
     with connect(_url()) as conn:
         archives = list_archives(conn, _execution(execution_id))
-    if output == "json":
+    if output is OutputFormat.json:
         emit_json([asdict(a) for a in archives])
         return
     if not archives:

@@ -131,7 +131,10 @@ def run(
 
 
 @config_app.command("delete")
-def delete(config_id: str) -> None:
+def delete(config_id: str, output: OutputOption = None) -> None:
     """Delete a config (every version); executions keep their snapshot."""
     call("DELETE", f"/configs/{config_id}")
-    typer.echo(f"deleted config {config_id}")
+    if wants_json(output):
+        emit({"config_id": config_id, "deleted": True}, output)
+    else:
+        typer.echo(f"deleted config {config_id}")

@@ -77,7 +77,7 @@ def start(
 def wait(execution_id: str, output: OutputOption = None) -> None:
     """Follow the execution's events live; exit 0 when it completes, 1 otherwise."""
     deadline = None if STATE.timeout is None else time.monotonic() + STATE.timeout
-    console = Console(stderr=not wants_json(output))
+    console = Console(stderr=True)  # the spinner never mixes into JSON on stdout
     status = None
     with console.status(f"execution {execution_id}: waiting", spinner="dots") as spinner:
         for event in stream_events(f"/executions/{execution_id}/events", deadline=deadline):

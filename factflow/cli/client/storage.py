@@ -18,10 +18,12 @@ from factflow.cli.client.http import (
     call,
     emit,
     fail,
+    output_format,
     request,
     stream_events,
     wants_json,
 )
+from factflow.cli.common import OutputFormat
 
 storage_app = typer.Typer(help="Stage artefacts in storage.", no_args_is_help=True)
 
@@ -54,9 +56,11 @@ def browse(prefix: str = "", output: OutputOption = None) -> None:
 
 @storage_app.command("get")
 def get(key: str, output: OutputOption = None) -> None:
-    """The object's bytes on stdout (redirect binary content to a file)."""
+    """The object's bytes on stdout (redirect binary content to a file); --output json wraps
+    them in {"key", "content"}."""
     content = request("GET", f"/storage/objects/{key}").content
-    if wants_json(output):
+    # the bytes themselves are what a pipe or a file wants here, so JSON only when asked
+    if output_format(output, piped=OutputFormat.text) is OutputFormat.json:
         emit({"key": key, "content": content.decode("utf-8", errors="replace")}, output)
     else:
         sys.stdout.buffer.write(content)
@@ -73,6 +77,7 @@ def metadata(key: str, output: OutputOption = None) -> None:
 def download(
     execution_id: str,
     output_dir: Annotated[Path, typer.Option("--output-dir", help="Where to unpack.")] = Path(),
+    output: OutputOption = None,
 ) -> None:
     """Every artefact of the execution, through an archive job, unpacked into a folder."""
     job = call("POST", "/content/archive/prepare", json={"execution_id": execution_id})
@@ -88,7 +93,17 @@ def download(
     output_dir.mkdir(parents=True, exist_ok=True)
     with zipfile.ZipFile(io.BytesIO(content)) as archive:
         archive.extractall(output_dir)
-    typer.echo(f"{job['object_count']} object(s) from execution {execution_id} in {output_dir}")
+    if wants_json(output):
+        emit(
+            {
+                "execution_id": execution_id,
+                "object_count": job["object_count"],
+                "output_dir": str(output_dir),
+            },
+            output,
+        )
+    else:
+        typer.echo(f"{job['object_count']} object(s) from execution {execution_id} in {output_dir}")
 
 
 @storage_app.command("watch")

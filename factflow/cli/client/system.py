@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from factflow.cli.client.http import OutputOption, call, emit
+from factflow.cli.client.http import OutputOption, call, emit, wants_json
 
 system_app = typer.Typer(help="The server itself.", no_args_is_help=True)
 pipeline_app = typer.Typer(help="Routes across all executions.", no_args_is_help=True)
@@ -34,7 +34,7 @@ def diagnostics(output: OutputOption = None) -> None:
 def mq_diagnostic(output: OutputOption = None) -> None:
     """A publish/subscribe round trip on each queue provider; exit 1 if one fails."""
     data = call("POST", "/system/mq-diagnostic")
-    emit(data["providers"] if output is None or output == "text" else data, output)
+    emit(data if wants_json(output) else data["providers"], output)
     raise typer.Exit(0 if data["status"] == "ok" else 1)
 
 
