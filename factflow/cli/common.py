@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from enum import StrEnum
+from pathlib import Path
 from typing import Any
 
 import typer
@@ -20,6 +21,19 @@ class OutputFormat(StrEnum):
 class Validation(StrEnum):
     strict = "strict"
     warn = "warn"
+
+
+def split_input(value: str) -> tuple[str, Path]:
+    """`--input QUEUE=FILE.jsonl` -> (queue, file); a usage error (exit 2) otherwise."""
+    queue, sep, file = value.partition("=")
+    if not sep or not queue or not file:
+        msg = f"--input takes QUEUE=FILE.jsonl, got {value!r}"
+        raise typer.BadParameter(msg)
+    path = Path(file)
+    if not path.is_file():
+        msg = f"--input {queue}: no such file {file}"
+        raise typer.BadParameter(msg)
+    return queue, path
 
 
 def emit_json(data: Any) -> None:

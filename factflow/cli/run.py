@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import json
 import signal
 import time
@@ -14,6 +15,7 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
+from factflow.cli.common import split_input
 from factflow.compiler.plan import Plan
 from factflow.dataflows.launch import Launch, stop
 from factflow.db.exceptions import DatabaseError
@@ -23,17 +25,23 @@ from factflow.settings import Settings
 REFRESH_SECONDS = 0.5
 
 
-def _parse_inputs(values: list[str]) -> dict[str, str]:
+def _parse_inputs(plan: Plan, values: list[str]) -> dict[str, str]:
+    """`QUEUE=FILE` pairs, each QUEUE read by a route: else one line and exit 2, before any
+    worker starts (a worker would fail on it with a traceback)."""
+    read = sorted({r.inbound_queue for r in plan.routes})
     inputs = {}
     for value in values:
-        queue, sep, file = value.partition("=")
-        if not sep or not queue or not file:
-            msg = f"--input takes QUEUE=FILE.jsonl, got {value!r}"
-            raise typer.BadParameter(msg)
-        if not Path(file).is_file():
-            msg = f"--input {queue}: no such file {file}"
-            raise typer.BadParameter(msg)
-        inputs[queue] = str(Path(file).resolve())
+        queue, path = split_input(value)
+        if queue not in read:
+            close = difflib.get_close_matches(queue, read, n=1, cutoff=0.5)
+            hint = f"did you mean '{close[0]}'? " if close else ""
+            typer.echo(
+                f"error: --input {queue}: no route reads queue '{queue}'; {hint}"
+                f"routes read: {', '.join(read)}",
+                err=True,
+            )
+            raise typer.Exit(2)
+        inputs[queue] = str(path.resolve())
     return inputs
 
 
@@ -96,6 +104,7 @@ def run_command(
 ) -> None:
     """Run PIPELINE as Bytewax workers here, showing messages in and out per route."""
     plan = load_plan(pipeline)
+    inputs = _parse_inputs(plan, input_files or [])
     settings = Settings()
     execution = execution_id or str(uuid.uuid4())
     run_dir = Path("output/runs") / execution
@@ -106,7 +115,7 @@ def run_command(
         recovery_dir=settings.recovery_dir / execution,
         workers=workers,
         processes=processes,
-        inputs=_parse_inputs(input_files or []),
+        inputs=inputs,
         snapshot_seconds=snapshot_seconds,
     )
     console = Console(stderr=True)

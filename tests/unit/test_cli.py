@@ -253,3 +253,20 @@ def test_python_dash_m_factflow_end_to_end(bad: Path) -> None:
         [sys.executable, "-m", "factflow", "compile"], capture_output=True, text=True, check=False
     )
     assert usage.returncode == 2
+
+
+def test_run_input_for_a_queue_no_route_reads_is_one_line_exit_2(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)  # a started run would make output/ here
+    docs = tmp_path / "docs.jsonl"
+    docs.write_text('{"paragraphs": ["a"]}\n', encoding="utf-8")
+    result = runner.invoke(app, ["run", str(TEXT), "--input", f"docs={docs}"])
+    assert result.exit_code == 2
+    assert result.stderr.splitlines() == [
+        "error: --input docs: no route reads queue 'docs'; did you mean 'docs.in'? "
+        "routes read: docs.in, paragraphs"
+    ]
+    assert result.stdout == ""  # no summary table: nothing was started
+    assert not (tmp_path / "output").exists()
+    assert "Traceback" not in result.output

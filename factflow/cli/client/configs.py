@@ -10,6 +10,7 @@ import typer
 import yaml
 
 from factflow.cli.client.http import OutputOption, call, emit, wants_json
+from factflow.cli.common import split_input
 from factflow.cli.config import config_app
 
 FileOption = Annotated[str, typer.Option("--file", "-f", help="Pipeline YAML file; - for stdin.")]
@@ -42,14 +43,7 @@ def parse_inputs(values: list[str] | None) -> dict[str, list[Any]]:
 
     inputs: dict[str, list[Any]] = {}
     for value in values or []:
-        queue, sep, file = value.partition("=")
-        if not sep or not queue or not file:
-            msg = f"--input takes QUEUE=FILE.jsonl, got {value!r}"
-            raise typer.BadParameter(msg)
-        path = Path(file)
-        if not path.is_file():
-            msg = f"--input {queue}: no such file {file}"
-            raise typer.BadParameter(msg)
+        queue, path = split_input(value)
         lines = [line for line in path.read_text().splitlines() if line.strip()]
         inputs.setdefault(queue, []).extend(json.loads(line) for line in lines)
     return inputs
