@@ -17,10 +17,12 @@ from rich.table import Table
 
 from factflow.cli.common import split_input
 from factflow.compiler.plan import Plan
+from factflow.connectors.file import queue_path
 from factflow.dataflows.launch import Launch, stop
 from factflow.db.exceptions import DatabaseError
-from factflow.flow import load_plan
+from factflow.flow import DEFAULT_STORAGE_URI, load_plan
 from factflow.settings import Settings
+from factflow.storage.keys import STAGE_ROOT
 
 REFRESH_SECONDS = 0.5
 
@@ -144,5 +146,32 @@ def run_command(
         log = launch.log_dir / f"process-{index}.log"
         console.print(f"[red]process {index} exited with {procs[index].returncode}[/]; log: {log}")
         console.print(log.read_text()[-3000:])
-    console.print(f"storage and logs: {run_dir}; resume with --execution-id {execution}")
+    for line in where_things_went(plan, settings, execution, launch.log_dir):
+        console.print(line, highlight=False, soft_wrap=True)
+    console.print(f"resume with --execution-id {execution}", soft_wrap=True)
     raise typer.Exit(1 if failed else 0)
+
+
+def where_things_went(plan: Plan, settings: Settings, execution: str, log_dir: Path) -> list[str]:
+    """The summary's last lines: where the outputs, the stage artefacts and the logs are."""
+    outputs = [_queue_location(plan, sink.queue) for sink in plan.sinks]
+    lines = [f"outputs: {', '.join(outputs) or 'none (no route writes a queue outside it)'}"]
+    if plan.queue.provider == "file":
+        lines[0] += " (file queues are appended to: a second run adds to them)"
+    if settings.store_stages:
+        uri = plan.storage_uri or settings.storage_uri or DEFAULT_STORAGE_URI
+        root = str(Path(uri[7:])) if uri.startswith("file://") else uri.rstrip("/")
+        lines.append(f"stage storage: {root}/{STAGE_ROOT}/{execution}/")
+    else:
+        lines.append("stage storage: off (FACTFLOW_STORE_STAGES=0)")
+    lines.append(f"logs: {log_dir}/")
+    return lines
+
+
+def _queue_location(plan: Plan, queue: str) -> str:
+    provider = plan.queue.provider
+    if provider == "file" and plan.queue.path is not None:
+        return str(queue_path(plan.queue.path, queue))
+    if provider == "memory":
+        return f"{queue} (in memory: gone when the run ends)"
+    return f"{queue} on {provider}"

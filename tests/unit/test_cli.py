@@ -12,6 +12,10 @@ import pytest
 from typer.testing import CliRunner
 
 from factflow.cli import app
+from factflow.cli.run import where_things_went
+from factflow.compiler.compile import compile_text
+from factflow.compiler.plan import Plan
+from factflow.settings import Settings
 
 PIPELINES = Path(__file__).resolve().parents[2] / "pipelines"
 TEXT = PIPELINES / "text.yaml"
@@ -270,3 +274,55 @@ def test_run_input_for_a_queue_no_route_reads_is_one_line_exit_2(
     assert result.stdout == ""  # no summary table: nothing was started
     assert not (tmp_path / "output").exists()
     assert "Traceback" not in result.output
+
+
+def _plan(text: str) -> Plan:
+    result = compile_text(text)
+    assert result.plan is not None, result.report.to_dict()
+    return result.plan
+
+
+SINKS = """\
+version: "1.0"
+{queue}
+routes:
+  a:
+    inbound: {{queue: docs}}
+    outbound: [mid, done]
+  b:
+    inbound: {{queue: mid}}
+    outbound: out
+"""
+
+
+def test_run_summary_names_outputs_storage_and_logs() -> None:
+    plan = _plan(SINKS.format(queue="queue: {provider: file, path: ./output/queues}"))
+    lines = where_things_went(
+        plan, Settings(storage_uri=None, store_stages=True), "e1", Path("output/runs/e1/logs")
+    )
+    assert lines == [
+        "outputs: output/queues/done.jsonl, output/queues/out.jsonl (file queues are appended "
+        "to: a second run adds to them)",
+        "stage storage: output/storage/executions/e1/",
+        "logs: output/runs/e1/logs/",
+    ]
+
+
+def test_run_summary_for_other_providers_and_storage_off() -> None:
+    memory = where_things_went(
+        _plan(SINKS.format(queue="queue: {provider: memory}")),
+        Settings(store_stages=False),
+        "e1",
+        Path("logs"),
+    )
+    assert memory[:2] == [
+        "outputs: done (in memory: gone when the run ends), out (in memory: gone when the "
+        "run ends)",
+        "stage storage: off (FACTFLOW_STORE_STAGES=0)",
+    ]
+    broker = _plan(SINKS.format(queue="queue: {provider: rabbitmq}"))
+    s3 = Settings(storage_uri="s3://bucket/prefix/")
+    assert where_things_went(broker, s3, "e1", Path("logs"))[:2] == [
+        "outputs: done on rabbitmq, out on rabbitmq",
+        "stage storage: s3://bucket/prefix/executions/e1/",
+    ]
