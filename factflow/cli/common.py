@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import typer
 
@@ -21,6 +21,35 @@ class OutputFormat(StrEnum):
 class Validation(StrEnum):
     strict = "strict"
     warn = "warn"
+
+
+# Every option shows a metavar as a person types the value; typer's default would print
+# the Python type (`<list[str]>`, `<int range>`).
+OUTPUT_METAVAR = "|".join(OutputFormat)
+InputOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--input", "-i", metavar="QUEUE=FILE.jsonl",
+        help="Read FILE (JSON lines) as the queue QUEUE; repeat for more queues.",
+    ),
+]  # fmt: skip
+WorkersOption = Annotated[
+    int, typer.Option("--workers", "-w", min=1, metavar="N", help="Workers per process.")
+]
+ProcessesOption = Annotated[
+    int,
+    typer.Option(
+        "--processes", "-p", min=1, metavar="N",
+        help="Worker processes (a Bytewax cluster on local ports when more than 1).",
+    ),
+]  # fmt: skip
+ValidationOption = Annotated[
+    Validation | None,
+    typer.Option(
+        metavar="strict|warn",
+        help="strict (default) or warn: downgrade what can still run to warnings.",
+    ),
+]
 
 
 def split_input(value: str) -> tuple[str, Path]:

@@ -8,8 +8,9 @@ from typing import Annotated
 import typer
 
 from factflow.cli.common import (
+    OUTPUT_METAVAR,
     OutputFormat,
-    Validation,
+    ValidationOption,
     compile_and_report,
     echo_report,
     emit_json,
@@ -26,14 +27,15 @@ def _pipeline_files(target: Path) -> list[Path]:
 
 @config_app.command("validate")
 def validate_command(
-    target: Annotated[Path, typer.Argument(help="A pipeline YAML file or a folder of them.")],
+    target: Annotated[
+        Path,
+        typer.Argument(metavar="FILE|DIR", help="A pipeline YAML file or a folder of them."),
+    ],
     output: Annotated[
-        OutputFormat, typer.Option("--output", "-o", help="The report as text or json.")
+        OutputFormat,
+        typer.Option("--output", "-o", metavar=OUTPUT_METAVAR, help="The report as text or json."),
     ] = OutputFormat.text,
-    validation: Annotated[
-        Validation | None,
-        typer.Option(help="strict (default) or warn: downgrade what can still run."),
-    ] = None,
+    validation: ValidationOption = None,
 ) -> None:
     """Check pipeline YAML. Exit 0 when every file is valid, 1 otherwise."""
     files = _pipeline_files(target)

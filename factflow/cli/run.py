@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
-from factflow.cli.common import split_input
+from factflow.cli.common import InputOption, ProcessesOption, WorkersOption, split_input
 from factflow.compiler.plan import Plan
 from factflow.connectors.file import queue_path
 from factflow.dataflows.launch import Launch, stop
@@ -90,19 +90,19 @@ def _interrupt(signum: int, frame: object) -> None:
 
 
 def run_command(
-    pipeline: Annotated[Path, typer.Argument(help="The pipeline YAML file.")],
-    input_files: Annotated[
-        list[str] | None,
-        typer.Option("--input", "-i", help="QUEUE=FILE.jsonl: read FILE as QUEUE (repeatable)."),
-    ] = None,
-    workers: Annotated[
-        int, typer.Option("--workers", "-w", min=1, help="Workers per process.")
-    ] = 1,
-    processes: Annotated[int, typer.Option("--processes", "-p", min=1)] = 1,
+    pipeline: Annotated[
+        Path, typer.Argument(metavar="PIPELINE.yaml", help="The pipeline YAML file.")
+    ],
+    input_files: InputOption = None,
+    workers: WorkersOption = 1,
+    processes: ProcessesOption = 1,
     execution_id: Annotated[
-        str | None, typer.Option(help="Run this execution again: resumes from its recovery.")
+        str | None,
+        typer.Option(metavar="ID", help="Run this execution again: resumes from its recovery."),
     ] = None,
-    snapshot_seconds: Annotated[int, typer.Option(min=1, help="Epoch / snapshot interval.")] = 1,
+    snapshot_seconds: Annotated[
+        int, typer.Option(min=1, metavar="SECONDS", help="Epoch / snapshot interval.")
+    ] = 1,
 ) -> None:
     """Run PIPELINE as Bytewax workers here, showing messages in and out per route."""
     plan = load_plan(pipeline)

@@ -21,7 +21,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from factflow.cli.common import OutputFormat, emit_json
+from factflow.cli.common import OUTPUT_METAVAR, OutputFormat, emit_json
 
 DEFAULT_SERVER = "http://127.0.0.1:8000"
 SERVER_ENV = "FACTFLOW_SERVER_URL"
@@ -42,7 +42,19 @@ STATE = ClientState()
 OUTPUT_HELP = "text or json (default: text on a terminal, json when piped or redirected)."
 OutputOption = Annotated[
     OutputFormat | None,
-    typer.Option("--output", "-o", help=OUTPUT_HELP + " Overrides the global --output."),
+    typer.Option(
+        "--output", "-o", metavar=OUTPUT_METAVAR,
+        help=OUTPUT_HELP + " Overrides the global --output.",
+    ),
+]  # fmt: skip
+ExecutionArg = Annotated[str, typer.Argument(metavar="EXECUTION_ID", help="The execution's id.")]
+ConfigArg = Annotated[str, typer.Argument(metavar="CONFIG_ID", help="The config's id.")]
+LineageArg = Annotated[str, typer.Argument(metavar="ROW_ID", help="A lineage row's id.")]
+RouteArg = Annotated[str, typer.Argument(metavar="ROUTE_ID", help="The route's id.")]
+KeyArg = Annotated[str, typer.Argument(metavar="KEY", help="The object's storage key.")]
+ExecutionOption = Annotated[
+    str | None,
+    typer.Option("--execution", "-e", metavar="EXECUTION_ID", help="Only this execution."),
 ]
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
@@ -60,15 +72,24 @@ def parse_duration(value: str) -> float:
 
 def client_options(
     server: Annotated[
-        str, typer.Option("--server", envvar=SERVER_ENV, help="The factflow server's URL.")
+        str,
+        typer.Option(
+            "--server", envvar=SERVER_ENV, metavar="URL", help="The factflow server's URL."
+        ),
     ] = DEFAULT_SERVER,
     output: Annotated[
         OutputFormat | None,
-        typer.Option("--output", help="Server commands' output: " + OUTPUT_HELP),
+        typer.Option(
+            "--output", metavar=OUTPUT_METAVAR, help="Server commands' output: " + OUTPUT_HELP
+        ),
     ] = None,
     timeout: Annotated[
         str | None,
-        typer.Option("--timeout", help="Request timeout, and how long `wait`/`watch` wait (1h)."),
+        typer.Option(
+            "--timeout",
+            metavar="DURATION",
+            help="Request timeout, and how long `wait`/`watch` wait: 90, 30s, 5m, 1h.",
+        ),
     ] = None,
 ) -> None:
     """Declarative message pipelines compiled into Bytewax dataflows."""
