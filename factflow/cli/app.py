@@ -15,6 +15,8 @@ app = typer.Typer(
     help="Declarative message pipelines compiled into Bytewax dataflows.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    # plain help: rich panels print a type beside every option, `<bool>` on flags
+    rich_markup_mode=None,
 )
 app.command("compile")(compile_command)
 app.command("run")(run_command)

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from factflow.cli.common import Validation, compile_and_report, echo_report, emit_json
+from factflow.cli.common import ValidationOption, compile_and_report, echo_report, emit_json
 from factflow.compiler.render import render_mermaid, render_plan
 
 
@@ -18,14 +18,19 @@ class PlanOutput(StrEnum):
 
 
 def compile_command(
-    pipeline: Annotated[str, typer.Argument(help="The pipeline YAML file.")],
-    output: Annotated[PlanOutput, typer.Option("--output", "-o", help="Output format.")] = (
-        PlanOutput.text
-    ),
-    validation: Annotated[
-        Validation | None,
-        typer.Option(help="strict (default) or warn: downgrade what can still run."),
-    ] = None,
+    pipeline: Annotated[
+        str, typer.Argument(metavar="PIPELINE.yaml", help="The pipeline YAML file.")
+    ],
+    output: Annotated[
+        PlanOutput,
+        typer.Option(
+            "--output",
+            "-o",
+            metavar="|".join(PlanOutput),
+            help="The plan as text, json (with the report) or a mermaid flowchart.",
+        ),
+    ] = PlanOutput.text,
+    validation: ValidationOption = None,
 ) -> None:
     """Validate PIPELINE and print its plan. Exit 0 valid, 1 invalid or unreadable."""
     result = compile_and_report(pipeline, validation)

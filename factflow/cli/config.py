@@ -2,20 +2,21 @@
 
 from __future__ import annotations
 
-from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from factflow.cli.common import Validation, compile_and_report, echo_report, emit_json
+from factflow.cli.common import (
+    OUTPUT_METAVAR,
+    OutputFormat,
+    ValidationOption,
+    compile_and_report,
+    echo_report,
+    emit_json,
+)
 
 config_app = typer.Typer(help="Pipeline configs: validate files; manage stored configs.")
-
-
-class ReportOutput(StrEnum):
-    text = "text"
-    json = "json"
 
 
 def _pipeline_files(target: Path) -> list[Path]:
@@ -26,12 +27,15 @@ def _pipeline_files(target: Path) -> list[Path]:
 
 @config_app.command("validate")
 def validate_command(
-    target: Annotated[Path, typer.Argument(help="A pipeline YAML file or a folder of them.")],
-    output: Annotated[ReportOutput, typer.Option("--output", "-o")] = ReportOutput.text,
-    validation: Annotated[
-        Validation | None,
-        typer.Option(help="strict (default) or warn: downgrade what can still run."),
-    ] = None,
+    target: Annotated[
+        Path,
+        typer.Argument(metavar="FILE|DIR", help="A pipeline YAML file or a folder of them."),
+    ],
+    output: Annotated[
+        OutputFormat,
+        typer.Option("--output", "-o", metavar=OUTPUT_METAVAR, help="The report as text or json."),
+    ] = OutputFormat.text,
+    validation: ValidationOption = None,
 ) -> None:
     """Check pipeline YAML. Exit 0 when every file is valid, 1 otherwise."""
     files = _pipeline_files(target)
@@ -40,7 +44,7 @@ def validate_command(
         raise typer.Exit(1)
     results = [compile_and_report(str(f), validation) for f in files]
     valid = all(r.report.is_valid for r in results)
-    if output is ReportOutput.json:
+    if output is OutputFormat.json:
         if target.is_dir():
             emit_json(
                 {

@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from factflow.cli.common import emit_json
+from factflow.cli.common import OUTPUT_METAVAR, OutputFormat, emit_json
 from factflow.db.connection import connect
 from factflow.db.exceptions import DatabaseError
 from factflow.db.settings import DatabaseSettings
@@ -38,15 +38,19 @@ def _execution(value: str) -> uuid.UUID:
 
 @recovery_app.command("list")
 def list_command(
-    execution_id: Annotated[str, typer.Argument(help="The execution (UUID).")],
-    output: Annotated[str, typer.Option("--output", "-o", help="text or json")] = "text",
+    execution_id: Annotated[
+        str, typer.Argument(metavar="EXECUTION_ID", help="The execution (UUID).")
+    ],
+    output: Annotated[
+        OutputFormat, typer.Option("--output", "-o", metavar=OUTPUT_METAVAR, help="text or json.")
+    ] = OutputFormat.text,
 ) -> None:
     """The archived recovery partitions of an execution, newest first."""
     from factflow.db.repositories.recovery import list_archives
 
     with connect(_url()) as conn:
         archives = list_archives(conn, _execution(execution_id))
-    if output == "json":
+    if output is OutputFormat.json:
         emit_json([asdict(a) for a in archives])
         return
     if not archives:
@@ -60,10 +64,15 @@ def list_command(
 
 @recovery_app.command("restore")
 def restore_command(
-    execution_id: Annotated[str, typer.Argument(help="The execution (UUID).")],
-    pipeline: Annotated[Path, typer.Option(help="The execution's pipeline (format check).")],
+    execution_id: Annotated[
+        str, typer.Argument(metavar="EXECUTION_ID", help="The execution (UUID).")
+    ],
+    pipeline: Annotated[
+        Path, typer.Option(metavar="FILE", help="The execution's pipeline (format check).")
+    ],
     directory: Annotated[
-        Path | None, typer.Option(help="Where to restore (default: the recovery dir).")
+        Path | None,
+        typer.Option(metavar="DIR", help="Where to restore (default: the recovery dir)."),
     ] = None,
 ) -> None:
     """Write the newest consistent archived set into the local recovery directory."""
@@ -88,9 +97,11 @@ def restore_command(
 
 @deadletters_app.command("list")
 def deadletters_list(
-    execution_id: Annotated[str, typer.Argument(help="The execution (UUID).")],
-    route: Annotated[str | None, typer.Option(help="Only this route.")] = None,
-    limit: int = 100,
+    execution_id: Annotated[
+        str, typer.Argument(metavar="EXECUTION_ID", help="The execution (UUID).")
+    ],
+    route: Annotated[str | None, typer.Option(metavar="ROUTE_ID", help="Only this route.")] = None,
+    limit: Annotated[int, typer.Option(min=1, metavar="N", help="At most N dead letters.")] = 100,
 ) -> None:
     """Dead letters of an execution as JSON (oldest first)."""
     from factflow.db.repositories.dead_letters import list_dead_letters
@@ -104,9 +115,15 @@ def deadletters_list(
 
 @deadletters_app.command("redrive")
 def deadletters_redrive(
-    execution_id: Annotated[str, typer.Argument(help="The execution (UUID).")],
-    pipeline: Annotated[Path, typer.Option(help="The pipeline whose queues to publish on.")],
-    route: Annotated[str | None, typer.Option(help="Only this route's dead letters.")] = None,
+    execution_id: Annotated[
+        str, typer.Argument(metavar="EXECUTION_ID", help="The execution (UUID).")
+    ],
+    pipeline: Annotated[
+        Path, typer.Option(metavar="FILE", help="The pipeline whose queues to publish on.")
+    ],
+    route: Annotated[
+        str | None, typer.Option(metavar="ROUTE_ID", help="Only this route's dead letters.")
+    ] = None,
 ) -> None:
     """Put dead letters back on their route's inbound queue; the new attempt's lineage
     links to the failed one."""

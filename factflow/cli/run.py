@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import json
 import signal
 import time
@@ -14,26 +15,35 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
+from factflow.cli.common import InputOption, ProcessesOption, WorkersOption, split_input
 from factflow.compiler.plan import Plan
+from factflow.connectors.file import queue_path
 from factflow.dataflows.launch import Launch, stop
 from factflow.db.exceptions import DatabaseError
-from factflow.flow import load_plan
+from factflow.flow import DEFAULT_STORAGE_URI, load_plan
 from factflow.settings import Settings
+from factflow.storage.keys import STAGE_ROOT
 
 REFRESH_SECONDS = 0.5
 
 
-def _parse_inputs(values: list[str]) -> dict[str, str]:
+def _parse_inputs(plan: Plan, values: list[str]) -> dict[str, str]:
+    """`QUEUE=FILE` pairs, each QUEUE read by a route: else one line and exit 2, before any
+    worker starts (a worker would fail on it with a traceback)."""
+    read = sorted({r.inbound_queue for r in plan.routes})
     inputs = {}
     for value in values:
-        queue, sep, file = value.partition("=")
-        if not sep or not queue or not file:
-            msg = f"--input takes QUEUE=FILE.jsonl, got {value!r}"
-            raise typer.BadParameter(msg)
-        if not Path(file).is_file():
-            msg = f"--input {queue}: no such file {file}"
-            raise typer.BadParameter(msg)
-        inputs[queue] = str(Path(file).resolve())
+        queue, path = split_input(value)
+        if queue not in read:
+            close = difflib.get_close_matches(queue, read, n=1, cutoff=0.5)
+            hint = f"did you mean '{close[0]}'? " if close else ""
+            typer.echo(
+                f"error: --input {queue}: no route reads queue '{queue}'; {hint}"
+                f"routes read: {', '.join(read)}",
+                err=True,
+            )
+            raise typer.Exit(2)
+        inputs[queue] = str(path.resolve())
     return inputs
 
 
@@ -80,22 +90,23 @@ def _interrupt(signum: int, frame: object) -> None:
 
 
 def run_command(
-    pipeline: Annotated[Path, typer.Argument(help="The pipeline YAML file.")],
-    input_files: Annotated[
-        list[str] | None,
-        typer.Option("--input", "-i", help="QUEUE=FILE.jsonl: read FILE as QUEUE (repeatable)."),
-    ] = None,
-    workers: Annotated[
-        int, typer.Option("--workers", "-w", min=1, help="Workers per process.")
-    ] = 1,
-    processes: Annotated[int, typer.Option("--processes", "-p", min=1)] = 1,
+    pipeline: Annotated[
+        Path, typer.Argument(metavar="PIPELINE.yaml", help="The pipeline YAML file.")
+    ],
+    input_files: InputOption = None,
+    workers: WorkersOption = 1,
+    processes: ProcessesOption = 1,
     execution_id: Annotated[
-        str | None, typer.Option(help="Run this execution again: resumes from its recovery.")
+        str | None,
+        typer.Option(metavar="ID", help="Run this execution again: resumes from its recovery."),
     ] = None,
-    snapshot_seconds: Annotated[int, typer.Option(min=1, help="Epoch / snapshot interval.")] = 1,
+    snapshot_seconds: Annotated[
+        int, typer.Option(min=1, metavar="SECONDS", help="Epoch / snapshot interval.")
+    ] = 1,
 ) -> None:
     """Run PIPELINE as Bytewax workers here, showing messages in and out per route."""
     plan = load_plan(pipeline)
+    inputs = _parse_inputs(plan, input_files or [])
     settings = Settings()
     execution = execution_id or str(uuid.uuid4())
     run_dir = Path("output/runs") / execution
@@ -106,7 +117,7 @@ def run_command(
         recovery_dir=settings.recovery_dir / execution,
         workers=workers,
         processes=processes,
-        inputs=_parse_inputs(input_files or []),
+        inputs=inputs,
         snapshot_seconds=snapshot_seconds,
     )
     console = Console(stderr=True)
@@ -135,5 +146,32 @@ def run_command(
         log = launch.log_dir / f"process-{index}.log"
         console.print(f"[red]process {index} exited with {procs[index].returncode}[/]; log: {log}")
         console.print(log.read_text()[-3000:])
-    console.print(f"storage and logs: {run_dir}; resume with --execution-id {execution}")
+    for line in where_things_went(plan, settings, execution, launch.log_dir):
+        console.print(line, highlight=False, soft_wrap=True)
+    console.print(f"resume with --execution-id {execution}", soft_wrap=True)
     raise typer.Exit(1 if failed else 0)
+
+
+def where_things_went(plan: Plan, settings: Settings, execution: str, log_dir: Path) -> list[str]:
+    """The summary's last lines: where the outputs, the stage artefacts and the logs are."""
+    outputs = [_queue_location(plan, sink.queue) for sink in plan.sinks]
+    lines = [f"outputs: {', '.join(outputs) or 'none (no route writes a queue outside it)'}"]
+    if plan.queue.provider == "file":
+        lines[0] += " (file queues are appended to: a second run adds to them)"
+    if settings.store_stages:
+        uri = plan.storage_uri or settings.storage_uri or DEFAULT_STORAGE_URI
+        root = str(Path(uri[7:])) if uri.startswith("file://") else uri.rstrip("/")
+        lines.append(f"stage storage: {root}/{STAGE_ROOT}/{execution}/")
+    else:
+        lines.append("stage storage: off (FACTFLOW_STORE_STAGES=0)")
+    lines.append(f"logs: {log_dir}/")
+    return lines
+
+
+def _queue_location(plan: Plan, queue: str) -> str:
+    provider = plan.queue.provider
+    if provider == "file" and plan.queue.path is not None:
+        return str(queue_path(plan.queue.path, queue))
+    if provider == "memory":
+        return f"{queue} (in memory: gone when the run ends)"
+    return f"{queue} on {provider}"

@@ -25,13 +25,25 @@ def serve_command(
     embedded: Annotated[
         bool, typer.Option("--embedded", help="Embedded Postgres, postgres queue, file storage.")
     ] = False,
-    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(min=0, max=65535, help="Port to listen on.")] = 8000,
+    host: Annotated[
+        str, typer.Option(metavar="ADDRESS", help="Interface to listen on.")
+    ] = "127.0.0.1",
+    port: Annotated[
+        int, typer.Option(min=0, max=65535, metavar="PORT", help="Port to listen on.")
+    ] = 8000,
     pg_data_dir: Annotated[
         Path,
-        typer.Option("--pg-data-dir", envvar="FACTFLOW_PG_DATA", help="Embedded Postgres data."),
+        typer.Option(
+            "--pg-data-dir",
+            envvar="FACTFLOW_PG_DATA",
+            metavar="DIR",
+            help="Embedded Postgres data.",
+        ),
     ] = DEFAULT_DATA_DIR,
-    log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
+    log_level: Annotated[
+        str,
+        typer.Option(metavar="LEVEL", help="uvicorn log level: debug, info, warning, error."),
+    ] = "info",
 ) -> None:
     """Start the HTTP server (API under /api/v1, docs at /docs, metrics at /metrics)."""
     import uvicorn

@@ -57,5 +57,6 @@ CODES: dict[str, Code] = {
         Code("W504", "nothing starts the pipeline"),
         Code("W505", "`key:` on a route without a stateful adapter"),
         Code("W506", "route output goes nowhere"),
+        Code("W507", "queue read but never written, like one that is written"),
     ]
 }

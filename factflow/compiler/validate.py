@@ -9,6 +9,7 @@ Three layers, so that one problem does not hide the others:
 
 from __future__ import annotations
 
+import copy
 import difflib
 import os
 import re
@@ -94,12 +95,53 @@ def validate(
 
 
 def _check_structure(data: dict[str, Any], out: _Collector) -> PipelineConfig | None:
+    """The model of `data`, reporting what keeps it from being one; when only keys are wrong,
+    the model of the document repaired, so the reference checks still run."""
     try:
         return PipelineConfig.model_validate(data)
     except ValidationError as exc:
         for error in exc.errors():
             _structure_issue(error, out)
-        return None
+        return _repaired(data, exc)
+
+
+REPAIR_ROUNDS = 5
+
+
+def _repaired(data: dict[str, Any], exc: ValidationError) -> PipelineConfig | None:
+    """The model of `data` with each unknown key read as its suggested spelling (dropped if
+    there is none) and each bad optional value dropped; None when a required part is
+    missing or broken. Its issues are not reported: the first pass reported them."""
+    doc = copy.deepcopy(data)
+    for _ in range(REPAIR_ROUNDS):
+        for error in exc.errors():
+            if not _repair(doc, error):
+                return None
+        try:
+            return PipelineConfig.model_validate(doc)
+        except ValidationError as again:
+            exc = again
+    return None
+
+
+def _repair(doc: dict[str, Any], error: Any) -> bool:
+    path = _data_path(doc, tuple(error["loc"]))
+    if not path or not isinstance(key := path[-1], str) or error["type"] == "missing":
+        return False
+    parent: Any = doc
+    for part in path[:-1]:
+        parent = parent[part]
+    known = _known_keys(path[:-1])
+    if not isinstance(parent, dict) or key not in parent or not known:
+        return False  # not a model's field (a route id, a list item): cannot be dropped
+    value = parent.pop(key)
+    if error["type"] == "extra_forbidden":
+        close = difflib.get_close_matches(key, known, n=1)
+        if close and close[0] not in parent:
+            parent[close[0]] = value
+    elif key not in known or _is_required(path):
+        return False
+    return True
 
 
 def _structure_issue(error: Any, out: _Collector) -> None:
@@ -109,8 +151,8 @@ def _structure_issue(error: Any, out: _Collector) -> None:
     if kind == "extra_forbidden":
         key = path[-1]
         known = _known_keys(path[:-1])
-        close = difflib.get_close_matches(str(key), known, n=1)
-        hint = f"did you mean '{close[0]}'? " if close else ""
+        close = _suggest_key(str(key), path[:-1])
+        hint = f"did you mean '{close}'? " if close else ""
         allowed = f"allowed here: {', '.join(known)}" if known else "remove it"
         out.add("E101", path, f"unknown key '{key}'", hint + allowed, at_key=True)
     elif kind == "missing":
@@ -172,33 +214,59 @@ def _data_path(data: Any, loc: tuple[Any, ...]) -> PathKey:
     return tuple(path)
 
 
+def _model_at(path: PathKey) -> type[BaseModel] | None:
+    """The model that parses the mapping at `path` (None for a free-form mapping)."""
+    node: Any = PipelineConfig
+    for part in path:
+        node = _optional_of(node)
+        if isinstance(node, type) and issubclass(node, BaseModel):
+            field = next((f for n, f in node.model_fields.items() if part in (n, f.alias)), None)
+            if field is None:
+                return None
+            node = field.annotation
+        elif get_origin(node) in (list, dict) and get_args(node):
+            node = get_args(node)[-1]  # the item of a list, the value of a mapping
+        else:
+            return None
+    node = _optional_of(node)
+    return node if isinstance(node, type) and issubclass(node, BaseModel) else None
+
+
+def _optional_of(annotation: Any) -> Any:
+    """`X | None` -> X."""
+    args = [a for a in get_args(annotation) if a is not type(None)]
+    if get_origin(annotation) not in (list, dict) and len(args) == 1:
+        return args[0]
+    return annotation
+
+
 def _known_keys(path: PathKey) -> list[str]:
     """The keys a model accepts at `path`, for "did you mean" on unknown keys."""
-    model: Any = PipelineConfig
-    for part in path:
-        if isinstance(model, type) and issubclass(model, BaseModel):
-            field = next((f for n, f in model.model_fields.items() if part in (n, f.alias)), None)
-            if field is None:
-                return []
-            model = field.annotation
-        model = _unwrap(model, part)
-    if isinstance(model, type) and issubclass(model, BaseModel):
-        return sorted(f.alias or n for n, f in model.model_fields.items())
-    return []
+    model = _model_at(path)
+    return sorted(f.alias or n for n, f in model.model_fields.items()) if model else []
 
 
-def _unwrap(annotation: Any, part: object) -> Any:
-    while True:
-        args = [a for a in get_args(annotation) if a is not type(None)]
-        origin = get_origin(annotation)
-        if origin is list and isinstance(part, int):
-            return args[0]
-        if origin is dict:
-            return args[1]
-        if len(args) == 1 and origin not in (list, dict):
-            annotation = args[0]
-            continue
-        return annotation
+def _is_required(path: PathKey) -> bool:
+    model = _model_at(path[:-1])
+    fields = model.model_fields if model else {}
+    return any(path[-1] in (n, f.alias) and f.is_required() for n, f in fields.items())
+
+
+def _suggest_key(key: str, parent: PathKey) -> str | None:
+    """The key at `parent` closest to `key`, or a key one level down when that is closer:
+    a top-level `retries:` means `error_handling.max_retries`, not `routes`."""
+    scored = [(k, k) for k in _known_keys(parent)]
+    for child in _known_keys(parent):
+        if _model_at((*parent, child)) is not None:
+            scored += [(f"{child}.{k}", k) for k in _known_keys((*parent, child))]
+    best = max(
+        scored,
+        key=lambda item: difflib.SequenceMatcher(None, key, item[1]).ratio(),
+        default=None,
+    )
+    if best is None or difflib.SequenceMatcher(None, key, best[1]).ratio() < 0.6:
+        return None
+    return best[0]
 
 
 def _describe(value: Any) -> str:
@@ -416,14 +484,28 @@ def _check_references(config: PipelineConfig, registry: AdapterRegistry, out: _C
         queue = route.inbound.queue
         written = queue in graph.writers
         init_unknown = init is not None and init_route is None  # E201 says it already
-        if not written and queue != init_queue and provider is None and not init_unknown:
+        unfed = not written and queue != init_queue and not init_unknown
+        typo = _similar_written(queue, graph) if unfed else None
+        hint = (
+            f"did you mean '{typo}' (written by {_routes(graph.writers[typo])})? " if typo else ""
+        )
+        if unfed and provider is None:
             out.add(
                 "E202",
                 (*base, "inbound", "queue"),
                 f"route '{route_id}' reads '{queue}', which no route writes and no queue "
                 "provider serves",
-                "add a `queue: {provider: ...}` section so it is read from a broker or file, "
-                "point another route's outbound at it, or make it the init_message route",
+                f"{hint}add a `queue: {{provider: ...}}` section so it is read from a broker "
+                "or file, point another route's outbound at it, or make it the init_message "
+                "route",
+            )
+        elif typo is not None:
+            out.add(
+                "W507",
+                (*base, "inbound", "queue"),
+                f"route '{route_id}' reads '{queue}', which no route writes, while "
+                f"{_routes(graph.writers[typo])} writes '{typo}'",
+                f"{hint}if '{queue}' is fed from outside the pipeline, ignore this",
             )
         if queue in {o.queue for o in route.outbound} and not route.loop:
             index = next(i for i, o in enumerate(route.outbound) if o.queue == queue)
@@ -477,6 +559,20 @@ def _check_references(config: PipelineConfig, registry: AdapterRegistry, out: _C
             "add `init_message:` naming the first route, or a `queue:` provider to read from",
             at_key=True,
         )
+
+
+TYPO_CUTOFF = 0.85
+"""How alike (difflib ratio) two queue names must be for one to look like a typo of the
+other: `paragrahps`/`paragraphs` is 0.9, `docs.in`/`docs.out` only 0.67."""
+
+
+def _similar_written(queue: str, graph: QueueGraph) -> str | None:
+    close = difflib.get_close_matches(queue, list(graph.writers), n=1, cutoff=TYPO_CUTOFF)
+    return close[0] if close else None
+
+
+def _routes(route_ids: list[str]) -> str:
+    return ("route " if len(route_ids) == 1 else "routes ") + ", ".join(f"'{r}'" for r in route_ids)
 
 
 def _dead_letter_queue(config: PipelineConfig, route_id: str) -> str | None:

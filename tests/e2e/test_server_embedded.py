@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 import os
+import pty
+import shlex
 import signal
 import subprocess
 import sys
@@ -66,6 +68,27 @@ class Server:
             cwd=self.cwd, capture_output=True, text=True, timeout=timeout, check=False,
         )  # fmt: skip
 
+    def in_terminal(self, *args: str, timeout: float = 60) -> str:
+        """The CLI's stdout when it is a real (pseudo-)terminal."""
+        leader, follower = pty.openpty()
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "factflow", "--server", self.url, *args],
+            cwd=self.cwd, stdout=follower, stderr=subprocess.PIPE,
+            env={**os.environ, "COLUMNS": "200"},
+        )  # fmt: skip
+        os.close(follower)  # the child holds it; reading ends with EIO once the child exits
+        chunks = []
+        try:
+            while chunk := os.read(leader, 65536):
+                chunks.append(chunk)
+        except OSError:
+            pass
+        finally:
+            os.close(leader)
+        _, err = proc.communicate(timeout=timeout)
+        assert proc.returncode == 0, err
+        return b"".join(chunks).decode()
+
     def cli_json(self, *args: str) -> Any:
         result = self.cli("--output", "json", *args)
         assert result.returncode == 0, result.stderr
@@ -111,6 +134,31 @@ def test_config_run_wait_lineage_storage(server: Server) -> None:
     assert server.cli("storage", "download", execution_id, "--output-dir", str(out)).returncode == 0
     assert list((out / "executions" / execution_id).rglob("*.json"))
     assert server.cli_json("system", "health")["status"] == "healthy"
+
+    # the seed system's idiom: no --output anywhere, a pipe gets JSON
+    factflow = shlex.join([sys.executable, "-m", "factflow", "--server", server.url])
+    script = (
+        f"{factflow} config run {config['id']} --input docs.in={shlex.quote(str(docs))}"
+        f" | jq -r .execution_id | xargs {factflow} --timeout 90s execution wait"
+        f" && {factflow} execution list | jq -r '.[].status'"
+    )
+    idiom = subprocess.run(
+        ["bash", "-o", "pipefail", "-c", script],
+        cwd=server.cwd, capture_output=True, text=True, timeout=150, check=False,
+    )  # fmt: skip
+    assert idiom.returncode == 0, idiom.stdout + idiom.stderr
+    assert '"type": "execution.completed"' in idiom.stdout  # wait's events, one JSON each
+    assert idiom.stdout.rstrip().splitlines()[-2:] == ["completed", "completed"]
+    # on a terminal the same commands print text; --output text forces it in a pipe
+    table = server.in_terminal("config", "list")
+    assert "is_runnable" in table and config["id"] in table and not table.lstrip().startswith("[")
+    assert json.loads(server.cli("execution", "get", execution_id).stdout)["status"] == "completed"
+    forced = server.cli("execution", "get", execution_id, "--output", "text")
+    assert "status: completed" in forced.stdout
+    assert (
+        "status: completed"
+        in server.cli("--output", "text", "execution", "get", execution_id).stdout
+    )
 
     missing = server.cli("execution", "get", "00000000-0000-0000-0000-000000000000")
     assert missing.returncode == 1

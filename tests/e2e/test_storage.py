@@ -48,6 +48,10 @@ routes:
         cwd=tmp_path,
     )
     assert done.returncode == 0, done.stderr[-3000:]
+    # the summary says where everything went
+    assert "outputs: queues/out.jsonl (file queues are appended to" in done.stderr
+    assert f"stage storage: {storage}/executions/exec-1/" in done.stderr
+    assert "logs: output/runs/exec-1/logs/" in done.stderr
     out = read_jsonl(tmp_path / "queues" / "out.jsonl")
     assert sorted(r["payload"] for r in out) == [1, 2, 3]
 

@@ -12,6 +12,10 @@ import pytest
 from typer.testing import CliRunner
 
 from factflow.cli import app
+from factflow.cli.run import where_things_went
+from factflow.compiler.compile import compile_text
+from factflow.compiler.plan import Plan
+from factflow.settings import Settings
 
 PIPELINES = Path(__file__).resolve().parents[2] / "pipelines"
 TEXT = PIPELINES / "text.yaml"
@@ -253,3 +257,72 @@ def test_python_dash_m_factflow_end_to_end(bad: Path) -> None:
         [sys.executable, "-m", "factflow", "compile"], capture_output=True, text=True, check=False
     )
     assert usage.returncode == 2
+
+
+def test_run_input_for_a_queue_no_route_reads_is_one_line_exit_2(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)  # a started run would make output/ here
+    docs = tmp_path / "docs.jsonl"
+    docs.write_text('{"paragraphs": ["a"]}\n', encoding="utf-8")
+    result = runner.invoke(app, ["run", str(TEXT), "--input", f"docs={docs}"])
+    assert result.exit_code == 2
+    assert result.stderr.splitlines() == [
+        "error: --input docs: no route reads queue 'docs'; did you mean 'docs.in'? "
+        "routes read: docs.in, paragraphs"
+    ]
+    assert result.stdout == ""  # no summary table: nothing was started
+    assert not (tmp_path / "output").exists()
+    assert "Traceback" not in result.output
+
+
+def _plan(text: str) -> Plan:
+    result = compile_text(text)
+    assert result.plan is not None, result.report.to_dict()
+    return result.plan
+
+
+SINKS = """\
+version: "1.0"
+{queue}
+routes:
+  a:
+    inbound: {{queue: docs}}
+    outbound: [mid, done]
+  b:
+    inbound: {{queue: mid}}
+    outbound: out
+"""
+
+
+def test_run_summary_names_outputs_storage_and_logs() -> None:
+    plan = _plan(SINKS.format(queue="queue: {provider: file, path: ./output/queues}"))
+    lines = where_things_went(
+        plan, Settings(storage_uri=None, store_stages=True), "e1", Path("output/runs/e1/logs")
+    )
+    assert lines == [
+        "outputs: output/queues/done.jsonl, output/queues/out.jsonl (file queues are appended "
+        "to: a second run adds to them)",
+        "stage storage: output/storage/executions/e1/",
+        "logs: output/runs/e1/logs/",
+    ]
+
+
+def test_run_summary_for_other_providers_and_storage_off() -> None:
+    memory = where_things_went(
+        _plan(SINKS.format(queue="queue: {provider: memory}")),
+        Settings(store_stages=False),
+        "e1",
+        Path("logs"),
+    )
+    assert memory[:2] == [
+        "outputs: done (in memory: gone when the run ends), out (in memory: gone when the "
+        "run ends)",
+        "stage storage: off (FACTFLOW_STORE_STAGES=0)",
+    ]
+    broker = _plan(SINKS.format(queue="queue: {provider: rabbitmq}"))
+    s3 = Settings(storage_uri="s3://bucket/prefix/")
+    assert where_things_went(broker, s3, "e1", Path("logs"))[:2] == [
+        "outputs: done on rabbitmq, out on rabbitmq",
+        "stage storage: s3://bucket/prefix/executions/e1/",
+    ]

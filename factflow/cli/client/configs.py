@@ -9,10 +9,13 @@ from typing import Annotated, Any
 import typer
 import yaml
 
-from factflow.cli.client.http import OutputOption, call, emit, wants_json
+from factflow.cli.client.http import ConfigArg, OutputOption, call, emit, wants_json
+from factflow.cli.common import InputOption, ProcessesOption, WorkersOption, split_input
 from factflow.cli.config import config_app
 
-FileOption = Annotated[str, typer.Option("--file", "-f", help="Pipeline YAML file; - for stdin.")]
+FileOption = Annotated[
+    str, typer.Option("--file", "-f", metavar="FILE", help="Pipeline YAML file; - for stdin.")
+]
 CONFIG_COLUMNS = ("id", "name", "version", "is_runnable", "source_type", "updated_at")
 
 
@@ -42,14 +45,7 @@ def parse_inputs(values: list[str] | None) -> dict[str, list[Any]]:
 
     inputs: dict[str, list[Any]] = {}
     for value in values or []:
-        queue, sep, file = value.partition("=")
-        if not sep or not queue or not file:
-            msg = f"--input takes QUEUE=FILE.jsonl, got {value!r}"
-            raise typer.BadParameter(msg)
-        path = Path(file)
-        if not path.is_file():
-            msg = f"--input {queue}: no such file {file}"
-            raise typer.BadParameter(msg)
+        queue, path = split_input(value)
         lines = [line for line in path.read_text().splitlines() if line.strip()]
         inputs.setdefault(queue, []).extend(json.loads(line) for line in lines)
     return inputs
@@ -72,9 +68,11 @@ def _show_config(config: dict[str, Any], output: Any) -> None:
 def create(
     file: FileOption,
     name: Annotated[
-        str | None, typer.Option(help="Config name (default: the YAML's name).")
+        str | None, typer.Option(metavar="NAME", help="Config name (default: the YAML's name).")
     ] = None,
-    description: Annotated[str | None, typer.Option()] = None,
+    description: Annotated[
+        str | None, typer.Option(metavar="TEXT", help="What the config is for.")
+    ] = None,
     output: OutputOption = None,
 ) -> None:
     """Store a pipeline config on the server; prints the record with its id."""
@@ -101,13 +99,13 @@ def list_configs(
 
 
 @config_app.command("get")
-def get(config_id: str, output: OutputOption = None) -> None:
+def get(config_id: ConfigArg, output: OutputOption = None) -> None:
     """A config: its YAML, version, source and hash, and a fresh validation report."""
     _show_config(call("GET", f"/configs/{config_id}"), output)
 
 
 @config_app.command("edit")
-def edit(config_id: str, file: FileOption, output: OutputOption = None) -> None:
+def edit(config_id: ConfigArg, file: FileOption, output: OutputOption = None) -> None:
     """Replace the YAML: a new version."""
     text, path = _read(file)
     body = {"config_yaml": text, "source_path": path}
@@ -116,12 +114,10 @@ def edit(config_id: str, file: FileOption, output: OutputOption = None) -> None:
 
 @config_app.command("run")
 def run(
-    config_id: str,
-    input_files: Annotated[
-        list[str] | None, typer.Option("--input", "-i", help="QUEUE=FILE.jsonl (repeatable).")
-    ] = None,
-    workers: Annotated[int, typer.Option("--workers", "-w", min=1)] = 1,
-    processes: Annotated[int, typer.Option("--processes", "-p", min=1)] = 1,
+    config_id: ConfigArg,
+    input_files: InputOption = None,
+    workers: WorkersOption = 1,
+    processes: ProcessesOption = 1,
     output: OutputOption = None,
 ) -> None:
     """Start an execution of the config; prints `{"execution_id", "status"}`."""
@@ -131,7 +127,10 @@ def run(
 
 
 @config_app.command("delete")
-def delete(config_id: str) -> None:
+def delete(config_id: ConfigArg, output: OutputOption = None) -> None:
     """Delete a config (every version); executions keep their snapshot."""
     call("DELETE", f"/configs/{config_id}")
-    typer.echo(f"deleted config {config_id}")
+    if wants_json(output):
+        emit({"config_id": config_id, "deleted": True}, output)
+    else:
+        typer.echo(f"deleted config {config_id}")

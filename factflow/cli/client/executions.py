@@ -12,29 +12,37 @@ from rich.console import Console
 from factflow.cli.client.configs import parse_inputs
 from factflow.cli.client.http import (
     STATE,
+    ExecutionArg,
     OutputOption,
     call,
     emit,
     stream_events,
     wants_json,
 )
+from factflow.cli.common import InputOption, ProcessesOption, WorkersOption
 
 execution_app = typer.Typer(help="Executions on the server.", no_args_is_help=True)
 
 EXECUTION_COLUMNS = ("id", "pipeline_name", "status", "started_at", "completed_at", "error")
 TERMINAL = ("completed", "failed", "cancelled")
+LimitOption = Annotated[int, typer.Option(min=1, metavar="N", help="At most N rows.")]
+OffsetOption = Annotated[int, typer.Option(min=0, metavar="N", help="Skip the first N rows.")]
 
 
 @execution_app.command("list")
 def list_executions(
     status: Annotated[
         str | None,
-        typer.Option(help="running, cancelling, completed, failed, cancelled or interrupted."),
+        typer.Option(
+            metavar="STATUS",
+            help="Only these: running, cancelling, completed, failed, cancelled or interrupted.",
+        ),
     ] = None,
-    limit: Annotated[int, typer.Option(min=1)] = 50,
-    offset: Annotated[int, typer.Option(min=0)] = 0,
+    limit: LimitOption = 50,
+    offset: OffsetOption = 0,
     output: OutputOption = None,
 ) -> None:
+    """Executions, newest first."""
     params: dict[str, Any] = {"limit": limit, "offset": offset}
     if status:
         params["status"] = status
@@ -46,7 +54,8 @@ def list_executions(
 
 
 @execution_app.command("get")
-def get(execution_id: str, output: OutputOption = None) -> None:
+def get(execution_id: ExecutionArg, output: OutputOption = None) -> None:
+    """One execution: status, times, error (as JSON also its config snapshot)."""
     data = call("GET", f"/executions/{execution_id}")
     if not wants_json(output):
         data.pop("config_snapshot", None)
@@ -55,12 +64,12 @@ def get(execution_id: str, output: OutputOption = None) -> None:
 
 @execution_app.command("start")
 def start(
-    file: Annotated[Path, typer.Option("--file", "-f", help="Pipeline YAML to run inline.")],
-    input_files: Annotated[
-        list[str] | None, typer.Option("--input", "-i", help="QUEUE=FILE.jsonl (repeatable).")
-    ] = None,
-    workers: Annotated[int, typer.Option("--workers", "-w", min=1)] = 1,
-    processes: Annotated[int, typer.Option("--processes", "-p", min=1)] = 1,
+    file: Annotated[
+        Path, typer.Option("--file", "-f", metavar="FILE", help="Pipeline YAML to run inline.")
+    ],
+    input_files: InputOption = None,
+    workers: WorkersOption = 1,
+    processes: ProcessesOption = 1,
     output: OutputOption = None,
 ) -> None:
     """Run a pipeline file without storing a config (factflow addition)."""
@@ -74,10 +83,10 @@ def start(
 
 
 @execution_app.command("wait")
-def wait(execution_id: str, output: OutputOption = None) -> None:
+def wait(execution_id: ExecutionArg, output: OutputOption = None) -> None:
     """Follow the execution's events live; exit 0 when it completes, 1 otherwise."""
     deadline = None if STATE.timeout is None else time.monotonic() + STATE.timeout
-    console = Console(stderr=not wants_json(output))
+    console = Console(stderr=True)  # the spinner never mixes into JSON on stdout
     status = None
     with console.status(f"execution {execution_id}: waiting", spinner="dots") as spinner:
         for event in stream_events(f"/executions/{execution_id}/events", deadline=deadline):
@@ -100,19 +109,19 @@ def wait(execution_id: str, output: OutputOption = None) -> None:
 
 
 @execution_app.command("cancel")
-def cancel(execution_id: str, output: OutputOption = None) -> None:
+def cancel(execution_id: ExecutionArg, output: OutputOption = None) -> None:
     """Graceful cancel: returns `cancelling` at once."""
     emit(call("POST", f"/executions/{execution_id}/cancel"), output)
 
 
 @execution_app.command("resume")
-def resume(execution_id: str, output: OutputOption = None) -> None:
+def resume(execution_id: ExecutionArg, output: OutputOption = None) -> None:
     """Relaunch an interrupted execution from its recovery snapshot (factflow addition)."""
     emit(call("POST", f"/executions/{execution_id}/resume"), output, ("execution_id", "status"))
 
 
 @execution_app.command("dag")
-def dag(execution_id: str, output: OutputOption = None) -> None:
+def dag(execution_id: ExecutionArg, output: OutputOption = None) -> None:
     """Routes, adapters and queue links; as text, a Mermaid flowchart."""
     data = call("GET", f"/executions/{execution_id}/dag")
     if wants_json(output):
@@ -122,7 +131,7 @@ def dag(execution_id: str, output: OutputOption = None) -> None:
 
 
 @execution_app.command("stats")
-def stats(execution_id: str, output: OutputOption = None) -> None:
+def stats(execution_id: ExecutionArg, output: OutputOption = None) -> None:
     """Per-adapter counts, durations and throughput (from lineage)."""
     data = call("GET", f"/executions/{execution_id}/stats")
     if wants_json(output):
@@ -151,7 +160,7 @@ def stats(execution_id: str, output: OutputOption = None) -> None:
 
 
 @execution_app.command("routes")
-def routes(execution_id: str, output: OutputOption = None) -> None:
+def routes(execution_id: ExecutionArg, output: OutputOption = None) -> None:
     """Per route: queue, processor status, in-flight count."""
     emit(
         call("GET", f"/executions/{execution_id}/routes"),

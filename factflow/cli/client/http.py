@@ -1,17 +1,19 @@
 """The CLI's HTTP side: server URL, output format and timeout; requests, errors, SSE, output.
 
 Server errors print as one line, `error: <status> <error_code>: <detail>`, exit code 1;
-an unreachable server says how to start one.
+an unreachable server says how to start one. `output_format` is the one place that decides
+between text and JSON: JSON when stdout is not a terminal, so scripts can pipe any command
+into `jq`.
 """
 
 from __future__ import annotations
 
 import json
 import re
+import sys
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from enum import StrEnum
 from typing import Annotated, Any, NoReturn
 
 import httpx
@@ -19,29 +21,40 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from factflow.cli.common import OUTPUT_METAVAR, OutputFormat, emit_json
+
 DEFAULT_SERVER = "http://127.0.0.1:8000"
 SERVER_ENV = "FACTFLOW_SERVER_URL"
 API = "/api/v1"
 
 
-class OutputFormat(StrEnum):
-    text = "text"
-    json = "json"
-
-
 @dataclass
 class ClientState:
     server: str = DEFAULT_SERVER
-    output: OutputFormat = OutputFormat.text
+    output: OutputFormat | None = None
+    """None: decided by `output_format` from where stdout goes."""
     timeout: float | None = None
     headers: dict[str, str] = field(default_factory=dict)
 
 
 STATE = ClientState()
 
+OUTPUT_HELP = "text or json (default: text on a terminal, json when piped or redirected)."
 OutputOption = Annotated[
     OutputFormat | None,
-    typer.Option("--output", "-o", help="text (default) or json; overrides the global one."),
+    typer.Option(
+        "--output", "-o", metavar=OUTPUT_METAVAR,
+        help=OUTPUT_HELP + " Overrides the global --output.",
+    ),
+]  # fmt: skip
+ExecutionArg = Annotated[str, typer.Argument(metavar="EXECUTION_ID", help="The execution's id.")]
+ConfigArg = Annotated[str, typer.Argument(metavar="CONFIG_ID", help="The config's id.")]
+LineageArg = Annotated[str, typer.Argument(metavar="ROW_ID", help="A lineage row's id.")]
+RouteArg = Annotated[str, typer.Argument(metavar="ROUTE_ID", help="The route's id.")]
+KeyArg = Annotated[str, typer.Argument(metavar="KEY", help="The object's storage key.")]
+ExecutionOption = Annotated[
+    str | None,
+    typer.Option("--execution", "-e", metavar="EXECUTION_ID", help="Only this execution."),
 ]
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
@@ -59,14 +72,24 @@ def parse_duration(value: str) -> float:
 
 def client_options(
     server: Annotated[
-        str, typer.Option("--server", envvar=SERVER_ENV, help="The factflow server's URL.")
+        str,
+        typer.Option(
+            "--server", envvar=SERVER_ENV, metavar="URL", help="The factflow server's URL."
+        ),
     ] = DEFAULT_SERVER,
     output: Annotated[
-        OutputFormat, typer.Option("--output", help="Output of server commands: text or json.")
-    ] = OutputFormat.text,
+        OutputFormat | None,
+        typer.Option(
+            "--output", metavar=OUTPUT_METAVAR, help="Server commands' output: " + OUTPUT_HELP
+        ),
+    ] = None,
     timeout: Annotated[
         str | None,
-        typer.Option("--timeout", help="Request timeout, and how long `wait`/`watch` wait (1h)."),
+        typer.Option(
+            "--timeout",
+            metavar="DURATION",
+            help="Request timeout, and how long `wait`/`watch` wait: 90, 30s, 5m, 1h.",
+        ),
     ] = None,
 ) -> None:
     """Declarative message pipelines compiled into Bytewax dataflows."""
@@ -75,8 +98,19 @@ def client_options(
     STATE.timeout = None if timeout is None else parse_duration(timeout)
 
 
+def output_format(
+    output: OutputFormat | None, *, piped: OutputFormat = OutputFormat.json
+) -> OutputFormat:
+    """The output format of a server command: its own `--output`, else the global one, else
+    text on a terminal and `piped` (JSON) when stdout is a pipe or a file."""
+    chosen = output or STATE.output
+    if chosen is not None:
+        return chosen
+    return OutputFormat.text if sys.stdout.isatty() else piped
+
+
 def wants_json(output: OutputFormat | None) -> bool:
-    return (output or STATE.output) is OutputFormat.json
+    return output_format(output) is OutputFormat.json
 
 
 def fail(message: str, code: int = 1) -> NoReturn:
@@ -147,7 +181,7 @@ def call(method: str, path: str, **kwargs: Any) -> Any:
 def emit(data: Any, output: OutputFormat | None, columns: Sequence[str] | None = None) -> None:
     """JSON, or a table (lists) / key: value lines (objects)."""
     if wants_json(output):
-        typer.echo(json.dumps(data, indent=2, ensure_ascii=False, default=str))
+        emit_json(data)
         return
     console = Console()
     if isinstance(data, list):

@@ -14,25 +14,33 @@ import typer
 
 from factflow.cli.client.http import (
     STATE,
+    ExecutionArg,
+    ExecutionOption,
+    KeyArg,
     OutputOption,
     call,
     emit,
     fail,
+    output_format,
     request,
     stream_events,
     wants_json,
 )
+from factflow.cli.common import OUTPUT_METAVAR, OutputFormat
 
 storage_app = typer.Typer(help="Stage artefacts in storage.", no_args_is_help=True)
 
 
 @storage_app.command("list")
 def list_objects(
-    execution: Annotated[str | None, typer.Option("--execution", "-e")] = None,
-    prefix: Annotated[str, typer.Option(help="Key prefix (after the execution's folder).")] = "",
-    limit: Annotated[int, typer.Option(min=1)] = 1000,
+    execution: ExecutionOption = None,
+    prefix: Annotated[
+        str, typer.Option(metavar="PREFIX", help="Key prefix (after the execution's folder).")
+    ] = "",
+    limit: Annotated[int, typer.Option(min=1, metavar="N", help="At most N objects.")] = 1000,
     output: OutputOption = None,
 ) -> None:
+    """Stored objects: key, size, last modified."""
     params: dict[str, Any] = {"prefix": prefix, "limit": limit}
     if execution:
         params["execution_id"] = execution
@@ -41,7 +49,12 @@ def list_objects(
 
 
 @storage_app.command("browse")
-def browse(prefix: str = "", output: OutputOption = None) -> None:
+def browse(
+    prefix: Annotated[
+        str, typer.Argument(metavar="PREFIX", help="Key prefix, e.g. executions/ID/.")
+    ] = "",
+    output: OutputOption = None,
+) -> None:
     """Objects under PREFIX grouped by their next key segment."""
     data = call("GET", "/storage/objects", params={"prefix": prefix, "limit": 100_000})
     groups: Counter[str] = Counter()
@@ -53,10 +66,24 @@ def browse(prefix: str = "", output: OutputOption = None) -> None:
 
 
 @storage_app.command("get")
-def get(key: str, output: OutputOption = None) -> None:
-    """The object's bytes on stdout (redirect binary content to a file)."""
+def get(
+    key: KeyArg,
+    output: Annotated[
+        OutputFormat | None,
+        typer.Option(
+            "--output",
+            "-o",
+            metavar=OUTPUT_METAVAR,
+            help='json: the content inside {"key", "content"}; otherwise the bytes, '
+            "also when piped.",
+        ),
+    ] = None,
+) -> None:
+    """The object's bytes on stdout (redirect binary content to a file); --output json wraps
+    them in {"key", "content"}."""
     content = request("GET", f"/storage/objects/{key}").content
-    if wants_json(output):
+    # the bytes themselves are what a pipe or a file wants here, so JSON only when asked
+    if output_format(output, piped=OutputFormat.text) is OutputFormat.json:
         emit({"key": key, "content": content.decode("utf-8", errors="replace")}, output)
     else:
         sys.stdout.buffer.write(content)
@@ -64,15 +91,19 @@ def get(key: str, output: OutputOption = None) -> None:
 
 
 @storage_app.command("metadata")
-def metadata(key: str, output: OutputOption = None) -> None:
+def metadata(key: KeyArg, output: OutputOption = None) -> None:
+    """The object's sidecar metadata (execution, route, stage, message, source URL)."""
     data = call("GET", f"/storage/objects/{key}/metadata")
     emit(data if wants_json(output) else data["metadata"], output)
 
 
 @storage_app.command("download")
 def download(
-    execution_id: str,
-    output_dir: Annotated[Path, typer.Option("--output-dir", help="Where to unpack.")] = Path(),
+    execution_id: ExecutionArg,
+    output_dir: Annotated[
+        Path, typer.Option("--output-dir", metavar="DIR", help="Where to unpack.")
+    ] = Path(),
+    output: OutputOption = None,
 ) -> None:
     """Every artefact of the execution, through an archive job, unpacked into a folder."""
     job = call("POST", "/content/archive/prepare", json={"execution_id": execution_id})
@@ -88,13 +119,27 @@ def download(
     output_dir.mkdir(parents=True, exist_ok=True)
     with zipfile.ZipFile(io.BytesIO(content)) as archive:
         archive.extractall(output_dir)
-    typer.echo(f"{job['object_count']} object(s) from execution {execution_id} in {output_dir}")
+    if wants_json(output):
+        emit(
+            {
+                "execution_id": execution_id,
+                "object_count": job["object_count"],
+                "output_dir": str(output_dir),
+            },
+            output,
+        )
+    else:
+        typer.echo(f"{job['object_count']} object(s) from execution {execution_id} in {output_dir}")
 
 
 @storage_app.command("watch")
 def watch(
-    execution: Annotated[str, typer.Option("--execution", "-e")],
-    route: Annotated[str | None, typer.Option("--route")] = None,
+    execution: Annotated[
+        str, typer.Option("--execution", "-e", metavar="EXECUTION_ID", help="The execution.")
+    ],
+    route: Annotated[
+        str | None, typer.Option("--route", metavar="ROUTE_ID", help="Only this route's objects.")
+    ] = None,
     output: OutputOption = None,
 ) -> None:
     """Print each stored object as it appears; exit 0 when the execution completed."""

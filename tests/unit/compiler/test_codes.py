@@ -671,6 +671,24 @@ CASES = [
         3,
         "routes.a",
     ),
+    Case(
+        "W507",
+        """
+        version: "1.0"
+        queue: {provider: file, path: ./q}
+        routes:
+          a:
+            inbound: {queue: docs}
+            outbound: paragraphs
+          b:
+            inbound: {queue: paragrahps}
+            outbound: out
+        init_message: {route: a}
+        """,
+        8,
+        22,
+        "routes.b.inbound.queue",
+    ),
 ]
 
 
@@ -858,3 +876,115 @@ def test_errors_come_before_warnings_each_in_file_order() -> None:
     assert severities == sorted(severities, key=lambda s: s != "error")
     lines = [i.location.line for i in report.errors if i.location]
     assert lines == sorted(lines)
+
+
+def test_unknown_keys_do_not_hide_reference_errors() -> None:
+    text = """\
+version: "1.0"
+retries: 3
+routes:
+  ingest:
+    inbound: {queue: docs.in, concurency: 4}
+    concurrency: 2
+    adapters:
+      - type: passthrough
+        condition: {field: lang, operatr: eq, value: en}
+    outbound: paragraphs
+  dedupe:
+    inbound: {queue: paragraphs}
+    outbound: out
+init_message: {route: ingst}
+"""
+    issues = {(i.code, i.to_dict()["path"]): i for i in compile_text(text).report.issues}
+    hints = {path: issue.suggestion.split("?")[0] for (code, path), issue in issues.items()}
+    assert set(issues) >= {
+        ("E101", "retries"),
+        ("E101", "routes.ingest.inbound.concurency"),
+        ("E101", "routes.ingest.concurrency"),
+        ("E101", "routes.ingest.adapters[0].condition.operatr"),
+        ("E201", "init_message.route"),
+    }
+    assert hints["retries"] == "did you mean 'error_handling.max_retries'"
+    assert hints["routes.ingest.inbound.concurency"] == "did you mean 'concurrency'"
+    assert hints["routes.ingest.concurrency"] == "did you mean 'inbound.concurrency'"
+    assert hints["routes.ingest.adapters[0].condition.operatr"] == "did you mean 'operator'"
+    assert hints["init_message.route"] == "did you mean 'ingest'"
+    e201 = issues[("E201", "init_message.route")]
+    assert e201.location is not None and (e201.location.line, e201.location.column) == (14, 23)
+
+
+def test_a_repaired_typo_is_read_as_meant() -> None:
+    """`outbnd:` read as `outbound:` for the reference checks: no E202 on the next route."""
+    text = """\
+version: "1.0"
+routes:
+  a:
+    inbound: {queue: q}
+    outbnd: mid
+  b:
+    inbound: {queue: mid}
+    outbound: out
+init_message: {route: nope}
+"""
+    codes = [i.code for i in compile_text(text).report.issues]
+    assert codes == ["E101", "E201"]
+
+
+def test_broken_required_parts_skip_the_reference_checks() -> None:
+    """A route without `inbound:` cannot be modelled: only what the first passes found."""
+    text = """\
+version: "1.0"
+routes:
+  a:
+    inbond: {queue: q}
+    outbound: out
+init_message: {route: nope}
+"""
+    codes = [(i.code, i.to_dict()["path"]) for i in compile_text(text).report.issues]
+    assert codes == [("E102", "routes.a.inbound"), ("E101", "routes.a.inbond")]
+
+
+def test_wrong_optional_value_does_not_hide_reference_errors() -> None:
+    text = """\
+version: "1.0"
+routes:
+  a:
+    inbound: {queue: q, concurrency: many}
+    outbound: out
+init_message: {route: nope}
+"""
+    codes = [i.code for i in compile_text(text).report.issues]
+    assert codes == ["E104", "E201"]
+
+
+def test_e202_says_which_written_queue_was_meant() -> None:
+    text = """\
+version: "1.0"
+routes:
+  a:
+    inbound: {queue: docs}
+    outbound: paragraphs
+  b:
+    inbound: {queue: paragrahps}
+    outbound: out
+init_message: {route: a}
+"""
+    [issue] = [i for i in compile_text(text).report.issues if i.code == "E202"]
+    assert issue.suggestion.startswith("did you mean 'paragraphs' (written by route 'a')?")
+    assert "W507" not in {i.code for i in compile_text(text).report.issues}
+
+
+@pytest.mark.parametrize(
+    ("read", "written"), [("docs.in", "docs.out"), ("events.raw", "events.new")]
+)
+def test_w507_leaves_different_names_alone(read: str, written: str) -> None:
+    text = f"""\
+version: "1.0"
+queue: {{provider: file, path: ./q}}
+routes:
+  a:
+    inbound: {{queue: {read}}}
+    outbound: {written}
+init_message: {{route: a}}
+"""
+    assert compile_text(text).report.issues == ()
