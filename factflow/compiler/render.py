@@ -66,18 +66,36 @@ def render_plan(plan: Plan) -> str:
     if not plan.edges:
         out.append("  (none)")
     out.append("sources:")
-    out.extend(f"  {s.queue} ({s.provider}) -> {', '.join(s.routes)}" for s in plan.sources)
+    out.extend(
+        f"  {s.queue} ({s.provider}{_scope(plan, s.queue)}) -> {', '.join(s.routes)}"
+        for s in plan.sources
+    )
     if not plan.sources:
         out.append("  (none)")
     out.append("sinks:")
-    out.extend(f"  {s.queue} ({s.provider}) <- {', '.join(s.routes)}" for s in plan.sinks)
+    out.extend(
+        f"  {s.queue} ({s.provider}{_scope(plan, s.queue)}) <- {', '.join(s.routes)}"
+        for s in plan.sinks
+    )
     if not plan.sinks:
         out.append("  (none)")
     if plan.init_message:
         out.append(f"init_message: -> {plan.init_message.route} ({plan.init_message.queue})")
     out.append("dead letters:")
     out.extend(f"  {d.route} -> {d.queue} ({d.provider})" for d in plan.dead_letters)
+    out.append(
+        "completion: when every route drains"
+        if plan.drains
+        else "completion: runs until cancelled or idle_timeout_seconds (it reads a global queue)"
+    )
     return "\n".join(out)
+
+
+def _scope(plan: Plan, queue: str) -> str:
+    """`, scoped as <name>` for a queue scoped to the execution (the id shown as <id>)."""
+    if queue not in plan.scoped_queues:
+        return ""
+    return f", scoped: {plan.queue_name(queue, '<execution-id>')}"
 
 
 _MERMAID_ID = re.compile(r"[^A-Za-z0-9_]")

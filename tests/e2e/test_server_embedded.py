@@ -186,3 +186,41 @@ def test_killed_server_interrupts_then_resumes(server: Server) -> None:
     waited = server.cli("--timeout", "60s", "execution", "wait", execution_id)
     assert waited.returncode == 1
     assert server.cli_json("execution", "get", execution_id)["status"] == "cancelled"
+
+
+SEED_SHAPED = """version: "1.0"
+name: webscraper-shaped
+routes:
+  sitemap:
+    inbound: {queue: sitemap.urls}
+    adapters:
+      - type: split
+        config: {field: urls, into: url}
+    outbound: page.urls
+  scrape:
+    inbound: {queue: page.urls, external: true}
+    adapters:
+      - type: set_metadata
+        config: {values: {scraped: true}}
+    outbound: pages.out
+init_message:
+  route: sitemap
+  payload: {urls: [a, b, c, d, e]}
+"""
+
+
+def test_seed_shaped_pipeline_completes_on_the_default_queue(server: Server) -> None:
+    """No `queue:` section: the server's default (postgres) provider. The init queue and
+    the broker hop are scoped to the execution, so it completes once they drain."""
+    started = httpx.post(
+        f"{server.url}/api/v1/executions", json={"pipeline_yaml": SEED_SHAPED}, timeout=30
+    )
+    assert started.status_code == 201, started.text
+    execution_id = started.json()["execution_id"]
+    waited = server.cli("--timeout", "90s", "execution", "wait", execution_id)
+    assert waited.returncode == 0, waited.stdout + waited.stderr
+    assert server.cli_json("execution", "get", execution_id)["status"] == "completed"
+    routes = {r["route_id"]: r for r in server.cli_json("execution", "routes", execution_id)}
+    assert routes["scrape"]["scope"] == "execution"
+    assert routes["scrape"]["provider_queue"] == f"exec:{execution_id}:page.urls"
+    assert routes["scrape"]["messages_in"] == 5

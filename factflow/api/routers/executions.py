@@ -453,6 +453,9 @@ def execution_routes(
                 "route_id": route.id,
                 "name": route.name,
                 "queue": route.inbound_queue,
+                # factflow: the name on the provider (scoped queues carry the execution id)
+                "provider_queue": plan.queue_name(route.inbound_queue, str(execution_id)),
+                "scope": "execution" if route.inbound_queue in plan.scoped_queues else "global",
                 "outbound": [o.queue for o in route.outbound],
                 "dead_letter_queue": route.dead_letter_queue,
                 "processor_status": processor,

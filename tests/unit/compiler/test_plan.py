@@ -82,11 +82,42 @@ def test_init_only_queue_without_provider_is_no_source() -> None:
     assert plan.init_message.metadata == {}
 
 
-def test_init_queue_with_a_provider_is_also_a_source() -> None:
+def test_init_queue_with_a_provider_is_scoped_and_no_source() -> None:
+    # fed by the init message, so scoped to the execution: no outside producer can write
+    # it, and the execution can finish once the init message's work is done
     plan = plan_of(CHAIN.replace("routes:", "queue: {provider: file, path: ./q}\nroutes:", 1))
-    assert endpoints(plan.sources) == {"urls": ("file", ("fetch",))}
+    assert plan.sources == ()
+    assert "urls" in plan.scoped_queues
     assert endpoints(plan.sinks) == {"indexed": ("file", ("index", "audit"))}
     assert plan.init_message is not None
+
+
+def test_init_queue_with_scope_global_is_also_a_source() -> None:
+    text = CHAIN.replace("routes:", "queue: {provider: file, path: ./q}\nroutes:", 1)
+    plan = plan_of(text.replace("queue: urls", "queue: urls, scope: global", 1))
+    assert endpoints(plan.sources) == {"urls": ("file", ("fetch",))}
+    assert plan.sources[0].scope == "global"
+    assert "urls" not in plan.scoped_queues
+    assert not plan.drains  # a global source: runs until cancelled or idle
+
+
+def test_scoped_names_follow_each_provider_s_rules() -> None:
+    from factflow.compiler.naming import queue_name_problem, scoped_queue
+
+    execution = "3f2b7c1e-9a4d-4e8b-8c55-1d0e6f7a2b90"
+    cases = {
+        "rabbitmq": "urls",
+        "postgres": "urls",
+        "kafka": "urls",
+        "stomp": "/queue/urls",
+        "pulsar": "persistent://public/default/urls",
+    }
+    for provider, queue in cases.items():
+        name = scoped_queue(provider, queue, execution)
+        assert execution in name, name
+        assert queue_name_problem(provider, name) is None, (provider, name)
+    assert scoped_queue("rabbitmq", "urls", execution) == f"exec:{execution}:urls"
+    assert scoped_queue("stomp", "/queue/urls", execution) == f"/queue/exec.{execution}.urls"
 
 
 def test_queue_only_read_with_a_provider_is_a_source() -> None:
@@ -460,7 +491,7 @@ def test_to_dict_has_the_documented_shape() -> None:
             "      - rest",
         )
         + "init_message: {route: ingest, payload: {paragraphs: [x]}}\n"
-    )
+    ).replace("inbound: {queue: docs.in}", "inbound: {queue: docs.in, scope: global}")
     plan = plan_of(text)
     data = json.loads(json.dumps(plan.to_dict()))
     assert {
@@ -486,7 +517,12 @@ def test_to_dict_has_the_documented_shape() -> None:
     ]
     assert route["stateful"] is True
     assert data["edges"] == [{"queue": "paragraphs", "from": "ingest", "to": "dedupe"}]
-    assert {"queue": "docs.in", "provider": "file", "routes": ["ingest"]} in data["sources"]
+    assert {
+        "queue": "docs.in",
+        "provider": "file",
+        "routes": ["ingest"],
+        "scope": "global",
+    } in data["sources"]
     assert [(s["queue"], s["provider"]) for s in data["sinks"]] == [
         ("out", "file"),
         ("rest", "file"),
