@@ -36,6 +36,8 @@ CODES: dict[str, Code] = {
         Code("E110", "unknown condition operator"),
         Code("E111", "invalid regular expression in `matches`"),
         Code("E112", "malformed field path"),
+        Code("E113", "unknown sink type"),
+        Code("E114", "sink writer cannot be used"),
         Code("E201", "init_message.route names no route"),
         Code("E202", "queue read but never written, and no provider serves it"),
         Code("E203", "cycle between routes without `loop: true`", downgradable=True),

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from factflow.types import JsonDict
 
@@ -62,11 +62,33 @@ class InboundConfig(StrictModel):
     """factflow: overrides whether the queue is scoped to the execution (see naming.py)."""
 
 
+class SinkConfig(StrictModel):
+    """factflow: a writer (search index, object store, ...) instead of a queue."""
+
+    type: str
+    config: JsonDict = Field(default_factory=dict)
+
+    @field_validator("config", mode="before")
+    @classmethod
+    def _null_config_is_empty(cls, value: Any) -> Any:
+        return {} if value is None else value
+
+
 class OutboundConfig(StrictModel):
-    queue: str
+    """One destination of a route's results: a `queue`, or (factflow) a `sink` writer."""
+
+    queue: str | None = None
+    sink: SinkConfig | None = None
     condition: ConditionConfig | None = None
     format: Literal["envelope", "raw"] = "envelope"
     scope: Literal["execution", "global"] | None = None
+
+    @model_validator(mode="after")
+    def _queue_or_sink(self) -> OutboundConfig:
+        if (self.queue is None) == (self.sink is None):
+            msg = "an outbound names either a `queue` or a `sink: {type: ...}`, not both or none"
+            raise ValueError(msg)
+        return self
 
 
 class AdapterConfig(StrictModel):
@@ -93,6 +115,11 @@ class RouteConfig(StrictModel):
     store: bool | None = None
     error_handling: ErrorHandlingConfig | None = None
     backpressure: BackpressureConfig | None = None
+
+    @property
+    def queue_outbounds(self) -> list[tuple[int, str]]:
+        """(index, queue) of the outbounds that name a queue."""
+        return [(i, o.queue) for i, o in enumerate(self.outbound) if o.queue is not None]
 
     @field_validator("outbound", mode="before")
     @classmethod

@@ -21,8 +21,8 @@ class QueueGraph:
         graph = cls()
         for route_id, route in config.routes.items():
             graph.readers.setdefault(route.inbound.queue, []).append(route_id)
-            for outbound in route.outbound:
-                writers = graph.writers.setdefault(outbound.queue, [])
+            for _, queue in route.queue_outbounds:
+                writers = graph.writers.setdefault(queue, [])
                 if route_id not in writers:
                     writers.append(route_id)
         return graph
@@ -30,8 +30,8 @@ class QueueGraph:
     def downstream(self, config: PipelineConfig, route_id: str) -> list[str]:
         """Routes reading what `route_id` writes (through in-pipeline queues)."""
         targets: list[str] = []
-        for outbound in config.routes[route_id].outbound:
-            for reader in self.readers.get(outbound.queue, []):
+        for _, queue in config.routes[route_id].queue_outbounds:
+            for reader in self.readers.get(queue, []):
                 if reader not in targets:
                     targets.append(reader)
         return targets

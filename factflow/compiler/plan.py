@@ -62,6 +62,18 @@ class Outbound:
 
 
 @dataclass(frozen=True, slots=True)
+class WriterStep:
+    """An outbound `sink:`: a writer that takes the route's results (where its condition
+    holds) instead of a queue."""
+
+    index: int
+    type: str
+    config: JsonDict
+    condition: ConditionConfig | None
+    step_id: str
+
+
+@dataclass(frozen=True, slots=True)
 class RetryPolicy:
     max_retries: int
     retry_delay_seconds: float
@@ -99,6 +111,7 @@ class RoutePlan:
     prefetch: int
     adapters: tuple[AdapterStep, ...]
     outbound: tuple[Outbound, ...]
+    writers: tuple[WriterStep, ...]
     key: str | None
     loop: bool
     retry: RetryPolicy
@@ -249,6 +262,15 @@ def _route_dict(route: RoutePlan) -> JsonDict:
         ],
         "outbound": [
             {"queue": o.queue, "condition": _condition_dict(o.condition)} for o in route.outbound
+        ],
+        "sinks": [
+            {
+                "type": w.type,
+                "config": w.config,
+                "step_id": w.step_id,
+                "condition": _condition_dict(w.condition),
+            }
+            for w in route.writers
         ],
         "key": route.key,
         "stateful": route.stateful,
@@ -403,7 +425,7 @@ def _scoped_queues(
         if route.inbound.scope is not None:
             explicit.setdefault(route.inbound.queue, route.inbound.scope)
         for outbound in route.outbound:
-            if outbound.scope is not None:
+            if outbound.scope is not None and outbound.queue is not None:
                 explicit.setdefault(outbound.queue, outbound.scope)
     scoped = set()
     for queue in {*graph.readers, *graph.writers}:
@@ -476,7 +498,20 @@ def _route_plan(
         format=fmt,
         prefetch=route.inbound.prefetch or max(route.inbound.concurrency * 2, 10),
         adapters=tuple(steps),
-        outbound=tuple(Outbound(o.queue, o.condition, o.format) for o in route.outbound),
+        outbound=tuple(
+            Outbound(o.queue, o.condition, o.format) for o in route.outbound if o.queue is not None
+        ),
+        writers=tuple(
+            WriterStep(
+                index=i,
+                type=o.sink.type,
+                config=dict(o.sink.config),
+                condition=o.condition,
+                step_id=step_id(route_id, i, f"sink_{o.sink.type}"),
+            )
+            for i, o in enumerate(route.outbound)
+            if o.sink is not None
+        ),
         key=route.key,
         loop=route.loop,
         retry=_retry(config, route),

@@ -33,6 +33,8 @@ from factflow.compiler.naming import (
     queue_name_problem,
 )
 from factflow.exceptions import AdapterRegistrationError
+from factflow.writers.base import Writer
+from factflow.writers.registry import UnknownWriterError, default_writers
 
 _ROUTE_ID_RE = re.compile(ROUTE_ID_PATTERN)
 _PIPELINE_NAME_RE = re.compile(PIPELINE_NAME_PATTERN)
@@ -329,6 +331,11 @@ def _check_raw(data: dict[str, Any], registry: AdapterRegistry, out: _Collector)
                 )  # fmt: skip
                 for problem in condition_problems(item["condition"], ("condition",)):
                     out.add_problem(where, problem)
+            if isinstance(item, dict) and isinstance(item.get("sink"), dict):
+                where = (*base, "outbound", i) if isinstance(outbound, list) else (
+                    *base, "outbound",
+                )  # fmt: skip
+                _check_sink((*where, "sink"), item["sink"], out)
         adapters = route.get("adapters")
         if isinstance(adapters, list):
             for index, adapter in enumerate(adapters):
@@ -415,6 +422,33 @@ def _check_adapter(
         _check_adapter_config((*path, "config"), cls, config, out)
 
 
+def _check_sink(path: PathKey, sink: dict[str, Any], out: _Collector) -> None:
+    """A `sink: {type, config}` outbound: a known writer whose schema the config meets."""
+    type_name = sink.get("type")
+    if not isinstance(type_name, str):
+        return
+    writers = default_writers()
+    try:
+        cls = writers.resolve(type_name)
+    except UnknownWriterError as exc:
+        hint = f"did you mean '{exc.suggestions[0]}'? " if exc.suggestions else ""
+        out.add(
+            "E113",
+            (*path, "type"),
+            str(exc),
+            f"{hint}register the writer (entry point group `factflow.writers`), or use "
+            f"`package.module:ClassName`; known: {', '.join(writers.names())}",
+        )
+        return
+    except AdapterRegistrationError as exc:
+        out.add("E114", (*path, "type"), str(exc), "fix the writer class or the dotted path")
+        return
+    config = sink.get("config")
+    if isinstance(config, dict) or config is None:
+        for error in jsonschema.Draft202012Validator(cls.config_schema).iter_errors(config or {}):
+            _schema_issue((*path, "config"), cls, error, out)
+
+
 def _check_adapter_config(
     path: PathKey, cls: type[Adapter], config: dict[str, Any], out: _Collector
 ) -> None:
@@ -427,7 +461,10 @@ def _check_adapter_config(
 
 
 def _schema_issue(
-    path: PathKey, cls: type[Adapter], error: jsonschema.ValidationError, out: _Collector
+    path: PathKey,
+    cls: type[Adapter] | type[Writer],
+    error: jsonschema.ValidationError,
+    out: _Collector,
 ) -> None:
     at: PathKey = (*path, *error.absolute_path)
     instance = error.instance
@@ -507,8 +544,8 @@ def _check_references(config: PipelineConfig, registry: AdapterRegistry, out: _C
                 f"{_routes(graph.writers[typo])} writes '{typo}'",
                 f"{hint}if '{queue}' is fed from outside the pipeline, ignore this",
             )
-        if queue in {o.queue for o in route.outbound} and not route.loop:
-            index = next(i for i, o in enumerate(route.outbound) if o.queue == queue)
+        if queue in {q for _, q in route.queue_outbounds} and not route.loop:
+            index = next(i for i, q in route.queue_outbounds if q == queue)
             out.add(
                 "E204",
                 (*base, "outbound", index, "queue"),
@@ -516,8 +553,8 @@ def _check_references(config: PipelineConfig, registry: AdapterRegistry, out: _C
                 "write to another queue, or set `loop: true` on the route if the loop is "
                 "meant (and make sure it ends)",
             )
-        for index, outbound in enumerate(route.outbound):
-            _check_queue_name(provider, outbound.queue, (*base, "outbound", index, "queue"), out)
+        for index, name in route.queue_outbounds:
+            _check_queue_name(provider, name, (*base, "outbound", index, "queue"), out)
         _check_queue_name(provider, queue, (*base, "inbound", "queue"), out)
         dlq = _dead_letter_queue(config, route_id)
         if dlq is not None:

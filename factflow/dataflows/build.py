@@ -37,6 +37,7 @@ from factflow.dataflows.lineage import LineageRow, LineageSink
 from factflow.dataflows.pause import PausableSource, PauseWatcher
 from factflow.dataflows.progress import progress
 from factflow.dataflows.stateful import AdapterStateLogic
+from factflow.dataflows.writer_sink import WriterSink
 from factflow.exceptions import ConfigurationError
 from factflow.messages import Message
 
@@ -204,8 +205,14 @@ def _add_sources(plan: Plan, queue: QueueSettings, options: RunOptions, w: _Wiri
         else:
             if name in plan.scoped_queues and queue.provider not in FINITE_PROVIDERS:
                 drains_queue = name
+            # a queue the caller feeds itself (`extra_sources`) is read under its own name
+            physical = (
+                name
+                if name in options.extra_sources
+                else plan.queue_name(name, options.execution_id, queue.provider)
+            )
             spec = SourceSpec(
-                queue=plan.queue_name(name, options.execution_id, queue.provider),
+                queue=physical,
                 raw=raw,
                 partitions=options.source_partitions,
                 subscription=readers[0].subscription,
@@ -322,6 +329,18 @@ def _add_route(
                 f"{route.id}__out_{index}", stream, compile_condition(outbound.condition)
             )
         w.outputs[outbound.queue].append(out)
+    for writer in route.writers:
+        out = stream
+        if writer.condition is not None:
+            out = op.filter(f"{writer.step_id}__if", stream, compile_condition(writer.condition))
+        sink = WriterSink(
+            writer,
+            execution_id=options.execution_id,
+            route_id=route.id,
+            storage=options.storage,
+            database_url=options.database_url,
+        )
+        op.output(writer.step_id, out, CountingSink(sink, f"sink:{writer.step_id}"))
 
 
 def _add_side_outputs(

@@ -311,6 +311,36 @@ CASES = [
         "routes.a.key",
     ),
     Case(
+        "E113",
+        """
+        version: "1.0"
+        routes:
+          a:
+            inbound: {queue: q}
+            outbound:
+              - sink: {type: jsonl_storag}
+        init_message: {route: a}
+        """,
+        6,
+        22,
+        "routes.a.outbound[0].sink.type",
+    ),
+    Case(
+        "E114",
+        """
+        version: "1.0"
+        routes:
+          a:
+            inbound: {queue: q}
+            outbound:
+              - sink: {type: "factflow.messages:Message"}
+        init_message: {route: a}
+        """,
+        6,
+        22,
+        "routes.a.outbound[0].sink.type",
+    ),
+    Case(
         "E201",
         """
         version: "1.0"
