@@ -63,7 +63,7 @@ class MissingExtraError(ConfigurationError):
         )
 
 
-RABBITMQ = Extra("rabbitmq", ("aio_pika",))
+RABBITMQ = Extra("rabbitmq", ("aio_pika", "aiormq"))
 STOMP = Extra("stomp", ("stomp",))
 PULSAR = Extra("pulsar", ("pulsar",))
 KAFKA = Extra("kafka", ("confluent_kafka",))
