@@ -22,6 +22,7 @@ from factflow.compiler.render import render_report
 from factflow.connectors.drain import ledger
 from factflow.dataflows.build import RunOptions, build_dataflow
 from factflow.dataflows.progress import progress
+from factflow.llm import LLMConfig
 from factflow.settings import Settings
 
 DEFAULT_STORAGE_URI = "file://./output/storage"
@@ -39,7 +40,7 @@ def load_plan(pipeline: str | Path) -> Plan:
 
 
 def run_options(plan: Plan, settings: Settings) -> RunOptions:
-    """Execution id, stage storage and source partitions from the settings."""
+    """Execution id, stage storage, source partitions and LLM models from the settings."""
     storage = None
     if settings.store_stages:
         from factflow.storage import open_storage
@@ -56,6 +57,7 @@ def run_options(plan: Plan, settings: Settings) -> RunOptions:
         inputs=dict(settings.inputs),
         database_url=settings.database_url,
         processes=settings.processes,
+        llm=LLMConfig.from_settings(settings),
     )
 
 

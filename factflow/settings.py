@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -37,3 +37,15 @@ class Settings(BaseSettings):
         default_factory=dict, description='JSON {"queue": "file.jsonl"}: files read as queues'
     )
     database_url: str | None = None
+    llm_model: str | None = Field(
+        default=None, description="litellm model of Context.llm, e.g. openai/gpt-4o-mini"
+    )
+    embedding_model: str | None = Field(
+        default=None, description="litellm model of Context.embeddings"
+    )
+    llm_api_base: str | None = Field(
+        default=None, description="OpenAI-compatible base URL (self-hosted models, proxies)"
+    )
+    llm_api_key: SecretStr | None = Field(
+        default=None, description="API key; without it litellm reads the provider's own variable"
+    )

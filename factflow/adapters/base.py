@@ -4,31 +4,58 @@ from __future__ import annotations
 
 import logging
 from abc import ABC, abstractmethod
+from collections import Counter
 from collections.abc import Awaitable
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
+from factflow.llm.base import EmbeddingClient, LLMClient
 from factflow.messages import Message
+from factflow.storage.base import StageStorage
 from factflow.types import JsonDict, JsonSchema
 
 EMPTY_SCHEMA: JsonSchema = {"type": "object", "properties": {}, "additionalProperties": False}
 
 
-@dataclass
+class Metrics(Protocol):
+    """Counters an adapter adds to (`context.metrics.add("pages_fetched")`).
+
+    In a run they are summed over workers and processes with the route's message counts,
+    under `adapter:<route>:<stage>:<name>`; calls are cheap (no I/O) and never raise.
+    """
+
+    def add(self, name: str, amount: int = 1) -> None: ...
+
+
+class Counts(Counter[str]):
+    """`Metrics` kept in memory: what a Context outside a run (tests) counts into."""
+
+    def add(self, name: str, amount: int = 1) -> None:
+        self[name] += amount
+
+
+@dataclass(frozen=True)
 class Context:
     """What an adapter may use besides its message.
 
-    Built by the runtime once per route and worker; adapters must not keep references to
-    it across restarts. `storage` and `llm` are None when the pipeline configures none.
+    Built by the runtime once per step and worker, on first use; adapters must not keep
+    references to it across restarts. `storage` is None when stage storage is off, `llm`
+    when no `FACTFLOW_LLM_MODEL` is set and `embeddings` when no
+    `FACTFLOW_EMBEDDING_MODEL` is set (README, "Writing an adapter"). Making the clients costs
+    nothing: litellm is loaded on the first call.
     """
 
     execution_id: str
     route_id: str
+    stage: str = ""
+    """The adapter's stage name in its route (what its stored outputs are filed under)."""
     worker_index: int = 0
-    storage: Any = None
-    llm: Any = None
+    """This Bytewax worker's index across all processes of the execution (0-based)."""
+    storage: StageStorage | None = None
+    llm: LLMClient | None = None
+    embeddings: EmbeddingClient | None = None
     logger: logging.Logger = field(default_factory=lambda: logging.getLogger("factflow.adapter"))
-    metrics: dict[str, float] = field(default_factory=dict)
+    metrics: Metrics = field(default_factory=Counts)
 
 
 @dataclass(frozen=True, slots=True)

@@ -53,6 +53,7 @@ CODES: dict[str, Code] = {
         Code("E404", "inconsistent numbers", downgradable=True),
         Code("E405", "number out of range"),
         Code("E406", "provider setting missing"),
+        Code("E407", "client library of a provider not installed"),
         Code("W501", "stateful adapter on a route without `key:`"),
         Code("W502", "prefetch smaller than concurrency"),
         Code("W503", "no outbound catches every result"),

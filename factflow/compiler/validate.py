@@ -24,6 +24,7 @@ from factflow.adapters.registry import AdapterRegistry, UnknownAdapterError
 from factflow.compiler.conditions import condition_problems, field_path_problem
 from factflow.compiler.config import PIPELINE_NAME_PATTERN, ROUTE_ID_PATTERN, PipelineConfig
 from factflow.compiler.diagnostics import Issue, ValidationReport, format_path
+from factflow.compiler.extras import missing_extra_problem
 from factflow.compiler.graph import QueueGraph
 from factflow.compiler.loader import LoadedYaml, PathKey
 from factflow.compiler.naming import (
@@ -33,6 +34,7 @@ from factflow.compiler.naming import (
     queue_name_problem,
 )
 from factflow.exceptions import AdapterRegistrationError
+from factflow.extras import PROVIDER_EXTRAS, STORAGE_EXTRAS, Extra
 from factflow.writers.base import Writer
 from factflow.writers.registry import UnknownWriterError, default_writers
 
@@ -380,6 +382,9 @@ def _check_providers(data: dict[str, Any], out: _Collector) -> None:
                 "the file provider needs `path` (the folder of the .jsonl queue files)",
                 "add `path: ./data` to `queue:`",
             )
+        elif (extra := PROVIDER_EXTRAS.get(provider)) is not None:
+            what = f"queue provider {provider!r}"
+            _check_extra(("queue", "provider"), what, extra, out)
     storage = data.get("storage")
     if isinstance(storage, dict) and isinstance(uri := storage.get("uri"), str):
         scheme = uri.split("://", 1)[0] if "://" in uri else ""
@@ -390,6 +395,13 @@ def _check_providers(data: dict[str, Any], out: _Collector) -> None:
                 f"unknown storage URI scheme in {uri!r}",
                 "use file://PATH, s3://BUCKET/PREFIX or minio://BUCKET/PREFIX",
             )
+        elif (extra := STORAGE_EXTRAS.get(scheme)) is not None:
+            _check_extra(("storage", "uri"), f"storage {scheme}://", extra, out)
+
+
+def _check_extra(path: PathKey, what: str, extra: Extra, out: _Collector) -> None:
+    if (problem := missing_extra_problem(path, what, extra)) is not None:
+        out.add_problem((), problem)
 
 
 def _check_adapter(

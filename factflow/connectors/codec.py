@@ -68,16 +68,6 @@ def encode_msgpack(item: Message | DeadLetter) -> bytes:
     return msgpack.packb(item_to_data(item), default=str)  # type: ignore[no-any-return]
 
 
-def decode_msgpack(
-    body: bytes, *, raw: bool, queue: str, position: object
-) -> Message | Undecodable:
-    try:
-        data = msgpack.unpackb(body)
-    except Exception as exc:  # msgpack raises several unrelated types for bad input
-        return Undecodable(queue, body[:1000].decode("utf-8", "replace"), f"not msgpack: {exc}")
-    return message_from_data(data, raw=raw, queue=queue, position=position)
-
-
 HEADER_PREFIX = "factflow-"
 _HEADER_FIELDS = ("message_id", "correlation_id", "execution_id", "route_id", "stage", "timestamp")
 

@@ -1,7 +1,8 @@
 """Provider name -> its Bytewax source and sink for a queue.
 
 Broker connectors are imported only when a pipeline uses them, so a file pipeline never
-loads a broker client.
+loads a broker client, and the core installs without them: a provider whose client library
+is missing raises `MissingExtraError`, naming the extra to install, before any import.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from bytewax.outputs import DynamicSink
 
 from factflow.compiler.plan import QueueSettings
 from factflow.exceptions import ConfigurationError
+from factflow.extras import PROVIDER_EXTRAS
 
 
 @dataclass(frozen=True)
@@ -30,6 +32,7 @@ class SourceSpec:
 
 def make_source(spec: SourceSpec, settings: QueueSettings) -> Source[Any]:
     provider, options = settings.provider, settings.options
+    _require_client(provider)
     consumers = int(options.get("consumers", spec.partitions))
     if provider == "memory":
         from factflow.connectors.memory import MemorySource
@@ -113,6 +116,7 @@ def make_source(spec: SourceSpec, settings: QueueSettings) -> Source[Any]:
 
 def make_sink(queue: str, settings: QueueSettings, *, raw: bool = False) -> DynamicSink[Any]:
     provider, options = settings.provider, settings.options
+    _require_client(provider)
     if provider == "memory":
         from factflow.connectors.memory import MemorySink
 
@@ -149,6 +153,12 @@ def make_sink(queue: str, settings: QueueSettings, *, raw: bool = False) -> Dyna
         return PostgresSink(queue, url=settings.url, raw=raw)
     msg = f"queue provider '{provider}' has no sink connector in this version of factflow"
     raise ConfigurationError(msg)
+
+
+def _require_client(provider: str) -> None:
+    # the compiler reports this as E407; a provider set by an override reaches it here
+    if (extra := PROVIDER_EXTRAS.get(provider)) is not None:
+        extra.require(f"queue provider {provider!r}")
 
 
 def _partitions(options: dict[str, Any]) -> int | None:

@@ -14,6 +14,7 @@ import uuid
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, TypeGuard, cast
 
 import bytewax.operators as op
@@ -35,10 +36,13 @@ from factflow.dataflows.deadletter import REASON_UNDECODABLE, DeadLetter, Undeco
 from factflow.dataflows.invoke import AdapterInvoker, Outcome, StepRuntime
 from factflow.dataflows.lineage import LineageRow, LineageSink
 from factflow.dataflows.pause import PausableSource, PauseWatcher
+from factflow.dataflows.perthread import PerThread
 from factflow.dataflows.progress import progress
 from factflow.dataflows.stateful import AdapterStateLogic
+from factflow.dataflows.workers import add_worker_probe
 from factflow.dataflows.writer_sink import WriterSink
 from factflow.exceptions import ConfigurationError
+from factflow.llm import LiteLLMClient, LLMConfig
 from factflow.messages import Message
 
 # providers without a broker to hold dead letters: with a database they go to its table
@@ -69,6 +73,8 @@ class RunOptions:
     """With a database: lineage rows, and dead letters of broker-less providers in a table."""
     processes: int = 1
     """Worker processes of the execution: drain detection waits for all of their counters."""
+    llm: LLMConfig | None = None
+    """The models behind `Context.llm` / `Context.embeddings`; None: adapters get none."""
 
     @property
     def lineage_execution(self) -> uuid.UUID | None:
@@ -99,6 +105,7 @@ def build_dataflow(
     queue = options.queue_override or plan.queue
     wiring = _Wiring(Dataflow(f"factflow_{_sid(plan.pipeline)}"))
     wiring.detector = _drain_detector(plan, queue, options)
+    add_worker_probe(wiring.flow)
     _add_sources(plan, queue, options, wiring)
     if plan.init_message is not None:
         init_source: FixedPartitionedSource[Message, bool] = InitSource(
@@ -109,8 +116,9 @@ def build_dataflow(
             init_source = PausableSource(init_source, watcher, (plan.init_message.route,))
         init = op.input("init", wiring.flow, _draining(init_source, wiring, None))
         wiring.route_inputs[plan.init_message.route].append(init)
+    llm = PerThread(partial(LiteLLMClient, options.llm)) if options.llm is not None else None
     for route in _topological(plan):
-        _add_route(plan, route, options, registry, wiring)
+        _add_route(plan, route, options, registry, wiring, llm)
     sink_queues = {s.queue for s in plan.sinks}
     for name in sorted(sink_queues):
         raw = queue.format == "raw" or any(
@@ -291,6 +299,7 @@ def _add_route(
     options: RunOptions,
     registry: AdapterRegistry,
     w: _Wiring,
+    llm: PerThread[LiteLLMClient] | None,
 ) -> None:
     streams = list(w.queue_inputs.get(route.inbound_queue, [])) + w.route_inputs[route.id]
     if not route.external:
@@ -311,6 +320,7 @@ def _add_route(
             ),
             concurrency=ConcurrencyController(route.concurrency),
             lineage_execution=options.lineage_execution,
+            llm=llm,
         )
         invoker = AdapterInvoker(runtime, registry.resolve(step.type))
         counter = RouteCounter(route.id, first=step.index == 0, last=step.index == last)

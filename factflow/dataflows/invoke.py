@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import logging
 import time
 import uuid
 from dataclasses import dataclass, replace
@@ -24,8 +25,12 @@ from factflow.dataflows.ids import NameIds
 from factflow.dataflows.lineage import LineageRow, lineage_row
 from factflow.dataflows.loop import worker_loop
 from factflow.dataflows.perthread import PerThread
+from factflow.dataflows.progress import AdapterMetrics
+from factflow.dataflows.workers import current_worker_index
 from factflow.db.lineage_writer import LineageStatus, new_row_id
+from factflow.llm import LiteLLMClient
 from factflow.messages import Message
+from factflow.storage.base import StageStorage
 
 # Emitted message ids are derived from the input id and the step, so a message replayed
 # after a crash gets the same ids again and idempotent sinks absorb the duplicate.
@@ -42,11 +47,14 @@ class StepRuntime:
     route: RoutePlan
     step: AdapterStep
     execution_id: str
-    storage: Any
+    storage: StageStorage | None
     breaker: CircuitBreaker
     concurrency: ConcurrencyController
     lineage_execution: uuid.UUID | None = None
     """Set when lineage is recorded: the execution id as the lineage table's uuid."""
+    llm: PerThread[LiteLLMClient] | None = None
+    """The worker's LLM client, shared by every step of the worker (one limiter per
+    worker and event loop); None when no model is configured."""
 
 
 def child_id(parent_id: str, step_id: str, index: int) -> str:
@@ -67,19 +75,30 @@ class AdapterInvoker:
         self._gate: Predicate | None = compile_condition(step.condition) if step.condition else None
         self._is_async = inspect.iscoroutinefunction(adapter_cls.process)
         self._adapters = PerThread(lambda: adapter_cls(runtime.step.config))
-        self._contexts = PerThread(
-            lambda: Context(
-                execution_id=runtime.execution_id,
-                route_id=runtime.route.id,
-                storage=runtime.storage,
-            )
-        )
+        self._contexts = PerThread(self._new_context)
 
     def adapter(self) -> Adapter:
         return self._adapters.get()
 
     def context(self) -> Context:
         return self._contexts.get()
+
+    def _new_context(self) -> Context:
+        """The calling worker's context, made on its first message of this step."""
+        runtime = self.runtime
+        route, stage = runtime.route.id, runtime.step.stage
+        client = runtime.llm.get() if runtime.llm is not None else None
+        return Context(
+            execution_id=runtime.execution_id,
+            route_id=route,
+            stage=stage,
+            worker_index=current_worker_index(),
+            storage=runtime.storage,
+            llm=client if client is not None and client.config.model else None,
+            embeddings=client if client is not None and client.config.embedding_model else None,
+            logger=logging.getLogger(f"factflow.adapter.{route}.{stage}"),
+            metrics=AdapterMetrics.of(route, stage),
+        )
 
     # -- batches -----------------------------------------------------------------
 
@@ -265,7 +284,7 @@ class AdapterInvoker:
                 )
             )
         if step.store and runtime.storage is not None:
-            _store(runtime, [m for m in emitted if isinstance(m, Message)])
+            _store(runtime.storage, runtime, [m for m in emitted if isinstance(m, Message)])
         return emitted
 
 
@@ -282,12 +301,12 @@ def _as_list(result: Any) -> list[Message]:
     return outputs
 
 
-def _store(runtime: StepRuntime, messages: list[Message]) -> None:
+def _store(storage: StageStorage, runtime: StepRuntime, messages: list[Message]) -> None:
     from factflow.storage import store_message
 
     for message in messages:
         store_message(
-            runtime.storage,
+            storage,
             message,
             execution_id=runtime.execution_id,
             route_id=runtime.route.id,

@@ -12,6 +12,7 @@ import os
 import threading
 import time
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 
 FLUSH_SECONDS = 0.5
@@ -65,3 +66,18 @@ def progress(path: Path | None = None) -> Progress:
     if _progress is None:
         _progress = Progress(path)
     return _progress
+
+
+@dataclass(frozen=True, slots=True)
+class AdapterMetrics:
+    """One adapter step's `Context.metrics`: its counters in this process's `Progress`,
+    named `adapter:<route>:<stage>:<name>` (summed over processes like the others)."""
+
+    prefix: str
+
+    @classmethod
+    def of(cls, route_id: str, stage: str) -> AdapterMetrics:
+        return cls(f"adapter:{route_id}:{stage}:")
+
+    def add(self, name: str, amount: int = 1) -> None:
+        progress().add(self.prefix + name, amount)

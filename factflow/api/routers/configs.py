@@ -16,7 +16,6 @@ from factflow.api.deps import MAX_INT4, DbDep, Offset, RegistryDep, SupervisorDe
 from factflow.api.routers.executions import ExecutionStarted, RunOptions, start_execution
 from factflow.db.repositories import configs as repo
 from factflow.db.repositories.config_versions import list_inactive_versions
-from factflow.types import JsonDict
 
 router = APIRouter(prefix="/configs", tags=["configs"])
 
@@ -216,7 +215,3 @@ def run_config(
     return start_execution(
         db, registry, supervisor, response, options or RunOptions(), config=config
     )
-
-
-def report_dict(report: ValidationReport) -> JsonDict:
-    return report.model_dump()

@@ -82,10 +82,6 @@ def add_dead_letters(conn: DbConnection, letters: Sequence[NewDeadLetter]) -> li
     return sorted(int(r[0]) for r in rows)
 
 
-def add_dead_letter(conn: DbConnection, letter: NewDeadLetter) -> int:
-    return add_dead_letters(conn, [letter])[0]
-
-
 def list_dead_letters(
     conn: DbConnection,
     *,

@@ -57,8 +57,3 @@ def list_events(
             (after_id, execution_id, execution_id, limit),
         )
         return cur.fetchall()
-
-
-def listen_events(conn: DbConnection) -> None:
-    """Subscribe `conn` to event notifications; read them with `conn.notifies(timeout=...)`."""
-    conn.execute(f"LISTEN {EVENTS_CHANNEL}")
