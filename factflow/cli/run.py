@@ -154,7 +154,12 @@ def run_command(
 
 def where_things_went(plan: Plan, settings: Settings, execution: str, log_dir: Path) -> list[str]:
     """The summary's last lines: where the outputs, the stage artefacts and the logs are."""
-    outputs = [_queue_location(plan, sink.queue) for sink in plan.sinks]
+    # scoped queues are the execution's own hops, consumed by its routes: not outputs
+    outputs = [
+        _queue_location(plan, sink.queue)
+        for sink in plan.sinks
+        if sink.queue not in plan.scoped_queues
+    ]
     lines = [f"outputs: {', '.join(outputs) or 'none (no route writes a queue outside it)'}"]
     if plan.queue.provider == "file":
         lines[0] += " (file queues are appended to: a second run adds to them)"
