@@ -11,6 +11,13 @@ every adapter's config and emitted shape.
 """
 
 from factflow.adapters.base import Adapter
+from factflow.workflows.markdown import (
+    HtmlToMarkdownAdapter,
+    MarkdownStorageWriterAdapter,
+    SegmentPublisherAdapter,
+    SmartSegmenterAdapter,
+    StorageRetrieverAdapter,
+)
 from factflow.workflows.webscraper import (
     SitemapParserAdapter,
     UrlExpanderAdapter,
@@ -23,4 +30,9 @@ WORKFLOW_ADAPTERS: tuple[type[Adapter], ...] = (
     UrlExpanderAdapter,
     WebScraperAdapter,
     WebContentStorageAdapter,
+    StorageRetrieverAdapter,
+    HtmlToMarkdownAdapter,
+    SmartSegmenterAdapter,
+    SegmentPublisherAdapter,
+    MarkdownStorageWriterAdapter,
 )
