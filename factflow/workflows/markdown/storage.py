@@ -49,10 +49,12 @@ class StorageRetrieverAdapter(WorkflowAdapter):
             raise ValueError(msg)
         storage = require_storage(context, self.name)
         html = storage.get(key).decode("utf-8", errors="replace")
-        url = storage.metadata(key).get("source-url") or payload.get("url")
+        facts = storage.metadata(key)
+        url = facts.get("source-url") or payload.get("url")
         body: JsonDict = {"html": html, "source_key": key, "source_url": url}
-        if isinstance(payload.get("final_url"), str):
-            body["final_url"] = payload["final_url"]
+        final_url = facts.get("final-url") or payload.get("final_url")
+        if isinstance(final_url, str):
+            body["final_url"] = final_url
         return [message.derive(payload=body, metadata={"url": url} if url else None)]
 
 
