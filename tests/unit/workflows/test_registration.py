@@ -45,7 +45,8 @@ def test_the_seed_webscraper_example_compiles_with_the_real_adapters() -> None:
 def test_the_seed_markdown_fragment_compiles() -> None:
     text = SEED_WEBSCRAPER.replace(
         '      - type: "web_content_storage"\n',
-        '      - type: "html_to_markdown"\n        config: {preserve_images: true, max_tokens: 4096}\n',
+        '      - type: "html_to_markdown"\n'
+        "        config: {preserve_images: true, max_tokens: 4096}\n",
     )
     assert compile_text(text).report.issues == ()
 
