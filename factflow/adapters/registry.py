@@ -114,10 +114,12 @@ class AdapterRegistry:
 
 
 def default_registry() -> AdapterRegistry:
-    """A fresh registry holding the built-in adapters (and, lazily, entry points)."""
+    """A fresh registry holding the built-in adapters, the workflow adapters (webscraper,
+    markdown, files) and, lazily, entry points."""
     from factflow.adapters.builtin import BUILTIN_ADAPTERS
+    from factflow.workflows import WORKFLOW_ADAPTERS
 
     registry = AdapterRegistry()
-    for cls in BUILTIN_ADAPTERS:
+    for cls in (*BUILTIN_ADAPTERS, *WORKFLOW_ADAPTERS):
         registry.register(cls)
     return registry

@@ -1,0 +1,38 @@
+"""Domain adapter families, registered under the seed system's `type:` strings.
+
+- `webscraper/`: sitemap_parser, url_expander, web_scraper, web_content_storage
+- `markdown/`: storage_retriever, html_to_markdown, smart_segmenter, segment_publisher,
+  markdown_storage_writer
+- `files/`: local folders and PDFs (beyond the seed system)
+
+Workflows know no engine, compiler or server: everything comes through the adapter
+`Context` (execution, route, stage storage, logger, metrics). `docs/adapters.md` documents
+every adapter's config and emitted shape.
+"""
+
+from factflow.adapters.base import Adapter
+from factflow.workflows.markdown import (
+    HtmlToMarkdownAdapter,
+    MarkdownStorageWriterAdapter,
+    SegmentPublisherAdapter,
+    SmartSegmenterAdapter,
+    StorageRetrieverAdapter,
+)
+from factflow.workflows.webscraper import (
+    SitemapParserAdapter,
+    UrlExpanderAdapter,
+    WebContentStorageAdapter,
+    WebScraperAdapter,
+)
+
+WORKFLOW_ADAPTERS: tuple[type[Adapter], ...] = (
+    SitemapParserAdapter,
+    UrlExpanderAdapter,
+    WebScraperAdapter,
+    WebContentStorageAdapter,
+    StorageRetrieverAdapter,
+    HtmlToMarkdownAdapter,
+    SmartSegmenterAdapter,
+    SegmentPublisherAdapter,
+    MarkdownStorageWriterAdapter,
+)

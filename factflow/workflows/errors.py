@@ -1,0 +1,34 @@
+"""Errors the workflow adapters raise; the route's error handling retries them and then
+dead-letters the message with the error's text as the reason."""
+
+from __future__ import annotations
+
+from factflow.exceptions import FactflowError
+
+
+class WorkflowError(FactflowError):
+    """Base of the workflow adapters' errors."""
+
+
+class FetchError(WorkflowError):
+    """A URL could not be fetched (network error, timeout, 5xx, 429): worth retrying."""
+
+
+class PageRejectedError(WorkflowError):
+    """A page is not content to ingest (robots.txt, status, content type, size).
+
+    Raised only with `on_reject: dead_letter`; `reason` is the short machine name
+    (`robots`, `status_404`, `content_type`, `too_large`, `redirect`).
+    """
+
+    def __init__(self, url: str, reason: str, detail: str) -> None:
+        self.url, self.reason, self.detail = url, reason, detail
+        super().__init__(f"{url} rejected ({reason}): {detail}")
+
+
+class StorageRequiredError(WorkflowError):
+    """The adapter reads or writes stage storage but the run has none.
+
+    Give the pipeline `storage: {uri: ...}` or set FACTFLOW_STORAGE_URI (and do not set
+    FACTFLOW_STORE_STAGES=0).
+    """

@@ -1,0 +1,155 @@
+"""`web_scraper`: fetches one URL and emits its HTML with status, headers, final URL and
+fetch time.
+
+Polite by default: robots.txt (protego), the adaptive per-domain rate limit
+(`ratelimit`), a byte limit and allowed content types. What is not content to ingest
+(robots-denied, a non-429 4xx, another content type, too large, an unfollowed redirect)
+is a *rejection*: with `on_reject: filter` (the default) the message is dropped, logged
+with its reason and counted in `context.metrics` (`web_scraper.rejected.<reason>`); with
+`on_reject: dead_letter` it raises `PageRejectedError` and the route dead-letters it.
+429, 503, other 5xx and network errors raise `FetchError`, which the route retries (the
+limiter has meanwhile slowed the domain down and honours Retry-After).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+from urllib.parse import urlsplit
+
+import httpx
+from pydantic import Field
+
+from factflow.adapters.base import Context
+from factflow.messages import Message
+from factflow.types import JsonDict
+from factflow.workflows.config import WorkflowAdapter, WorkflowConfig
+from factflow.workflows.errors import FetchError, PageRejectedError
+from factflow.workflows.webscraper.http import (
+    DEFAULT_USER_AGENT,
+    Fetched,
+    fetch,
+    make_client,
+    retry_after_seconds,
+)
+from factflow.workflows.webscraper.ratelimit import RateSettings, shared_limiter
+from factflow.workflows.webscraper.robots import RobotsCache
+
+HTML_TYPES = ["text/html", "application/xhtml+xml"]
+THROTTLE_STATUSES = (429, 503)
+
+
+class RateLimitConfig(WorkflowConfig):
+    initial_rate: float = Field(
+        default=4.0, gt=0, description="Requests/s per domain at the start."
+    )
+    min_rate: float = Field(default=0.5, gt=0, description="Floor after repeated back-offs.")
+    max_rate: float = Field(default=50.0, gt=0, description="Ceiling the rate climbs to.")
+    increase: float = Field(default=0.5, ge=0, description="Requests/s added per success.")
+    decrease: float = Field(default=0.5, gt=0, lt=1, description="Factor applied on a 429 / 503.")
+    max_retry_after: float = Field(
+        default=120.0, ge=0, description="Cap on a Retry-After wait (s)."
+    )
+
+
+class WebScraperConfig(WorkflowConfig):
+    follow_redirects: bool = True
+    timeout: float = Field(default=30.0, gt=0, description="Seconds per request.")
+    user_agent: str = DEFAULT_USER_AGENT
+    respect_robots: bool = True
+    max_bytes: int = Field(default=5 * 1024 * 1024, ge=1, description="Larger pages are rejected.")
+    content_types: list[str] = Field(
+        default_factory=lambda: list(HTML_TYPES), description="Media types accepted."
+    )
+    on_reject: Literal["filter", "dead_letter"] = "filter"
+    rate_limit: RateLimitConfig = Field(default_factory=lambda: RateLimitConfig())
+
+
+class WebScraperAdapter(WorkflowAdapter):
+    """`{"url": ...}` -> `{"url", "final_url", "html", "status", "headers", "fetched_at",
+    "content_type", "elapsed_ms"}`; metadata gets `url` and `domain`."""
+
+    name = "web_scraper"
+    config_model = WebScraperConfig
+
+    def __init__(self, config: JsonDict | None = None) -> None:
+        super().__init__(config)
+        s = self.settings = WebScraperConfig.model_validate(self.config)
+        r = s.rate_limit
+        self.limiter = shared_limiter(
+            RateSettings(
+                initial_rate=r.initial_rate,
+                min_rate=r.min_rate,
+                max_rate=r.max_rate,
+                increase=r.increase,
+                decrease=r.decrease,
+                max_block_seconds=r.max_retry_after,
+            )
+        )
+        self.robots = RobotsCache(s.user_agent)
+        self._client: httpx.AsyncClient | None = None
+
+    def _http(self) -> httpx.AsyncClient:
+        if self._client is None:
+            s = self.settings
+            self._client = make_client(
+                user_agent=s.user_agent, timeout=s.timeout, follow_redirects=s.follow_redirects
+            )
+        return self._client
+
+    async def process(self, message: Message, context: Context) -> list[Message]:
+        payload = message.payload if isinstance(message.payload, dict) else {}
+        url = payload.get("url")
+        if not isinstance(url, str) or urlsplit(url).scheme not in ("http", "https"):
+            msg = f"payload has no http(s) 'url' (got {url!r})"
+            raise ValueError(msg)
+        domain = urlsplit(url).netloc
+        client = self._http()
+        if self.settings.respect_robots and not await self.robots.allowed(client, url):
+            return self._reject(context, url, "robots", "disallowed by robots.txt")
+        await self.limiter.acquire(domain)
+        try:
+            page = await fetch(client, url, self.settings.max_bytes)
+        except httpx.HTTPError as exc:
+            msg = f"{url}: {type(exc).__name__}: {exc}"
+            raise FetchError(msg) from exc
+        if page.status in THROTTLE_STATUSES:
+            self.limiter.on_throttled(domain, retry_after_seconds(page.headers.get("retry-after")))
+            msg = f"{url}: HTTP {page.status} (throttled; retried after a back-off)"
+            raise FetchError(msg)
+        if page.status >= 500:
+            msg = f"{url}: HTTP {page.status}"
+            raise FetchError(msg)
+        self.limiter.on_success(domain)
+        if rejection := self._rejection(page):
+            return self._reject(context, url, *rejection)
+        context.metrics["web_scraper.fetched"] = context.metrics.get("web_scraper.fetched", 0) + 1
+        body = {
+            "url": url,
+            "final_url": page.final_url,
+            "html": page.text(),
+            "status": page.status,
+            "headers": page.headers,
+            "content_type": page.media_type,
+            "fetched_at": page.fetched_at,
+            "elapsed_ms": round(page.elapsed_ms, 3),
+        }
+        return [message.derive(payload=body, metadata={"url": url, "domain": domain})]
+
+    def _rejection(self, page: Fetched) -> tuple[str, str] | None:
+        if 300 <= page.status < 400:
+            return "redirect", f"HTTP {page.status} to {page.headers.get('location', '?')}"
+        if page.status >= 400:
+            return f"status_{page.status}", f"HTTP {page.status}"
+        if page.media_type not in self.settings.content_types:
+            return "content_type", f"content type {page.media_type or 'none'!r} not accepted"
+        if page.truncated:
+            return "too_large", f"larger than max_bytes ({self.settings.max_bytes})"
+        return None
+
+    def _reject(self, context: Context, url: str, reason: str, detail: str) -> list[Message]:
+        if self.settings.on_reject == "dead_letter":
+            raise PageRejectedError(url, reason, detail)
+        key = f"web_scraper.rejected.{reason}"
+        context.metrics[key] = context.metrics.get(key, 0) + 1
+        context.logger.info("web_scraper: skipped %s (%s): %s", url, reason, detail)
+        return []

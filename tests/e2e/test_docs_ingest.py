@@ -1,0 +1,80 @@
+"""The ingestion pipelines end to end through `factflow run` (real worker processes, file
+queues and file storage) against the local documentation site (tests/docsite.py)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.docsite import CONTENT_PATHS, DocSite, serve_docsite
+from tests.e2e.helpers import REPO_ROOT, factflow_run, read_jsonl
+from tests.unit.compiler.test_shipped_pipelines import SEED_WEBSCRAPER
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def site() -> Iterator[DocSite]:
+    with serve_docsite() as served:
+        yield served
+
+
+def _pipeline(tmp_path: Path, text: str, site: DocSite) -> Path:
+    """The pipeline as shipped, but pointed at the local site's sitemap index."""
+    path = tmp_path / "pipeline.yaml"
+    for placeholder in ("http://127.0.0.1:8765/sitemap.xml", "https://example.com/sitemap.xml"):
+        text = text.replace(placeholder, site.url("/sitemap_index.xml"))
+    path.write_text(text)
+    return path
+
+
+def test_docs_ingest_turns_the_site_into_segments_with_provenance(
+    tmp_path: Path, site: DocSite, env: dict[str, str]
+) -> None:
+    shipped = (REPO_ROOT / "pipelines" / "docs-ingest.yaml").read_text()
+    pipeline = _pipeline(tmp_path, shipped, site)
+    done = factflow_run(str(pipeline), env={**env, "FACTFLOW_STORE_STAGES": "1"}, cwd=tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+    segments = read_jsonl(tmp_path / "output/queues/docs.segments.jsonl")
+    urls = {s["payload"]["url"] for s in segments}
+    assert urls == {site.url(p) for p in CONTENT_PATHS}
+    install = [s for s in segments if s["payload"]["url"] == site.url("/docs/install")]
+    paths = [s["payload"]["heading_path"] for s in install]
+    assert ["Installing factflow", "Requirements", "Optional services"] in paths
+    for s in segments:
+        payload, metadata = s["payload"], s["metadata"]
+        assert 0 < payload["token_count"] <= 256
+        assert metadata["url"] == payload["url"]
+        assert metadata["document_id"] == payload["document_id"]
+        assert metadata["heading_path"] == payload["heading_path"]
+    nb = [s for s in segments if s["payload"]["url"] == site.url("/nb/installere")]
+    assert {s["payload"]["language"] for s in nb} == {"nb"}
+
+    # rejected pages were filtered, not dead-lettered; the 429 page was retried into content
+    assert read_jsonl(tmp_path / "output/queues/fetch.dlq.jsonl") == []
+    assert site.hits["/private/secret"] == 0
+    assert site.hits["/docs/slow"] == 2
+    # the canonical markdown with front matter and the segments are stored
+    stored = list((tmp_path / "output/storage").rglob("markdown/*.md"))
+    assert len(stored) == len(CONTENT_PATHS)
+    document = next(p for p in stored if "url: " + site.url("/docs/install") in p.read_text())
+    assert document.read_text().startswith("---\nurl: ")
+    segment_files = list((tmp_path / "output/storage").rglob("markdown/*.segments.json"))
+    assert all(json.loads(p.read_text()) for p in segment_files)
+
+
+def test_the_seed_webscraper_example_runs_unchanged(
+    tmp_path: Path, site: DocSite, env: dict[str, str]
+) -> None:
+    pipeline = _pipeline(tmp_path, SEED_WEBSCRAPER, site)
+    run_env = {**env, "FACTFLOW_STORE_STAGES": "1", "FACTFLOW_STORAGE_URI": "file://./store"}
+    done = factflow_run(str(pipeline), env=run_env, cwd=tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    html = list((tmp_path / "store").rglob("web_content_storage/*.html"))
+    # the content pages, plus the redirect's copy of the guide
+    assert len(html) == len(CONTENT_PATHS) + 1
+    assert any("Installing factflow" in p.read_text() for p in html)
