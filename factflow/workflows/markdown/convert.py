@@ -101,9 +101,7 @@ class HtmlToMarkdownAdapter(WorkflowAdapter):
         url = url if isinstance(url, str) else None
         markdown, facts = html_to_markdown(html, self.settings)
         if not markdown:
-            context.metrics["html_to_markdown.empty"] = (
-                context.metrics.get("html_to_markdown.empty", 0) + 1
-            )
+            context.metrics.add("html_to_markdown.empty", 1)
             context.logger.info("html_to_markdown: no main content in %s", url or "a page")
             return []
         truncated = False

@@ -122,7 +122,7 @@ class WebScraperAdapter(WorkflowAdapter):
         self.limiter.on_success(domain)
         if rejection := self._rejection(page):
             return self._reject(context, url, *rejection)
-        context.metrics["web_scraper.fetched"] = context.metrics.get("web_scraper.fetched", 0) + 1
+        context.metrics.add("web_scraper.fetched", 1)
         body = {
             "url": url,
             "final_url": page.final_url,
@@ -150,6 +150,6 @@ class WebScraperAdapter(WorkflowAdapter):
         if self.settings.on_reject == "dead_letter":
             raise PageRejectedError(url, reason, detail)
         key = f"web_scraper.rejected.{reason}"
-        context.metrics[key] = context.metrics.get(key, 0) + 1
+        context.metrics.add(key, 1)
         context.logger.info("web_scraper: skipped %s (%s): %s", url, reason, detail)
         return []

@@ -121,9 +121,7 @@ class SitemapParserAdapter(WorkflowAdapter):
             msg = f"payload has no '{self.settings.url_field}' (the sitemap's URL)"
             raise ValueError(msg)
         result = await self.collect(root)
-        context.metrics["sitemap_parser.urls"] = context.metrics.get(
-            "sitemap_parser.urls", 0
-        ) + len(result.urls)
+        context.metrics.add("sitemap_parser.urls", len(result.urls))
         body: JsonDict = {"urls": result.urls, "sitemap_url": root, "sitemaps": result.sitemaps}
         if result.errors:
             body["errors"] = result.errors
