@@ -18,10 +18,12 @@ from bytewax.dataflow import Dataflow
 
 from factflow.compiler.compile import compile_file
 from factflow.compiler.plan import Plan
+from factflow.compiler.plan_codec import read_plan
 from factflow.compiler.render import render_report
 from factflow.connectors.drain import ledger
 from factflow.dataflows.build import RunOptions, build_dataflow
 from factflow.dataflows.progress import progress
+from factflow.exceptions import ConfigurationError
 from factflow.llm import LLMConfig
 from factflow.settings import Settings
 
@@ -30,13 +32,12 @@ _EXECUTION_NAMESPACE = uuid.UUID("3f2b7c1e-9a4d-4e8b-8c55-1d0e6f7a2b90")
 
 
 def load_plan(pipeline: str | Path) -> Plan:
-    """The plan of `pipeline`, or the report on stderr and exit status 1."""
+    """The plan of `pipeline` (its report's issues on stderr); ConfigurationError when it
+    is invalid."""
     result = compile_file(pipeline)
     if result.report.issues:
         print(render_report(result), file=sys.stderr)
-    if result.plan is None:
-        raise SystemExit(1)
-    return result.plan
+    return result.require_plan()
 
 
 def run_options(plan: Plan, settings: Settings) -> RunOptions:
@@ -82,9 +83,10 @@ def prepare_database(url: str) -> None:
         migrate(conn)
 
 
-def start_recovery_archive(plan: Plan, options: RunOptions) -> None:
+def start_recovery_archive(plan: Plan, options: RunOptions, *, restore: bool = True) -> None:
     """With a database and a recovery directory: restore it from Postgres when it is
-    missing or stale, then (process 0) archive it every few seconds."""
+    missing or stale (unless a launcher did, once, before starting the workers), then
+    (process 0) archive it every few seconds."""
     recovery = bytewax_option("-r", "--recovery-directory", "BYTEWAX_RECOVERY_DIRECTORY")
     execution = options.lineage_execution
     if options.database_url is None or recovery is None or execution is None:
@@ -94,7 +96,7 @@ def start_recovery_archive(plan: Plan, options: RunOptions) -> None:
 
     steps = step_fingerprint(plan.step_ids)
     directory = Path(recovery)
-    restored = restore_if_stale(options.database_url, execution, directory, steps)
+    restored = restore_if_stale(options.database_url, execution, directory, steps) if restore else 0
     if restored:
         print(f"factflow: restored {restored} recovery partition(s) from Postgres", file=sys.stderr)
     process = bytewax_option("-i", "--process-id", "BYTEWAX_PROCESS_ID") or "0"
@@ -112,18 +114,24 @@ def build(pipeline: str | Path | None = None, settings: Settings | None = None) 
     """The dataflow of `pipeline` (default: FACTFLOW_PIPELINE)."""
     settings = settings or Settings()
     path = pipeline or settings.pipeline
-    if path is None:
+    launched = pipeline is None and settings.plan is not None
+    if path is None and not launched:
         print(
             "factflow.flow: set FACTFLOW_PIPELINE to a pipeline YAML, or run "
             "\"factflow.flow:build('pipeline.yaml')\"",
             file=sys.stderr,
         )
         raise SystemExit(2)
-    plan = load_plan(path)
+    try:
+        # a launcher compiled the plan once for every worker: never compile YAML again
+        plan = read_plan(settings.plan) if launched and settings.plan else load_plan(path or "")
+    except ConfigurationError as exc:
+        print(f"factflow.flow: {exc}", file=sys.stderr)
+        raise SystemExit(1) from None
     options = run_options(plan, settings)
     if options.database_url is not None:
         prepare_database(options.database_url)
-    start_recovery_archive(plan, options)
+    start_recovery_archive(plan, options, restore=not launched)
     return build_dataflow(plan, options)
 
 

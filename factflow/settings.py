@@ -15,6 +15,9 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="FACTFLOW_", extra="ignore")
 
     pipeline: Path | None = Field(default=None, description="pipeline YAML for factflow.flow")
+    plan: Path | None = Field(
+        default=None, description="compiled plan.json a launcher wrote (wins over pipeline)"
+    )
     execution_id: str | None = Field(
         default=None, description="execution id; the same id resumes a run"
     )

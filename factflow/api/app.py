@@ -26,6 +26,7 @@ from factflow.api.settings import ApiSettings
 from factflow.db.connection import create_pool
 from factflow.db.migrate import migrate
 from factflow.server.archives import ArchiveJobs
+from factflow.server.executions import ExecutionService
 from factflow.server.supervisor import Supervisor
 from factflow.storage import open_storage
 
@@ -52,7 +53,7 @@ def _startup(app: FastAPI, settings: ApiSettings) -> None:
             if settings.validate_pipelines_on_start
             else {}
         )
-        supervisor = Supervisor(settings, pool)
+        supervisor = Supervisor(settings.supervisor(), pool)
         supervisor.start()
     except BaseException:
         pool.close()
@@ -63,6 +64,7 @@ def _startup(app: FastAPI, settings: ApiSettings) -> None:
     app.state.templates = templates
     app.state.archives = ArchiveJobs(settings.archives_dir, storage)
     app.state.supervisor = supervisor
+    app.state.executions = ExecutionService(supervisor, registry)
     app.state.metrics.watch(supervisor)
 
 

@@ -1,7 +1,8 @@
 """Dependencies as `Annotated` aliases; handlers declare what they need by type.
 
 The objects live on `app.state` (made once in the lifespan): the settings, the pool, the
-supervisor, the adapter registry, the stage storage and the archive jobs.
+supervisor, the execution service, the adapter registry, the stage storage and the
+archive jobs.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from factflow.adapters.registry import AdapterRegistry
 from factflow.api.settings import ApiSettings
 from factflow.db.connection import DbConnection
 from factflow.server.archives import ArchiveJobs
+from factflow.server.executions import ExecutionService
 from factflow.server.supervisor import Supervisor
 from factflow.storage.base import StageStorage
 
@@ -41,6 +43,11 @@ def get_supervisor(request: Request) -> Supervisor:
     return supervisor
 
 
+def get_executions(request: Request) -> ExecutionService:
+    service: ExecutionService = request.app.state.executions
+    return service
+
+
 def get_registry(request: Request) -> AdapterRegistry:
     registry: AdapterRegistry = request.app.state.registry
     return registry
@@ -64,6 +71,7 @@ Offset = Annotated[int, Query(ge=0, le=MAX_OFFSET, description="rows to skip")]
 SettingsDep = Annotated[ApiSettings, Depends(get_settings)]
 DbDep = Annotated[DbConnection, Depends(get_db)]
 SupervisorDep = Annotated[Supervisor, Depends(get_supervisor)]
+ExecutionsDep = Annotated[ExecutionService, Depends(get_executions)]
 RegistryDep = Annotated[AdapterRegistry, Depends(get_registry)]
 StorageDep = Annotated[StageStorage, Depends(get_storage)]
 ArchivesDep = Annotated[ArchiveJobs, Depends(get_archives)]

@@ -33,8 +33,10 @@ from factflow.db.exceptions import (
 )
 from factflow.server.exceptions import (
     ExecutionStateError,
+    InvalidPipelineError,
     SupervisorError,
     TooManyConcurrentExecutionsError,
+    UnknownInputQueueError,
 )
 from factflow.storage.exceptions import (
     InvalidKeyError,
@@ -129,6 +131,7 @@ def _code_for_status(status: int) -> str:
 # (exception class, status, error code), most specific first
 _MAPPING: tuple[tuple[type[Exception], int, str], ...] = (
     (TooManyConcurrentExecutionsError, 429, "TOO_MANY_CONCURRENT_EXECUTIONS"),
+    (UnknownInputQueueError, 400, "UNKNOWN_INPUT_QUEUE"),
     (ExecutionStateError, 409, "EXECUTION_STATE"),
     (SupervisorError, 500, "SUPERVISOR_ERROR"),
     (NotFoundError, 404, "NOT_FOUND"),
@@ -160,6 +163,11 @@ def install_error_handlers(app: FastAPI) -> None:
         assert isinstance(exc, RequestValidationError)
         return _response(422, exc.errors(), "REQUEST_VALIDATION_ERROR")
 
+    async def invalid_pipeline(_: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, InvalidPipelineError)
+        error = invalid_config(exc.report.to_dict())
+        return _response(error.status_code, error.detail, error.error_code, **error.extra)
+
     async def mapped(_: Request, exc: Exception) -> JSONResponse:
         for cls, status, code in _MAPPING:
             if isinstance(exc, cls):
@@ -180,6 +188,7 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ApiError, api_error)
     app.add_exception_handler(StarletteHTTPException, http_error)
     app.add_exception_handler(RequestValidationError, validation_error)
+    app.add_exception_handler(InvalidPipelineError, invalid_pipeline)
     for cls, _, _ in _MAPPING:
         app.add_exception_handler(cls, mapped)
     app.add_exception_handler(Exception, unexpected)

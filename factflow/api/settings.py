@@ -16,6 +16,7 @@ from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from factflow.db.settings import DatabaseSettings
+from factflow.server.settings import SupervisorSettings
 
 _REPO_PIPELINES = Path(__file__).resolve().parents[2] / "pipelines"
 
@@ -68,6 +69,21 @@ class ApiSettings(BaseSettings):
                 msg = "FACTFLOW_DATA_DIR must be an absolute path in production"
                 raise ValueError(msg)
         return self
+
+    def supervisor(self) -> SupervisorSettings:
+        return SupervisorSettings(
+            runs_dir=self.runs_dir,
+            recovery_dir=self.recovery_dir,
+            instance_id=self.instance_id,
+            database_url=self.database_url,
+            storage_uri=self.storage_uri,
+            max_concurrent_executions=self.max_concurrent_executions,
+            cancel_grace_seconds=self.cancel_grace_seconds,
+            heartbeat_seconds=self.heartbeat_seconds,
+            stale_after_seconds=self.stale_after_seconds,
+            default_queue_provider=self.default_queue_provider,
+            worker_env=dict(self.worker_env),
+        )
 
     def database(self) -> DatabaseSettings:
         return DatabaseSettings(database_url=self.database_url, pool_max_size=self.pool_max_size)

@@ -9,6 +9,7 @@ from factflow.cli.config import config_app
 from factflow.cli.recovery import deadletters_app, recovery_app
 from factflow.cli.run import run_command
 from factflow.db.cli import app as db_app
+from factflow.exceptions import ConfigurationError
 
 app = typer.Typer(
     name="factflow",
@@ -27,7 +28,12 @@ app.add_typer(deadletters_app, name="deadletters")
 
 
 def main() -> None:
-    app()
+    """The CLI edge: library code raises ConfigurationError, this turns it into exit 1."""
+    try:
+        app()
+    except ConfigurationError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise SystemExit(1) from None
 
 
 # server commands (serve, execution, lineage, storage, pipeline, system) and the global

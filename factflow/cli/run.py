@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import difflib
-import json
 import signal
 import time
 import uuid
@@ -19,6 +18,7 @@ from factflow.cli.common import InputOption, ProcessesOption, WorkersOption, spl
 from factflow.compiler.plan import Plan
 from factflow.connectors.file import queue_path
 from factflow.dataflows.launch import Launch, stop
+from factflow.dataflows.progress import read_counts
 from factflow.db.exceptions import DatabaseError
 from factflow.flow import DEFAULT_STORAGE_URI, load_plan
 from factflow.settings import Settings
@@ -45,19 +45,6 @@ def _parse_inputs(plan: Plan, values: list[str]) -> dict[str, str]:
             raise typer.Exit(2)
         inputs[queue] = str(path.resolve())
     return inputs
-
-
-def read_counts(progress_dir: Path) -> dict[str, int]:
-    """The counters of every worker process, summed."""
-    totals: dict[str, int] = {}
-    for path in progress_dir.glob("*.json"):
-        try:
-            counts = json.loads(path.read_text())
-        except (OSError, ValueError):
-            continue  # being replaced right now; next refresh reads it
-        for name, value in counts.items():
-            totals[name] = totals.get(name, 0) + int(value)
-    return totals
 
 
 def counts_table(plan: Plan, counts: dict[str, int], elapsed: float, *, final: bool) -> Table:
@@ -112,6 +99,7 @@ def run_command(
     run_dir = Path("output/runs") / execution
     launch = Launch(
         pipeline=pipeline.resolve(),
+        plan=plan,
         execution_id=execution,
         run_dir=run_dir,
         recovery_dir=settings.recovery_dir / execution,

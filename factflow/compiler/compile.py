@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from factflow.adapters.registry import AdapterRegistry, default_registry
 from factflow.compiler.diagnostics import ValidationReport
 from factflow.compiler.loader import LoadedYaml, load_file, load_text
+from factflow.compiler.overrides import Overrides
 from factflow.compiler.plan import Plan, build_plan
 from factflow.compiler.validate import validate
 from factflow.exceptions import ConfigurationError
@@ -36,22 +37,32 @@ def compile_loaded(
     registry: AdapterRegistry | None = None,
     *,
     strict: bool | None = None,
+    overrides: Overrides | None = None,
+    name: str | None = None,
 ) -> CompileResult:
+    """Validate and plan `loaded`; `overrides` (a launcher's placement) are applied to its
+    data first. The config hash is always of the YAML as written."""
     registry = registry or default_registry()
-    validation = validate(loaded, registry, strict=strict)
+    config_hash = content_hash(loaded.data)
+    target = loaded if overrides is None else replace(loaded, data=overrides.apply(loaded.data))
+    validation = validate(target, registry, strict=strict)
     plan = None
     if validation.report.is_valid and validation.config is not None:
-        name = Path(loaded.file).stem if loaded.file != "<string>" else "pipeline"
+        default = Path(loaded.file).stem if loaded.file != "<string>" else "pipeline"
         plan = build_plan(
-            validation.config, registry, name=name, config_hash=content_hash(loaded.data)
+            validation.config, registry, name=name or default, config_hash=config_hash
         )
     return CompileResult(loaded, validation.report, plan)
 
 
 def compile_file(
-    path: str | Path, registry: AdapterRegistry | None = None, *, strict: bool | None = None
+    path: str | Path,
+    registry: AdapterRegistry | None = None,
+    *,
+    strict: bool | None = None,
+    overrides: Overrides | None = None,
 ) -> CompileResult:
-    return compile_loaded(load_file(path), registry, strict=strict)
+    return compile_loaded(load_file(path), registry, strict=strict, overrides=overrides)
 
 
 def compile_text(
@@ -60,5 +71,9 @@ def compile_text(
     *,
     strict: bool | None = None,
     file: str = "<string>",
+    overrides: Overrides | None = None,
+    name: str | None = None,
 ) -> CompileResult:
-    return compile_loaded(load_text(text, file), registry, strict=strict)
+    return compile_loaded(
+        load_text(text, file), registry, strict=strict, overrides=overrides, name=name
+    )

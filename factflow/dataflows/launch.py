@@ -19,6 +19,10 @@ from pathlib import Path
 
 from bytewax.recovery import init_db_dir
 
+from factflow.compiler.compile import compile_file
+from factflow.compiler.plan import Plan
+from factflow.compiler.plan_codec import write_plan
+
 DEFAULT_SNAPSHOT_SECONDS = 1
 DEFAULT_BACKUP_SECONDS = 30
 
@@ -36,9 +40,13 @@ def free_ports(count: int) -> list[int]:
 
 @dataclass
 class Launch:
-    """What to start: one execution of one pipeline."""
+    """What to start: one execution of one pipeline.
 
-    pipeline: Path
+    `plan` is the compiled plan the workers run (written to `<run_dir>/plan.json`); without
+    one, `pipeline` is compiled here, once, for all of them.
+    """
+
+    pipeline: Path | None
     execution_id: str
     run_dir: Path
     recovery_dir: Path
@@ -48,6 +56,20 @@ class Launch:
     snapshot_seconds: int = DEFAULT_SNAPSHOT_SECONDS
     backup_seconds: int = DEFAULT_BACKUP_SECONDS
     extra_env: dict[str, str] = field(default_factory=dict)
+    plan: Plan | None = None
+
+    @property
+    def plan_path(self) -> Path:
+        return self.run_dir / "plan.json"
+
+    def compiled(self) -> Plan:
+        """The plan to run (compiling `pipeline` the first time when none was given)."""
+        if self.plan is None:
+            if self.pipeline is None:
+                msg = "a Launch needs a plan or a pipeline file"
+                raise ValueError(msg)
+            self.plan = compile_file(self.pipeline).require_plan()
+        return self.plan
 
     @property
     def progress_dir(self) -> Path:
@@ -67,28 +89,35 @@ class Launch:
         for stale in [*self.progress_dir.glob("*.json"), *self.drain_dir.glob("*.json")]:
             stale.unlink()
         self.log_dir.mkdir(parents=True, exist_ok=True)
+        write_plan(self.compiled(), self.plan_path)
         self._restore_from_postgres()
         self.recovery_dir.mkdir(parents=True, exist_ok=True)
         if not any(self.recovery_dir.glob("part-*.sqlite3")):
             init_db_dir(self.recovery_dir, max(1, self.workers * self.processes))  # type: ignore[no-untyped-call]
 
     def _restore_from_postgres(self) -> None:
-        """A resumed execution whose local recovery is missing or stale gets Postgres's."""
+        """A resumed execution whose local recovery is missing or stale gets Postgres's:
+        here, once, before any worker starts (the workers only archive)."""
         url = self.env().get("FACTFLOW_DATABASE_URL")
         if not url:
             return
         from factflow.dataflows.recovery import restore_if_stale
         from factflow.db.repositories.recovery import step_fingerprint
-        from factflow.flow import load_plan, prepare_database
+        from factflow.flow import prepare_database
 
         prepare_database(url)
-        steps = step_fingerprint(load_plan(self.pipeline).step_ids)
-        restore_if_stale(url, uuid.UUID(self.execution_id), self.recovery_dir, steps)
+        steps = step_fingerprint(self.compiled().step_ids)
+        restored = restore_if_stale(url, uuid.UUID(self.execution_id), self.recovery_dir, steps)
+        if restored:
+            print(
+                f"factflow: restored {restored} recovery partition(s) from Postgres",
+                file=sys.stderr,
+            )
 
     def env(self) -> dict[str, str]:
         return {
             **os.environ,
-            "FACTFLOW_PIPELINE": str(self.pipeline),
+            "FACTFLOW_PLAN": str(self.plan_path.resolve()),
             "FACTFLOW_EXECUTION_ID": self.execution_id,
             "FACTFLOW_PROGRESS_DIR": str(self.progress_dir),
             "FACTFLOW_DRAIN_DIR": str(self.drain_dir),

@@ -57,6 +57,19 @@ class Progress:
         tmp.replace(self.path)
 
 
+def read_counts(progress_dir: Path) -> dict[str, int]:
+    """The counters of every worker process of a run, summed."""
+    totals: dict[str, int] = {}
+    for path in progress_dir.glob("*.json"):
+        try:
+            counts = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue  # being replaced right now; next refresh reads it
+        for name, value in counts.items():
+            totals[name] = totals.get(name, 0) + int(value)
+    return totals
+
+
 _progress: Progress | None = None
 
 

@@ -1,5 +1,6 @@
 """Errors of the execution supervisor; each docstring tells the caller what to do."""
 
+from factflow.compiler.diagnostics import ValidationReport, format_path
 from factflow.exceptions import FactflowError
 
 
@@ -16,3 +17,18 @@ class TooManyConcurrentExecutionsError(SupervisorError):
 
 class ExecutionStateError(SupervisorError):
     """The execution is not in a state that allows the request (resume a running one...)."""
+
+
+class InvalidPipelineError(SupervisorError):
+    """The pipeline does not compile: `report` is the compiler's report. Fix the config."""
+
+    def __init__(self, report: ValidationReport) -> None:
+        self.report = report
+        first = report.errors[0] if report.errors else None
+        where = format_path(first.path) if first else ""
+        detail = f"; first: {first.code} at {where}: {first.message}" if first else ""
+        super().__init__(f"the pipeline config is invalid ({len(report.errors)} error(s)){detail}")
+
+
+class UnknownInputQueueError(SupervisorError):
+    """Inputs name queues no route reads: name a route's inbound queue."""

@@ -38,10 +38,10 @@ from typing import Any
 import yaml
 from psycopg_pool import ConnectionPool
 
-from factflow.api.settings import ApiSettings
-from factflow.cli.run import read_counts
+from factflow.compiler.overrides import relative_file_uri
 from factflow.compiler.plan import Plan
 from factflow.dataflows.launch import Launch, stop
+from factflow.dataflows.progress import read_counts
 from factflow.db.connection import DbConnection
 from factflow.db.exceptions import IllegalTransitionError
 from factflow.db.repositories import executions as repo
@@ -51,7 +51,7 @@ from factflow.server.exceptions import (
     SupervisorError,
     TooManyConcurrentExecutionsError,
 )
-from factflow.server.rundir import relative_file_uri
+from factflow.server.settings import SupervisorSettings
 from factflow.types import JsonDict
 
 _log = logging.getLogger(__name__)
@@ -63,8 +63,10 @@ _ACTIVE: tuple[repo.ExecutionStatus, ...] = ("running", "cancelling")
 
 @dataclass(frozen=True, slots=True)
 class LaunchRequest:
-    """What `POST /executions` (or `/configs/{id}/run`) asks to run."""
+    """What the execution service asks to run: the compiled plan (with the server's
+    overrides in) and the YAML it came from, for the execution's snapshot."""
 
+    execution_id: uuid.UUID
     plan: Plan
     config_yaml: str
     pipeline_name: str
@@ -104,7 +106,7 @@ class _Run:
 class Supervisor:
     """Starts, watches, cancels and resumes executions; see the module docstring."""
 
-    def __init__(self, settings: ApiSettings, pool: ConnectionPool[Any]) -> None:
+    def __init__(self, settings: SupervisorSettings, pool: ConnectionPool[Any]) -> None:
         self.settings = settings
         self.pool = pool
         self.host = socket.gethostname()
@@ -171,7 +173,7 @@ class Supervisor:
     def launch(self, conn: DbConnection, request: LaunchRequest) -> tuple[repo.Execution, bool]:
         """Create the execution and start its workers; `(execution, False)` when the
         idempotency key names an existing one (nothing is started)."""
-        execution_id = uuid.uuid4()
+        execution_id = request.execution_id
         with conn.transaction():
             conn.execute("SELECT pg_advisory_xact_lock(%s)", (_LAUNCH_LOCK,))
             if request.idempotency_key is None:
@@ -195,18 +197,10 @@ class Supervisor:
         run_dir = self.run_dir(execution_id)
         try:
             run_dir.mkdir(parents=True, exist_ok=True)
-            (run_dir / "pipeline.yaml").write_text(
-                rundir.effective_yaml(
-                    request.config_yaml,
-                    run_dir,
-                    default_provider=self.settings.default_queue_provider,
-                    storage_uri=self._absolute_storage_uri(),
-                )
-            )
             inputs = rundir.write_inputs(run_dir, request.inputs)
             rundir.save_input_index(run_dir, inputs)
             execution = self._start_workers(
-                conn, execution_id, inputs, request.workers, request.processes
+                conn, execution_id, request.plan, inputs, request.workers, request.processes
             )
         except Exception as exc:
             _log.exception("execution %s could not be launched", execution_id)
@@ -215,7 +209,9 @@ class Supervisor:
             raise SupervisorError(msg) from exc
         return execution, True
 
-    def _absolute_storage_uri(self) -> str:
+    def absolute_storage_uri(self) -> str:
+        """The server's storage URI with a relative `file://` path made absolute (the
+        workers run in other folders)."""
         uri = self.settings.storage_uri
         if relative_file_uri(uri):
             return f"file://{Path(uri.removeprefix('file://')).resolve()}"
@@ -237,6 +233,7 @@ class Supervisor:
         self,
         conn: DbConnection,
         execution_id: uuid.UUID,
+        plan: Plan,
         inputs: dict[str, str],
         workers: int,
         processes: int,
@@ -245,9 +242,10 @@ class Supervisor:
         env = dict(self.settings.worker_env)
         if self.settings.database_url:
             env["FACTFLOW_DATABASE_URL"] = self.settings.database_url
-        env["FACTFLOW_STORAGE_URI"] = self._absolute_storage_uri()
+        env["FACTFLOW_STORAGE_URI"] = self.absolute_storage_uri()
         launch = Launch(
-            pipeline=(run_dir / "pipeline.yaml").resolve(),
+            pipeline=None,
+            plan=plan,
             execution_id=str(execution_id),
             run_dir=run_dir,
             recovery_dir=self.settings.recovery_dir / str(execution_id),
@@ -292,8 +290,9 @@ class Supervisor:
             self._stop_run(run)
         return execution
 
-    def resume(self, conn: DbConnection, execution_id: uuid.UUID) -> repo.Execution:
-        """Relaunch an interrupted execution where its recovery snapshot left it."""
+    def resume(self, conn: DbConnection, execution_id: uuid.UUID, plan: Plan) -> repo.Execution:
+        """Relaunch an interrupted execution (running `plan`, the one it ran) where its
+        recovery snapshot left it."""
         execution = repo.get_execution(conn, execution_id)
         if execution.status != "interrupted" or self.is_local(execution_id):
             msg = (
@@ -308,21 +307,12 @@ class Supervisor:
         run_dir = self.run_dir(execution_id)
         try:
             run_dir.mkdir(parents=True, exist_ok=True)
-            pipeline = run_dir / "pipeline.yaml"
-            if not pipeline.is_file():
-                pipeline.write_text(
-                    rundir.effective_yaml(
-                        str(execution.config_snapshot.get("config_yaml", "")),
-                        run_dir,
-                        default_provider=self.settings.default_queue_provider,
-                        storage_uri=self._absolute_storage_uri(),
-                    )
-                )
             # Launch.prepare restores the recovery directory from Postgres when stale
             snapshot = execution.config_snapshot
             return self._start_workers(
                 conn,
                 execution_id,
+                plan,
                 rundir.input_files(run_dir),
                 int(snapshot.get("workers", 1)),
                 int(snapshot.get("processes", 1)),

@@ -96,3 +96,33 @@ def test_bad_pipeline_prints_diagnostics_and_exits_1(tmp_path: Path, env: dict[s
         assert "no_such_adapter" in done.stderr
         assert "Traceback" not in done.stderr
         assert not (tmp_path / "queues").exists()
+
+
+def test_a_worker_given_only_the_compiled_plan_runs(tmp_path: Path, env: dict[str, str]) -> None:
+    """What a launcher does: compile once, hand the workers plan.json; the YAML file is
+    gone by the time they start, so they cannot have compiled it again."""
+    from factflow.compiler.compile import compile_file
+    from factflow.compiler.plan_codec import read_plan, write_plan
+
+    _setup(tmp_path)
+    plan = compile_file(tmp_path / "p.yaml").require_plan()
+    saved = write_plan(plan, tmp_path / "run" / "plan.json")
+    (tmp_path / "p.yaml").unlink()
+    assert read_plan(saved) == plan  # the validated plan is the running one
+    worker_env = {k: v for k, v in env.items() if k != "FACTFLOW_PIPELINE"}
+    done = bytewax_run(
+        "factflow.flow", "-w", "2", env={**worker_env, "FACTFLOW_PLAN": str(saved)}, cwd=tmp_path
+    )
+    assert done.returncode == 0, done.stderr
+    _check_outputs(tmp_path)
+
+
+def test_an_unreadable_plan_is_one_line_and_exit_1(tmp_path: Path, env: dict[str, str]) -> None:
+    (tmp_path / "plan.json").write_text('{"format": 99}')
+    worker_env = {k: v for k, v in env.items() if k != "FACTFLOW_PIPELINE"}
+    done = bytewax_run(
+        "factflow.flow", env={**worker_env, "FACTFLOW_PLAN": "plan.json"}, cwd=tmp_path
+    )
+    assert done.returncode == 1
+    assert "not a factflow plan" in done.stderr
+    assert "Traceback" not in done.stderr

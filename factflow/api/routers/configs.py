@@ -12,8 +12,9 @@ from pydantic import BaseModel, Field
 from factflow.adapters.registry import AdapterRegistry
 from factflow.api.bodies import RequestBody
 from factflow.api.compiling import compile_yaml
-from factflow.api.deps import MAX_INT4, DbDep, Offset, RegistryDep, SupervisorDep
-from factflow.api.routers.executions import ExecutionStarted, RunOptions, start_execution
+from factflow.api.deps import MAX_INT4, DbDep, ExecutionsDep, Offset, RegistryDep
+from factflow.api.routers.executions import start_execution
+from factflow.api.schemas.executions import ExecutionStarted, RunRequest
 from factflow.db.repositories import configs as repo
 from factflow.db.repositories.config_versions import list_inactive_versions
 
@@ -205,13 +206,10 @@ def delete_config(config_id: uuid.UUID, db: DbDep) -> Response:
 def run_config(
     config_id: uuid.UUID,
     db: DbDep,
-    registry: RegistryDep,
-    supervisor: SupervisorDep,
+    service: ExecutionsDep,
     response: Response,
-    options: Annotated[RunOptions | None, Body()] = None,
+    options: Annotated[RunRequest | None, Body()] = None,
 ) -> ExecutionStarted:
     """Start an execution of the active version; 400 with the report if it is invalid."""
     config = repo.get_config(db, config_id)
-    return start_execution(
-        db, registry, supervisor, response, options or RunOptions(), config=config
-    )
+    return start_execution(service, db, response, options or RunRequest(), config=config)

@@ -4,209 +4,85 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import asdict
-from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Request, Response, status
-from pydantic import BaseModel, Field, model_validator
 from sse_starlette.sse import EventSourceResponse
 
-from factflow.adapters.registry import AdapterRegistry
-from factflow.api.bodies import RequestBody
-from factflow.api.compiling import bad_request, compile_yaml, pipeline_name
+from factflow.api.compiling import bad_request, pipeline_name
 from factflow.api.deps import (
     DbDep,
+    ExecutionsDep,
     Offset,
-    RegistryDep,
     SettingsDep,
     StorageDep,
     SupervisorDep,
     get_pool,
 )
 from factflow.api.routers.lineage import LineageEntry
+from factflow.api.schemas.executions import (
+    CancelResponse,
+    ExecutionCreate,
+    ExecutionResponse,
+    ExecutionStarted,
+    RunRequest,
+    duration_seconds,
+    execution_response,
+    started,
+)
 from factflow.api.sse import execution_events, storage_events
-from factflow.compiler.plan import Plan
 from factflow.compiler.render import render_mermaid
 from factflow.db.connection import DbConnection
 from factflow.db.repositories import executions as repo
 from factflow.db.repositories import lineage as lineage_repo
 from factflow.db.repositories.configs import PipelineConfig
 from factflow.db.repositories.route_states import paused_routes
-from factflow.server.supervisor import LaunchRequest, Supervisor
+from factflow.server.executions import ExecutionService, StartRequest
+from factflow.server.supervisor import Supervisor
 from factflow.types import JsonDict
 
 router = APIRouter(prefix="/executions", tags=["executions"])
 MAX_EVENT_ID = 2**63 - 1  # events.id is a bigint
 
 
-class RunOptions(RequestBody):
-    """How to run: inline inputs and the worker layout (factflow additions)."""
-
-    inputs: dict[str, list[Any]] = Field(
-        default_factory=dict,
-        description="queue -> messages (an envelope {payload, metadata} or a bare payload)",
-    )
-    workers: int = Field(default=1, ge=1, le=64, description="Bytewax workers per process")
-    processes: int = Field(default=1, ge=1, le=16, description="Bytewax processes (-i/-a)")
-    trigger_context: JsonDict = Field(default_factory=dict)
-    idempotency_key: str | None = Field(default=None, min_length=1, max_length=200)
-
-
-class ExecutionCreate(RunOptions):
-    config_id: uuid.UUID | None = None
-    pipeline_yaml: str | None = Field(default=None, min_length=1)
-
-    @model_validator(mode="after")
-    def _one_source(self) -> ExecutionCreate:
-        if (self.config_id is None) == (self.pipeline_yaml is None):
-            msg = "give exactly one of config_id and pipeline_yaml"
-            raise ValueError(msg)
-        return self
-
-
-class ExecutionStarted(BaseModel):
-    execution_id: uuid.UUID
-    status: str
-    pipeline_name: str
-    config_id: uuid.UUID | None
-    config_version: int | None
-    started_at: datetime
-    workers: list[JsonDict]
-    created: bool = Field(description="false when idempotency_key named an existing execution")
-
-
-class ExecutionResponse(BaseModel):
-    id: uuid.UUID
-    execution_id: uuid.UUID
-    config_id: uuid.UUID | None
-    config_version: int | None
-    pipeline_name: str
-    status: str
-    source: str
-    replay_source: JsonDict | None
-    trigger_context: JsonDict
-    idempotency_key: str | None
-    workers: list[JsonDict]
-    started_at: datetime
-    completed_at: datetime | None
-    heartbeat_at: datetime | None
-    updated_at: datetime
-    duration_seconds: float
-    error: str | None
-    stats: JsonDict
-    config_snapshot: JsonDict | None = None
-
-
-class CancelResponse(BaseModel):
-    execution_id: uuid.UUID
-    status: str
-    message: str
-
-
-def _duration(execution: repo.Execution) -> float:
-    end = execution.completed_at or datetime.now(UTC)
-    return max(0.0, (end - execution.started_at).total_seconds())
-
-
-def _execution(
-    execution: repo.Execution, *, snapshot: bool, stats: JsonDict | None = None
-) -> ExecutionResponse:
-    return ExecutionResponse(
-        id=execution.id,
-        execution_id=execution.id,
-        config_id=execution.config_id,
-        config_version=execution.config_version,
-        pipeline_name=execution.pipeline_name,
-        status=execution.status,
-        source=execution.source,
-        replay_source=execution.replay_source,
-        trigger_context=execution.trigger_context,
-        idempotency_key=execution.idempotency_key,
-        workers=execution.workers,
-        started_at=execution.started_at,
-        completed_at=execution.completed_at,
-        heartbeat_at=execution.heartbeat_at,
-        updated_at=execution.updated_at,
-        duration_seconds=_duration(execution),
-        error=execution.error,
-        stats=stats if stats is not None else execution.stats,
-        config_snapshot=execution.config_snapshot if snapshot else None,
-    )
-
-
-def _started(execution: repo.Execution, created: bool) -> ExecutionStarted:
-    return ExecutionStarted(
-        execution_id=execution.id,
-        status=execution.status,
-        pipeline_name=execution.pipeline_name,
-        config_id=execution.config_id,
-        config_version=execution.config_version,
-        started_at=execution.started_at,
-        workers=execution.workers,
-        created=created,
-    )
-
-
-def _check_inputs(plan: Plan, inputs: dict[str, list[Any]]) -> None:
-    readable = {route.inbound_queue for route in plan.routes}
-    unknown = sorted(set(inputs) - readable)
-    if unknown:
-        msg = (
-            f"inputs name queue(s) no route reads: {', '.join(unknown)} "
-            f"(routes read: {', '.join(sorted(readable))})"
-        )
-        raise bad_request(msg, "UNKNOWN_INPUT_QUEUE")
-
-
 def start_execution(
+    service: ExecutionService,
     db: DbConnection,
-    registry: AdapterRegistry,
-    supervisor: Supervisor,
     response: Response,
-    options: RunOptions,
+    body: RunRequest,
     *,
     config: PipelineConfig | None = None,
     pipeline_yaml: str | None = None,
 ) -> ExecutionStarted:
-    """Compile (400 with the report when invalid), create the row, launch the workers."""
+    """Start through the execution service; 201 when created, 200 for a known key."""
     if config is not None:
         text, name = config.config_yaml, config.name
     else:
         assert pipeline_yaml is not None
         text, name = pipeline_yaml, pipeline_name(pipeline_yaml)
-    plan = compile_yaml(text, registry, name=name).require_plan()
-    _check_inputs(plan, options.inputs)
-    execution, created = supervisor.launch(
+    execution, created = service.start(
         db,
-        LaunchRequest(
-            plan=plan,
+        StartRequest(
             config_yaml=text,
             pipeline_name=name,
             config_id=config.id if config else None,
             config_version=config.version if config else None,
-            inputs=options.inputs,
-            workers=options.workers,
-            processes=options.processes,
-            trigger_context=options.trigger_context,
-            idempotency_key=options.idempotency_key,
+            inputs=body.inputs,
+            workers=body.workers,
+            processes=body.processes,
+            trigger_context=body.trigger_context,
+            idempotency_key=body.idempotency_key,
         ),
     )
     response.status_code = status.HTTP_201_CREATED if created else status.HTTP_200_OK
-    return _started(execution, created)
-
-
-def _plan_of(execution: repo.Execution, registry: AdapterRegistry) -> Plan:
-    text = str(execution.config_snapshot.get("config_yaml", ""))
-    compiled = compile_yaml(text, registry, name=execution.pipeline_name)
-    return compiled.require_plan()
+    return started(execution, created)
 
 
 @router.post("", status_code=status.HTTP_201_CREATED)
 def create_execution(
     body: ExecutionCreate,
     db: DbDep,
-    registry: RegistryDep,
-    supervisor: SupervisorDep,
+    service: ExecutionsDep,
     response: Response,
 ) -> ExecutionStarted:
     """Start an execution of a stored config (`config_id`) or of inline `pipeline_yaml`.
@@ -221,7 +97,7 @@ def create_execution(
 
         config = get_config(db, body.config_id)
     return start_execution(
-        db, registry, supervisor, response, body, config=config, pipeline_yaml=body.pipeline_yaml
+        service, db, response, body, config=config, pipeline_yaml=body.pipeline_yaml
     )
 
 
@@ -237,7 +113,7 @@ def list_executions(
     rows = repo.list_executions(
         db, status=status_filter, config_id=config_id, limit=limit, offset=offset
     )
-    return [_execution(row, snapshot=False) for row in rows]
+    return [execution_response(row, snapshot=False) for row in rows]
 
 
 def _derived_stats(db: DbConnection, supervisor: Supervisor, execution: repo.Execution) -> JsonDict:
@@ -245,7 +121,7 @@ def _derived_stats(db: DbConnection, supervisor: Supervisor, execution: repo.Exe
     stats = dict(execution.stats)
     if supervisor.is_local(execution.id):
         stats["counts"] = supervisor.progress_counts(execution.id)
-    duration = _duration(execution)
+    duration = duration_seconds(execution)
     stats["lineage"] = asdict(totals)
     stats["throughput_per_second"] = round(totals.completed / duration, 3) if duration else None
     return stats
@@ -257,7 +133,9 @@ def get_execution(
 ) -> ExecutionResponse:
     """The row, its `config_snapshot`, timestamps and stats derived from lineage."""
     execution = repo.get_execution(db, execution_id)
-    return _execution(execution, snapshot=True, stats=_derived_stats(db, supervisor, execution))
+    return execution_response(
+        execution, snapshot=True, stats=_derived_stats(db, supervisor, execution)
+    )
 
 
 @router.delete("/{execution_id}", status_code=status.HTTP_204_NO_CONTENT)
@@ -268,11 +146,9 @@ def delete_execution(execution_id: uuid.UUID, db: DbDep) -> Response:
 
 
 @router.post("/{execution_id}/cancel")
-def cancel_execution(
-    execution_id: uuid.UUID, db: DbDep, supervisor: SupervisorDep
-) -> CancelResponse:
+def cancel_execution(execution_id: uuid.UUID, db: DbDep, service: ExecutionsDep) -> CancelResponse:
     """Graceful cancel: `cancelling` at once; SIGTERM, then SIGKILL after the grace period."""
-    execution = supervisor.cancel(db, execution_id)
+    execution = service.cancel(db, execution_id)
     return CancelResponse(
         execution_id=execution.id,
         status=execution.status,
@@ -284,11 +160,10 @@ def cancel_execution(
 
 @router.post("/{execution_id}/resume", status_code=status.HTTP_201_CREATED)
 def resume_execution(
-    execution_id: uuid.UUID, db: DbDep, registry: RegistryDep, supervisor: SupervisorDep
+    execution_id: uuid.UUID, db: DbDep, service: ExecutionsDep
 ) -> ExecutionStarted:
     """Relaunch an interrupted execution from its recovery snapshot (factflow addition)."""
-    _plan_of(repo.get_execution(db, execution_id), registry)  # 400 if it cannot run
-    return _started(supervisor.resume(db, execution_id), True)
+    return started(service.resume(db, execution_id), True)
 
 
 @router.get("/{execution_id}/events")
@@ -369,7 +244,7 @@ def execution_stats(execution_id: uuid.UUID, db: DbDep, supervisor: SupervisorDe
     """Per-adapter counts (completed, failed, pending), durations and throughput, from
     lineage; plus per route, and the workers' own counters."""
     execution = repo.get_execution(db, execution_id)
-    duration = _duration(execution) or None
+    duration = duration_seconds(execution) or None
     adapters = []
     for row in lineage_repo.adapter_stats(db, execution_id):
         item = asdict(row)
@@ -380,7 +255,7 @@ def execution_stats(execution_id: uuid.UUID, db: DbDep, supervisor: SupervisorDe
     return {
         "execution_id": str(execution_id),
         "status": execution.status,
-        "duration_seconds": _duration(execution),
+        "duration_seconds": duration_seconds(execution),
         "totals": derived["lineage"],
         "throughput_per_second": derived["throughput_per_second"],
         "adapters": adapters,
@@ -390,9 +265,10 @@ def execution_stats(execution_id: uuid.UUID, db: DbDep, supervisor: SupervisorDe
 
 
 @router.get("/{execution_id}/dag")
-def execution_dag(execution_id: uuid.UUID, db: DbDep, registry: RegistryDep) -> JsonDict:
+def execution_dag(execution_id: uuid.UUID, db: DbDep, service: ExecutionsDep) -> JsonDict:
     """Nodes (routes and their adapters) and edges (adapter chains, queue links)."""
-    plan = _plan_of(repo.get_execution(db, execution_id), registry)
+    repo.get_execution(db, execution_id)  # 404 first
+    plan = service.plan_of(db, execution_id)
     nodes: list[JsonDict] = []
     edges: list[JsonDict] = []
     for route in plan.routes:
@@ -431,11 +307,11 @@ def execution_dag(execution_id: uuid.UUID, db: DbDep, registry: RegistryDep) -> 
 
 @router.get("/{execution_id}/routes")
 def execution_routes(
-    execution_id: uuid.UUID, db: DbDep, registry: RegistryDep, supervisor: SupervisorDep
+    execution_id: uuid.UUID, db: DbDep, service: ExecutionsDep, supervisor: SupervisorDep
 ) -> list[JsonDict]:
     """Per route: its queues, processor status and in-flight count."""
     execution = repo.get_execution(db, execution_id)
-    plan = _plan_of(execution, registry)
+    plan = service.plan_of(db, execution_id)
     by_route = {r.route_id: r for r in lineage_repo.route_stats(db, execution_id)}
     counts = _derived_stats(db, supervisor, execution).get("counts", {})
     paused = paused_routes(db)

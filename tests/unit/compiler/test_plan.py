@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import textwrap
+from pathlib import Path
 
 import pytest
 
@@ -572,3 +573,26 @@ def test_pipeline_name_from_yaml_or_file_and_config_hash() -> None:
 def test_route_lookup_names_the_pipeline_when_missing() -> None:
     with pytest.raises(KeyError, match="no route 'nope' in pipeline"):
         plan_of(CHAIN).route("nope")
+
+
+def test_every_shipped_plan_survives_its_json_round_trip() -> None:
+    from factflow.compiler.compile import compile_file
+    from factflow.compiler.plan_codec import plan_from_json, plan_to_json
+
+    shipped = sorted((Path(__file__).parents[3] / "pipelines").glob("*.yaml"))
+    assert shipped
+    for path in shipped:
+        plan = compile_file(path).require_plan()
+        assert plan_from_json(plan_to_json(plan)) == plan, path.name
+
+
+def test_overrides_are_applied_before_validation() -> None:
+    from factflow.compiler.compile import compile_text
+    from factflow.compiler.overrides import Overrides
+
+    text = CHAIN
+    plain = compile_text(text).require_plan()
+    placed = compile_text(text, overrides=Overrides(default_provider="postgres")).require_plan()
+    assert plain.queue.provider == "memory"
+    assert placed.queue.provider == "postgres"
+    assert placed.config_hash == plain.config_hash  # the hash is of the YAML as written

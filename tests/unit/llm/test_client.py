@@ -116,7 +116,9 @@ def test_concurrent_calls_share_the_limiter(provider: FakeProvider) -> None:
     attempts = asyncio.run(many())
     assert sorted(attempts) == [1, 1, 1, 1, 1, 2]
     assert len(provider.requests) == 7
-    assert llm.limiter.limit == 8  # halved to 4 by the 429, then +1 per success up to 8
+    # halved to 4 by the 429, then +1 per success after it (up to 8): how many successes
+    # come after the 429 depends on how the six calls interleave
+    assert 4 <= llm.limiter.limit <= 8
 
 
 def test_a_call_without_its_model_is_a_configuration_error(provider: FakeProvider) -> None:
