@@ -13,4 +13,5 @@ fi
 ruff check factflow tests bench
 ruff format --check factflow tests bench
 mypy
+lint-imports --no-cache
 python -m pytest -q "$@"

@@ -12,7 +12,7 @@ from typing import Any, ClassVar, Protocol
 from factflow.llm.base import EmbeddingClient, LLMClient
 from factflow.messages import Message
 from factflow.storage.base import StageStorage
-from factflow.types import JsonDict, JsonSchema
+from factflow.types import ConfigProblem, JsonDict, JsonSchema
 
 EMPTY_SCHEMA: JsonSchema = {"type": "object", "properties": {}, "additionalProperties": False}
 
@@ -56,16 +56,6 @@ class Context:
     embeddings: EmbeddingClient | None = None
     logger: logging.Logger = field(default_factory=lambda: logging.getLogger("factflow.adapter"))
     metrics: Metrics = field(default_factory=Counts)
-
-
-@dataclass(frozen=True, slots=True)
-class ConfigProblem:
-    """A problem `Adapter.check_config` found beyond what the JSON Schema can say."""
-
-    path: tuple[str | int, ...]
-    code: str
-    message: str
-    suggestion: str
 
 
 class Adapter(ABC):

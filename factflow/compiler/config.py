@@ -10,6 +10,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from factflow.conditions import ConditionConfig
 from factflow.types import JsonDict
 
 ROUTE_ID_PATTERN = r"^[A-Za-z_][A-Za-z0-9_\-]*$"
@@ -18,21 +19,6 @@ PIPELINE_NAME_PATTERN = r"^[a-z0-9_-]+$"
 
 class StrictModel(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
-
-
-class ConditionConfig(StrictModel):
-    """A leaf test (`field`, `operator`, `value`) or a combination (`all`, `any`, `not`).
-
-    Which form is used, and the operator, regex and field path, are checked by
-    `conditions.condition_problems` so that each problem gets its own code.
-    """
-
-    field: str | None = None
-    operator: str | None = None
-    value: Any = None
-    all: list[ConditionConfig] | None = None
-    any: list[ConditionConfig] | None = None
-    not_: ConditionConfig | None = Field(default=None, alias="not")
 
 
 class ErrorHandlingConfig(StrictModel):

@@ -6,9 +6,9 @@ which extra to install instead of a worker failing on its first import.
 
 from __future__ import annotations
 
-from factflow.adapters.base import ConfigProblem
 from factflow.compiler.loader import PathKey
 from factflow.extras import Extra, ModuleProbe, module_installed
+from factflow.types import ConfigProblem
 
 
 def missing_extra_problem(

@@ -13,13 +13,13 @@ from typing import Any
 
 from factflow.adapters.registry import AdapterRegistry
 from factflow.compiler.config import (
-    ConditionConfig,
     ErrorHandlingConfig,
     PipelineConfig,
     RouteConfig,
 )
 from factflow.compiler.graph import QueueGraph
 from factflow.compiler.naming import default_dead_letter_queue, is_topic, scoped_queue
+from factflow.conditions import ConditionConfig
 from factflow.types import JsonDict
 
 DEFAULT_PROVIDER = "memory"

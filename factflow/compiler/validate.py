@@ -19,9 +19,8 @@ from typing import Any, get_args, get_origin
 import jsonschema
 from pydantic import BaseModel, ValidationError
 
-from factflow.adapters.base import Adapter, ConfigProblem
+from factflow.adapters.base import Adapter
 from factflow.adapters.registry import AdapterRegistry, UnknownAdapterError
-from factflow.compiler.conditions import condition_problems, field_path_problem
 from factflow.compiler.config import PIPELINE_NAME_PATTERN, ROUTE_ID_PATTERN, PipelineConfig
 from factflow.compiler.diagnostics import Issue, ValidationReport, format_path
 from factflow.compiler.extras import missing_extra_problem
@@ -33,8 +32,10 @@ from factflow.compiler.naming import (
     STORAGE_SCHEMES,
     queue_name_problem,
 )
+from factflow.conditions import condition_problems, field_path_problem
 from factflow.exceptions import AdapterRegistrationError
 from factflow.extras import PROVIDER_EXTRAS, STORAGE_EXTRAS, Extra
+from factflow.types import ConfigProblem
 from factflow.writers.base import Writer
 from factflow.writers.registry import UnknownWriterError, default_writers
 

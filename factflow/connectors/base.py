@@ -22,7 +22,7 @@ from urllib.parse import urlsplit, urlunsplit
 from bytewax.inputs import StatefulSourcePartition
 from bytewax.outputs import StatelessSinkPartition
 
-from factflow.dataflows.deadletter import DeadLetter, Undecodable
+from factflow.deadletter import DeadLetter, Undecodable
 from factflow.messages import Message
 
 log = logging.getLogger(__name__)

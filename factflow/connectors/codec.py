@@ -13,8 +13,8 @@ from typing import Any
 
 import msgpack
 
-from factflow.dataflows.deadletter import DeadLetter, Undecodable
-from factflow.dataflows.ids import NameIds
+from factflow.deadletter import DeadLetter, Undecodable
+from factflow.ids import NameIds
 from factflow.messages import Message
 
 _RECORD_NAMESPACE = uuid.UUID("0b9e3a52-8f43-4d7c-b1b4-52c3a9d6e8f0")

@@ -21,7 +21,7 @@ from bytewax.outputs import DynamicSink, StatelessSinkPartition
 
 from factflow.compiler.naming import queue_file_name
 from factflow.connectors.codec import decode_json_line, encode_json_line
-from factflow.dataflows.deadletter import DeadLetter, Undecodable
+from factflow.deadletter import DeadLetter, Undecodable
 from factflow.messages import Message
 
 log = logging.getLogger(__name__)

@@ -25,7 +25,7 @@ from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic
 
 from factflow.connectors.codec import decode_body, encode_body
-from factflow.dataflows.deadletter import DeadLetter, Undecodable
+from factflow.deadletter import DeadLetter, Undecodable
 from factflow.messages import Message
 
 DEFAULT_BOOTSTRAP = "127.0.0.1:9092"

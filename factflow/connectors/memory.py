@@ -13,7 +13,7 @@ from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 from bytewax.outputs import DynamicSink, StatelessSinkPartition
 
 from factflow.connectors.codec import item_to_data, message_from_data
-from factflow.dataflows.deadletter import DeadLetter
+from factflow.deadletter import DeadLetter
 from factflow.messages import Message
 
 BATCH_SIZE = 1000

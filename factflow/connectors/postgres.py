@@ -20,11 +20,11 @@ from bytewax.outputs import DynamicSink
 
 from factflow.connectors.base import BrokerSinkPartition, BrokerSourcePartition, Received
 from factflow.connectors.codec import decode_body, encode_body
-from factflow.dataflows.deadletter import DeadLetter, Undecodable
 from factflow.db import pgqueue
 from factflow.db.connection import DbConnection, connect
 from factflow.db.repositories.dead_letters import NewDeadLetter, add_dead_letters
 from factflow.db.settings import mask_url
+from factflow.deadletter import DeadLetter, Undecodable
 from factflow.exceptions import ConfigurationError
 from factflow.messages import Message
 

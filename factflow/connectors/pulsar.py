@@ -23,7 +23,7 @@ from factflow.connectors.base import (
     mask_url,
 )
 from factflow.connectors.codec import decode_body, encode_body
-from factflow.dataflows.deadletter import DeadLetter, Undecodable
+from factflow.deadletter import DeadLetter, Undecodable
 from factflow.messages import Message
 
 DEFAULT_URL = "pulsar://127.0.0.1:6650"

@@ -31,8 +31,8 @@ from pamqp.header import ContentHeader
 
 from factflow.connectors.base import BrokerSinkPartition, BrokerSourcePartition, Received, mask_url
 from factflow.connectors.codec import decode_body, encode_body
-from factflow.dataflows.deadletter import DeadLetter, Undecodable
-from factflow.dataflows.loop import worker_loop
+from factflow.deadletter import DeadLetter, Undecodable
+from factflow.loop import worker_loop
 from factflow.messages import Message
 
 DEFAULT_URL = "amqp://guest:guest@127.0.0.1:5672/"

@@ -22,9 +22,8 @@ from bytewax.dataflow import Dataflow, Stream
 from bytewax.inputs import FixedPartitionedSource, Source
 
 from factflow.adapters.registry import AdapterRegistry, default_registry
-from factflow.compiler.conditions import compile_condition, field_getter, is_missing
 from factflow.compiler.plan import SCOPE_EXECUTION, Plan, QueueSettings, RoutePlan
-from factflow.connectors.counting import CountingSink
+from factflow.conditions import compile_condition, field_getter, is_missing
 from factflow.connectors.drain import DrainDetector, DrainingSource, DrainRule, ledger
 from factflow.connectors.file import FileSource
 from factflow.connectors.init import InitSource
@@ -32,18 +31,19 @@ from factflow.connectors.postgres import DeadLetterTableSink
 from factflow.connectors.registry import SourceSpec, make_sink, make_source
 from factflow.dataflows.backpressure import ConcurrencyController
 from factflow.dataflows.circuit import CircuitBreaker
-from factflow.dataflows.deadletter import REASON_UNDECODABLE, DeadLetter, Undecodable
+from factflow.dataflows.counting import CountingSink
 from factflow.dataflows.invoke import AdapterInvoker, Outcome, StepRuntime
 from factflow.dataflows.lineage import LineageRow, LineageSink
 from factflow.dataflows.pause import PausableSource, PauseWatcher
-from factflow.dataflows.perthread import PerThread
 from factflow.dataflows.progress import progress
 from factflow.dataflows.stateful import AdapterStateLogic
 from factflow.dataflows.workers import add_worker_probe
 from factflow.dataflows.writer_sink import WriterSink
+from factflow.deadletter import REASON_UNDECODABLE, DeadLetter, Undecodable
 from factflow.exceptions import ConfigurationError
 from factflow.llm import LiteLLMClient, LLMConfig
 from factflow.messages import Message
+from factflow.perthread import PerThread
 
 # providers without a broker to hold dead letters: with a database they go to its table
 TABLE_DEAD_LETTERS = frozenset({"file", "postgres"})

@@ -16,20 +16,20 @@ from datetime import UTC, datetime
 from typing import Any
 
 from factflow.adapters.base import Adapter, Context
-from factflow.compiler.conditions import Predicate, compile_condition
 from factflow.compiler.plan import AdapterStep, RoutePlan
+from factflow.conditions import Predicate, compile_condition
 from factflow.dataflows.backpressure import ConcurrencyController
 from factflow.dataflows.circuit import CircuitBreaker, CircuitOpenError
-from factflow.dataflows.deadletter import REASON_CIRCUIT_OPEN, REASON_FAILED, DeadLetter
-from factflow.dataflows.ids import NameIds
 from factflow.dataflows.lineage import LineageRow, lineage_row
-from factflow.dataflows.loop import worker_loop
-from factflow.dataflows.perthread import PerThread
 from factflow.dataflows.progress import AdapterMetrics
 from factflow.dataflows.workers import current_worker_index
 from factflow.db.lineage_writer import LineageStatus, new_row_id
+from factflow.deadletter import REASON_CIRCUIT_OPEN, REASON_FAILED, DeadLetter
+from factflow.ids import NameIds
 from factflow.llm import LiteLLMClient
+from factflow.loop import worker_loop
 from factflow.messages import Message
+from factflow.perthread import PerThread
 from factflow.storage.base import StageStorage
 
 # Emitted message ids are derived from the input id and the step, so a message replayed

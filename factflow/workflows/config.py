@@ -10,8 +10,8 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from factflow.adapters.base import Adapter, ConfigProblem
-from factflow.types import JsonDict
+from factflow.adapters.base import Adapter
+from factflow.types import ConfigProblem, JsonDict
 
 
 class WorkflowConfig(BaseModel):

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from factflow.adapters.base import Adapter, ConfigProblem, Context
-from factflow.compiler.conditions import field_getter, field_path_problem, is_missing
+from factflow.adapters.base import Adapter, Context
+from factflow.conditions import field_getter, field_path_problem, is_missing
 from factflow.messages import Message, content_hash
-from factflow.types import JsonDict
+from factflow.types import ConfigProblem, JsonDict
 
 
 class DeduplicateAdapter(Adapter):

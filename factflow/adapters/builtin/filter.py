@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from factflow.adapters.base import Adapter, ConfigProblem, Context
-from factflow.compiler.conditions import compile_condition, condition_problems
-from factflow.compiler.config import ConditionConfig
+from factflow.adapters.base import Adapter, Context
+from factflow.conditions import ConditionConfig, compile_condition, condition_problems
 from factflow.messages import Message
-from factflow.types import JsonDict, JsonSchema
+from factflow.types import ConfigProblem, JsonDict, JsonSchema
 
 CONDITION_SCHEMA: JsonSchema = {
     "type": "object",

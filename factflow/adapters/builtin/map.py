@@ -6,9 +6,9 @@ import importlib
 from collections.abc import Callable
 from typing import Any
 
-from factflow.adapters.base import Adapter, ConfigProblem, Context
+from factflow.adapters.base import Adapter, Context
 from factflow.messages import Message
-from factflow.types import JsonDict
+from factflow.types import ConfigProblem, JsonDict
 
 
 def import_function(spec: str) -> Callable[[Any], Any]:

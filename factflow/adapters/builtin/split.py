@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from factflow.adapters.base import Adapter, ConfigProblem, Context
-from factflow.compiler.conditions import field_getter, field_path_problem, is_missing
+from factflow.adapters.base import Adapter, Context
+from factflow.conditions import field_getter, field_path_problem, is_missing
 from factflow.messages import Message
-from factflow.types import JsonDict
+from factflow.types import ConfigProblem, JsonDict
 
 
 class SplitAdapter(Adapter):

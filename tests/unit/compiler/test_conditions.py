@@ -7,8 +7,9 @@ from typing import Any
 import pytest
 
 from factflow import Message
-from factflow.compiler.conditions import (
+from factflow.conditions import (
     KNOWN_OPERATORS,
+    ConditionConfig,
     compile_condition,
     condition_problems,
     field_getter,
@@ -16,7 +17,6 @@ from factflow.compiler.conditions import (
     is_missing,
     parse_field_path,
 )
-from factflow.compiler.config import ConditionConfig
 
 MESSAGE = Message(
     payload={

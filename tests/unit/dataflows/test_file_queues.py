@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from factflow.connectors.file import FileOffset, FileSink, FileSource
-from factflow.dataflows.deadletter import Undecodable
+from factflow.deadletter import Undecodable
 from factflow.messages import Message
 
 

@@ -12,9 +12,28 @@ import warnings
 from collections.abc import Callable
 from typing import Any
 
-from factflow.adapters.base import ConfigProblem
-from factflow.compiler.config import ConditionConfig
+from pydantic import BaseModel, ConfigDict, Field
+
 from factflow.messages import Message
+from factflow.types import ConfigProblem
+
+
+class ConditionConfig(BaseModel):
+    """A leaf test (`field`, `operator`, `value`) or a combination (`all`, `any`, `not`).
+
+    Which form is used, and the operator, regex and field path, are checked by
+    `conditions.condition_problems` so that each problem gets its own code.
+    """
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    field: str | None = None
+    operator: str | None = None
+    value: Any = None
+    all: list[ConditionConfig] | None = None
+    any: list[ConditionConfig] | None = None
+    not_: ConditionConfig | None = Field(default=None, alias="not")
+
 
 FIELD_PATH_RE = re.compile(r"^[A-Za-z_][\w\-]*(?:\.[A-Za-z_][\w\-]*|\[\d+\])*$")
 _SEGMENT_RE = re.compile(r"([^.\[\]]+)|\[(\d+)\]")

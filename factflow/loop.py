@@ -11,7 +11,7 @@ import threading
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
-from factflow.dataflows.perthread import PerThread
+from factflow.perthread import PerThread
 
 T = TypeVar("T")
 
