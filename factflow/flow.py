@@ -21,7 +21,7 @@ from factflow.compiler.plan import Plan
 from factflow.compiler.plan_codec import read_plan
 from factflow.compiler.render import render_report
 from factflow.connectors.drain import ledger
-from factflow.dataflows.build import RunOptions, build_dataflow
+from factflow.dataflows.build import FlowOptions, build_dataflow
 from factflow.dataflows.progress import progress
 from factflow.exceptions import ConfigurationError
 from factflow.llm import LLMConfig
@@ -40,7 +40,7 @@ def load_plan(pipeline: str | Path) -> Plan:
     return result.require_plan()
 
 
-def run_options(plan: Plan, settings: Settings) -> RunOptions:
+def run_options(plan: Plan, settings: Settings) -> FlowOptions:
     """Execution id, stage storage, source partitions and LLM models from the settings."""
     storage = None
     if settings.store_stages:
@@ -51,7 +51,7 @@ def run_options(plan: Plan, settings: Settings) -> RunOptions:
         settings.progress_dir.mkdir(parents=True, exist_ok=True)
         progress(settings.progress_dir / f"{os.getpid()}.json")
     ledger(settings.drain_dir)
-    return RunOptions(
+    return FlowOptions(
         execution_id=settings.execution_id or default_execution_id(plan),
         storage=storage,
         source_partitions=settings.source_partitions,
@@ -83,7 +83,7 @@ def prepare_database(url: str) -> None:
         migrate(conn)
 
 
-def start_recovery_archive(plan: Plan, options: RunOptions, *, restore: bool = True) -> None:
+def start_recovery_archive(plan: Plan, options: FlowOptions, *, restore: bool = True) -> None:
     """With a database and a recovery directory: restore it from Postgres when it is
     missing or stale (unless a launcher did, once, before starting the workers), then
     (process 0) archive it every few seconds."""

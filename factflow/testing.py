@@ -24,7 +24,7 @@ from factflow.adapters.registry import AdapterRegistry, default_registry
 from factflow.compiler.compile import compile_file, compile_text
 from factflow.compiler.plan import Plan
 from factflow.connectors.memory import MemoryQueues
-from factflow.dataflows.build import RunOptions, build_dataflow
+from factflow.dataflows.build import FlowOptions, build_dataflow
 from factflow.messages import Message
 
 TEST_EXECUTION_ID = "test-execution"
@@ -68,7 +68,7 @@ def run_pipeline(
     for queue, records in (inputs or {}).items():
         MemoryQueues.put(queue, list(records))
     memory = replace(plan.queue, provider="memory")
-    options = RunOptions(
+    options = FlowOptions(
         execution_id=TEST_EXECUTION_ID,
         storage=storage,
         queue_override=memory,

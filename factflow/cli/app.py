@@ -6,9 +6,9 @@ import typer
 
 from factflow.cli.compile import compile_command
 from factflow.cli.config import config_app
+from factflow.cli.db import app as db_app
 from factflow.cli.recovery import deadletters_app, recovery_app
 from factflow.cli.run import run_command
-from factflow.db.cli import app as db_app
 from factflow.exceptions import ConfigurationError
 
 app = typer.Typer(

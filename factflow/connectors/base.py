@@ -17,7 +17,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Generic, TypeVar
-from urllib.parse import urlsplit, urlunsplit
 
 from bytewax.inputs import StatefulSourcePartition
 from bytewax.outputs import StatelessSinkPartition
@@ -32,20 +31,6 @@ State = TypeVar("State")
 
 IDLE_WAKE = timedelta(milliseconds=20)
 MAX_BACKOFF_SECONDS = 10.0
-
-
-def mask_url(url: str | None) -> str:
-    """The URL with its password replaced by `***`, for logs and errors."""
-    if not url:
-        return "<no url>"
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    host = parts.hostname or ""
-    if parts.port:
-        host = f"{host}:{parts.port}"
-    user = parts.username or ""
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
 
 
 class AckLedger(Generic[Token]):

@@ -23,9 +23,9 @@ from factflow.connectors.codec import decode_body, encode_body
 from factflow.db import pgqueue
 from factflow.db.connection import DbConnection, connect
 from factflow.db.repositories.dead_letters import NewDeadLetter, add_dead_letters
-from factflow.db.settings import mask_url
 from factflow.deadletter import DeadLetter, Undecodable
 from factflow.exceptions import ConfigurationError
+from factflow.masking import mask_url
 from factflow.messages import Message
 
 DEFAULT_VISIBILITY_SECONDS = 60.0

@@ -29,10 +29,11 @@ from bytewax.outputs import DynamicSink
 from pamqp.commands import Basic
 from pamqp.header import ContentHeader
 
-from factflow.connectors.base import BrokerSinkPartition, BrokerSourcePartition, Received, mask_url
+from factflow.connectors.base import BrokerSinkPartition, BrokerSourcePartition, Received
 from factflow.connectors.codec import decode_body, encode_body
 from factflow.deadletter import DeadLetter, Undecodable
 from factflow.loop import worker_loop
+from factflow.masking import mask_url
 from factflow.messages import Message
 
 DEFAULT_URL = "amqp://guest:guest@127.0.0.1:5672/"

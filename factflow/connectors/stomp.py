@@ -24,10 +24,10 @@ from factflow.connectors.base import (
     BrokerSinkPartition,
     BrokerSourcePartition,
     Received,
-    mask_url,
 )
 from factflow.connectors.codec import decode_body, encode_body
 from factflow.deadletter import DeadLetter, Undecodable
+from factflow.masking import mask_url
 from factflow.messages import Message
 
 DEFAULT_URL = "stomp://artemis:artemis@127.0.0.1:61614"

@@ -26,7 +26,7 @@ from factflow.compiler.plan import SCOPE_EXECUTION, Plan, QueueSettings, RoutePl
 from factflow.conditions import compile_condition, field_getter, is_missing
 from factflow.connectors.drain import DrainDetector, DrainingSource, DrainRule, ledger
 from factflow.connectors.file import FileSource
-from factflow.connectors.init import InitSource
+from factflow.connectors.init_message import InitSource
 from factflow.connectors.postgres import DeadLetterTableSink
 from factflow.connectors.registry import SourceSpec, make_sink, make_source
 from factflow.dataflows.backpressure import ConcurrencyController
@@ -58,7 +58,7 @@ def _sid(name: str) -> str:
 
 
 @dataclass(frozen=True)
-class RunOptions:
+class FlowOptions:
     """How to build the flow: the execution, where stages go, how sources split."""
 
     execution_id: str
@@ -99,7 +99,7 @@ class _Wiring:
 
 
 def build_dataflow(
-    plan: Plan, options: RunOptions, registry: AdapterRegistry | None = None
+    plan: Plan, options: FlowOptions, registry: AdapterRegistry | None = None
 ) -> Dataflow:
     registry = registry or default_registry()
     queue = options.queue_override or plan.queue
@@ -146,7 +146,7 @@ def build_dataflow(
 
 
 def _add_dead_letter_sinks(
-    plan: Plan, queue: QueueSettings, options: RunOptions, w: _Wiring
+    plan: Plan, queue: QueueSettings, options: FlowOptions, w: _Wiring
 ) -> None:
     """Dead letters go to their queue on a broker; without one, to the dead-letter table
     when there is a database (the file and postgres providers), else to the queue."""
@@ -164,7 +164,7 @@ def _add_dead_letter_sinks(
         _add_sink(f"dead__{_sid(name)}", name, streams, queue, raw=False)
 
 
-def _drain_detector(plan: Plan, queue: QueueSettings, options: RunOptions) -> DrainDetector | None:
+def _drain_detector(plan: Plan, queue: QueueSettings, options: FlowOptions) -> DrainDetector | None:
     """A detector when the execution can only end by draining: some source reads a scoped
     queue from a broker (which never ends by itself) and none reads a global one."""
     if options.extra_sources or not plan.drains:
@@ -192,7 +192,7 @@ def _draining(
     return draining
 
 
-def _add_sources(plan: Plan, queue: QueueSettings, options: RunOptions, w: _Wiring) -> None:
+def _add_sources(plan: Plan, queue: QueueSettings, options: FlowOptions, w: _Wiring) -> None:
     source_queues = {s.queue: list(s.routes) for s in plan.sources}
     for name in [*options.inputs, *options.extra_sources]:
         reading = [r.id for r in plan.routes if r.inbound_queue == name]
@@ -296,7 +296,7 @@ def _topological(plan: Plan) -> list[RoutePlan]:
 def _add_route(
     plan: Plan,
     route: RoutePlan,
-    options: RunOptions,
+    options: FlowOptions,
     registry: AdapterRegistry,
     w: _Wiring,
     llm: PerThread[LiteLLMClient] | None,
@@ -354,7 +354,7 @@ def _add_route(
 
 
 def _add_side_outputs(
-    route: RoutePlan, side: list[Stream[Outcome]], options: RunOptions, w: _Wiring
+    route: RoutePlan, side: list[Stream[Outcome]], options: FlowOptions, w: _Wiring
 ) -> None:
     """Dead letters to the route's dead-letter queue; lineage rows (if any) to lineage."""
     if not side:

@@ -22,7 +22,7 @@ from factflow.connectors.base import Backoff
 from factflow.db.connection import DbConnection, connect
 from factflow.db.exceptions import DatabaseError
 from factflow.db.lineage_writer import LineageStatus, LineageWriter, parse_row_id
-from factflow.db.settings import mask_url
+from factflow.masking import mask_url
 from factflow.messages import Message, canonical_json, text_hash
 
 log = logging.getLogger(__name__)

@@ -21,7 +21,8 @@ from factflow.db.connection import (
 )
 from factflow.db.exceptions import DatabaseError, DatabaseUnavailableError
 from factflow.db.migrate import migrate
-from factflow.db.settings import DatabaseSettings, mask_url
+from factflow.db.settings import DatabaseSettings
+from factflow.masking import mask_url
 
 __all__ = [
     "DatabaseError",

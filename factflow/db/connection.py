@@ -13,7 +13,8 @@ import psycopg
 from psycopg_pool import AsyncConnectionPool, ConnectionPool, PoolTimeout
 
 from factflow.db.exceptions import DatabaseUnavailableError
-from factflow.db.settings import DatabaseSettings, mask_url
+from factflow.db.settings import DatabaseSettings
+from factflow.masking import mask_url
 
 DbConnection: TypeAlias = psycopg.Connection[Any]
 AsyncDbConnection: TypeAlias = psycopg.AsyncConnection[Any]

@@ -27,7 +27,7 @@ from factflow.dataflows.launch import Launch
 from factflow.db import connect, migrate
 from factflow.db.embedded import start_embedded, stop_embedded
 from factflow.db.exceptions import DatabaseError
-from factflow.db.settings import mask_url
+from factflow.masking import mask_url
 from tests.e2e.helpers import T, read_jsonl, wait_until, worker_env, write_jsonl
 from tests.integration.flows import lineage_rows, with_password, write_pipeline
 

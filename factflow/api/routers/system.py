@@ -16,7 +16,7 @@ import factflow
 from factflow.api.deps import RegistryDep, SettingsDep, SupervisorDep, get_pool
 from factflow.db.migrate import current_version
 from factflow.db.repositories.executions import STATUSES, count_executions
-from factflow.db.settings import mask_url
+from factflow.masking import mask_url
 from factflow.server.diagnostics import run_diagnostic
 from factflow.types import JsonDict
 

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from factflow.cli.db import app
 from factflow.db import connect
-from factflow.db.cli import app
 from factflow.db.embedded import embedded_status, stop_embedded
 from factflow.db.migrate import available_migrations
 

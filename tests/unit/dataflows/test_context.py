@@ -14,7 +14,7 @@ from bytewax.dataflow import Dataflow
 from bytewax.testing import TestingSource, cluster_main
 
 from factflow.connectors.memory import MemoryQueues
-from factflow.dataflows.build import RunOptions, build_dataflow
+from factflow.dataflows.build import FlowOptions, build_dataflow
 from factflow.dataflows.progress import progress
 from factflow.dataflows.workers import add_worker_probe, current_worker_index
 from factflow.llm import LLMConfig, LLMLimits
@@ -46,7 +46,7 @@ def test_adapters_get_a_typed_context_with_a_working_llm_client(
     MemoryQueues.clear()
     MemoryQueues.put("questions", [{"q": f"question {n}"} for n in range(8)])
     before = progress().snapshot().get(f"adapter:ask:{stage}:llm_tokens", 0)
-    options = RunOptions(
+    options = FlowOptions(
         execution_id="exec-ctx",
         storage=open_storage(f"file://{tmp_path}"),
         source_partitions=2,

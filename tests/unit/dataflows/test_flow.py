@@ -13,7 +13,7 @@ import pytest
 from bytewax.testing import run_main
 
 from factflow.connectors.memory import MemoryQueues
-from factflow.dataflows.build import RunOptions, build_dataflow
+from factflow.dataflows.build import FlowOptions, build_dataflow
 from factflow.testing import PipelineResult, compile_plan, run_pipeline
 from tests.e2e.adapters_for_tests import AlwaysFails, FailsTwice, InFlight, SyncThreads
 
@@ -329,7 +329,7 @@ routes:
 """
     )
     MemoryQueues.clear()
-    options = RunOptions(execution_id="e", queue_override=plan.queue, inputs={"in": str(source)})
+    options = FlowOptions(execution_id="e", queue_override=plan.queue, inputs={"in": str(source)})
     run_main(build_dataflow(plan, options))
     assert [r["payload"] for r in MemoryQueues.read("out.first")] == [{"n": 1}, {"n": 2}]
     assert [r["payload"] for r in MemoryQueues.read("out.second")] == [{"n": 1}, {"n": 2}]

@@ -16,7 +16,8 @@ from factflow.db.connection import connect
 from factflow.db.embedded import DEFAULT_DATA_DIR, embedded_status, start_embedded, stop_embedded
 from factflow.db.exceptions import DatabaseError
 from factflow.db.migrate import available_migrations, current_version, migrate, pending_migrations
-from factflow.db.settings import DATABASE_URL_ENV, DatabaseSettings, mask_url
+from factflow.db.settings import DATABASE_URL_ENV, DatabaseSettings
+from factflow.masking import mask_url
 
 app = typer.Typer(
     name="db",
