@@ -27,7 +27,6 @@ from factflow.exceptions import ConfigurationError
 from factflow.llm import LLMConfig
 from factflow.settings import Settings
 
-DEFAULT_STORAGE_URI = "file://./output/storage"
 _EXECUTION_NAMESPACE = uuid.UUID("3f2b7c1e-9a4d-4e8b-8c55-1d0e6f7a2b90")
 
 
@@ -40,13 +39,18 @@ def load_plan(pipeline: str | Path) -> Plan:
     return result.require_plan()
 
 
+def stage_storage_uri(plan: Plan, settings: Settings) -> str:
+    """Where an execution's stages go: the pipeline's `storage.uri`, else the settings'."""
+    return plan.storage_uri or settings.storage_uri
+
+
 def run_options(plan: Plan, settings: Settings) -> FlowOptions:
     """Execution id, stage storage, source partitions and LLM models from the settings."""
     storage = None
     if settings.store_stages:
         from factflow.storage import open_storage
 
-        storage = open_storage(plan.storage_uri or settings.storage_uri or DEFAULT_STORAGE_URI)
+        storage = open_storage(stage_storage_uri(plan, settings))
     if settings.progress_dir is not None:
         settings.progress_dir.mkdir(parents=True, exist_ok=True)
         progress(settings.progress_dir / f"{os.getpid()}.json")

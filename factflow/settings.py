@@ -1,19 +1,48 @@
-"""Settings from the environment (`FACTFLOW_*`), read once per process.
+"""The one settings model: every `FACTFLOW_*` variable, read once per process.
 
-Tests and the server build their own `Settings(...)` and pass it in explicitly.
+Workers, the CLI and the server read it; tests and embedders build their own
+`Settings(...)` and pass it in explicitly (`create_app(Settings(...))`). The database and
+the supervisor get plain views of it (`DatabaseSettings.of`, `SupervisorSettings.of`), so
+nothing below reads the environment behind the caller's back. Outside development the
+unsafe defaults (no database, relative data paths) are refused at construction.
 """
 
 from __future__ import annotations
 
+import os
+import socket
 from pathlib import Path
+from typing import Literal, Self
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+_REPO_PIPELINES = Path(__file__).resolve().parents[1] / "pipelines"
+
+
+def _instance_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
 
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="FACTFLOW_", extra="ignore")
 
+    # --- everyone ------------------------------------------------------------------------
+    environment: Literal["development", "test", "production"] = "development"
+    database_url: str | None = None
+    storage_uri: str = Field(
+        default="file://./output/storage",
+        description="stage storage (the storage API reads it; workers use it when the "
+        "pipeline names none)",
+    )
+    recovery_dir: Path = Field(default=Path("./output/recovery"))
+
+    # --- database ------------------------------------------------------------------------
+    pool_min_size: int = Field(default=1, ge=0)
+    pool_max_size: int = Field(default=10, ge=2)
+    connect_timeout_seconds: float = Field(default=5.0, gt=0)
+
+    # --- workers (set by the launcher) ---------------------------------------------------
     pipeline: Path | None = Field(default=None, description="pipeline YAML for factflow.flow")
     plan: Path | None = Field(
         default=None, description="compiled plan.json a launcher wrote (wins over pipeline)"
@@ -21,11 +50,7 @@ class Settings(BaseSettings):
     execution_id: str | None = Field(
         default=None, description="execution id; the same id resumes a run"
     )
-    storage_uri: str | None = Field(
-        default=None, description="stage storage when the pipeline names none"
-    )
     store_stages: bool = Field(default=True, description="write every stage's output")
-    recovery_dir: Path = Field(default=Path("./output/recovery"))
     progress_dir: Path | None = Field(
         default=None, description="folder where each worker process writes its counters"
     )
@@ -39,7 +64,6 @@ class Settings(BaseSettings):
     inputs: dict[str, str] = Field(
         default_factory=dict, description='JSON {"queue": "file.jsonl"}: files read as queues'
     )
-    database_url: str | None = None
     llm_model: str | None = Field(
         default=None, description="litellm model of Context.llm, e.g. openai/gpt-4o-mini"
     )
@@ -52,3 +76,51 @@ class Settings(BaseSettings):
     llm_api_key: SecretStr | None = Field(
         default=None, description="API key; without it litellm reads the provider's own variable"
     )
+
+    # --- the server ----------------------------------------------------------------------
+    data_dir: Path = Field(
+        default=Path("output/server"),
+        description="per-execution run folders (plan, inputs, queues, logs)",
+    )
+    pipelines_dir: Path | None = Field(
+        default=None, description="shipped pipelines served as templates (default ./pipelines)"
+    )
+    max_concurrent_executions: int = Field(default=8, ge=1)
+    cancel_grace_seconds: float = Field(default=10.0, ge=0)
+    heartbeat_seconds: float = Field(default=2.0, gt=0)
+    stale_after_seconds: float = Field(
+        default=30.0, gt=0, description="a running execution without heartbeat is interrupted"
+    )
+    default_queue_provider: str | None = Field(
+        default=None, description="queue provider for pipelines without a `queue:` section"
+    )
+    worker_env: dict[str, str] = Field(
+        default_factory=dict, description="extra environment for worker processes"
+    )
+    validate_pipelines_on_start: bool = True
+    instance_id: str = Field(default_factory=_instance_id)
+
+    @model_validator(mode="after")
+    def _safe_outside_development(self) -> Self:
+        if self.environment == "production":
+            if not self.database_url:
+                msg = "FACTFLOW_DATABASE_URL must be set when FACTFLOW_ENVIRONMENT=production"
+                raise ValueError(msg)
+            if not self.data_dir.is_absolute():
+                msg = "FACTFLOW_DATA_DIR must be an absolute path in production"
+                raise ValueError(msg)
+        return self
+
+    def templates_dir(self) -> Path:
+        if self.pipelines_dir is not None:
+            return self.pipelines_dir
+        local = Path("pipelines")
+        return local if local.is_dir() else _REPO_PIPELINES
+
+    @property
+    def runs_dir(self) -> Path:
+        return self.data_dir / "runs"
+
+    @property
+    def archives_dir(self) -> Path:
+        return self.data_dir / "archives"

@@ -25,8 +25,10 @@ from factflow.api.routers.templates import load_templates
 from factflow.api.settings import ApiSettings
 from factflow.db.connection import create_pool
 from factflow.db.migrate import migrate
+from factflow.db.settings import DatabaseSettings
 from factflow.server.archives import ArchiveJobs
 from factflow.server.executions import ExecutionService
+from factflow.server.settings import SupervisorSettings
 from factflow.server.supervisor import Supervisor
 from factflow.storage import open_storage
 
@@ -40,7 +42,7 @@ marked "factflow addition" in their descriptions.
 
 
 def _startup(app: FastAPI, settings: ApiSettings) -> None:
-    pool = create_pool(settings.database(), name="factflow-api")
+    pool = create_pool(DatabaseSettings.of(settings), name="factflow-api")
     try:
         with pool.connection() as conn:
             applied = migrate(conn)
@@ -53,7 +55,7 @@ def _startup(app: FastAPI, settings: ApiSettings) -> None:
             if settings.validate_pipelines_on_start
             else {}
         )
-        supervisor = Supervisor(settings.supervisor(), pool)
+        supervisor = Supervisor(SupervisorSettings.of(settings), pool)
         supervisor.start()
     except BaseException:
         pool.close()

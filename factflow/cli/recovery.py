@@ -22,7 +22,7 @@ deadletters_app = typer.Typer(help="Dead letters kept in Postgres (broker-less p
 
 def _url() -> str:
     try:
-        return DatabaseSettings().require_url()
+        return DatabaseSettings.of(Settings()).require_url()
     except DatabaseError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from exc

@@ -20,7 +20,7 @@ from factflow.connectors.file import queue_path
 from factflow.dataflows.launch import Launch, stop
 from factflow.dataflows.progress import read_counts
 from factflow.db.exceptions import DatabaseError
-from factflow.flow import DEFAULT_STORAGE_URI, load_plan
+from factflow.flow import load_plan, stage_storage_uri
 from factflow.settings import Settings
 from factflow.storage.keys import STAGE_ROOT
 
@@ -152,7 +152,7 @@ def where_things_went(plan: Plan, settings: Settings, execution: str, log_dir: P
     if plan.queue.provider == "file":
         lines[0] += " (file queues are appended to: a second run adds to them)"
     if settings.store_stages:
-        uri = plan.storage_uri or settings.storage_uri or DEFAULT_STORAGE_URI
+        uri = stage_storage_uri(plan, settings)
         root = str(Path(uri[7:])) if uri.startswith("file://") else uri.rstrip("/")
         lines.append(f"stage storage: {root}/{STAGE_ROOT}/{execution}/")
     else:

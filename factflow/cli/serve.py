@@ -53,6 +53,7 @@ def serve_command(
     from factflow.api.settings import ApiSettings
     from factflow.db.embedded import embedded_status, start_embedded, stop_embedded
     from factflow.db.exceptions import DatabaseError
+    from factflow.db.settings import DatabaseSettings
 
     overrides: dict[str, object] = {}
     started_here = False
@@ -69,7 +70,7 @@ def serve_command(
         typer.echo(f"embedded Postgres: {server.url}", err=True)
     try:
         settings = ApiSettings(**overrides)  # type: ignore[arg-type]
-        settings.database().require_url()
+        DatabaseSettings.of(settings).require_url()
     except (ValidationError, DatabaseError) as exc:
         typer.secho(f"error: {exc}", err=True, fg=typer.colors.RED)
         raise typer.Exit(1) from exc

@@ -1,27 +1,36 @@
-"""Database settings from the environment."""
+"""Database settings: a plain view of the one settings model (factflow/settings.py)."""
 
 from __future__ import annotations
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from factflow.db.exceptions import DatabaseNotConfiguredError
+
+if TYPE_CHECKING:
+    from factflow.settings import Settings
 
 DATABASE_URL_ENV = "FACTFLOW_DATABASE_URL"
 
 
-class DatabaseSettings(BaseSettings):
-    """Where Postgres is and how many connections to keep.
-
-    Read from `FACTFLOW_*` variables; tests and embedders build their own instance.
-    """
-
-    model_config = SettingsConfigDict(env_prefix="FACTFLOW_", extra="ignore")
+@dataclass(frozen=True)
+class DatabaseSettings:
+    """Where Postgres is and how many connections to keep: `DatabaseSettings.of(Settings())` (the
+    one settings model reads `FACTFLOW_*`), or built directly by tests and embedders."""
 
     database_url: str | None = None
-    pool_min_size: int = Field(default=1, ge=0)
-    pool_max_size: int = Field(default=10, ge=1)
-    connect_timeout_seconds: float = Field(default=5.0, gt=0)
+    pool_min_size: int = 1
+    pool_max_size: int = 10
+    connect_timeout_seconds: float = 5.0
+
+    @classmethod
+    def of(cls, settings: Settings) -> DatabaseSettings:
+        return cls(
+            database_url=settings.database_url,
+            pool_min_size=settings.pool_min_size,
+            pool_max_size=settings.pool_max_size,
+            connect_timeout_seconds=settings.connect_timeout_seconds,
+        )
 
     def require_url(self) -> str:
         if not self.database_url:

@@ -1,11 +1,13 @@
 """What the supervisor and the execution service need to know: a plain dataclass the app
-builds from its settings (`ApiSettings.supervisor()`), so the server layer reads no
+builds from the one settings model (`SupervisorSettings.of(settings)`), so the server layer reads no
 environment and knows nothing of HTTP."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from factflow.settings import Settings
 
 
 @dataclass(frozen=True)
@@ -21,3 +23,23 @@ class SupervisorSettings:
     stale_after_seconds: float = 30.0
     default_queue_provider: str | None = None
     worker_env: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, settings: Settings) -> SupervisorSettings:
+        return cls(
+            runs_dir=settings.runs_dir,
+            recovery_dir=settings.recovery_dir,
+            instance_id=settings.instance_id,
+            database_url=settings.database_url,
+            storage_uri=settings.storage_uri,
+            max_concurrent_executions=settings.max_concurrent_executions,
+            cancel_grace_seconds=settings.cancel_grace_seconds,
+            heartbeat_seconds=settings.heartbeat_seconds,
+            stale_after_seconds=settings.stale_after_seconds,
+            default_queue_provider=settings.default_queue_provider,
+            # workers read the same settings: a production server's must pass its checks
+            worker_env={
+                "FACTFLOW_DATA_DIR": str(settings.data_dir.resolve()),
+                **settings.worker_env,
+            },
+        )

@@ -297,9 +297,7 @@ routes:
 
 def test_run_summary_names_outputs_storage_and_logs() -> None:
     plan = _plan(SINKS.format(queue="queue: {provider: file, path: ./output/queues}"))
-    lines = where_things_went(
-        plan, Settings(storage_uri=None, store_stages=True), "e1", Path("output/runs/e1/logs")
-    )
+    lines = where_things_went(plan, Settings(store_stages=True), "e1", Path("output/runs/e1/logs"))
     assert lines == [
         "outputs: output/queues/done.jsonl, output/queues/out.jsonl (file queues are appended "
         "to: a second run adds to them)",

@@ -16,6 +16,7 @@ from factflow.db import (
 )
 from factflow.db.connection import connect_async
 from factflow.db.exceptions import DatabaseNotConfiguredError
+from factflow.settings import Settings
 
 pytestmark = pytest.mark.integration
 
@@ -56,9 +57,9 @@ def test_unreachable_pool_and_async_connection_fail_the_same_way() -> None:
 def test_a_missing_url_says_what_to_set(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("FACTFLOW_DATABASE_URL", raising=False)
     with pytest.raises(DatabaseNotConfiguredError, match="FACTFLOW_DATABASE_URL"):
-        DatabaseSettings().require_url()
+        DatabaseSettings.of(Settings()).require_url()
     monkeypatch.setenv("FACTFLOW_DATABASE_URL", "postgresql://x@h/db")
-    assert DatabaseSettings().require_url() == "postgresql://x@h/db"
+    assert DatabaseSettings.of(Settings()).require_url() == "postgresql://x@h/db"
 
 
 @pytest.mark.parametrize(
