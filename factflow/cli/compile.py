@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from enum import StrEnum
+from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from factflow.cli.common import ValidationOption, compile_and_report, echo_report, emit_json
+from factflow.compiler.plan import Plan
+from factflow.compiler.plan_codec import read_plan
 from factflow.compiler.render import render_mermaid, render_plan
 
 
@@ -32,7 +35,15 @@ def compile_command(
     ] = PlanOutput.text,
     validation: ValidationOption = None,
 ) -> None:
-    """Validate PIPELINE and print its plan. Exit 0 valid, 1 invalid or unreadable."""
+    """Validate PIPELINE and print its plan. Exit 0 valid, 1 invalid or unreadable.
+
+    PIPELINE may also be an execution's compiled `plan.json` (in its run folder,
+    `output/runs/<id>/` or the server's `<data_dir>/runs/<id>/`): the effective plan it
+    runs, with the server's provider, queue folder and storage in.
+    """
+    if pipeline.endswith(".json"):
+        _print_plan(read_plan(Path(pipeline)), output)
+        raise typer.Exit(0)
     result = compile_and_report(pipeline, validation)
     if output is PlanOutput.json:
         emit_json(
@@ -47,3 +58,10 @@ def compile_command(
                 else render_plan(result.plan)
             )
     raise typer.Exit(0 if result.report.is_valid else 1)
+
+
+def _print_plan(plan: Plan, output: PlanOutput) -> None:
+    if output is PlanOutput.json:
+        emit_json({"plan": plan.to_dict()})
+    else:
+        typer.echo(render_mermaid(plan) if output is PlanOutput.mermaid else render_plan(plan))

@@ -324,3 +324,19 @@ def test_run_summary_for_other_providers_and_storage_off() -> None:
         "outputs: done on rabbitmq, out on rabbitmq",
         "stage storage: s3://bucket/prefix/executions/e1/",
     ]
+
+
+def test_compile_shows_an_execution_s_effective_plan(tmp_path: Path) -> None:
+    from factflow.compiler.overrides import Overrides
+    from factflow.compiler.plan_codec import write_plan
+
+    text = 'version: "1.0"\nroutes:\n  a:\n    inbound: {queue: q}\n    outbound: out\n'
+    plan = compile_text(text, overrides=Overrides(default_provider="postgres")).require_plan()
+    saved = write_plan(plan, tmp_path / "plan.json")
+    shown = runner.invoke(app, ["compile", str(saved)])
+    assert shown.exit_code == 0, shown.output
+    assert "queue provider postgres" in shown.output
+    as_json = runner.invoke(app, ["compile", str(saved), "--output", "json"])
+    assert json.loads(as_json.output)["plan"]["queue"]["provider"] == "postgres"
+    missing = runner.invoke(app, ["compile", str(tmp_path / "gone.json")])
+    assert missing.exit_code != 0
