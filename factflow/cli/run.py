@@ -16,6 +16,7 @@ from rich.table import Table
 
 from factflow.cli.common import InputOption, ProcessesOption, WorkersOption, split_input
 from factflow.compiler.plan import Plan
+from factflow.connectors.cleanup import delete_scoped_queues
 from factflow.connectors.file import queue_path
 from factflow.dataflows.launch import Launch, stop
 from factflow.dataflows.progress import read_counts
@@ -118,6 +119,7 @@ def run_command(
         raise typer.Exit(1) from exc
     # SIGTERM (a supervisor, `kill`) stops the workers like Ctrl-C does, never orphans them
     signal.signal(signal.SIGTERM, _interrupt)
+    interrupted = False
     try:
         with Live(console=console, refresh_per_second=4, transient=True) as live:
             while any(p.poll() is None for p in procs):
@@ -125,6 +127,7 @@ def run_command(
                 live.update(counts_table(plan, counts, time.monotonic() - started, final=False))
                 time.sleep(REFRESH_SECONDS)
     except KeyboardInterrupt:
+        interrupted = True
         console.print("interrupted: stopping workers (run again with --execution-id to resume)")
         stop(procs)
     elapsed = time.monotonic() - started
@@ -134,6 +137,8 @@ def run_command(
         log = launch.log_dir / f"process-{index}.log"
         console.print(f"[red]process {index} exited with {procs[index].returncode}[/]; log: {log}")
         console.print(log.read_text()[-3000:])
+    if not failed and not interrupted:
+        delete_scoped_queues(plan, execution, plan.queue)
     for line in where_things_went(plan, settings, execution, launch.log_dir):
         console.print(line, highlight=False, soft_wrap=True)
     console.print(f"resume with --execution-id {execution}", soft_wrap=True)

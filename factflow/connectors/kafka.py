@@ -214,3 +214,17 @@ def ensure_topic(servers: str, topic: str, partitions: int) -> None:
         if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
             msg = f"kafka: cannot create topic {topic} with {partitions} partitions: {exc}"
             raise ConnectionError(msg) from exc
+
+
+def delete_topics(url: str | None, topics: list[str]) -> list[str]:
+    """Delete `topics` (an execution's scoped topics once it drained); returns those
+    deleted. Offsets live in the recovery snapshot, so nothing else refers to them."""
+    admin = AdminClient({"bootstrap.servers": bootstrap_servers(url)})
+    deleted = []
+    for topic, future in admin.delete_topics(topics, operation_timeout=10).items():
+        try:
+            future.result(timeout=METADATA_TIMEOUT_SECONDS)
+        except Exception:
+            continue
+        deleted.append(topic)
+    return deleted

@@ -286,3 +286,26 @@ class RabbitMQSink(DynamicSink[Message | DeadLetter]):
 
     def build(self, step_id: str, worker_index: int, worker_count: int) -> _RabbitSinkPartition:
         return _RabbitSinkPartition(self.url, self.queue, self.raw, self.durable, self.exchange)
+
+
+def delete_queues(url: str | None, queues: list[str]) -> list[str]:
+    """Delete `queues` where they are empty and unused (an execution's scoped queues once
+    it drained); returns the ones deleted."""
+
+    async def delete() -> list[str]:
+        connection = await aio_pika.connect(rabbitmq_url(url))
+        deleted = []
+        try:
+            channel = await connection.channel()
+            for queue in queues:
+                try:
+                    await channel.queue_delete(queue, if_unused=True, if_empty=True)
+                except aio_pika.exceptions.ChannelClosed:
+                    channel = await connection.channel()  # not empty or in use: keep it
+                else:
+                    deleted.append(queue)
+        finally:
+            await connection.close()
+        return deleted
+
+    return worker_loop().run(delete())

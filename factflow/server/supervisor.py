@@ -40,6 +40,7 @@ from psycopg_pool import ConnectionPool
 
 from factflow.compiler.overrides import relative_file_uri
 from factflow.compiler.plan import Plan
+from factflow.connectors.cleanup import delete_scoped_queues
 from factflow.dataflows.launch import Launch, stop
 from factflow.dataflows.progress import read_counts
 from factflow.db.connection import DbConnection
@@ -390,6 +391,9 @@ class Supervisor:
                 tail = rundir.log_tail(run.launch.run_dir)
                 error = f"{failed}\n{tail}" if tail else failed
             repo.transition(conn, run.execution_id, target, error=error)
+        if target == "completed":
+            plan = run.launch.compiled()
+            delete_scoped_queues(plan, str(run.execution_id), plan.queue)
         self.finished[target] += 1
         _log.info("execution %s %s (exit codes %s)", run.execution_id, target, codes)
 

@@ -124,6 +124,35 @@ def test_postgres_execution_completes_when_drained(tmp_path: Path, db_url: str) 
             assert queue_depth(conn, queue).ready == 0  # the global name was never used
 
 
+def _existing(broker: Broker, queues: list[str]) -> list[str]:
+    """Which of `queues` still exist on the broker."""
+    if broker.provider == "kafka":
+        from confluent_kafka.admin import AdminClient
+
+        topics = AdminClient({"bootstrap.servers": broker.url}).list_topics(timeout=10).topics
+        return [q for q in queues if q in topics]
+    import asyncio
+
+    import aio_pika
+
+    async def check() -> list[str]:
+        left = []
+        connection = await aio_pika.connect(broker.url)
+        try:
+            for queue in queues:
+                channel = await connection.channel()
+                try:
+                    await channel.declare_queue(queue, passive=True)
+                    left.append(queue)
+                except aio_pika.exceptions.ChannelClosed:
+                    pass  # 404: gone
+        finally:
+            await connection.close()
+        return left
+
+    return asyncio.run(check())
+
+
 def _decode(record: Record, queue: str) -> Message:
     message = decode_body(record.body, record.headers, raw=False, queue=queue, fallback_id="x")
     assert isinstance(message, Message), message
@@ -144,12 +173,18 @@ def test_broker_execution_completes_when_drained(name: str, tmp_path: Path) -> N
     broker.prepare([names["out"]])
     collector = broker.collect(names["out"])
     try:
-        _finish(_run(pipeline, str(uuid.uuid4()), {"FACTFLOW_STOMP_URL": broker.url}))
+        execution = str(uuid.uuid4())
+        _finish(_run(pipeline, execution, {"FACTFLOW_STOMP_URL": broker.url}))
         records = collector.wait_for(URLS, 30)
     finally:
         collector.stop()
     got = [_decode(r, names["out"]) for r in records]
     assert sorted(m.payload["url"] for m in got) == sorted(urls)
+    if broker.provider in ("rabbitmq", "kafka"):  # deleted once drained (README)
+        left = _existing(
+            broker, [scoped_queue(broker.provider, names[k], execution) for k in ("urls", "pages")]
+        )
+        assert left == [], f"scoped queues left on {name}: {left}"
 
 
 def test_two_executions_of_one_config_keep_apart(tmp_path: Path) -> None:
