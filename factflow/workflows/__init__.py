@@ -3,6 +3,7 @@
 - `webscraper/`: sitemap_parser, url_expander, web_scraper, web_content_storage
 - `markdown/`: storage_retriever, html_to_markdown, smart_segmenter, segment_publisher,
   markdown_storage_writer
+- `embeddings/`: embedding_generator (adapter) and embedding_index (writer)
 - `files/`: local folders and PDFs (beyond the seed system)
 
 Workflows know no engine, compiler or server: everything comes through the adapter
@@ -11,6 +12,7 @@ every adapter's config and emitted shape.
 """
 
 from factflow.adapters.base import Adapter
+from factflow.workflows.embeddings import EmbeddingGeneratorAdapter, EmbeddingIndexWriter
 from factflow.workflows.markdown import (
     HtmlToMarkdownAdapter,
     MarkdownStorageWriterAdapter,
@@ -24,6 +26,7 @@ from factflow.workflows.webscraper import (
     WebContentStorageAdapter,
     WebScraperAdapter,
 )
+from factflow.writers.base import Writer
 
 WORKFLOW_ADAPTERS: tuple[type[Adapter], ...] = (
     SitemapParserAdapter,
@@ -35,4 +38,7 @@ WORKFLOW_ADAPTERS: tuple[type[Adapter], ...] = (
     SmartSegmenterAdapter,
     SegmentPublisherAdapter,
     MarkdownStorageWriterAdapter,
+    EmbeddingGeneratorAdapter,
 )
+
+WORKFLOW_WRITERS: tuple[type[Writer], ...] = (EmbeddingIndexWriter,)

@@ -81,10 +81,12 @@ class WriterRegistry:
 
 
 def default_writers() -> WriterRegistry:
-    """A registry holding the built-in writers (and, lazily, entry points)."""
+    """A registry holding the built-in writers, the workflow writers (embedding_index)
+    and, lazily, entry points."""
+    from factflow.workflows import WORKFLOW_WRITERS
     from factflow.writers.builtin import BUILTIN_WRITERS
 
     registry = WriterRegistry()
-    for cls in BUILTIN_WRITERS:
+    for cls in (*BUILTIN_WRITERS, *WORKFLOW_WRITERS):
         registry.register(cls)
     return registry
