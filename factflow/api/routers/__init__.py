@@ -9,6 +9,7 @@ from factflow.api.routers import (
     executions,
     lineage,
     pipelines,
+    search,
     storage,
     system,
     templates,
@@ -19,6 +20,7 @@ API_PREFIX = "/api/v1"
 api_router = APIRouter(prefix=API_PREFIX)
 for module in (
     system, configs, executions, pipelines, lineage, storage, content, adapters, templates,
+    search,
 ):  # fmt: skip
     api_router.include_router(module.router)
 
