@@ -1,5 +1,6 @@
 """The CLI's server commands (httpx): config create|list|get|edit|run|delete, execution,
-lineage, storage, pipeline and system groups, with global --server / --output / --timeout.
+lineage, storage, pipeline, system, search and index groups, with global --server /
+--output / --timeout.
 
 `mount(app)` adds them to the root typer app; `factflow serve` starts the server.
 """
@@ -12,6 +13,7 @@ from factflow.cli.client import configs as _configs  # noqa: F401 - registers on
 from factflow.cli.client.executions import execution_app
 from factflow.cli.client.http import client_options
 from factflow.cli.client.lineage import lineage_app
+from factflow.cli.client.search import index_app, search_app
 from factflow.cli.client.storage import storage_app
 from factflow.cli.client.system import pipeline_app, system_app
 
@@ -27,6 +29,8 @@ def mount(app: typer.Typer) -> None:
     app.add_typer(storage_app, name="storage")
     app.add_typer(pipeline_app, name="pipeline")
     app.add_typer(system_app, name="system")
+    app.add_typer(search_app, name="search")
+    app.add_typer(index_app, name="index")
 
 
 __all__ = ["mount"]
