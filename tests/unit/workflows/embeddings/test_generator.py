@@ -48,7 +48,8 @@ def test_calls_in_flight_together_become_batched_model_calls() -> None:
 
 def test_a_failed_model_call_fails_every_text_in_it() -> None:
     async def model(texts: Sequence[str]) -> list[list[float]]:
-        raise RuntimeError("model down")
+        msg = "model down"
+        raise RuntimeError(msg)
 
     async def run() -> list[Any]:
         coalescer = Coalescer(model, max_batch=4)
