@@ -12,7 +12,7 @@ every adapter's config and emitted shape.
 """
 
 from factflow.adapters.base import Adapter
-from factflow.workflows.embeddings import EmbeddingGeneratorAdapter, EmbeddingIndexWriter
+from factflow.workflows.embeddings import INDEX_WRITER, EmbeddingGeneratorAdapter
 from factflow.workflows.markdown import (
     HtmlToMarkdownAdapter,
     MarkdownStorageWriterAdapter,
@@ -26,7 +26,6 @@ from factflow.workflows.webscraper import (
     WebContentStorageAdapter,
     WebScraperAdapter,
 )
-from factflow.writers.base import Writer
 
 WORKFLOW_ADAPTERS: tuple[type[Adapter], ...] = (
     SitemapParserAdapter,
@@ -41,4 +40,5 @@ WORKFLOW_ADAPTERS: tuple[type[Adapter], ...] = (
     EmbeddingGeneratorAdapter,
 )
 
-WORKFLOW_WRITERS: tuple[type[Writer], ...] = (EmbeddingIndexWriter,)
+WORKFLOW_WRITERS: dict[str, str] = {"embedding_index": INDEX_WRITER}
+"""Workflow writers by `sink: {type}`, as dotted paths imported when first resolved."""

@@ -44,6 +44,7 @@ def check_writer_class(obj: object, origin: str) -> type[Writer]:
 class WriterRegistry:
     def __init__(self) -> None:
         self._classes: dict[str, type[Writer]] = {}
+        self._paths: dict[str, str] = {}
         self._entry_points_loaded = False
 
     def register(self, cls: type[Writer]) -> type[Writer]:
@@ -51,9 +52,14 @@ class WriterRegistry:
         self._classes[checked.name] = checked
         return cls
 
+    def register_path(self, name: str, path: str) -> None:
+        """Register `name` as the class at dotted `path`, imported when first resolved
+        (for writers whose module pulls in clients the caller must not depend on)."""
+        self._paths[name] = path
+
     def names(self) -> list[str]:
         self._load_entry_points()
-        return sorted(self._classes)
+        return sorted({*self._classes, *self._paths})
 
     def resolve(self, type_name: str) -> type[Writer]:
         if ":" in type_name:
@@ -65,10 +71,13 @@ class WriterRegistry:
                 raise AdapterRegistrationError(msg) from exc
             return check_writer_class(obj, f"'{type_name}'")
         self._load_entry_points()
+        if type_name not in self._classes and type_name in self._paths:
+            self._classes[type_name] = self.resolve(self._paths[type_name])
         try:
             return self._classes[type_name]
         except KeyError:
-            close = difflib.get_close_matches(type_name, list(self._classes), n=3, cutoff=0.6)
+            known = [*self._classes, *self._paths]
+            close = difflib.get_close_matches(type_name, known, n=3, cutoff=0.6)
             raise UnknownWriterError(type_name, close) from None
 
     def _load_entry_points(self) -> None:
@@ -87,6 +96,8 @@ def default_writers() -> WriterRegistry:
     from factflow.writers.builtin import BUILTIN_WRITERS
 
     registry = WriterRegistry()
-    for cls in (*BUILTIN_WRITERS, *WORKFLOW_WRITERS):
+    for cls in BUILTIN_WRITERS:
         registry.register(cls)
+    for name, path in WORKFLOW_WRITERS.items():
+        registry.register_path(name, path)
     return registry

@@ -33,6 +33,7 @@ from factflow.search import (
 )
 from factflow.search.service import DEFAULT_K, DEFAULT_LANGUAGE
 from factflow.settings import Settings
+from factflow.slots import MAX_DIMENSIONS, SLOT_NAME_RULE
 
 router = APIRouter()
 search_router = APIRouter(prefix="/search", tags=["search"])
@@ -379,10 +380,10 @@ def slot_stats(slot: SlotName, conn: DbDep) -> SlotStatsOut:
 
 
 class CreateSlot(BaseModel):
-    name: str = Field(description=index.SLOT_NAME_RULE, max_length=40)
+    name: str = Field(description=SLOT_NAME_RULE, max_length=40)
     model: str = Field(min_length=1, max_length=200)
     backend: Literal["local", "litellm"] = "local"
-    dimensions: int = Field(ge=1, le=index.MAX_DIMENSIONS)
+    dimensions: int = Field(ge=1, le=MAX_DIMENSIONS)
     m: int = Field(default=index.DEFAULT_M, ge=2, le=100, description="HNSW m")
     ef_construction: int = Field(default=index.DEFAULT_EF_CONSTRUCTION, ge=4, le=1000)
 

@@ -9,7 +9,6 @@ batch written again after a crash changes nothing.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -20,12 +19,9 @@ from psycopg.types.json import Jsonb
 
 from factflow.db.connection import DbConnection
 from factflow.db.exceptions import ConflictError, NotFoundError
+from factflow.slots import MAX_DIMENSIONS, check_slot_name
 from factflow.types import JsonDict
 
-SLOT_NAME = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
-SLOT_NAME_RULE = "a lowercase letter, then up to 39 lowercase letters, digits or underscores"
-MAX_DIMENSIONS = 2000
-"""pgvector's HNSW indexes `vector` columns of at most 2,000 dimensions."""
 BACKENDS = ("local", "litellm")
 DEFAULT_M, DEFAULT_EF_CONSTRUCTION = 16, 64
 
@@ -42,13 +38,6 @@ class SlotMismatchError(ConflictError):
     model a slot of its own, or drop the old slot (`factflow index drop SLOT`) and ingest
     again.
     """
-
-
-def check_slot_name(name: str) -> str:
-    if not SLOT_NAME.match(name):
-        msg = f"slot name {name!r} is not valid: {SLOT_NAME_RULE}"
-        raise ValueError(msg)
-    return name
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,6 +10,9 @@ Like every workflow, this package knows no engine, compiler or server.
 """
 
 from factflow.workflows.embeddings.generator import EmbeddingGeneratorAdapter
-from factflow.workflows.embeddings.index_writer import EmbeddingIndexWriter
 
-__all__ = ["EmbeddingGeneratorAdapter", "EmbeddingIndexWriter"]
+INDEX_WRITER = "factflow.workflows.embeddings.index_writer:EmbeddingIndexWriter"
+"""The index writer by dotted path: importing it loads the database client, which the
+compiler (resolving `sink:` types) must not depend on (pyproject's layer contracts)."""
+
+__all__ = ["INDEX_WRITER", "EmbeddingGeneratorAdapter"]

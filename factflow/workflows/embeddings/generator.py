@@ -14,11 +14,11 @@ from typing import Any, Literal, Self
 
 from pydantic import Field, model_validator
 
-from factflow.adapters.base import ConfigProblem, Context
-from factflow.db.repositories.search_index import MAX_DIMENSIONS, SLOT_NAME
+from factflow.adapters.base import Context
 from factflow.extras import EMBEDDINGS
 from factflow.messages import Message
-from factflow.types import JsonDict
+from factflow.slots import MAX_DIMENSIONS, SLOT_NAME
+from factflow.types import ConfigProblem, JsonDict
 from factflow.workflows.config import WorkflowAdapter, WorkflowConfig
 from factflow.workflows.embeddings.backends import (
     LOCAL_MODELS,

@@ -17,8 +17,9 @@ from factflow.api import ApiSettings, create_app
 from factflow.extras import EMBEDDINGS
 from factflow.messages import Message
 from factflow.testing import call_adapter
-from factflow.workflows.embeddings import EmbeddingGeneratorAdapter, EmbeddingIndexWriter
+from factflow.workflows.embeddings import EmbeddingGeneratorAdapter
 from factflow.workflows.embeddings.backends import load_local, local_model
+from factflow.workflows.embeddings.index_writer import EmbeddingIndexWriter
 from factflow.writers.base import WriterContext
 from tests.integration.flows import database
 from tests.integration.search.corpus import segments

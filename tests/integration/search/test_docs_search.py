@@ -41,6 +41,7 @@ def test_a_crawled_site_answers_questions_with_citations(
         env = worker_env(
             FACTFLOW_DATABASE_URL=index_db,
             FACTFLOW_RECOVERY_DIR=str(tmp_path / "recovery"),
+            FACTFLOW_STORE_STAGES="1",
             HF_HUB_OFFLINE="1",
         )
         done = factflow_run(str(pipeline), env=env, cwd=tmp_path)
