@@ -30,6 +30,11 @@ with warnings.catch_warnings():
     from fastapi.testclient import TestClient
 
 
+RUN_TIMEOUT = 300
+"""Seconds a worker run may take: importing torch and loading the model alone takes 30 s
+and more on a busy machine."""
+
+
 @pytest.fixture(scope="session")
 def minilm() -> str:
     """The local model's name, after loading it once for the session."""

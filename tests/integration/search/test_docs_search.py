@@ -5,6 +5,7 @@ about it with citations back to the page and its lineage row."""
 from __future__ import annotations
 
 import re
+import sys
 from pathlib import Path
 
 import pytest
@@ -13,7 +14,8 @@ import yaml
 from factflow.db.connection import connect
 from factflow.search import QueryEmbedder, SearchOptions, SearchService
 from tests.docsite import CONTENT_PATHS, serve_docsite
-from tests.e2e.helpers import REPO_ROOT, factflow_run, worker_env
+from tests.e2e.helpers import REPO_ROOT, run_command, worker_env
+from tests.integration.search.conftest import RUN_TIMEOUT
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -44,7 +46,8 @@ def test_a_crawled_site_answers_questions_with_citations(
             FACTFLOW_STORE_STAGES="1",
             HF_HUB_OFFLINE="1",
         )
-        done = factflow_run(str(pipeline), env=env, cwd=tmp_path)
+        command = [sys.executable, "-m", "factflow", "run", str(pipeline)]
+        done = run_command(command, env=env, cwd=tmp_path, timeout=RUN_TIMEOUT)
         assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
         execution = re.search(r"[0-9a-f]{8}-[0-9a-f-]{27}", done.stdout + done.stderr)
         assert execution is not None

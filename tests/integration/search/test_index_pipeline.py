@@ -5,6 +5,7 @@ nothing twice and a re-ingested page replaces its old segments."""
 from __future__ import annotations
 
 import copy
+import sys
 import uuid
 from pathlib import Path
 from typing import Any
@@ -14,8 +15,9 @@ import pytest
 from factflow.db.connection import connect
 from factflow.db.repositories import search_index as index
 from factflow.search import QueryEmbedder, SearchOptions, SearchService
-from tests.e2e.helpers import bytewax_run, worker_env, write_jsonl
+from tests.e2e.helpers import run_command, worker_env, write_jsonl
 from tests.integration.flows import lineage_rows, write_pipeline
+from tests.integration.search.conftest import RUN_TIMEOUT
 from tests.integration.search.corpus import PAGES, segments
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -42,7 +44,8 @@ def _run(tmp_path: Path, db_url: str, execution: uuid.UUID, records: list[Any]) 
         FACTFLOW_DATABASE_URL=db_url,
         HF_HUB_OFFLINE="1",
     )
-    done = bytewax_run("factflow.flow", env=env, cwd=tmp_path)
+    command = [sys.executable, "-m", "bytewax.run", "factflow.flow"]
+    done = run_command(command, env=env, cwd=tmp_path, timeout=RUN_TIMEOUT)
     assert done.returncode == 0, done.stderr[-3000:]
     queue.unlink()
 
