@@ -7,7 +7,8 @@ invocation, never a round trip per message.
 
 Durability still follows epochs. After each batch an adapter step emits a `LineageMark`
 (how many rows the process had accepted); the lineage sink, one partition per worker with
-no exchange, waits in `write_batch` until the log wrote at least that many. Bytewax closes
+no exchange, makes sure in `write_batch` that the log wrote at least that many (writing
+them itself when no COPY is running). Bytewax closes
 an epoch, and the sources ack its messages, only after every sink wrote its part, so no
 message is acked before the rows describing it are in Postgres. After a SIGKILL, the rows
 of the last flush interval (at most ~0.5 s) may be missing; their messages were not acked,
@@ -140,9 +141,11 @@ class LineageLog:
         self._thread: threading.Thread | None = None
         self._writer = LineageWriter(execution_id)
         self._conn: DbConnection | None = None
-        self._unwritten = 0  # rows taken by the thread but not yet written
+        self._unwritten = 0  # rows taken for a COPY but not yet written
         self._first_pending = 0.0  # when the oldest row in _rows was recorded
         self._failure: BaseException | None = None
+        self._write_lock = threading.Lock()  # one COPY at a time, by either thread
+        self._failing = False  # the database is unreachable: only the thread retries
 
     # -- the workers' side ---------------------------------------------------------
 
@@ -169,23 +172,37 @@ class LineageLog:
             return LineageMark(self._accepted)
 
     def wait_written(self, seq: int, timeout: float | None = None) -> bool:
-        """Block until the first `seq` rows are in Postgres (sooner than the interval:
-        the thread writes at once); False when `timeout` passed first."""
+        """Block until the first `seq` rows are in Postgres; False when `timeout` passed
+        first. The caller writes them itself when no COPY is running: handing them to the
+        thread would cost two wake-ups per batch, which a busy machine makes slow."""
         deadline = None if timeout is None else time.monotonic() + timeout
-        with self._cond:
-            if self._durable >= seq:
-                return True
-            self._urgent = True
-            self._cond.notify_all()
-            while self._durable < seq:
+        while True:
+            with self._cond:
+                if self._durable >= seq:
+                    return True
                 if self._failure is not None:
                     msg = f"the lineage writer of execution {self.execution_id} stopped"
                     raise DatabaseError(msg) from self._failure
+                failing = self._failing
+            if not failing and self._write_lock.acquire(blocking=False):
+                try:
+                    self._write_taken()
+                    continue
+                except DatabaseError as exc:
+                    log.warning("lineage write failed (%s); the writer thread retries", exc)
+                    with self._cond:
+                        self._failing = True
+                finally:
+                    self._write_lock.release()
+            with self._cond:
+                if self._durable >= seq:
+                    return True
+                self._urgent = True
+                self._cond.notify_all()
                 remaining = WARN_SECONDS if deadline is None else deadline - time.monotonic()
                 if remaining <= 0:
                     return False
                 self._cond.wait(min(remaining, WARN_SECONDS))
-            return True
 
     def flush(self, timeout: float) -> int:
         """Write everything recorded so far, waiting at most `timeout`; returns how many
@@ -204,9 +221,9 @@ class LineageLog:
         )
         self._thread.start()
 
-    def _take(self) -> tuple[list[tuple[Any, ...]], int]:
-        """The rows to write and the seq they reach, once there is a reason to write:
-        a waiter, FLUSH_ROWS rows, or the oldest row FLUSH_SECONDS old."""
+    def _wait_for_reason(self) -> None:
+        """Until there is a reason to write: a waiter, FLUSH_ROWS rows, the oldest row
+        FLUSH_SECONDS old, or rows of a failed attempt."""
         with self._cond:
             while not (self._rows or self._unwritten):
                 self._cond.wait()
@@ -215,10 +232,27 @@ class LineageLog:
                 if remaining <= 0 or not self._rows:
                     break
                 self._cond.wait(remaining)
-            self._urgent = False
+
+    def _write_taken(self) -> None:
+        """Take every buffered row and write it, with what a failed attempt left, in one
+        COPY. Hold `_write_lock`. Raises DatabaseError; the rows stay for the retry."""
+        with self._cond:
             rows, self._rows = self._rows, []
+            upto, self._urgent = self._accepted, False
             self._unwritten += len(rows)
-            return rows, self._accepted
+        self._writer.extend_rows(rows)
+        try:
+            if self._conn is None or self._conn.closed:
+                self._conn = connect(self.url)
+            self._writer.flush(self._conn)
+        except DatabaseError:
+            self._drop_connection()
+            raise
+        with self._cond:
+            self._unwritten = 0
+            self._durable = max(self._durable, upto)
+            self._failing = False
+            self._cond.notify_all()
 
     def _write_forever(self) -> None:
         try:
@@ -235,16 +269,15 @@ class LineageLog:
         failing_since: float | None = None
         last_warning = 0.0
         while True:
-            rows, upto = self._take()
-            self._writer.extend_rows(rows)
+            self._wait_for_reason()
             try:
-                if self._conn is None or self._conn.closed:
-                    self._conn = connect(self.url)
-                self._writer.flush(self._conn)
+                with self._write_lock:
+                    self._write_taken()
             except DatabaseError as exc:
-                self._drop_connection()
                 now = time.monotonic()
                 failing_since = failing_since or now
+                with self._cond:
+                    self._failing = True
                 if now - last_warning >= WARN_SECONDS:
                     last_warning = now
                     log.warning(
@@ -253,11 +286,9 @@ class LineageLog:
                         mask_url(self.url),
                         now - failing_since,
                         exc,
-                        len(self._writer),
+                        self._accepted - self._durable,
                     )
                 time.sleep(backoff.wait())
-                with self._cond:
-                    self._urgent = True  # retry at once, whatever the interval
                 continue
             if failing_since is not None:
                 log.warning(
@@ -267,10 +298,6 @@ class LineageLog:
                 )
                 failing_since, last_warning = None, 0.0
                 backoff.reset()
-            with self._cond:
-                self._unwritten = 0
-                self._durable = upto
-                self._cond.notify_all()
 
     def _drop_connection(self) -> None:
         if self._conn is not None:
