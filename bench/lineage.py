@@ -1,8 +1,9 @@
-"""Lineage cost: COPY (LineageWriter) against executemany, and the identity pipeline's
-msg/s with lineage on against lineage off, same database, same run.
+"""Lineage cost: COPY (LineageWriter) against executemany, the identity pipeline's
+msg/s with lineage on against lineage off, same database, same run, and how soon a row
+is readable after its invocation.
 
     python bench/lineage.py [--rows 200000] [--epoch-rows 5000] [--baseline-rows 20000]
-                            [--messages 200000] [--repeat 3]
+                            [--messages 200000] [--repeat 3] [--slow-messages 2000]
 
 Uses FACTFLOW_DATABASE_URL when set (rows are deleted afterwards), else a throwaway
 embedded Postgres.
@@ -17,6 +18,10 @@ embedded Postgres.
    imports and compiling are left out; "cpu us/msg" is the worker's CPU time per message
    (the Postgres server's is not in it: the worker waits for its COPY inside the epoch,
    so that time shows in msg/s). Target: lineage on >= 0.6x lineage off.
+3. Row visibility: `--slow-messages` lines through one route whose sync adapter sleeps
+   SLOW_MS per message, so the file source's one batch (and, before lineage was live, its
+   rows) lasts about 10 s; the table is polled every POLL_SECONDS and each row's latency
+   is the time it was first read minus its `completed_at`. Target: p95 <= 2 s.
 """
 
 from __future__ import annotations
@@ -36,9 +41,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any, ClassVar
 
 from psycopg.types.json import Jsonb
 
+from factflow import Adapter, Context, Message
 from factflow.db import connect, migrate
 from factflow.db.connection import DbConnection
 from factflow.db.embedded import start_embedded, stop_embedded
@@ -46,6 +53,8 @@ from factflow.db.lineage_writer import LINEAGE_COLUMNS, LineageWriter
 
 TARGET_ROWS_PER_SECOND = 100_000
 TARGET_LINEAGE_RATIO = 0.6
+TARGET_VISIBLE_P95_SECONDS = 2.0
+SLOW_MS = 5
 IDENTITY = Path(__file__).resolve().parent / "pipelines" / "identity.yaml"
 PIPELINE_TIMEOUT_SECONDS = 600
 POLL_SECONDS = 0.02
@@ -249,6 +258,84 @@ def check_lineage(url: str, execution: uuid.UUID, messages: int) -> None:
         raise SystemExit(msg)
 
 
+# -- row visibility --------------------------------------------------------------
+
+
+class Sleep(Adapter):
+    """A slow sync adapter: sleeps `ms` per message and passes it on."""
+
+    name = "bench_sleep"
+    config_schema: ClassVar[dict[str, Any]] = {
+        "type": "object",
+        "properties": {"ms": {"type": "number", "minimum": 0}},
+        "additionalProperties": False,
+    }
+
+    def process(self, message: Message, context: Context) -> list[Message]:
+        time.sleep(float(self.config.get("ms", SLOW_MS)) / 1000)
+        return [message]
+
+
+SLOW_PIPELINE = f"""version: "1.0"
+name: bench_slow
+queue: {{provider: file, path: ./queues}}
+routes:
+  slow:
+    inbound: {{queue: bench.in}}
+    adapters:
+      - type: "lineage:Sleep"
+        config: {{ms: {SLOW_MS}}}
+    outbound: bench.out
+"""
+
+
+def bench_visibility(url: str, messages: int) -> list[float]:
+    """Seconds from each row's completed_at to the first poll that read it."""
+    execution = uuid.uuid4()
+    with tempfile.TemporaryDirectory(prefix="ffbench-visible-") as tmp:
+        folder = Path(tmp)
+        pipeline = folder / "slow.yaml"
+        pipeline.write_text(SLOW_PIPELINE)
+        data = folder / "input.jsonl"
+        generate(data, messages)
+        here = Path(__file__).resolve().parent
+        env = {k: v for k, v in os.environ.items() if not k.startswith("FACTFLOW_")}
+        env |= {
+            "PYTHONPATH": os.pathsep.join([str(here), str(IDENTITY.parents[2])]),
+            "FACTFLOW_PIPELINE": str(pipeline),
+            "FACTFLOW_EXECUTION_ID": str(execution),
+            "FACTFLOW_STORE_STAGES": "0",
+            "FACTFLOW_INPUTS": json.dumps({"bench.in": str(data)}),
+            "FACTFLOW_DATABASE_URL": url,
+        }
+        command = [sys.executable, "-m", "bytewax.run", "factflow.flow", "-s", "1"]
+        seen: dict[uuid.UUID, float] = {}
+        with (folder / "worker.log").open("wb") as log, connect(url) as conn:
+            proc = subprocess.Popen(command, cwd=folder, env=env, stdout=log, stderr=log)
+            deadline = time.monotonic() + PIPELINE_TIMEOUT_SECONDS
+            while time.monotonic() < deadline:
+                running = proc.poll() is None
+                now = time.time()
+                rows = conn.execute(
+                    "SELECT id, extract(epoch FROM completed_at) FROM lineage"
+                    " WHERE execution_id = %s",
+                    (execution,),
+                ).fetchall()
+                for row_id, completed in rows:
+                    if row_id not in seen:
+                        seen[row_id] = now - float(completed)
+                if not running:
+                    break
+                time.sleep(POLL_SECONDS)
+            code = proc.wait()
+            conn.execute("DELETE FROM lineage WHERE execution_id = %s", (execution,))
+        if code != 0 or len(seen) != messages:
+            tail = (folder / "worker.log").read_text(errors="replace")[-3000:]
+            msg = f"bench: slow pipeline exited with {code}, {len(seen)}/{messages} rows\n{tail}"
+            raise SystemExit(msg)
+    return sorted(seen.values())
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=200_000)
@@ -256,6 +343,7 @@ def main() -> int:
     parser.add_argument("--baseline-rows", type=int, default=20_000)
     parser.add_argument("--messages", type=int, default=200_000, help="0: no pipeline runs")
     parser.add_argument("--repeat", type=int, default=3, help="rounds of off + on runs")
+    parser.add_argument("--slow-messages", type=int, default=2000, help="0: no row visibility run")
     args = parser.parse_args()
     rounds: list[tuple[PipelineRun, PipelineRun]] = []
     with database() as url:
@@ -269,6 +357,7 @@ def main() -> int:
         if args.messages > 0:
             print(f"identity pipeline, {args.messages} messages, {args.repeat} run(s) per mode:")
             rounds = bench_pipeline(url, args.messages, max(1, args.repeat))
+        latencies = bench_visibility(url, args.slow_messages) if args.slow_messages else []
     print()
     print(f"lineage rows: {args.rows} by COPY, {args.baseline_rows} by executemany")
     print(f"epoch size: {args.epoch_rows} rows (one flush each)")
@@ -294,6 +383,14 @@ def main() -> int:
         print(f"ratio lineage on/off:   {ratio:>12.2f}x  (median; worker cpu: {cpu:.2f}x)")
         met = ratio >= TARGET_LINEAGE_RATIO
         print(f"target lineage on >= {TARGET_LINEAGE_RATIO}x off: {'met' if met else 'MISSED'}")
+        ok = ok and met
+    if latencies:
+        p50, p95 = statistics.median(latencies), statistics.quantiles(latencies, n=20)[-1]
+        print()
+        print(f"row visibility, {args.slow_messages} messages x {SLOW_MS} ms (one batch):")
+        print(f"  p50 {p50:.2f} s, p95 {p95:.2f} s, max {latencies[-1]:.2f} s")
+        met = p95 <= TARGET_VISIBLE_P95_SECONDS
+        print(f"target p95 <= {TARGET_VISIBLE_P95_SECONDS} s: {'met' if met else 'MISSED'}")
         ok = ok and met
     # figures on a shared 2-core machine move with its load; print it beside them
     print(f"load average (1 min):   {os.getloadavg()[0]:>12.2f}")

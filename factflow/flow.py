@@ -135,6 +135,10 @@ def build(pipeline: str | Path | None = None, settings: Settings | None = None) 
     options = run_options(plan, settings)
     if options.database_url is not None:
         prepare_database(options.database_url)
+        from factflow.dataflows.lineage import install_flush_on_exit
+
+        # a cancel (SIGTERM) keeps the lineage of everything processed so far
+        install_flush_on_exit()
     start_recovery_archive(plan, options, restore=not launched)
     return build_dataflow(plan, options)
 

@@ -126,8 +126,14 @@ def deadletters_redrive(
     ] = None,
 ) -> None:
     """Put dead letters back on their route's inbound queue; the new attempt's lineage
-    links to the failed one."""
+    links to the failed one. A letter is marked redriven only once its publish is
+    confirmed; on a failed publish the command exits 1 and the letter can be redriven later."""
+    from factflow.dataflows.exceptions import RedriveError
     from factflow.dataflows.redrive import redrive
 
-    count = redrive(_url(), _execution(execution_id), pipeline, route)
+    try:
+        count = redrive(_url(), _execution(execution_id), pipeline, route)
+    except RedriveError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from exc
     typer.echo(f"redrove {count} dead letter(s)")

@@ -33,7 +33,7 @@ from factflow.dataflows.backpressure import ConcurrencyController
 from factflow.dataflows.circuit import CircuitBreaker
 from factflow.dataflows.counting import CountingSink
 from factflow.dataflows.invoke import AdapterInvoker, Outcome, StepRuntime
-from factflow.dataflows.lineage import LineageRow, LineageSink
+from factflow.dataflows.lineage import LineageLog, LineageMark, LineageSink, lineage_log
 from factflow.dataflows.pause import PausableSource, PauseWatcher
 from factflow.dataflows.progress import progress
 from factflow.dataflows.stateful import AdapterStateLogic
@@ -80,6 +80,13 @@ class FlowOptions:
     def lineage_execution(self) -> uuid.UUID | None:
         return uuid.UUID(self.execution_id) if self.database_url else None
 
+    def lineage_log(self) -> LineageLog | None:
+        """This process's lineage writer for the execution, when lineage is recorded."""
+        execution = self.lineage_execution
+        if self.database_url is None or execution is None:
+            return None
+        return lineage_log(self.database_url, execution)
+
 
 @dataclass
 class _Wiring:
@@ -92,7 +99,7 @@ class _Wiring:
     )
     outputs: dict[str, list[Stream[Message]]] = field(default_factory=lambda: defaultdict(list))
     dead: dict[str, list[Stream[DeadLetter]]] = field(default_factory=lambda: defaultdict(list))
-    lineage: list[Stream[LineageRow]] = field(default_factory=list)
+    lineage: list[Stream[LineageMark]] = field(default_factory=list)
     finite: list[DrainingSource] = field(default_factory=list)
     """Sources that end by themselves, wrapped for drain detection (when it applies)."""
     detector: DrainDetector | None = None
@@ -139,8 +146,8 @@ def build_dataflow(
         wiring.detector.rule = DrainRule(finite, plan.scoped_queues, options.processes)
     execution = options.lineage_execution
     if options.database_url and execution is not None and wiring.lineage:
-        rows = wiring.lineage
-        merged = rows[0] if len(rows) == 1 else op.merge("lineage__merge", *rows)
+        marks = wiring.lineage
+        merged = marks[0] if len(marks) == 1 else op.merge("lineage__merge", *marks)
         op.output("lineage", merged, LineageSink(options.database_url, execution))
     return wiring.flow
 
@@ -319,7 +326,8 @@ def _add_route(
                 route.retry.circuit_breaker_threshold, route.retry.circuit_breaker_reset_seconds
             ),
             concurrency=ConcurrencyController(route.concurrency),
-            lineage_execution=options.lineage_execution,
+            lineage=options.lineage_log(),
+            config_hash=plan.config_hash,
             llm=llm,
         )
         invoker = AdapterInvoker(runtime, registry.resolve(step.type))
@@ -356,7 +364,7 @@ def _add_route(
 def _add_side_outputs(
     route: RoutePlan, side: list[Stream[Outcome]], options: FlowOptions, w: _Wiring
 ) -> None:
-    """Dead letters to the route's dead-letter queue; lineage rows (if any) to lineage."""
+    """Dead letters to the route's dead-letter queue; lineage marks (if any) to lineage."""
     if not side:
         return
     if options.database_url is None:
@@ -365,7 +373,7 @@ def _add_side_outputs(
     merged = side[0] if len(side) == 1 else op.merge(f"{route.id}__side", *side)
     split = op.branch(f"{route.id}__dead", merged, _is_dead_letter)
     w.dead[route.dead_letter_queue].append(split.trues)
-    w.lineage.append(cast(Stream[LineageRow], split.falses))
+    w.lineage.append(cast(Stream[LineageMark], split.falses))
 
 
 def _is_dead_letter(item: Outcome) -> TypeGuard[DeadLetter]:
@@ -374,14 +382,19 @@ def _is_dead_letter(item: Outcome) -> TypeGuard[DeadLetter]:
 
 @dataclass(frozen=True)
 class RouteCounter:
-    """Counts a route's messages in (at its first step), out (after its last) and dead."""
+    """Counts a route's messages in (at its first step), out (after its last), dead, and
+    in flight (inside one of its adapter steps right now)."""
 
     route_id: str
     first: bool
     last: bool
 
+    def begin(self, consumed: int) -> None:
+        progress().add(f"route:{self.route_id}:in_flight", consumed)
+
     def record(self, consumed: int, outcomes: list[Outcome]) -> None:
         counters = progress()
+        counters.add(f"route:{self.route_id}:in_flight", -consumed)
         if self.first:
             counters.add(f"route:{self.route_id}:in", consumed)
         dead = sum(1 for o in outcomes if isinstance(o, DeadLetter))
@@ -394,6 +407,7 @@ class RouteCounter:
         self, run: Callable[[list[Message]], list[Outcome]]
     ) -> Callable[[list[Message]], list[Outcome]]:
         def counted(batch: list[Message]) -> list[Outcome]:
+            self.begin(len(batch))
             outcomes = run(batch)
             self.record(len(batch), outcomes)
             return outcomes
@@ -422,7 +436,9 @@ def _stateful_step(
 
     keyed = op.key_on(f"{step_id}__key", stream, key_of)
     stateful = op.stateful_batch(
-        step_id, keyed, lambda state: AdapterStateLogic(invoker, counter.record, state)
+        step_id,
+        keyed,
+        lambda state: AdapterStateLogic(invoker, counter.begin, counter.record, state),
     )
     return op.key_rm(f"{step_id}__unkey", stateful)
 

@@ -20,7 +20,7 @@ from factflow.compiler.plan import AdapterStep, RoutePlan
 from factflow.conditions import Predicate, compile_condition
 from factflow.dataflows.backpressure import ConcurrencyController
 from factflow.dataflows.circuit import CircuitBreaker, CircuitOpenError
-from factflow.dataflows.lineage import LineageRow, lineage_row
+from factflow.dataflows.lineage import LineageLog, LineageMark, lineage_row
 from factflow.dataflows.progress import AdapterMetrics
 from factflow.dataflows.workers import current_worker_index
 from factflow.db.lineage_writer import LineageStatus, new_row_id
@@ -37,7 +37,7 @@ from factflow.storage.base import StageStorage
 _ID_NAMESPACE = uuid.UUID("6f1c5d4e-2b0a-4f5e-9c61-7a4e3f0b8d21")
 _child_ids = NameIds(_ID_NAMESPACE)
 
-Outcome = Message | DeadLetter | LineageRow
+Outcome = Message | DeadLetter | LineageMark
 
 
 @dataclass
@@ -50,8 +50,10 @@ class StepRuntime:
     storage: StageStorage | None
     breaker: CircuitBreaker
     concurrency: ConcurrencyController
-    lineage_execution: uuid.UUID | None = None
-    """Set when lineage is recorded: the execution id as the lineage table's uuid."""
+    lineage: LineageLog | None = None
+    """Set when lineage is recorded: where this process's rows go."""
+    config_hash: str | None = None
+    """The compiled pipeline's hash, stored with each artefact."""
     llm: PerThread[LiteLLMClient] | None = None
     """The worker's LLM client, shared by every step of the worker (one limiter per
     worker and event loop); None when no model is configured."""
@@ -109,7 +111,13 @@ class AdapterInvoker:
             adapter, context = self.adapter(), self.context()
             results = [self._run_sync(adapter, context, message) for message in batch]
         out: list[Outcome] = [item for result in results for item in result]
+        out.extend(self.marks())
         return out
+
+    def marks(self) -> list[Outcome]:
+        """After a batch: the mark that makes the epoch wait for the batch's lineage rows."""
+        lineage = self.runtime.lineage
+        return [] if lineage is None else [lineage.mark()]
 
     def run_one(self, adapter: Adapter, message: Message) -> list[Outcome]:
         """One message through a given adapter instance (stateful steps own theirs)."""
@@ -174,7 +182,7 @@ class AdapterInvoker:
             return self._on_success(message, outputs, attempt, started_at)
 
     def _lineage_start(self) -> datetime | None:
-        return datetime.now(UTC) if self.runtime.lineage_execution is not None else None
+        return datetime.now(UTC) if self.runtime.lineage is not None else None
 
     def _refused(
         self, message: Message, attempt: int, started_at: datetime | None
@@ -202,12 +210,15 @@ class AdapterInvoker:
     ) -> list[Outcome]:
         self.runtime.breaker.record_success()
         if started_at is None:
-            return self._emitted(message, outputs, message.message_id)
+            emitted, _ = self._emitted(message, outputs, message.message_id, None)
+            return emitted
         row_id = new_row_id()
-        emitted = self._emitted(message, outputs, str(row_id))
+        emitted, storage_key = self._emitted(message, outputs, str(row_id), row_id)
         status: LineageStatus = "completed" if outputs else "filtered"
-        row = self._row(row_id, message, status, attempt, started_at, outputs=outputs)
-        return [*emitted, row]
+        self._record(
+            row_id, message, status, attempt, started_at, outputs=outputs, storage_key=storage_key
+        )
+        return emitted
 
     def _dead(
         self,
@@ -225,10 +236,10 @@ class AdapterInvoker:
             return [letter]
         error = f"{type(exc).__name__}: {exc}"
         row_id = new_row_id()
-        row = self._row(row_id, message, "dead_lettered", attempts, started_at, error=error)
-        return [replace(letter, lineage_id=str(row_id)), row]
+        self._record(row_id, message, "dead_lettered", attempts, started_at, error=error)
+        return [replace(letter, lineage_id=str(row_id))]
 
-    def _row(
+    def _record(
         self,
         row_id: uuid.UUID,
         message: Message,
@@ -238,12 +249,13 @@ class AdapterInvoker:
         *,
         outputs: list[Message] | None = None,
         error: str | None = None,
-    ) -> LineageRow:
+        storage_key: str | None = None,
+    ) -> None:
         runtime, step = self.runtime, self.runtime.step
-        assert runtime.lineage_execution is not None
-        return lineage_row(
+        assert runtime.lineage is not None
+        row = lineage_row(
             row_id=row_id,
-            execution_id=runtime.lineage_execution,
+            execution_id=runtime.lineage.execution_id,
             route_id=runtime.route.id,
             adapter_name=step.type,
             adapter_index=step.index,
@@ -254,11 +266,21 @@ class AdapterInvoker:
             started_at=started_at,
             outputs=outputs,
             error=error,
+            storage_key=storage_key,
         )
+        runtime.lineage.record(row)
 
-    def _emitted(self, message: Message, outputs: list[Message], correlation: str) -> list[Outcome]:
-        """Outputs stamped with this step; `correlation` is the lineage row id when lineage
-        is recorded, else the input's message id."""
+    def _emitted(
+        self,
+        message: Message,
+        outputs: list[Message],
+        correlation: str,
+        row_id: uuid.UUID | None,
+    ) -> tuple[list[Outcome], str | None]:
+        """Outputs stamped with this step, and the storage key of the first one stored.
+
+        `correlation` is the lineage row id (`row_id`) when lineage is recorded, else the
+        input's message id."""
         runtime = self.runtime
         step = runtime.step
         emitted: list[Outcome] = []
@@ -267,7 +289,7 @@ class AdapterInvoker:
             if message_id != message.message_id:
                 message_id = child_id(message.message_id, step.step_id, index)
                 correlation_id = correlation
-            elif runtime.lineage_execution is not None:
+            elif row_id is not None:
                 # the same message passed on still descends from this invocation
                 correlation_id = correlation
             # every field by name: a constructor call costs half of dataclasses.replace
@@ -283,9 +305,12 @@ class AdapterInvoker:
                     timestamp=output.timestamp,
                 )
             )
+        storage_key = None
         if step.store and runtime.storage is not None:
-            _store(runtime.storage, runtime, [m for m in emitted if isinstance(m, Message)])
-        return emitted
+            storage_key = _store(
+                runtime.storage, runtime, [m for m in emitted if isinstance(m, Message)], row_id
+            )
+        return emitted, storage_key
 
 
 def _as_list(result: Any) -> list[Message]:
@@ -301,14 +326,24 @@ def _as_list(result: Any) -> list[Message]:
     return outputs
 
 
-def _store(storage: StageStorage, runtime: StepRuntime, messages: list[Message]) -> None:
+def _store(
+    storage: StageStorage, runtime: StepRuntime, messages: list[Message], row_id: uuid.UUID | None
+) -> str | None:
+    """Store each output as the step's artefact, linked to the lineage row; returns the
+    first key (the row's `storage_key`: a fan-out's other keys differ only in message id)."""
     from factflow.storage import store_message
 
-    for message in messages:
+    keys = [
         store_message(
             storage,
             message,
             execution_id=runtime.execution_id,
             route_id=runtime.route.id,
             stage=runtime.step.stage,
+            adapter=runtime.step.type,
+            lineage_id=None if row_id is None else str(row_id),
+            config_hash=runtime.config_hash,
         )
+        for message in messages
+    ]
+    return keys[0] if keys else None

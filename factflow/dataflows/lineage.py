@@ -1,19 +1,39 @@
-"""Lineage on the dataflow: one row per input message per adapter invocation.
+"""Lineage on the dataflow: one row per input message per adapter invocation, live.
 
-Adapter steps emit `LineageRow` items beside their messages; all of a worker's rows go
-to one sink that writes them with COPY inside `write_batch`. Bytewax closes an epoch only
-after every sink wrote its part, so the rows are durable before any source acks the
-messages they describe. A failed write is retried on a new connection (the writer skips
-rows a lost commit already stored), then raised so the epoch does not close.
+An invocation hands its row to its process's `LineageLog` the moment it finishes; a
+background thread writes the buffered rows with one COPY at least every `FLUSH_SECONDS`
+(sooner once `FLUSH_ROWS` wait), so a row is readable within about half a second of its
+invocation, never a round trip per message.
+
+Durability still follows epochs. After each batch an adapter step emits a `LineageMark`
+(how many rows the process had accepted); the lineage sink, one partition per worker with
+no exchange, makes sure in `write_batch` that the log wrote at least that many (writing
+them itself when no COPY is running). Bytewax closes
+an epoch, and the sources ack its messages, only after every sink wrote its part, so no
+message is acked before the rows describing it are in Postgres. After a SIGKILL, the rows
+of the last flush interval (at most ~0.5 s) may be missing; their messages were not acked,
+so the rerun processes them again and writes new rows: a redo shows as a second row for
+the same message and step, never as a gap.
+
+A lineage database outage never fails the pipeline: the log keeps its rows (at most
+`MAX_BUFFERED_ROWS`; recording waits beyond that), retries with backoff and says so in the
+log every `WARN_SECONDS`; the sink's wait holds the pipeline at the next batch end until
+the database is back, then everything is written and the run goes on. SIGTERM (cancel)
+and interpreter exit flush what was recorded first (`install_flush_on_exit`).
 """
 
 from __future__ import annotations
 
+import atexit
 import logging
+import os
+import signal
+import threading
 import time
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from types import FrameType
 from typing import Any
 
 from bytewax.outputs import DynamicSink, StatelessSinkPartition
@@ -27,14 +47,26 @@ from factflow.messages import Message, canonical_json, text_hash
 
 log = logging.getLogger(__name__)
 
-WRITE_ATTEMPTS = 5
+FLUSH_SECONDS = 0.5
+"""A recorded row is written at most this long after it was recorded (plus one COPY)."""
+FLUSH_ROWS = 5_000
+"""This many waiting rows are written at once, without waiting for the interval."""
+MAX_BUFFERED_ROWS = 200_000
+"""During an outage recording waits once this many rows are unwritten (backpressure)."""
+WARN_SECONDS = 10.0
+RETRY_LIMIT_SECONDS = 2.0
+"""The longest wait between two tries during an outage: rows go soon after it ends."""
+EXIT_FLUSH_SECONDS = 5.0
+"""How long SIGTERM and interpreter exit wait for the last rows (under the supervisor's
+10 s grace period before SIGKILL)."""
 
 
 @dataclass(frozen=True, slots=True)
-class LineageRow:
-    """A lineage row travelling to the lineage sink: values in LINEAGE_COLUMNS order."""
+class LineageMark:
+    """Emitted after a batch: the process's rows up to `seq` must be written before the
+    epoch closes."""
 
-    values: tuple[Any, ...]
+    seq: int
 
 
 def lineage_row(
@@ -52,7 +84,8 @@ def lineage_row(
     outputs: list[Message] | None = None,
     error: str | None = None,
     storage_key: str | None = None,
-) -> LineageRow:
+) -> tuple[Any, ...]:
+    """A lineage row's values in LINEAGE_COLUMNS order."""
     completed_at = datetime.now(UTC)
     payload = message.payload
     input_text = canonical_json(payload)
@@ -63,28 +96,26 @@ def lineage_row(
         texts = [input_text if m.payload is payload else canonical_json(m.payload) for m in outputs]
         output_hash = text_hash(f"[{','.join(texts)}]")
     metadata = {k: message.metadata[k] for k in _METADATA_KEYS if k in message.metadata}
-    return LineageRow(
-        (
-            row_id,
-            execution_id,
-            route_id,
-            adapter_name,
-            adapter_index,
-            stage_name,
-            message.message_id,
-            parse_row_id(message.correlation_id),
-            status,
-            attempts,
-            text_hash(input_text),
-            output_hash,
-            error,
-            started_at,
-            completed_at,
-            (completed_at - started_at).total_seconds() * 1000.0,
-            None,
-            storage_key,
-            metadata,
-        )
+    return (
+        row_id,
+        execution_id,
+        route_id,
+        adapter_name,
+        adapter_index,
+        stage_name,
+        message.message_id,
+        parse_row_id(message.correlation_id),
+        status,
+        attempts,
+        text_hash(input_text),
+        output_hash,
+        error,
+        started_at,
+        completed_at,
+        (completed_at - started_at).total_seconds() * 1000.0,
+        None,
+        storage_key,
+        metadata,
     )
 
 
@@ -92,45 +123,260 @@ def lineage_row(
 _METADATA_KEYS = ("origin", "url", "title", "document_id", "source_url")
 
 
-class _LineagePartition(StatelessSinkPartition[LineageRow]):
+class LineageLog:
+    """One process's lineage rows of one execution and the thread that writes them.
+
+    Thread-safe: every worker thread of the process records into it. The lock is
+    reentrant because the SIGTERM handler flushes from the main thread, which may be a
+    worker interrupted inside `record`. Cheap to make; the thread starts with the first row.
+    """
+
     def __init__(self, url: str, execution_id: uuid.UUID) -> None:
-        self._url = url
+        self.url, self.execution_id = url, execution_id
+        self._cond = threading.Condition(threading.RLock())
+        self._rows: list[tuple[Any, ...]] = []
+        self._accepted = 0
+        self._durable = 0
+        self._urgent = False
+        self._thread: threading.Thread | None = None
         self._writer = LineageWriter(execution_id)
         self._conn: DbConnection | None = None
+        self._unwritten = 0  # rows taken for a COPY but not yet written
+        self._first_pending = 0.0  # when the oldest row in _rows was recorded
+        self._failure: BaseException | None = None
+        self._write_lock = threading.Lock()  # one COPY at a time, by either thread
+        self._failing = False  # the database is unreachable: only the thread retries
 
-    def write_batch(self, items: list[LineageRow]) -> None:
-        self._writer.extend_rows([item.values for item in items])
-        backoff = Backoff()
-        for attempt in range(1, WRITE_ATTEMPTS + 1):
+    # -- the workers' side ---------------------------------------------------------
+
+    def record(self, values: tuple[Any, ...]) -> None:
+        """Buffer one row (values in LINEAGE_COLUMNS order); waits only when
+        MAX_BUFFERED_ROWS are unwritten (a database outage)."""
+        with self._cond:
+            if self._thread is None:
+                self._start()
+            while len(self._rows) + self._unwritten >= MAX_BUFFERED_ROWS:
+                self._cond.wait(1.0)
+            self._rows.append(values)
+            self._accepted += 1
+            pending = len(self._rows)
+            if pending == 1:
+                self._first_pending = time.monotonic()
+                self._cond.notify_all()
+            elif pending >= FLUSH_ROWS:
+                self._cond.notify_all()
+
+    def mark(self) -> LineageMark:
+        """The mark for what was recorded so far."""
+        with self._cond:
+            return LineageMark(self._accepted)
+
+    def wait_written(self, seq: int, timeout: float | None = None) -> bool:
+        """Block until the first `seq` rows are in Postgres; False when `timeout` passed
+        first. The caller writes them itself when no COPY is running: handing them to the
+        thread would cost two wake-ups per batch, which a busy machine makes slow."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            with self._cond:
+                if self._durable >= seq:
+                    return True
+                if self._failure is not None:
+                    msg = f"the lineage writer of execution {self.execution_id} stopped"
+                    raise DatabaseError(msg) from self._failure
+                failing = self._failing
+            if not failing and self._write_lock.acquire(blocking=False):
+                try:
+                    self._write_taken()
+                    continue
+                except DatabaseError as exc:
+                    log.warning("lineage write failed (%s); the writer thread retries", exc)
+                    with self._cond:
+                        self._failing = True
+                finally:
+                    self._write_lock.release()
+            with self._cond:
+                if self._durable >= seq:
+                    return True
+                self._urgent = True
+                self._cond.notify_all()
+                remaining = WARN_SECONDS if deadline is None else deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                self._cond.wait(min(remaining, WARN_SECONDS))
+
+    def flush(self, timeout: float) -> int:
+        """Write everything recorded so far, waiting at most `timeout`; returns how many
+        rows are still unwritten (0 on success)."""
+        with self._cond:
+            accepted = self._accepted
+            if self._thread is None or self.wait_written(accepted, timeout):
+                return 0
+            return accepted - self._durable
+
+    # -- the writing thread ----------------------------------------------------------
+
+    def _start(self) -> None:
+        self._thread = threading.Thread(
+            target=self._write_forever, name=f"factflow-lineage-{self.execution_id}", daemon=True
+        )
+        self._thread.start()
+
+    def _wait_for_reason(self) -> None:
+        """Until there is a reason to write: a waiter, FLUSH_ROWS rows, the oldest row
+        FLUSH_SECONDS old, or rows of a failed attempt."""
+        with self._cond:
+            while not (self._rows or self._unwritten):
+                self._cond.wait()
+            while not (self._urgent or len(self._rows) >= FLUSH_ROWS):
+                remaining = self._first_pending + FLUSH_SECONDS - time.monotonic()
+                if remaining <= 0 or not self._rows:
+                    break
+                self._cond.wait(remaining)
+
+    def _write_taken(self) -> None:
+        """Take every buffered row and write it, with what a failed attempt left, in one
+        COPY. Hold `_write_lock`. Raises DatabaseError; the rows stay for the retry."""
+        with self._cond:
+            rows, self._rows = self._rows, []
+            upto, self._urgent = self._accepted, False
+            self._unwritten += len(rows)
+        self._writer.extend_rows(rows)
+        try:
+            if self._conn is None or self._conn.closed:
+                self._conn = connect(self.url)
+            self._writer.flush(self._conn)
+        except DatabaseError:
+            self._drop_connection()
+            raise
+        with self._cond:
+            self._unwritten = 0
+            self._durable = max(self._durable, upto)
+            self._failing = False
+            self._cond.notify_all()
+
+    def _write_forever(self) -> None:
+        try:
+            self._write_loop()
+        except Exception as exc:
+            # a bug, not an outage: make the waiting sink raise instead of hanging
+            log.exception("the lineage writer of execution %s stopped", self.execution_id)
+            with self._cond:
+                self._failure = exc
+                self._cond.notify_all()
+
+    def _write_loop(self) -> None:
+        backoff = Backoff(limit=RETRY_LIMIT_SECONDS)
+        failing_since: float | None = None
+        last_warning = 0.0
+        while True:
+            self._wait_for_reason()
             try:
-                if self._conn is None or self._conn.closed:
-                    self._conn = connect(self._url)
-                self._writer.flush(self._conn)
-                return
+                with self._write_lock:
+                    self._write_taken()
             except DatabaseError as exc:
-                self._drop_connection()
-                if attempt == WRITE_ATTEMPTS:
-                    msg = (
-                        f"lineage rows could not be written to {mask_url(self._url)} after "
-                        f"{attempt} attempts ({exc}); the epoch stays open and its messages "
-                        "unacked, so rerunning the execution loses nothing"
+                now = time.monotonic()
+                failing_since = failing_since or now
+                with self._cond:
+                    self._failing = True
+                if now - last_warning >= WARN_SECONDS:
+                    last_warning = now
+                    log.warning(
+                        "lineage database %s unreachable for %.0f s (%s): %d rows kept in "
+                        "memory, the pipeline waits at its next batch end; nothing is lost",
+                        mask_url(self.url),
+                        now - failing_since,
+                        exc,
+                        self._accepted - self._durable,
                     )
-                    raise DatabaseError(msg) from exc
-                log.warning("lineage write failed (%s); retrying", exc)
                 time.sleep(backoff.wait())
+                continue
+            if failing_since is not None:
+                log.warning(
+                    "lineage database %s is back after %.0f s; buffered rows written",
+                    mask_url(self.url),
+                    time.monotonic() - failing_since,
+                )
+                failing_since, last_warning = None, 0.0
+                backoff.reset()
 
     def _drop_connection(self) -> None:
         if self._conn is not None:
             self._conn.close()
         self._conn = None
 
+
+_logs: dict[tuple[str, uuid.UUID], LineageLog] = {}
+_logs_lock = threading.Lock()
+
+
+def lineage_log(url: str, execution_id: uuid.UUID) -> LineageLog:
+    """This process's log for the execution (one writer thread per process)."""
+    with _logs_lock:
+        key = (url, execution_id)
+        if key not in _logs:
+            _logs[key] = LineageLog(url, execution_id)
+        return _logs[key]
+
+
+def flush_all(timeout: float = EXIT_FLUSH_SECONDS) -> None:
+    """Write every log's recorded rows, waiting at most `timeout` in all; what could not
+    be written is reported (its messages were not acked: a rerun processes them again)."""
+    deadline = time.monotonic() + timeout
+    for entry in list(_logs.values()):
+        left = entry.flush(max(0.0, deadline - time.monotonic()))
+        if left:
+            log.error(
+                "%d lineage rows of execution %s could not be written to %s before exit; "
+                "their messages were not acknowledged, so rerunning the execution redoes them",
+                left,
+                entry.execution_id,
+                mask_url(entry.url),
+            )
+
+
+_installed = False
+
+
+def install_flush_on_exit() -> None:
+    """Flush the lineage logs at interpreter exit and on SIGTERM (a cancel), before the
+    process ends as it would have. Call from the main thread (signal handlers live there)."""
+    global _installed
+    if _installed or threading.current_thread() is not threading.main_thread():
+        return
+    _installed = True
+    atexit.register(flush_all)
+    previous = signal.getsignal(signal.SIGTERM)
+
+    def on_term(signum: int, frame: FrameType | None) -> None:
+        flush_all()
+        if callable(previous):
+            previous(signum, frame)
+            return
+        # end as SIGTERM would have, so the supervisor sees the same exit status
+        signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    signal.signal(signal.SIGTERM, on_term)
+
+
+class _LineagePartition(StatelessSinkPartition[LineageMark]):
+    def __init__(self, log_: LineageLog) -> None:
+        self._log = log_
+
+    def write_batch(self, items: list[LineageMark]) -> None:
+        # no timeout: during a lineage outage the pipeline waits here rather than ack
+        # messages whose rows are not written (the log's thread warns meanwhile)
+        self._log.wait_written(max(item.seq for item in items))
+
     def close(self) -> None:
-        self._drop_connection()
+        flush_all()
 
 
-class LineageSink(DynamicSink[LineageRow]):
+class LineageSink(DynamicSink[LineageMark]):
+    """Closes each epoch only once the worker's lineage rows are written."""
+
     def __init__(self, url: str, execution_id: uuid.UUID) -> None:
         self.url, self.execution_id = url, execution_id
 
     def build(self, step_id: str, worker_index: int, worker_count: int) -> _LineagePartition:
-        return _LineagePartition(self.url, self.execution_id)
+        return _LineagePartition(lineage_log(self.url, self.execution_id))

@@ -1,8 +1,11 @@
 """Redrive: dead letters from the table back onto their route's inbound queue.
 
-The letters are claimed first (each redriven once, even with concurrent redrives), then
-published with the pipeline's own sink for that queue; their `correlation_id` is the
-lineage row of the failed attempt, so the new attempt's lineage descends from it.
+The letters are locked (concurrent redrives skip them), published with the pipeline's
+own sink for their queue, and marked redriven only once that sink confirmed the publish
+(`write_batch` returns when the messages are durable), all in one transaction. A publish
+that fails leaves its letters as they were, so a later redrive takes them again: at least
+once, never lost. Their `correlation_id` is the lineage row of the failed attempt, so the
+new attempt's lineage descends from it.
 """
 
 from __future__ import annotations
@@ -11,25 +14,58 @@ import uuid
 from collections import defaultdict
 from pathlib import Path
 
+from factflow.compiler.plan import QueueSettings
 from factflow.connectors.registry import make_sink
+from factflow.dataflows.exceptions import RedriveError
 from factflow.db.connection import connect
-from factflow.db.repositories.dead_letters import mark_redriven, redrive_envelope
+from factflow.db.repositories.dead_letters import (
+    DeadLetter,
+    claim_dead_letters,
+    mark_redriven,
+    redrive_envelope,
+)
 from factflow.messages import Message
 
 
 def redrive(url: str, execution_id: uuid.UUID, pipeline: Path, route_id: str | None) -> int:
+    """Publish the execution's un-redriven dead letters; returns how many were redriven.
+
+    Raises RedriveError after marking the letters whose queues did take them.
+    """
     from factflow.flow import load_plan
 
     plan = load_plan(pipeline)
-    with connect(url) as conn:
-        letters = mark_redriven(conn, execution_id=execution_id, route_id=route_id)
-    by_queue: dict[str, list[Message]] = defaultdict(list)
-    for letter in letters:
-        by_queue[letter.queue].append(Message.from_envelope(redrive_envelope(letter)))
-    for queue, messages in by_queue.items():
-        sink = make_sink(queue, plan.queue).build("redrive", 0, 1)
-        try:
-            sink.write_batch(messages)
-        finally:
-            sink.close()
-    return len(letters)
+    failure: tuple[str, int, Exception] | None = None
+    with connect(url) as conn, conn.transaction():
+        letters = claim_dead_letters(conn, execution_id=execution_id, route_id=route_id)
+        by_queue: dict[str, list[DeadLetter]] = defaultdict(list)
+        for letter in letters:
+            by_queue[letter.queue].append(letter)
+        published: list[int] = []
+        for queue, group in by_queue.items():
+            try:
+                _publish(queue, plan.queue, group)
+            except Exception as exc:  # whatever the provider raises: keep the letters
+                failure = (queue, len(group), exc)
+                break
+            published.extend(letter.id for letter in group)
+        mark_redriven(conn, published)
+    if failure is not None:
+        queue, count, cause = failure
+        msg = (
+            f"publishing {count} dead letter(s) to queue '{queue}' on provider "
+            f"'{plan.queue.provider}' failed ({type(cause).__name__}: {cause}); they are not "
+            f"marked redriven ({len(published)} others were), run the redrive again"
+        )
+        raise RedriveError(msg) from cause
+    return len(published)
+
+
+def _publish(queue: str, settings: QueueSettings, letters: list[DeadLetter]) -> None:
+    """Publish through the queue's sink; returns once the provider confirmed the writes."""
+    messages = [Message.from_envelope(redrive_envelope(letter)) for letter in letters]
+    sink = make_sink(queue, settings).build("redrive", 0, 1)
+    try:
+        sink.write_batch(messages)
+    finally:
+        sink.close()

@@ -17,19 +17,22 @@ class AdapterStateLogic(StatefulBatchLogic[Message, Outcome, Any]):
     def __init__(
         self,
         invoker: AdapterInvoker,
+        begin: Callable[[int], None],
         record: Callable[[int, list[Outcome]], None],
         resume_state: Any,
     ) -> None:
         self._invoker = invoker
-        self._record = record
+        self._begin, self._record = begin, record
         self._adapter: Adapter = invoker.adapter_cls(invoker.runtime.step.config)
         if resume_state is not None:
             self._adapter.restore(resume_state)
 
     def on_batch(self, values: list[Message]) -> tuple[list[Outcome], bool]:
+        self._begin(len(values))
         outcomes: list[Outcome] = []
         for message in values:
             outcomes.extend(self._invoker.run_one(self._adapter, message))
+        outcomes.extend(self._invoker.marks())
         self._record(len(values), outcomes)
         return outcomes, StatefulBatchLogic.RETAIN
 

@@ -1,13 +1,11 @@
 """Postgres goes away in the middle of a run and comes back.
 
 A dedicated embedded server (so the session's server is unaffected) is stopped while a
-worker writes lineage, and started again after OUTAGE seconds. The lineage sink retries a
-failed write on new connections for a few seconds, then fails the epoch: a short outage
-lets the run continue, a long one stops it with an error that names the database (the
-password masked). Either way, running the execution again must leave every input with a
-lineage row and an output that points at it: no row and no message lost. An output whose
-`correlation_id` names no row is allowed only for a line that was processed again (its
-epoch never closed, so its row was never committed; the replay wrote a new one).
+worker writes lineage, and started again after OUTAGE seconds. A lineage outage never
+fails the pipeline: the worker keeps its rows in memory, waits at its next batch end and
+writes them once the database is back, saying so in its log (the password masked). The
+run completes by itself, leaving every input with one lineage row and an output that
+points at it: no row and no message lost, nothing processed twice.
 """
 
 from __future__ import annotations
@@ -17,7 +15,6 @@ import subprocess
 import tempfile
 import time
 import uuid
-from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -106,31 +103,19 @@ routes:
     assert stop_embedded(data_dir)
     time.sleep(outage)
     start_embedded(data_dir, keep_running=False)
-    first = proc.wait(timeout=60)
+    assert proc.wait(timeout=90) == 0, log.read_text(errors="replace")[-3000:]
     text = log.read_text(errors="replace")
     assert PASSWORD not in text
-    if first != 0:
-        # the epoch could not close: a one-line reason naming the database, masked
-        assert f"lineage rows could not be written to {mask_url(url)} after 5 attempts" in text
-    assert (first, outage) != (0, 6.0), "a 6 s outage outlasts the retries: the run must fail"
-
-    log.unlink()
-    [proc] = launch.start()  # the same execution again: resumes from its recovery
-    started.append(proc)
-    assert proc.wait(timeout=60) == 0, log.read_text()[-3000:]
+    if outage:
+        # said loudly, with the database named (masked), while it lasted and when it ended
+        assert f"lineage database {mask_url(url)} unreachable" in text
+        assert "nothing is lost" in text
+        assert f"lineage database {mask_url(url)} is back" in text
 
     out = read_jsonl(tmp_path / "queues" / "out.jsonl")
-    copies = Counter(o["payload"]["n"] for o in out)
-    assert set(copies) == set(range(TOTAL)), "every input reaches the output"
+    assert sorted(o["payload"]["n"] for o in out) == list(range(TOTAL)), "each input once"
     rows = {r.id: r for r in lineage_rows(url, execution)}
+    assert len(rows) == TOTAL
     assert {r.status for r in rows.values()} == {"completed"}
-    assert {r.message_id for r in rows.values()} == {o["message_id"] for o in out}
-    backed = {o["payload"]["n"] for o in out if uuid.UUID(o["correlation_id"]) in rows}
-    assert backed == set(range(TOTAL)), "an input has no lineage row behind its output"
     for o in out:
-        if uuid.UUID(o["correlation_id"]) in rows:
-            assert rows[uuid.UUID(o["correlation_id"])].message_id == o["message_id"]
-    dangling = [o["payload"]["n"] for o in out if uuid.UUID(o["correlation_id"]) not in rows]
-    assert all(copies[n] > 1 for n in dangling), "a row was lost for an output never replayed"
-    if first == 0:
-        assert dangling == [], "the run went on, so each of its outputs has its row"
+        assert rows[uuid.UUID(o["correlation_id"])].message_id == o["message_id"]

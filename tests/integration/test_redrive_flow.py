@@ -11,6 +11,7 @@ what the first run read, reads only them.
 from __future__ import annotations
 
 import json
+import socket
 import sys
 import uuid
 from pathlib import Path
@@ -18,8 +19,13 @@ from pathlib import Path
 import pytest
 
 from factflow.db import connect
-from factflow.db.repositories.dead_letters import list_dead_letters
+from factflow.db.repositories.dead_letters import (
+    NewDeadLetter,
+    add_dead_letters,
+    list_dead_letters,
+)
 from factflow.db.repositories.lineage import ancestors
+from factflow.messages import Message
 from tests.e2e.helpers import (
     REPO_ROOT,
     factflow_run,
@@ -105,4 +111,59 @@ routes:
             # the failed attempt was the message's first row: it is the new row's root
             assert [a.id for a in ancestors(conn, row.id)] == [row.parent_id]
         after = list_dead_letters(conn, execution_id=uuid.UUID(execution))
+    assert all(letter.redriven_at is not None for letter in after)
+
+
+def _closed_port() -> int:
+    """A local port nothing listens on: a publish to it is refused."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def test_a_failed_redrive_publish_leaves_the_letters_to_redrive_later(
+    tmp_path: Path, db_url: str
+) -> None:
+    execution = uuid.uuid4()
+    letters = [
+        NewDeadLetter(
+            execution_id=execution,
+            route_id="r",
+            queue="in",
+            message=Message(payload={"n": n}, execution_id=str(execution)).to_envelope(),
+            error="RuntimeError: down",
+            attempts=2,
+        )
+        for n in range(COUNT)
+    ]
+    with connect(db_url) as conn:
+        ids = add_dead_letters(conn, letters)
+    body = "routes:\n  r:\n    inbound: {queue: in}\n    adapters: [{type: passthrough}]\n"
+    closed = write_pipeline(
+        tmp_path / "closed",
+        "redrive",
+        body,
+        queue=f'{{provider: rabbitmq, url: "amqp://guest:guest@127.0.0.1:{_closed_port()}/"}}',
+    )
+    working = write_pipeline(tmp_path / "working", "redrive", body)
+    env = worker_env(FACTFLOW_DATABASE_URL=db_url)
+    cli = [sys.executable, "-m", "factflow", "deadletters", "redrive", str(execution)]
+
+    failed = run_command([*cli, "--pipeline", str(closed)], env=env, cwd=REPO_ROOT)
+    assert failed.returncode == 1, failed.stdout + failed.stderr
+    assert f"publishing {COUNT} dead letter(s) to queue 'in' on provider 'rabbitmq'" in (
+        failed.stderr
+    )
+    assert "Traceback" not in failed.stderr
+    with connect(db_url) as conn:
+        pending = list_dead_letters(conn, execution_id=execution, pending_only=True)
+    assert [letter.id for letter in pending] == ids, "a failed publish marked letters redriven"
+
+    redriven = run_command([*cli, "--pipeline", str(working)], env=env, cwd=REPO_ROOT)
+    assert redriven.returncode == 0, redriven.stderr
+    assert redriven.stdout.strip() == f"redrove {COUNT} dead letter(s)"
+    queued = read_jsonl(tmp_path / "working" / "queues" / "in.jsonl")
+    assert sorted(m["payload"]["n"] for m in queued) == list(range(COUNT))
+    with connect(db_url) as conn:
+        after = list_dead_letters(conn, execution_id=execution)
     assert all(letter.redriven_at is not None for letter in after)

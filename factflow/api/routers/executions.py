@@ -335,7 +335,10 @@ def execution_routes(
                 "outbound": [o.queue for o in route.outbound],
                 "dead_letter_queue": route.dead_letter_queue,
                 "processor_status": processor,
-                "in_flight": lineage.in_progress if lineage else 0,
+                # factflow writes no pending rows: in flight is the workers' count of
+                # messages inside the route's adapter steps (0 once the run is over)
+                "in_flight": (lineage.in_progress if lineage else 0)
+                + (0 if processor == "stopped" else counts.get(f"route:{route.id}:in_flight", 0)),
                 "completed": lineage.completed if lineage else 0,
                 "failed": lineage.failed if lineage else 0,
                 "messages_in": counts.get(f"route:{route.id}:in", 0),

@@ -97,6 +97,7 @@ def list_lineage(
     execution_id: uuid.UUID | None = None,
     route_id: str | None = None,
     adapter_name: str | None = None,
+    message_id: str | None = None,
     status: LineageStatusFilter | None = None,
     is_root: bool | None = None,
     url: str | None = None,
@@ -111,11 +112,13 @@ def list_lineage(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     offset: Offset = 0,
 ) -> list[LineageEntry]:
-    """Lineage rows; `url`, `origin`, `title` match metadata case-insensitively in part."""
+    """Lineage rows; `url`, `origin`, `title` match metadata case-insensitively in part;
+    `message_id` (factflow) is an envelope's message id: the rows of its invocations."""
     filters = LineageFilters(
         execution_id=execution_id,
         route_id=route_id,
         adapter_name=adapter_name,
+        message_id=message_id,
         # the seed system's `initiated` is factflow's `processing`
         status="processing" if status == "initiated" else status,
         is_root=is_root,
@@ -188,8 +191,10 @@ def lineage_batch(
 
 
 @router.get("/{entry_id}")
-def get_entry(entry_id: uuid.UUID, db: DbDep) -> LineageEntry:
-    return LineageEntry.of(repo.get_lineage_row(db, entry_id))
+def get_entry(entry_id: str, db: DbDep) -> LineageEntry:
+    """A row by its id, or by a message id seen on a queue (the envelope's `message_id`):
+    then the first invocation that took that message."""
+    return LineageEntry.of(repo.find_lineage_row(db, entry_id))
 
 
 @router.get("/{entry_id}/chain")

@@ -18,7 +18,6 @@ _COLUMNS = (
     "id, execution_id, route_id, queue, lineage_id, message, error_type, error, attempts,"
     " reason, created_at, redriven_at"
 )
-_D_COLUMNS = ", ".join(f"d.{c.strip()}" for c in _COLUMNS.split(","))
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,7 +122,7 @@ def count_dead_letters(
     return int(row[0])
 
 
-def mark_redriven(
+def claim_dead_letters(
     conn: DbConnection,
     *,
     ids: Sequence[int] | None = None,
@@ -131,26 +130,23 @@ def mark_redriven(
     route_id: str | None = None,
     limit: int = 1000,
 ) -> list[DeadLetter]:
-    """Claim not-yet-redriven dead letters for a redrive and return them, oldest first.
+    """Lock not-yet-redriven dead letters for a redrive and return them, oldest first.
 
-    Each is returned to one caller only, even with concurrent redrives. Publish them
-    (see `redrive_envelope`) in the same transaction when the queue is the `postgres`
-    provider; for a broker, publish after this returns (at-least-once).
+    Call inside a transaction: the rows stay locked until it ends, so concurrent redrives
+    skip them instead of publishing them twice. Publish them (see `redrive_envelope`),
+    then `mark_redriven` the ones whose publish was confirmed before committing; a letter
+    whose publish failed is left as it was and a later redrive takes it again.
     """
-    with conn.transaction(), conn.cursor(row_factory=class_row(DeadLetter)) as cur:
+    with conn.cursor(row_factory=class_row(DeadLetter)) as cur:
         cur.execute(
             f"""
-            WITH picked AS (
-                SELECT id FROM dead_letters
-                WHERE redriven_at IS NULL
-                  AND (%(ids)s::bigint[] IS NULL OR id = ANY(%(ids)s::bigint[]))
-                  AND (%(execution_id)s::uuid IS NULL OR execution_id = %(execution_id)s)
-                  AND (%(route_id)s::text IS NULL OR route_id = %(route_id)s)
-                ORDER BY id LIMIT %(limit)s
-                FOR UPDATE SKIP LOCKED
-            )
-            UPDATE dead_letters d SET redriven_at = now() FROM picked
-            WHERE d.id = picked.id RETURNING {_D_COLUMNS}
+            SELECT {_COLUMNS} FROM dead_letters
+            WHERE redriven_at IS NULL
+              AND (%(ids)s::bigint[] IS NULL OR id = ANY(%(ids)s::bigint[]))
+              AND (%(execution_id)s::uuid IS NULL OR execution_id = %(execution_id)s)
+              AND (%(route_id)s::text IS NULL OR route_id = %(route_id)s)
+            ORDER BY id LIMIT %(limit)s
+            FOR UPDATE SKIP LOCKED
             """,
             {
                 "ids": None if ids is None else list(ids),
@@ -159,8 +155,19 @@ def mark_redriven(
                 "limit": limit,
             },
         )
-        rows = cur.fetchall()
-    return sorted(rows, key=lambda d: d.id)
+        return cur.fetchall()
+
+
+def mark_redriven(conn: DbConnection, ids: Sequence[int]) -> int:
+    """Mark claimed letters as redriven (their publish was confirmed); returns how many."""
+    if not ids:
+        return 0
+    cur = conn.execute(
+        "UPDATE dead_letters SET redriven_at = now() WHERE id = ANY(%s::bigint[])"
+        " AND redriven_at IS NULL",
+        (list(ids),),
+    )
+    return cur.rowcount
 
 
 def redrive_envelope(letter: DeadLetter) -> JsonDict:

@@ -13,7 +13,7 @@ from psycopg.rows import class_row
 
 from factflow.db.connection import DbConnection
 from factflow.db.exceptions import NotFoundError
-from factflow.db.lineage_writer import LINEAGE_COLUMNS, LineageRecord, LineageStatus
+from factflow.db.lineage_writer import LINEAGE_COLUMNS, LineageRecord, LineageStatus, parse_row_id
 
 _COLUMNS = ", ".join(LINEAGE_COLUMNS)
 _L_COLUMNS = ", ".join(f"l.{c}" for c in LINEAGE_COLUMNS)
@@ -78,6 +78,34 @@ def get_lineage_row(conn: DbConnection, row_id: uuid.UUID) -> LineageRecord:
         msg = f"lineage row {row_id} does not exist"
         raise NotFoundError(msg)
     return row
+
+
+def find_lineage_row(conn: DbConnection, key: str) -> LineageRecord:
+    """The row whose id is `key`, else the first row whose input message is `key`.
+
+    A message seen on a queue names its lineage this way: its envelope's `message_id`
+    finds the invocation that took it (the earliest, when a crash or a redrive made the
+    message run again; `GET /lineage?message_id=` lists them all) and its
+    `correlation_id` is the row that emitted it. No index on `message_id` (it would halve
+    COPY's rows/s), so the lookup by message scans the table.
+    """
+    row_id = parse_row_id(key)
+    with conn.cursor(row_factory=class_row(LineageRecord)) as cur:
+        if row_id is not None:
+            cur.execute(f"SELECT {_COLUMNS} FROM lineage WHERE id = %s", (row_id,))
+            found = cur.fetchone()
+            if found is not None:
+                return found
+        cur.execute(
+            f"SELECT {_COLUMNS} FROM lineage WHERE message_id = %s"
+            " ORDER BY started_at, adapter_index, id LIMIT 1",
+            (key,),
+        )
+        found = cur.fetchone()
+    if found is None:
+        msg = f"no lineage row has id or message id {key!r}"
+        raise NotFoundError(msg)
+    return found
 
 
 def children(conn: DbConnection, row_id: uuid.UUID) -> list[LineageRecord]:

@@ -22,6 +22,7 @@ class LineageFilters:
     execution_id: uuid.UUID | None = None
     route_id: str | None = None
     adapter_name: str | None = None
+    message_id: str | None = None
     status: str | None = None
     is_root: bool | None = None
     url: str | None = None
@@ -40,6 +41,7 @@ def _where(filters: LineageFilters) -> tuple[sql.Composable, dict[str, Any]]:
         "execution_id": filters.execution_id,
         "route_id": filters.route_id,
         "adapter_name": filters.adapter_name,
+        "message_id": filters.message_id,
         "status": filters.status,
         "batch_id": filters.batch_id,
     }

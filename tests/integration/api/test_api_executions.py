@@ -101,6 +101,28 @@ def test_inline_run_completes_with_lineage_and_storage(
     assert meta["execution-id"] == execution_id
     assert api.get("/api/v1/storage/objects/executions/nope/x.json").status_code == 404
 
+    # lineage links storage both ways: a row names its artefact, the artefact its row
+    stored = [row for row in lineage if row["storage_key"]]
+    assert len(stored) == len([r for r in lineage if r["status"] == "completed"])
+    hashes = set()
+    for row in stored:
+        meta = api.get(f"/api/v1/storage/objects/{row['storage_key']}/metadata").json()
+        assert meta["metadata"]["lineage-id"] == row["id"]
+        hashes.add(meta["metadata"]["config-hash"])
+    # the hash of the pipeline the workers ran (the server's effective YAML of the config)
+    assert len(hashes) == 1 and len(hashes.pop()) == 64
+    # a message id seen on a queue (an envelope's) finds the invocation that took it
+    split = next(r for r in stored if r["adapter_name"] == "split")
+    envelope = api.get(f"/api/v1/storage/objects/{split['storage_key']}").json()
+    assert envelope["correlation_id"] == split["id"]
+    taken = api.get(f"/api/v1/lineage/{envelope['message_id']}").json()
+    assert (taken["message_id"], taken["parent_id"]) == (envelope["message_id"], split["id"])
+    assert taken["route_id"] == "dedupe"
+    by_message = api.get("/api/v1/lineage", params={"message_id": envelope["message_id"]})
+    assert [r["id"] for r in by_message.json()][:1] == [taken["id"]]
+    assert api.get(f"/api/v1/lineage/{split['id']}").json()["id"] == split["id"]
+    assert api.get("/api/v1/lineage/no-such-message").status_code == 404
+
     stream = _sse(api, f"/api/v1/executions/{execution_id}/storage-stream")
     assert len([n for _, n, _ in stream if n == "storage.object_created"]) == objects["count"]
 

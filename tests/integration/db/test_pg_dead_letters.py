@@ -57,16 +57,32 @@ def test_each_dead_letter_is_claimed_for_redrive_once(
 ) -> None:
     ids = dl.add_dead_letters(conn, [_letter(execution, n) for n in range(4)])
     with connect(db_url) as holder, holder.transaction():
-        held = dl.mark_redriven(holder, execution_id=execution.id, limit=2)
+        held = dl.claim_dead_letters(holder, execution_id=execution.id, limit=2)
         # the holder's transaction is open: the others skip its rows instead of waiting
-        others = dl.mark_redriven(conn, execution_id=execution.id)
+        with conn.transaction():
+            others = dl.claim_dead_letters(conn, execution_id=execution.id)
+            assert dl.mark_redriven(conn, [d.id for d in others]) == 2
+        assert dl.mark_redriven(holder, [d.id for d in held]) == 2
     assert [d.id for d in held] == ids[:2]
     assert [d.id for d in others] == ids[2:]
-    assert all(d.redriven_at is not None for d in held + others)
-    assert dl.mark_redriven(conn, execution_id=execution.id) == []
+    assert dl.claim_dead_letters(conn, execution_id=execution.id) == []
     assert dl.count_dead_letters(conn, execution_id=execution.id, pending_only=True) == 0
     pending = dl.list_dead_letters(conn, execution_id=execution.id, pending_only=True)
     assert pending == []
+
+
+def test_a_claim_whose_transaction_rolls_back_leaves_the_letters_pending(
+    conn: DbConnection, execution: Execution
+) -> None:
+    ids = dl.add_dead_letters(conn, [_letter(execution, n) for n in range(2)])
+    with pytest.raises(RuntimeError, match="publish failed"), conn.transaction():
+        claimed = dl.claim_dead_letters(conn, execution_id=execution.id)
+        assert [d.id for d in claimed] == ids
+        msg = "publish failed"
+        raise RuntimeError(msg)
+    pending = dl.list_dead_letters(conn, execution_id=execution.id, pending_only=True)
+    assert [d.id for d in pending] == ids
+    assert all(d.redriven_at is None for d in pending)
 
 
 def test_redrive_puts_the_message_back_linked_to_the_failed_attempt(
@@ -88,9 +104,10 @@ def test_redrive_puts_the_message_back_linked_to_the_failed_attempt(
 
     # claim and publish in one transaction: both happen or neither
     with conn.transaction():
-        letters = dl.mark_redriven(conn, ids=[dead_id])
+        letters = dl.claim_dead_letters(conn, ids=[dead_id])
         envelopes = [dl.redrive_envelope(letter) for letter in letters]
         publish_batch(conn, queue, [json.dumps(e).encode() for e in envelopes])
+        dl.mark_redriven(conn, [letter.id for letter in letters])
 
     (claimed,) = claim_batch(conn, queue, "worker-1")
     message = Message.from_envelope(json.loads(claimed.body))

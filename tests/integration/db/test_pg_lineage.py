@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import socket
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from factflow.dataflows.lineage import LineageLog
 from factflow.db import DbConnection, connect
 from factflow.db.exceptions import DatabaseError, NotFoundError
 from factflow.db.lineage_writer import LineageRecord, LineageWriter, new_row_id, parse_row_id
@@ -267,3 +270,37 @@ def test_row_ids_are_time_ordered_uuid7_and_correlation_ids_parse() -> None:
     assert parse_row_id(str(first)) == first
     assert parse_row_id("not-a-lineage-id") is None
     assert parse_row_id(None) is None
+
+
+def _log_row(log: LineageLog, message_id: str) -> tuple[object, ...]:
+    now = datetime.now(UTC)
+    return (
+        new_row_id(), log.execution_id, "r", "passthrough", 0, "passthrough", message_id,
+        None, "completed", 1, None, None, None, now, now, 0.0, None, None, {},
+    )  # fmt: skip
+
+
+def test_the_lineage_log_writes_rows_without_being_asked(
+    db_url: str, conn: DbConnection, execution: Execution
+) -> None:
+    log = LineageLog(db_url, execution.id)
+    recorded = time.monotonic()
+    for n in range(10):
+        log.record(_log_row(log, f"m-{n}"))
+    assert log.mark().seq == 10
+    while len(lineage.list_lineage(conn, execution.id)) < 10:
+        assert time.monotonic() - recorded < 2.0, "rows not written within 2 s"
+        time.sleep(0.02)
+    assert log.wait_written(10, timeout=0) is True
+    assert log.flush(timeout=1.0) == 0
+
+
+def test_the_lineage_log_keeps_its_rows_while_the_database_is_unreachable() -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    log = LineageLog(f"postgresql://factflow@127.0.0.1:{port}/none", uuid.uuid4())
+    for n in range(3):
+        log.record(_log_row(log, f"m-{n}"))
+    assert log.wait_written(3, timeout=1.0) is False
+    assert log.flush(timeout=0.2) == 3, "rows were dropped instead of kept for a retry"
