@@ -115,9 +115,7 @@ class Dispatcher:
         with self._lock:
             free = self.settings.concurrency - sum(self._inflight.values())
             busy = [
-                s
-                for s, n in self._inflight.items()
-                if n >= self.settings.per_endpoint_concurrency
+                s for s, n in self._inflight.items() if n >= self.settings.per_endpoint_concurrency
             ]
         claimed: list[repo.ClaimedDelivery] = []
         with self.pool.connection() as conn:

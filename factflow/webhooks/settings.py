@@ -1,13 +1,13 @@
-"""The dispatcher's settings (the server maps its `FACTFLOW_WEBHOOK_*` variables here)."""
+"""The dispatcher's settings: a plain view of the `FACTFLOW_WEBHOOK_*` settings."""
 
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Self
 
 from pydantic import BaseModel, Field
 
-# the seed system's schedule: 1 min, 5 min, 30 min, 2 h, 12 h; dead after the sixth failure
-DEFAULT_RETRY_SCHEDULE: tuple[float, ...] = (60.0, 300.0, 1800.0, 7200.0, 43200.0)
+from factflow.settings import DEFAULT_RETRY_SCHEDULE, Settings
 
 
 class WebhookSettings(BaseModel):
@@ -33,6 +33,16 @@ class WebhookSettings(BaseModel):
     secret_grace_seconds: float = Field(
         default=86400.0, ge=0, description="how long a rotated-out secret still signs"
     )
+
+    @classmethod
+    def of(cls, settings: Settings) -> Self:
+        return cls(
+            retry_schedule_seconds=settings.webhook_retry_schedule_seconds,
+            timeout_seconds=settings.webhook_timeout_seconds,
+            allow_private_urls=settings.webhook_allow_private_urls,
+            concurrency=settings.webhook_concurrency,
+            per_endpoint_concurrency=settings.webhook_per_endpoint_concurrency,
+        )
 
     @property
     def lease(self) -> timedelta:

@@ -60,10 +60,6 @@ class Schedule:
     created_at: datetime
 
 
-def _missing(kind: str, key: object) -> NotFoundError:
-    return NotFoundError(f"{kind} {key} does not exist")
-
-
 # --- event triggers ---------------------------------------------------------------------
 
 
@@ -111,14 +107,16 @@ def get_trigger(conn: DbConnection, trigger_id: uuid.UUID) -> EventTrigger:
         cur.execute(f"SELECT {_TRIGGER_COLUMNS} FROM event_triggers WHERE id = %s", (trigger_id,))
         found = cur.fetchone()
     if found is None:
-        raise _missing("trigger", trigger_id)
+        msg = f"trigger {trigger_id} does not exist"
+        raise NotFoundError(msg)
     return found
 
 
 def delete_trigger(conn: DbConnection, trigger_id: uuid.UUID) -> None:
     with conn.transaction():
         if not conn.execute("DELETE FROM event_triggers WHERE id = %s", (trigger_id,)).rowcount:
-            raise _missing("trigger", trigger_id)
+            msg = f"trigger {trigger_id} does not exist"
+            raise NotFoundError(msg)
 
 
 # --- inbound events ---------------------------------------------------------------------
@@ -149,7 +147,8 @@ def set_event_results(conn: DbConnection, event_id: str, results: list[JsonDict]
         )
         updated = cur.fetchone()
     if updated is None:
-        raise _missing("event", event_id)
+        msg = f"event {event_id} does not exist"
+        raise NotFoundError(msg)
     return updated
 
 
@@ -161,7 +160,8 @@ def get_inbound_event(conn: DbConnection, event_id: str) -> InboundEvent:
         )
         found = cur.fetchone()
     if found is None:
-        raise _missing("event", event_id)
+        msg = f"event {event_id} does not exist"
+        raise NotFoundError(msg)
     return found
 
 
@@ -218,7 +218,8 @@ def get_schedule(conn: DbConnection, schedule_id: uuid.UUID) -> Schedule:
         cur.execute(f"SELECT {_SCHEDULE_COLUMNS} FROM schedules WHERE id = %s", (schedule_id,))
         found = cur.fetchone()
     if found is None:
-        raise _missing("schedule", schedule_id)
+        msg = f"schedule {schedule_id} does not exist"
+        raise NotFoundError(msg)
     return found
 
 
@@ -235,7 +236,8 @@ def list_schedules(conn: DbConnection, *, config_id: uuid.UUID | None = None) ->
 def delete_schedule(conn: DbConnection, schedule_id: uuid.UUID) -> None:
     with conn.transaction():
         if not conn.execute("DELETE FROM schedules WHERE id = %s", (schedule_id,)).rowcount:
-            raise _missing("schedule", schedule_id)
+            msg = f"schedule {schedule_id} does not exist"
+            raise NotFoundError(msg)
 
 
 def lock_due_schedule(conn: DbConnection) -> Schedule | None:

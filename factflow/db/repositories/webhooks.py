@@ -416,4 +416,4 @@ def next_due_in(conn: DbConnection) -> timedelta | None:
         " JOIN webhook_subscriptions s ON s.id = d.subscription_id"
         " WHERE d.status = 'pending' AND s.is_active"
     ).fetchone()
-    return None if row is None or row[0] is None else row[0]  # type: ignore[no-any-return]
+    return None if row is None or row[0] is None else row[0]
