@@ -78,7 +78,7 @@ def receiving(secret: str, **options: Any) -> Iterator[Receiver]:
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-            headers = {k: v for k, v in self.headers.items()}
+            headers = dict(self.headers.items())
             try:
                 verified, payload = receiver.verify(headers, body)
             except Exception:

@@ -11,7 +11,6 @@ import uuid
 from typing import Any
 
 import pytest
-
 from psycopg_pool import ConnectionPool
 from standardwebhooks import Webhook
 
