@@ -1,5 +1,6 @@
 """The CLI's server commands (httpx): config create|list|get|edit|run|delete, execution,
-lineage, storage, pipeline and system groups, with global --server / --output / --timeout.
+lineage, storage, pipeline, system, webhook, event and schedule groups, with global
+--server / --output / --timeout.
 
 `mount(app)` adds them to the root typer app; `factflow serve` starts the server.
 """
@@ -14,6 +15,8 @@ from factflow.cli.client.http import client_options
 from factflow.cli.client.lineage import lineage_app
 from factflow.cli.client.storage import storage_app
 from factflow.cli.client.system import pipeline_app, system_app
+from factflow.cli.client.triggers import event_app, schedule_app
+from factflow.cli.client.webhooks import webhook_app
 
 
 def mount(app: typer.Typer) -> None:
@@ -27,6 +30,9 @@ def mount(app: typer.Typer) -> None:
     app.add_typer(storage_app, name="storage")
     app.add_typer(pipeline_app, name="pipeline")
     app.add_typer(system_app, name="system")
+    app.add_typer(webhook_app, name="webhook")
+    app.add_typer(event_app, name="event")
+    app.add_typer(schedule_app, name="schedule")
 
 
 __all__ = ["mount"]
