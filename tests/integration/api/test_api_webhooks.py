@@ -217,3 +217,50 @@ def test_two_dispatchers_deliver_each_once(make_app: MakeApp, api_db_url: str) -
     ids = [r.headers["X-Factflow-Delivery"] for r in receiver.received]
     assert len(ids) == len(set(ids)) == count
     assert all(d["attempts"] == 1 for d in _deliveries(client, hook["webhook_id"]))
+
+
+def test_lineage_batches_become_events(make_app: MakeApp, api_db_url: str) -> None:
+    """One `storage.object_created` per batch, route and adapter; one `lineage.failed`
+    per failed row; `deadletter.created` per dead letter (all from database triggers)."""
+    client = _app(make_app)
+    execution = uuid.uuid4()
+    with receiving(SECRET) as receiver:
+        _subscribe(
+            client, receiver.url,
+            ["storage.object_created", "lineage.failed", "deadletter.created"],
+        )  # fmt: skip
+        rows = [
+            (uuid.uuid4(), execution, "ingest", "split", 0, "ingest__0_split", f"m{i}",
+             "failed" if i == 2 else "completed", f"executions/x/ingest/{i}.json")
+            for i in range(3)
+        ]  # fmt: skip
+        with connect(api_db_url) as conn, conn.cursor() as cur:
+            cur.executemany(
+                "INSERT INTO lineage (id, execution_id, route_id, adapter_name, adapter_index,"
+                " stage_name, message_id, status, storage_key, started_at)"
+                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, now())",
+                rows,
+                returning=False,
+            )
+            conn.execute(
+                "INSERT INTO lineage (id, execution_id, route_id, adapter_name, adapter_index,"
+                " stage_name, message_id, status, storage_key, started_at)"
+                " SELECT gen_random_uuid(), %s, 'ingest', 'split', 0, 'ingest__0_split',"
+                " 'b' || n, 'completed', 'k' || n, now() FROM generate_series(1, 5) n",
+                (execution,),
+            )
+            conn.execute(
+                "INSERT INTO dead_letters (execution_id, route_id, queue, message, error)"
+                " VALUES (%s, 'ingest', 'docs.in', '{}', 'boom')",
+                (execution,),
+            )
+        receiver.wait_for(1, "deadletter.created")
+        receiver.wait_for(1, "lineage.failed")
+        time.sleep(0.3)
+    batch = [
+        r for r in receiver.of_type("storage.object_created") if r.payload["data"]["count"] == 5
+    ]
+    assert len(batch) == 1 and len(batch[0].payload["data"]["objects"]) == 5
+    failed = receiver.of_type("lineage.failed")
+    assert len(failed) == 1 and failed[0].payload["data"]["message_id"] == "m2"
+    assert receiver.of_type("deadletter.created")[0].payload["data"]["error"] == "boom"
