@@ -65,6 +65,14 @@ def _startup(app: FastAPI, settings: ApiSettings) -> None:
     except BaseException:
         pool.close()
         raise
+    app.state.pool = pool
+    app.state.registry = registry
+    app.state.storage = storage
+    app.state.templates = templates
+    app.state.archives = ArchiveJobs(settings.archives_dir, storage)
+    app.state.supervisor = supervisor
+    app.state.executions = ExecutionService(supervisor, registry)
+    app.state.metrics.watch(supervisor)
     # webhooks out and schedules in; both share the work with any other instance
     dispatcher = Dispatcher(
         pool,
@@ -75,21 +83,13 @@ def _startup(app: FastAPI, settings: ApiSettings) -> None:
     dispatcher.start()
     scheduler = Scheduler(
         pool,
-        make_starter(app),
+        make_starter(pool, app.state.executions),
         poll_seconds=settings.schedule_poll_seconds,
         misfire_grace=timedelta(seconds=settings.schedule_misfire_grace_seconds),
     )
     scheduler.start()
     app.state.dispatcher = dispatcher
     app.state.scheduler = scheduler
-    app.state.pool = pool
-    app.state.registry = registry
-    app.state.storage = storage
-    app.state.templates = templates
-    app.state.archives = ArchiveJobs(settings.archives_dir, storage)
-    app.state.supervisor = supervisor
-    app.state.executions = ExecutionService(supervisor, registry)
-    app.state.metrics.watch(supervisor)
 
 
 def _shutdown(app: FastAPI) -> None:

@@ -8,7 +8,7 @@ import uuid
 from factflow.db.connection import DbConnection
 from factflow.db.repositories import triggers as repo
 from factflow.triggers.matching import matches
-from factflow.triggers.starter import Starter, StartRequest
+from factflow.triggers.starter import Starter, TriggerStart
 from factflow.types import JsonDict
 
 _log = logging.getLogger(__name__)
@@ -53,7 +53,7 @@ def receive_event(
             )
             results.append(result)
             continue
-        request = StartRequest(
+        request = TriggerStart(
             config_id=trigger.config_id,
             trigger_context={
                 "trigger": "event",
@@ -61,6 +61,7 @@ def receive_event(
                 "event": {"id": chosen, "name": name, "data": data},
             },
             idempotency_key=f"event:{chosen}:{trigger.id}",
+            source="event",
             inputs={trigger.input_queue: [data]} if trigger.input_queue else {},
         )
         try:

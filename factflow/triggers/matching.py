@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import fnmatch
 
-from factflow.compiler.conditions import compile_condition, condition_problems
-from factflow.compiler.config import ConditionConfig
+from factflow.conditions import ConditionConfig, compile_condition, condition_problems
 from factflow.messages import Message
 from factflow.triggers.exceptions import TriggerError
 from factflow.types import JsonDict
@@ -34,4 +33,4 @@ def matches(pattern: str, condition: JsonDict | None, name: str, data: JsonDict)
     if condition is None:
         return True
     predicate = compile_condition(ConditionConfig.model_validate(condition))
-    return predicate(Message(payload=data))
+    return bool(predicate(Message(payload=data)))

@@ -24,7 +24,7 @@ from psycopg_pool import ConnectionPool
 from factflow.db.connection import DbConnection
 from factflow.db.repositories import triggers as repo
 from factflow.triggers.cron import Cron
-from factflow.triggers.starter import Starter, StartRequest
+from factflow.triggers.starter import Starter, TriggerStart
 
 _log = logging.getLogger(__name__)
 
@@ -60,7 +60,7 @@ def _tick(
     ):
         error = f"tick {tick.isoformat()} skipped: {schedule.max_running} execution(s) running"
     else:
-        request = StartRequest(
+        request = TriggerStart(
             config_id=schedule.config_id,
             trigger_context={
                 "trigger": "schedule",
@@ -70,6 +70,7 @@ def _tick(
                 "late": late,
             },
             idempotency_key=f"schedule:{schedule.id}:{tick.isoformat()}",
+            source="schedule",
         )
         try:
             execution_id = starter(request)

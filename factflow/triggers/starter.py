@@ -10,15 +10,17 @@ from factflow.types import JsonDict
 
 
 @dataclass(frozen=True, slots=True)
-class StartRequest:
+class TriggerStart:
     config_id: uuid.UUID
     trigger_context: JsonDict
     idempotency_key: str
+    source: str
+    """The execution's `source`: `event` or `schedule`."""
     inputs: dict[str, list[Any]] = field(default_factory=dict)
 
 
 class Starter(Protocol):
-    def __call__(self, request: StartRequest) -> uuid.UUID:
+    def __call__(self, request: TriggerStart) -> uuid.UUID:
         """Start (or, for a used idempotency key, find) the execution; returns its id.
 
         Raises for a config that cannot run (missing, invalid, over the concurrency

@@ -5,22 +5,23 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, FastAPI, Path, Query, Request, Response, status
+from fastapi import APIRouter, Path, Query, Request, Response, status
+from psycopg_pool import ConnectionPool
 from pydantic import BaseModel, Field
 
 from factflow.api.bodies import RequestBody
 from factflow.api.compiling import bad_request
 from factflow.api.deps import DbDep, Offset
-from factflow.api.routers.executions import RunOptions, start_execution
 from factflow.db.repositories import triggers as repo
 from factflow.db.repositories.configs import get_config
+from factflow.server.executions import ExecutionService, StartRequest
 from factflow.triggers.cron import Cron
 from factflow.triggers.events import receive_event
 from factflow.triggers.exceptions import TriggerError
 from factflow.triggers.matching import check_condition
-from factflow.triggers.starter import Starter, StartRequest
+from factflow.triggers.starter import Starter, TriggerStart
 from factflow.types import JsonDict
 
 router = APIRouter(tags=["triggers"])
@@ -29,23 +30,27 @@ Text = Annotated[str, Field(min_length=1, max_length=300, pattern=r"^[^\x00]*$")
 UPCOMING = 5
 
 
-def make_starter(app: FastAPI) -> Starter:
-    """How triggers start executions: the executions router's own start function (the one
-    line to change when starting moves into the execution service)."""
+def make_starter(pool: ConnectionPool[Any], service: ExecutionService) -> Starter:
+    """How triggers start executions: the execution service's `start`, as
+    `POST /executions` does, with the trigger as the execution's source."""
 
-    def start(request: StartRequest) -> uuid.UUID:
-        state = app.state
-        with state.pool.connection() as db:
-            options = RunOptions(
-                inputs=request.inputs,
-                trigger_context=request.trigger_context,
-                idempotency_key=request.idempotency_key,
-            )
+    def start(request: TriggerStart) -> uuid.UUID:
+        with pool.connection() as db:
             config = get_config(db, request.config_id)
-            started = start_execution(
-                db, state.registry, state.supervisor, Response(), options, config=config
+            execution, _ = service.start(
+                db,
+                StartRequest(
+                    config_yaml=config.config_yaml,
+                    pipeline_name=config.name,
+                    config_id=config.id,
+                    config_version=config.version,
+                    inputs=request.inputs,
+                    trigger_context=request.trigger_context,
+                    idempotency_key=request.idempotency_key,
+                    source=request.source,
+                ),
             )
-        return started.execution_id
+        return execution.id
 
     return start
 
@@ -88,7 +93,11 @@ def send_event(body: EventSend, db: DbDep, request: Request, response: Response)
     """Start every active config whose trigger matches the event (201); 200 with the
     earlier outcome when `id` was sent before."""
     event, created = receive_event(
-        db, make_starter(request.app), name=body.name, data=body.data, event_id=body.id
+        db,
+        make_starter(request.app.state.pool, request.app.state.executions),
+        name=body.name,
+        data=body.data,
+        event_id=body.id,
     )
     if not created:
         response.status_code = status.HTTP_200_OK
