@@ -74,15 +74,13 @@ def _startup(app: FastAPI, settings: ApiSettings) -> None:
     app.state.executions = ExecutionService(supervisor, registry)
     app.state.metrics.watch(supervisor)
     # webhooks out and schedules in; both share the work with any other instance
+    database_url = settings.database().require_url()
     dispatcher = Dispatcher(
-        pool,
-        settings.database().require_url(),
-        WebhookSettings.of(settings),
-        instance=settings.instance_id,
+        database_url, WebhookSettings.of(settings), instance=settings.instance_id
     )
     dispatcher.start()
     scheduler = Scheduler(
-        pool,
+        database_url,
         make_starter(pool, app.state.executions),
         poll_seconds=settings.schedule_poll_seconds,
         misfire_grace=timedelta(seconds=settings.schedule_misfire_grace_seconds),

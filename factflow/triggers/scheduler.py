@@ -17,11 +17,8 @@ import logging
 import threading
 import uuid
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
-from psycopg_pool import ConnectionPool
-
-from factflow.db.connection import DbConnection
+from factflow.db.connection import DbConnection, connect
 from factflow.db.repositories import triggers as repo
 from factflow.triggers.cron import Cron
 from factflow.triggers.starter import Starter, TriggerStart
@@ -93,13 +90,13 @@ class Scheduler:
 
     def __init__(
         self,
-        pool: ConnectionPool[Any],
+        database_url: str,
         starter: Starter,
         *,
         poll_seconds: float = 1.0,
         misfire_grace: timedelta = timedelta(seconds=60),
     ) -> None:
-        self.pool = pool
+        self.database_url = database_url
         self.starter = starter
         self.poll_seconds = poll_seconds
         self.misfire_grace = misfire_grace
@@ -116,9 +113,17 @@ class Scheduler:
             self._thread.join(timeout=self.poll_seconds + 10)
 
     def _run(self) -> None:
+        # one connection of its own, reopened after an error (the database restarted)
+        conn: DbConnection | None = None
         while not self._stop.wait(self.poll_seconds):
             try:
-                with self.pool.connection() as conn:
-                    run_due_schedules(conn, self.starter, misfire_grace=self.misfire_grace)
+                if conn is None or conn.closed:
+                    conn = connect(self.database_url)
+                run_due_schedules(conn, self.starter, misfire_grace=self.misfire_grace)
             except Exception:
                 _log.exception("scheduler: retrying after an error")
+                if conn is not None:
+                    conn.close()
+                conn = None
+        if conn is not None:
+            conn.close()

@@ -36,6 +36,8 @@ from factflow.webhooks.urls import check_url
 _log = logging.getLogger(__name__)
 # while attempts are in flight the loop looks for freed slots this often
 _BUSY_WAKE_SECONDS = 0.05
+# the claim loop and the threads recording attempts (short transactions) share these
+_DB_CONNECTIONS = 4
 
 
 class Dispatcher:
@@ -46,15 +48,7 @@ class Dispatcher:
     the loop logs and retries.
     """
 
-    def __init__(
-        self,
-        pool: ConnectionPool[Any],
-        database_url: str,
-        settings: WebhookSettings,
-        *,
-        instance: str,
-    ) -> None:
-        self.pool = pool
+    def __init__(self, database_url: str, settings: WebhookSettings, *, instance: str) -> None:
         self.database_url = database_url
         self.settings = settings
         self.instance = instance
@@ -65,8 +59,25 @@ class Dispatcher:
         self._thread: threading.Thread | None = None
         self._executor: ThreadPoolExecutor | None = None
         self._http: httpx.Client | None = None
+        self._pool: ConnectionPool[Any] | None = None
+
+    @property
+    def pool(self) -> ConnectionPool[Any]:
+        assert self._pool is not None, "start() the dispatcher first"
+        return self._pool
 
     def start(self) -> None:
+        # a pool of its own, of a fixed size: the dispatcher never takes the connections
+        # requests need, and a pool that never grows opens no connections mid-run
+        self._pool = ConnectionPool(
+            self.database_url,
+            min_size=_DB_CONNECTIONS,
+            max_size=_DB_CONNECTIONS,
+            kwargs={"autocommit": True},
+            name=f"factflow-webhooks-{self.instance}",
+            open=False,
+        )
+        self._pool.open(wait=True, timeout=30)
         self._http = httpx.Client(
             timeout=self.settings.timeout_seconds,
             follow_redirects=False,
@@ -86,6 +97,8 @@ class Dispatcher:
             self._executor.shutdown(wait=True)
         if self._http is not None:
             self._http.close()
+        if self._pool is not None:
+            self._pool.close()
 
     # --- the loop -----------------------------------------------------------------------
 

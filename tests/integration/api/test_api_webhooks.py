@@ -11,7 +11,6 @@ import uuid
 from typing import Any
 
 import pytest
-from psycopg_pool import ConnectionPool
 from standardwebhooks import Webhook
 
 from factflow.db.connection import connect
@@ -196,11 +195,7 @@ def test_two_dispatchers_deliver_each_once(make_app: MakeApp, api_db_url: str) -
         hook = _subscribe(client, receiver.url, ["route.paused"])
         # the app's own dispatcher is a third one
         settings = WebhookSettings(allow_private_urls=True, per_endpoint_concurrency=8)
-        pools = [ConnectionPool(api_db_url, kwargs={"autocommit": True}) for _ in range(2)]
-        dispatchers = [
-            Dispatcher(pool, api_db_url, settings, instance=f"test-{i}")
-            for i, pool in enumerate(pools)
-        ]
+        dispatchers = [Dispatcher(api_db_url, settings, instance=f"test-{i}") for i in range(2)]
         for dispatcher in dispatchers:
             dispatcher.start()
         try:
@@ -212,8 +207,6 @@ def test_two_dispatchers_deliver_each_once(make_app: MakeApp, api_db_url: str) -
         finally:
             for dispatcher in dispatchers:
                 dispatcher.close()
-            for pool in pools:
-                pool.close()
     ids = [r.headers["X-Factflow-Delivery"] for r in receiver.received]
     assert len(ids) == len(set(ids)) == count
     assert all(d["attempts"] == 1 for d in _deliveries(client, hook["webhook_id"]))
