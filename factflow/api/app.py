@@ -74,7 +74,7 @@ def _startup(app: FastAPI, settings: ApiSettings) -> None:
     app.state.executions = ExecutionService(supervisor, registry)
     app.state.metrics.watch(supervisor)
     # webhooks out and schedules in; both share the work with any other instance
-    database_url = settings.database().require_url()
+    database_url = DatabaseSettings.of(settings).require_url()
     dispatcher = Dispatcher(
         database_url, WebhookSettings.of(settings), instance=settings.instance_id
     )
