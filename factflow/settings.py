@@ -18,6 +18,8 @@ from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 _REPO_PIPELINES = Path(__file__).resolve().parents[1] / "pipelines"
+# the seed system's webhook retries: 1 min, 5 min, 30 min, 2 h, 12 h; dead after the sixth
+DEFAULT_RETRY_SCHEDULE: tuple[float, ...] = (60.0, 300.0, 1800.0, 7200.0, 43200.0)
 
 
 def _instance_id() -> str:
@@ -99,6 +101,23 @@ class Settings(BaseSettings):
     )
     validate_pipelines_on_start: bool = True
     instance_id: str = Field(default_factory=_instance_id)
+
+    # --- webhooks and schedules (the server) ---------------------------------------------
+    webhook_retry_schedule_seconds: tuple[float, ...] = Field(
+        default=DEFAULT_RETRY_SCHEDULE,
+        description="waits before webhook attempts 2..n (JSON list); dead-lettered after n",
+    )
+    webhook_timeout_seconds: float = Field(default=10.0, gt=0)
+    webhook_allow_private_urls: bool = Field(
+        default=False,
+        description="allow webhooks to loopback/private addresses (`serve --embedded`: on)",
+    )
+    webhook_concurrency: int = Field(default=32, ge=1)
+    webhook_per_endpoint_concurrency: int = Field(default=4, ge=1)
+    schedule_poll_seconds: float = Field(default=1.0, gt=0)
+    schedule_misfire_grace_seconds: float = Field(
+        default=60.0, ge=0, description="a schedule tick found later than this is missed"
+    )
 
     @model_validator(mode="after")
     def _safe_outside_development(self) -> Self:

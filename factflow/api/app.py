@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
 
 from anyio import to_thread
 from fastapi import FastAPI, Request, Response
@@ -22,6 +23,7 @@ from factflow.api.errors import CorrelationIdMiddleware, install_error_handlers
 from factflow.api.metrics import Metrics, MetricsMiddleware
 from factflow.api.routers import api_router
 from factflow.api.routers.templates import load_templates
+from factflow.api.routers.triggers import make_starter
 from factflow.api.settings import ApiSettings
 from factflow.db.connection import create_pool
 from factflow.db.migrate import migrate
@@ -31,6 +33,9 @@ from factflow.server.executions import ExecutionService
 from factflow.server.settings import SupervisorSettings
 from factflow.server.supervisor import Supervisor
 from factflow.storage import open_storage
+from factflow.triggers.scheduler import Scheduler
+from factflow.webhooks.dispatcher import Dispatcher
+from factflow.webhooks.settings import WebhookSettings
 
 _log = logging.getLogger(__name__)
 
@@ -68,9 +73,28 @@ def _startup(app: FastAPI, settings: ApiSettings) -> None:
     app.state.supervisor = supervisor
     app.state.executions = ExecutionService(supervisor, registry)
     app.state.metrics.watch(supervisor)
+    # webhooks out and schedules in; both share the work with any other instance
+    database_url = DatabaseSettings.of(settings).require_url()
+    dispatcher = Dispatcher(
+        database_url, WebhookSettings.of(settings), instance=settings.instance_id
+    )
+    dispatcher.start()
+    scheduler = Scheduler(
+        database_url,
+        make_starter(pool, app.state.executions),
+        poll_seconds=settings.schedule_poll_seconds,
+        misfire_grace=timedelta(seconds=settings.schedule_misfire_grace_seconds),
+    )
+    scheduler.start()
+    app.state.dispatcher = dispatcher
+    app.state.scheduler = scheduler
 
 
 def _shutdown(app: FastAPI) -> None:
+    for name in ("scheduler", "dispatcher"):
+        service = getattr(app.state, name, None)
+        if service is not None:
+            service.close()
     supervisor: Supervisor | None = getattr(app.state, "supervisor", None)
     if supervisor is not None:
         supervisor.close()

@@ -8,6 +8,7 @@ names the database. Mounted in the root app with `app.command("serve")(serve_com
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -66,6 +67,9 @@ def serve_command(
             raise typer.Exit(1) from exc
         overrides["database_url"] = server.url
         overrides["default_queue_provider"] = "postgres"
+        if "FACTFLOW_WEBHOOK_ALLOW_PRIVATE_URLS" not in os.environ:
+            # local development: receivers on this machine are the point
+            overrides["webhook_allow_private_urls"] = True
         overrides["storage_uri"] = f"file://{Path('output/storage').resolve()}"
         typer.echo(f"embedded Postgres: {server.url}", err=True)
     try:

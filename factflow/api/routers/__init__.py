@@ -13,6 +13,8 @@ from factflow.api.routers import (
     storage,
     system,
     templates,
+    triggers,
+    webhooks,
 )
 
 API_PREFIX = "/api/v1"
@@ -20,7 +22,7 @@ API_PREFIX = "/api/v1"
 api_router = APIRouter(prefix=API_PREFIX)
 for module in (
     system, configs, executions, pipelines, lineage, storage, content, adapters, templates,
-    search,
+    search, webhooks, triggers,
 ):  # fmt: skip
     api_router.include_router(module.router)
 

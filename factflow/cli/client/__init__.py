@@ -1,6 +1,6 @@
 """The CLI's server commands (httpx): config create|list|get|edit|run|delete, execution,
-lineage, storage, pipeline, system, search and index groups, with global --server /
---output / --timeout.
+lineage, storage, pipeline, system, search, index, webhook, event and schedule groups,
+with global --server / --output / --timeout.
 
 `mount(app)` adds them to the root typer app; `factflow serve` starts the server.
 """
@@ -16,6 +16,8 @@ from factflow.cli.client.lineage import lineage_app
 from factflow.cli.client.search import index_app, search_app
 from factflow.cli.client.storage import storage_app
 from factflow.cli.client.system import pipeline_app, system_app
+from factflow.cli.client.triggers import event_app, schedule_app
+from factflow.cli.client.webhooks import webhook_app
 
 
 def mount(app: typer.Typer) -> None:
@@ -31,6 +33,9 @@ def mount(app: typer.Typer) -> None:
     app.add_typer(system_app, name="system")
     app.add_typer(search_app, name="search")
     app.add_typer(index_app, name="index")
+    app.add_typer(webhook_app, name="webhook")
+    app.add_typer(event_app, name="event")
+    app.add_typer(schedule_app, name="schedule")
 
 
 __all__ = ["mount"]

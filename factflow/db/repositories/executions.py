@@ -113,10 +113,7 @@ def create_execution(
             created = cur.fetchone()
             if created is not None:
                 emit_event(
-                    conn,
-                    "execution.started",
-                    {"pipeline_name": pipeline_name, "source": source},
-                    execution_id=created.id,
+                    conn, "execution.started", _event_payload(created), execution_id=created.id
                 )
                 return created
             cur.execute(
@@ -129,6 +126,23 @@ def create_execution(
         raise ConflictError(msg) from exc
     assert existing is not None
     return existing
+
+
+def _event_payload(execution: Execution, previous: ExecutionStatus | None = None) -> JsonDict:
+    """What an `execution.*` event (and its webhook body) says about the execution."""
+    return {
+        "from": previous,
+        "status": execution.status,
+        "error": execution.error,
+        "pipeline_name": execution.pipeline_name,
+        "config_id": None if execution.config_id is None else str(execution.config_id),
+        "config_version": execution.config_version,
+        "source": execution.source,
+        "started_at": execution.started_at.isoformat(),
+        "completed_at": None
+        if execution.completed_at is None
+        else execution.completed_at.isoformat(),
+    }
 
 
 def get_execution(conn: DbConnection, execution_id: uuid.UUID) -> Execution:
@@ -227,7 +241,8 @@ def transition(
             updated = cur.fetchone()
         assert updated is not None
         event = "execution.resumed" if target == "running" else f"execution.{target}"
-        emit_event(conn, event, {"from": current, "error": error}, execution_id=execution_id)
+        # in this transaction: the event (and its webhook deliveries) commits with the change
+        emit_event(conn, event, _event_payload(updated, current), execution_id=execution_id)
     return updated
 
 
