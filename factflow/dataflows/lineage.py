@@ -119,8 +119,9 @@ def lineage_row(
     )
 
 
-# the metadata the seed system's lineage filters search (origin, url, title, document_id)
-_METADATA_KEYS = ("origin", "url", "title", "document_id", "source_url")
+# the metadata the seed system's lineage filters search (origin, url, title, document_id),
+# and the replay batch a replayed message came in with
+_METADATA_KEYS = ("origin", "url", "title", "document_id", "source_url", "replay_batch_id")
 
 
 class LineageLog:
