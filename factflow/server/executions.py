@@ -23,6 +23,7 @@ from factflow.compiler.plan_codec import read_plan
 from factflow.compiler.replay import ENTRY_START, entered_at, stage_index
 from factflow.db.connection import DbConnection
 from factflow.db.repositories import configs as configs_repo
+from factflow.db.repositories import dead_letters as letters_repo
 from factflow.db.repositories import executions as repo
 from factflow.exceptions import ConfigurationError
 from factflow.server.exceptions import (
@@ -218,6 +219,61 @@ class ExecutionService:
         )
         return replace(outcome, execution=execution)
 
+    def redrive_into_executions(
+        self,
+        conn: DbConnection,
+        letters: Sequence[letters_repo.DeadLetter],
+        *,
+        to_route: str | None = None,
+        workers: int = 1,
+        processes: int = 1,
+    ) -> list[repo.Execution]:
+        """Dead letters into new executions of their execution's config snapshot, one per
+        (execution, entry): each letter's message enters its route after the step that
+        emitted it (the failed step runs again, the ones before it do not), or `to_route`'s
+        first step. Letters are marked redriven once their execution is launched."""
+        groups: dict[tuple[uuid.UUID, str, int], list[letters_repo.DeadLetter]] = {}
+        plans: dict[uuid.UUID, Plan] = {}
+        for letter in letters:
+            if letter.execution_id not in plans:
+                plans[letter.execution_id] = self.plan_of(conn, letter.execution_id)
+            entry, after = _letter_entry(plans[letter.execution_id], letter, to_route)
+            groups.setdefault((letter.execution_id, entry, after), []).append(letter)
+        started = []
+        for (parent_id, entry, after), group in groups.items():
+            parent = repo.get_execution(conn, parent_id)
+            text = str(parent.config_snapshot.get("config_yaml", ""))
+            execution_id = uuid.uuid4()
+            result = self.compile(text, parent.pipeline_name, execution_id)
+            if result.plan is None:
+                raise InvalidPipelineError(result.report)
+            plan = entered_at(result.plan, entry, after)
+            envelopes = [letters_repo.redrive_envelope(letter) for letter in group]
+            execution, _ = self.supervisor.launch(
+                conn,
+                LaunchRequest(
+                    execution_id=execution_id,
+                    plan=plan,
+                    config_yaml=text,
+                    pipeline_name=parent.pipeline_name,
+                    config_id=parent.config_id,
+                    config_version=parent.config_version,
+                    inputs={plan.route(entry).inbound_queue: envelopes},
+                    workers=workers,
+                    processes=processes,
+                    source="redrive",
+                    replay_source={
+                        "execution_id": str(parent_id),
+                        "dead_letter_ids": [letter.id for letter in group],
+                        "entry_route": entry,
+                        "after_index": after,
+                    },
+                ),
+            )
+            letters_repo.mark_redriven(conn, ids=[letter.id for letter in group])
+            started.append(execution)
+        return started
+
     def _replay_config(
         self, conn: DbConnection, parent: repo.Execution, request: ReplayRequest
     ) -> tuple[str, str, uuid.UUID | None, int | None]:
@@ -269,3 +325,23 @@ def check_inputs(plan: Plan, inputs: Mapping[str, Any]) -> None:
             f"(routes read: {', '.join(sorted(readable))})"
         )
         raise UnknownInputQueueError(msg)
+
+
+def _letter_entry(
+    plan: Plan, letter: letters_repo.DeadLetter, to_route: str | None
+) -> tuple[str, int]:
+    """Where a dead letter's message re-enters: after the step of its route that emitted
+    it (its envelope's `stage`), else at its route's (or `to_route`'s) first step."""
+    if to_route is not None:
+        if all(r.id != to_route for r in plan.routes):
+            known = ", ".join(r.id for r in plan.routes)
+            msg = f"to_route '{to_route}' is not a route of the pipeline (its routes: {known})"
+            raise ReplayError(msg)
+        return to_route, ENTRY_START
+    route = plan.route(letter.route_id)
+    if letter.message.get("route_id") == route.id:
+        stage = letter.message.get("stage")
+        for step in route.adapters:
+            if step.stage == stage:
+                return route.id, step.index
+    return route.id, ENTRY_START
