@@ -69,10 +69,9 @@ def _lineage(api: TestClient, execution_id: str) -> list[dict[str, Any]]:
 
 
 def _run_config(api: TestClient, wait_status: Wait) -> tuple[str, str]:
-    created = api.post(
-        "/api/v1/configs",
-        json={"name": f"replayed-{uuid.uuid4().hex[:6]}", "config_yaml": PIPELINE.replace("INTO", "wrong")},
-    )
+    name = f"replayed-{uuid.uuid4().hex[:6]}"
+    yaml_text = PIPELINE.replace("INTO", "wrong")
+    created = api.post("/api/v1/configs", json={"name": name, "config_yaml": yaml_text})
     assert created.status_code == 201, created.text
     config_id = created.json()["id"]
     run = api.post(f"/api/v1/configs/{config_id}/run", json={"inputs": {"docs.in": DOCS}})
@@ -172,9 +171,7 @@ def test_replay_after_fixing_an_adapter_runs_only_later_stages(
     assert by_title.json()["missing"] == [f"executions/{parent}/ingest/tag/nope.json"]
 
 
-def test_replay_refuses_before_starting(
-    api: TestClient, wait_status: Wait, tmp_path: Path
-) -> None:
+def test_replay_refuses_before_starting(api: TestClient, wait_status: Wait, tmp_path: Path) -> None:
     _, parent = _run_config(api, wait_status)
     before = len(api.get("/api/v1/executions", params={"limit": 1000}).json())
 
@@ -212,7 +209,7 @@ def test_cross_pipeline_replay_resolves_the_source_in_the_parent(
     target = (
         PIPELINE.replace("INTO", "text")
         .replace("name: replayed", "name: other")
-        .replace("stamped: \"yes\"", "stamped: \"other\"")
+        .replace('stamped: "yes"', 'stamped: "other"')
     )
     body = {
         "source_execution_id": str(parent),
