@@ -34,6 +34,8 @@ from factflow.db.exceptions import (
 from factflow.server.exceptions import (
     ExecutionStateError,
     InvalidPipelineError,
+    MissingStoredMessagesError,
+    ReplayError,
     SupervisorError,
     TooManyConcurrentExecutionsError,
     UnknownInputQueueError,
@@ -133,6 +135,7 @@ _MAPPING: tuple[tuple[type[Exception], int, str], ...] = (
     (TooManyConcurrentExecutionsError, 429, "TOO_MANY_CONCURRENT_EXECUTIONS"),
     (UnknownInputQueueError, 400, "UNKNOWN_INPUT_QUEUE"),
     (ExecutionStateError, 409, "EXECUTION_STATE"),
+    (ReplayError, 400, "REPLAY_INVALID"),
     (SupervisorError, 500, "SUPERVISOR_ERROR"),
     (NotFoundError, 404, "NOT_FOUND"),
     (IllegalTransitionError, 409, "ILLEGAL_TRANSITION"),
@@ -168,6 +171,10 @@ def install_error_handlers(app: FastAPI) -> None:
         error = invalid_config(exc.report.to_dict())
         return _response(error.status_code, error.detail, error.error_code, **error.extra)
 
+    async def missing_stored(_: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, MissingStoredMessagesError)
+        return _response(409, str(exc), "STORED_MESSAGES_MISSING", missing=exc.missing)
+
     async def mapped(_: Request, exc: Exception) -> JSONResponse:
         for cls, status, code in _MAPPING:
             if isinstance(exc, cls):
@@ -189,6 +196,7 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(StarletteHTTPException, http_error)
     app.add_exception_handler(RequestValidationError, validation_error)
     app.add_exception_handler(InvalidPipelineError, invalid_pipeline)
+    app.add_exception_handler(MissingStoredMessagesError, missing_stored)
     for cls, _, _ in _MAPPING:
         app.add_exception_handler(cls, mapped)
     app.add_exception_handler(Exception, unexpected)

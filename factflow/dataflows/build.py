@@ -315,8 +315,9 @@ def _add_route(
         return  # nothing can reach this route in this flow
     stream = streams[0] if len(streams) == 1 else op.merge(f"{route.id}__in", *streams)
     side: list[Stream[Outcome]] = []
+    # positions, not adapter indexes: a replay's plan enters a route part-way
     last = len(route.adapters) - 1
-    for step in route.adapters:
+    for position, step in enumerate(route.adapters):
         runtime = StepRuntime(
             route=route,
             step=step,
@@ -331,7 +332,7 @@ def _add_route(
             llm=llm,
         )
         invoker = AdapterInvoker(runtime, registry.resolve(step.type))
-        counter = RouteCounter(route.id, first=step.index == 0, last=step.index == last)
+        counter = RouteCounter(route.id, first=position == 0, last=position == last)
         if step.stateful:
             outcomes = _stateful_step(step.step_id, stream, route, invoker, counter)
         else:

@@ -113,10 +113,16 @@ def lineage_row(
         started_at,
         completed_at,
         (completed_at - started_at).total_seconds() * 1000.0,
-        None,
+        _replay_batch(message),
         storage_key,
         metadata,
     )
+
+
+def _replay_batch(message: Message) -> str | None:
+    """The replay a message came in with (`batch_id`, the API's `replay_batch_id`)."""
+    value = message.metadata.get("replay_batch_id")
+    return value if isinstance(value, str) else None
 
 
 # the metadata the seed system's lineage filters search (origin, url, title, document_id)

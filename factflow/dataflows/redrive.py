@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import uuid
 from collections import defaultdict
+from collections.abc import Sequence
 from pathlib import Path
 
-from factflow.compiler.plan import QueueSettings
+from factflow.compiler.plan import Plan, QueueSettings
 from factflow.connectors.registry import make_sink
 from factflow.dataflows.exceptions import RedriveError
 from factflow.db.connection import connect
@@ -34,10 +35,22 @@ def redrive(url: str, execution_id: uuid.UUID, pipeline: Path, route_id: str | N
     """
     from factflow.flow import load_plan
 
-    plan = load_plan(pipeline)
+    return redrive_letters(url, load_plan(pipeline), execution_id=execution_id, route_id=route_id)
+
+
+def redrive_letters(
+    url: str,
+    plan: Plan,
+    *,
+    execution_id: uuid.UUID | None = None,
+    route_id: str | None = None,
+    ids: Sequence[int] | None = None,
+) -> int:
+    """`redrive` of the selected letters (by ids, execution, route) through `plan`'s
+    queue provider: the server's redrive, with the plan its execution ran."""
     failure: tuple[str, int, Exception] | None = None
     with connect(url) as conn, conn.transaction():
-        letters = claim_dead_letters(conn, execution_id=execution_id, route_id=route_id)
+        letters = claim_dead_letters(conn, ids=ids, execution_id=execution_id, route_id=route_id)
         by_queue: dict[str, list[DeadLetter]] = defaultdict(list)
         for letter in letters:
             by_queue[letter.queue].append(letter)

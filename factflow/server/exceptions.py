@@ -32,3 +32,17 @@ class InvalidPipelineError(SupervisorError):
 
 class UnknownInputQueueError(SupervisorError):
     """Inputs name queues no route reads: name a route's inbound queue."""
+
+
+class ReplayError(SupervisorError):
+    """A replay cannot be made as asked (no such stage or route, a stage that stores
+    nothing, no matching messages): the message says which and what exists."""
+
+
+class MissingStoredMessagesError(ReplayError):
+    """Stored messages a replay needs are gone: `missing` names them (keys, or the prefix
+    when the stage has no objects at all). Check with `factflow storage list`."""
+
+    def __init__(self, message: str, missing: list[str]) -> None:
+        super().__init__(message)
+        self.missing = missing

@@ -79,6 +79,8 @@ class LaunchRequest:
     trigger_context: JsonDict = field(default_factory=dict)
     idempotency_key: str | None = None
     source: str = "api"
+    replay_source: JsonDict | None = None
+    """For a replay: the parent execution, stage and entry route (`source: replay`)."""
 
     def snapshot(self) -> JsonDict:
         """The immutable `config_snapshot`: the YAML as given, parsed, and where it came from."""
@@ -187,6 +189,7 @@ class Supervisor:
                 config_id=request.config_id,
                 config_version=request.config_version,
                 source=request.source,
+                replay_source=request.replay_source,
                 trigger_context=request.trigger_context,
                 idempotency_key=request.idempotency_key,
             )

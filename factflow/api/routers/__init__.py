@@ -6,9 +6,11 @@ from factflow.api.routers import (
     adapters,
     configs,
     content,
+    deadletters,
     executions,
     lineage,
     pipelines,
+    replay,
     search,
     storage,
     system,
@@ -22,7 +24,7 @@ API_PREFIX = "/api/v1"
 api_router = APIRouter(prefix=API_PREFIX)
 for module in (
     system, configs, executions, pipelines, lineage, storage, content, adapters, templates,
-    search, webhooks, triggers,
+    search, webhooks, triggers, replay, deadletters,
 ):  # fmt: skip
     api_router.include_router(module.router)
 

@@ -20,6 +20,7 @@ from factflow.api.deps import (
     get_pool,
 )
 from factflow.api.routers.lineage import LineageEntry
+from factflow.api.routers.replay import run_replay
 from factflow.api.schemas.executions import (
     CancelResponse,
     ExecutionCreate,
@@ -30,6 +31,7 @@ from factflow.api.schemas.executions import (
     execution_response,
     started,
 )
+from factflow.api.schemas.replay import ReplayBody, ReplayResponse
 from factflow.api.sse import execution_events, storage_events
 from factflow.compiler.render import render_mermaid
 from factflow.db.connection import DbConnection
@@ -164,6 +166,20 @@ def resume_execution(
 ) -> ExecutionStarted:
     """Relaunch an interrupted execution from its recovery snapshot (factflow addition)."""
     return started(service.resume(db, execution_id), True)
+
+
+@router.post("/{execution_id}/replay", status_code=status.HTTP_201_CREATED)
+def replay_execution(
+    execution_id: uuid.UUID,
+    body: ReplayBody,
+    db: DbDep,
+    service: ExecutionsDep,
+    storage: StorageDep,
+    response: Response,
+) -> ReplayResponse:
+    """A new execution (`source: replay`) fed the stored outputs of `from_stage`: only the
+    steps after it run (or `to_route`'s); see `POST /replay`."""
+    return run_replay(service, db, storage, response, execution_id, body)
 
 
 @router.get("/{execution_id}/events")

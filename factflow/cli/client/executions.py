@@ -1,4 +1,4 @@
-"""`factflow execution list|get|wait|cancel|resume|dag|stats|routes|start`."""
+"""`factflow execution list|get|wait|cancel|resume|replay|dag|stats|routes|start`."""
 
 from __future__ import annotations
 
@@ -174,4 +174,46 @@ def routes(execution_id: ExecutionArg, output: OutputOption = None) -> None:
             "failed",
             "messages_in",
         ),
+    )
+
+
+@execution_app.command("replay")
+def replay(
+    execution_id: ExecutionArg,
+    from_stage: Annotated[
+        str, typer.Option("--from-stage", metavar="STAGE", help="Replay this stage's outputs.")
+    ],
+    from_route: Annotated[
+        str | None,
+        typer.Option("--from-route", metavar="ROUTE", help="The stage's route, if ambiguous."),
+    ] = None,
+    to_route: Annotated[
+        str | None,
+        typer.Option("--to-route", metavar="ROUTE", help="Feed this route's first step instead."),
+    ] = None,
+    current: Annotated[
+        bool,
+        typer.Option("--current", help="Run the config's newest version, not the snapshot."),
+    ] = False,
+    only_failed: Annotated[
+        bool, typer.Option("--only-failed", help="Only outputs a later step failed on.")
+    ] = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Count and check; start nothing.")
+    ] = False,
+    output: OutputOption = None,
+) -> None:
+    """A new execution fed the stored outputs of STAGE: only the steps after it run."""
+    body = {
+        "from_stage": from_stage,
+        "from_route": from_route,
+        "to_route": to_route,
+        "config": "current" if current else "snapshot",
+        "filter": {"only_failed": only_failed},
+        "dry_run": dry_run,
+    }
+    emit(
+        call("POST", f"/executions/{execution_id}/replay", json=body),
+        output,
+        ("execution_id", "status", "messages", "entry_route", "after_stage"),
     )

@@ -12,6 +12,8 @@ from psycopg.rows import class_row
 from psycopg.types.json import Jsonb
 
 from factflow.db.connection import DbConnection
+from factflow.db.exceptions import NotFoundError
+from factflow.db.repositories.events import emit_event
 from factflow.types import JsonDict
 
 _COLUMNS = (
@@ -89,18 +91,28 @@ def list_dead_letters(
     pending_only: bool = False,
     limit: int = 100,
     offset: int = 0,
+    reason: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
 ) -> list[DeadLetter]:
-    """Dead letters, oldest first; `pending_only` leaves out the redriven ones."""
+    """Dead letters by execution, route, reason and creation time (inclusive), oldest
+    first; `pending_only` leaves out the redriven ones."""
     with conn.cursor(row_factory=class_row(DeadLetter)) as cur:
         cur.execute(
             f"SELECT {_COLUMNS} FROM dead_letters"
             " WHERE (%(execution_id)s::uuid IS NULL OR execution_id = %(execution_id)s)"
             " AND (%(route_id)s::text IS NULL OR route_id = %(route_id)s)"
+            " AND (%(reason)s::text IS NULL OR reason = %(reason)s)"
+            " AND (%(since)s::timestamptz IS NULL OR created_at >= %(since)s)"
+            " AND (%(until)s::timestamptz IS NULL OR created_at <= %(until)s)"
             " AND (NOT %(pending)s OR redriven_at IS NULL)"
             " ORDER BY id LIMIT %(limit)s OFFSET %(offset)s",
             {
                 "execution_id": execution_id,
                 "route_id": route_id,
+                "reason": reason,
+                "since": since,
+                "until": until,
                 "pending": pending_only,
                 "limit": limit,
                 "offset": offset,
@@ -183,3 +195,36 @@ def redrive_envelope(letter: DeadLetter) -> JsonDict:
     metadata["redriven_from_dead_letter"] = letter.id
     envelope["metadata"] = metadata
     return envelope
+
+
+def get_dead_letter(conn: DbConnection, letter_id: int) -> DeadLetter:
+    """One dead letter; NotFoundError when there is none."""
+    with conn.cursor(row_factory=class_row(DeadLetter)) as cur:
+        cur.execute(f"SELECT {_COLUMNS} FROM dead_letters WHERE id = %s", (letter_id,))
+        found = cur.fetchone()
+    if found is None:
+        msg = f"dead letter {letter_id} does not exist"
+        raise NotFoundError(msg)
+    return found
+
+
+def discard_dead_letter(conn: DbConnection, letter_id: int) -> DeadLetter:
+    """Delete a dead letter for good; the event `deadletter.discarded` keeps its record
+    (route, reason, error and the message)."""
+    with conn.transaction():
+        letter = get_dead_letter(conn, letter_id)
+        conn.execute("DELETE FROM dead_letters WHERE id = %s", (letter_id,))
+        emit_event(
+            conn,
+            "deadletter.discarded",
+            {
+                "dead_letter_id": letter.id,
+                "route_id": letter.route_id,
+                "queue": letter.queue,
+                "reason": letter.reason,
+                "error": letter.error,
+                "message": letter.message,
+            },
+            execution_id=letter.execution_id,
+        )
+    return letter

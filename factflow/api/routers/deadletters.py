@@ -1,0 +1,100 @@
+"""Dead letters kept in Postgres: list, inspect, redrive (onto their queue or into new
+executions) and discard."""
+
+from __future__ import annotations
+
+import uuid
+from collections import defaultdict
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Query, Response, status
+
+from factflow.api.deps import DbDep, ExecutionsDep, Offset, SettingsDep
+from factflow.api.schemas.replay import DeadLetterResponse, RedriveBody, RedriveResponse
+from factflow.dataflows.redrive import redrive_letters
+from factflow.db.repositories import dead_letters as repo
+
+router = APIRouter(prefix="/deadletters", tags=["deadletters"])
+MAX_ID = 2**63 - 1  # dead_letters.id is a bigint
+
+
+@router.get("")
+def list_dead_letters(
+    db: DbDep,
+    execution_id: uuid.UUID | None = None,
+    route_id: Annotated[str | None, Query(max_length=200)] = None,
+    reason: Annotated[str | None, Query(max_length=200)] = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    pending: bool = False,
+    limit: Annotated[int, Query(ge=1, le=10_000)] = 100,
+    offset: Offset = 0,
+) -> list[DeadLetterResponse]:
+    """Dead letters, oldest first; `pending` leaves out the redriven ones."""
+    rows = repo.list_dead_letters(
+        db,
+        execution_id=execution_id,
+        route_id=route_id,
+        reason=reason,
+        since=since,
+        until=until,
+        pending_only=pending,
+        limit=limit,
+        offset=offset,
+    )
+    return [DeadLetterResponse.of(row) for row in rows]
+
+
+@router.get("/{letter_id}")
+def get_dead_letter(
+    letter_id: Annotated[int, Path(ge=1, le=MAX_ID)], db: DbDep
+) -> DeadLetterResponse:
+    """One dead letter with its message and error."""
+    return DeadLetterResponse.of(repo.get_dead_letter(db, letter_id))
+
+
+@router.post("/redrive")
+def redrive(
+    body: RedriveBody, db: DbDep, service: ExecutionsDep, settings: SettingsDep
+) -> RedriveResponse:
+    """Redrive dead letters not redriven yet (by `ids`, or `execution_id` with filters):
+    `into: queue` publishes each onto its route's inbound queue with the pipeline's
+    provider; `into: execution` starts new executions fed with them. Letters already
+    redriven are skipped, so a repeated request redrives nothing."""
+    if body.ids is not None:
+        letters = [repo.get_dead_letter(db, i) for i in sorted(set(body.ids))]
+        letters = [letter for letter in letters if letter.redriven_at is None]
+    else:
+        letters = repo.list_dead_letters(
+            db,
+            execution_id=body.execution_id,
+            route_id=body.route_id,
+            reason=body.reason,
+            since=body.since,
+            until=body.until,
+            pending_only=True,
+            limit=body.limit,
+        )
+    ids = [letter.id for letter in letters]
+    if body.into == "execution":
+        started = service.redrive_into_executions(db, letters, to_route=body.to_route)
+        return RedriveResponse(
+            redriven=len(ids), dead_letter_ids=ids, executions=[e.id for e in started]
+        )
+    by_execution: dict[uuid.UUID, list[int]] = defaultdict(list)
+    for letter in letters:
+        by_execution[letter.execution_id].append(letter.id)
+    assert settings.database_url is not None
+    count = 0
+    for execution_id, group in by_execution.items():
+        plan = service.plan_of(db, execution_id)
+        count += redrive_letters(settings.database_url, plan, ids=group)
+    return RedriveResponse(redriven=count, dead_letter_ids=ids, executions=[])
+
+
+@router.delete("/{letter_id}", status_code=status.HTTP_204_NO_CONTENT)
+def discard_dead_letter(letter_id: Annotated[int, Path(ge=1, le=MAX_ID)], db: DbDep) -> Response:
+    """Discard a dead letter; the event `deadletter.discarded` records what it was."""
+    repo.discard_dead_letter(db, letter_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
