@@ -24,6 +24,7 @@ from confluent_kafka import (
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic
 
+from factflow.connectors.batching import BatchSizer
 from factflow.connectors.codec import decode_body, encode_body
 from factflow.deadletter import DeadLetter, Undecodable
 from factflow.messages import Message
@@ -61,10 +62,13 @@ class _KafkaPartition(StatefulSourcePartition[Message | Undecodable, int]):
         self._consumer.assign([TopicPartition(source.topic, partition, start)])
         self._next: int | None = offset
         self._last_message_at = time.monotonic()
+        self._sizer = BatchSizer(source.max_batch)
 
     def next_batch(self) -> list[Message | Undecodable]:
+        # the client keeps what it fetched beyond the limit; the snapshot's offset covers
+        # only what was handed out, so a resume reads the rest again
         records = self._consumer.consume(
-            num_messages=self._source.max_batch, timeout=FETCH_WAIT_SECONDS
+            num_messages=self._sizer.limit(), timeout=FETCH_WAIT_SECONDS
         )
         batch: list[Message | Undecodable] = []
         for record in records:
@@ -93,6 +97,7 @@ class _KafkaPartition(StatefulSourcePartition[Message | Undecodable, int]):
             self._last_message_at = time.monotonic()
         elif self._idle():
             raise StopIteration
+        self._sizer.handed_out(len(batch))
         return batch
 
     def _idle(self) -> bool:

@@ -12,6 +12,7 @@ from typing import Any
 from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 from bytewax.outputs import DynamicSink, StatelessSinkPartition
 
+from factflow.connectors.batching import BatchSizer
 from factflow.connectors.codec import item_to_data, message_from_data
 from factflow.deadletter import DeadLetter
 from factflow.messages import Message
@@ -45,17 +46,20 @@ class _MemoryPartition(StatefulSourcePartition[Message, int]):
     def __init__(self, queue: str, records: list[Any], raw: bool, part: int, parts: int, at: int):
         self._queue, self._records, self._raw = queue, records, raw
         self._part, self._parts, self._next = part, parts, at
+        self._sizer = BatchSizer(BATCH_SIZE)
 
     def next_batch(self) -> list[Message]:
         if self._next >= len(self._records):
             raise StopIteration
-        end = min(self._next + BATCH_SIZE, len(self._records))
+        # this partition's records are every `parts`-th one
+        end = min(self._next + self._sizer.limit() * self._parts, len(self._records))
         batch = [
             message_from_data(self._records[i], raw=self._raw, queue=self._queue, position=i)
             for i in range(self._next, end)
             if i % self._parts == self._part
         ]
         self._next = end
+        self._sizer.handed_out(len(batch))
         return batch
 
     def snapshot(self) -> int:

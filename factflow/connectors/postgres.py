@@ -61,9 +61,9 @@ class _PostgresPartition(BrokerSourcePartition[int, None]):
         idle_timeout: float | None,
         prefetch: int = CLAIM_LIMIT,
     ) -> None:
-        super().__init__(self._decode_one, idle_timeout)
+        super().__init__(self._decode_one, idle_timeout, prefetch)
         self._url, self._queue, self._consumer = url, queue, consumer
-        self._raw, self._visibility, self._prefetch = raw, visibility, prefetch
+        self._raw, self._visibility = raw, visibility
         self._conn: DbConnection | None = None
 
     def __str__(self) -> str:
@@ -82,20 +82,21 @@ class _PostgresPartition(BrokerSourcePartition[int, None]):
         self._conn = connect(self._url)
         pgqueue.listen(self._conn)
 
-    def _fetch(self) -> list[Received[int]]:
+    def _fetch(self, limit: int) -> list[Received[int]]:
         assert self._conn is not None
-        claimed = self._claim()
+        # claims only what this batch hands out: the rest stay visible to other consumers
+        claimed = self._claim(limit)
         if not claimed and pgqueue.wait_for_messages(self._conn, self._queue, IDLE_WAIT_SECONDS):
-            claimed = self._claim()
+            claimed = self._claim(limit)
         return [Received(m.id, bytes(m.body), dict(m.headers)) for m in claimed]
 
-    def _claim(self) -> list[pgqueue.QueueMessage]:
+    def _claim(self, limit: int) -> list[pgqueue.QueueMessage]:
         assert self._conn is not None
         return pgqueue.claim_batch(
             self._conn,
             self._queue,
             self._consumer,
-            limit=self._prefetch,
+            limit=limit,
             visibility_timeout=self._visibility,
         )
 
@@ -109,9 +110,9 @@ class _PostgresPartition(BrokerSourcePartition[int, None]):
 
 
 class PostgresSource(FixedPartitionedSource[Message | Undecodable, None]):
-    """`prefetch`: the most messages one claim takes. A batch is processed whole before
-    its epoch can close, so `prefetch` messages must take well under the visibility
-    timeout, or their leases expire mid-batch and another consumer gets them too."""
+    """`prefetch`: the most messages one claim takes. Claims are sized so a batch takes
+    about a quarter second (connectors/batching.py), and an epoch must end well within the
+    visibility timeout, or its leases expire and another consumer gets them too."""
 
     def __init__(
         self,

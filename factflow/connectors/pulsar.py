@@ -64,7 +64,7 @@ def consumer_type(name: str) -> Any:
 
 class _PulsarPartition(BrokerSourcePartition[Any, None]):
     def __init__(self, source: PulsarSource) -> None:
-        super().__init__(self._decode_one, source.idle_timeout)
+        super().__init__(self._decode_one, source.idle_timeout, min(source.prefetch, MAX_BATCH))
         self._source = source
         self._client: Any = None
         self._consumer: Any = None
@@ -92,13 +92,13 @@ class _PulsarPartition(BrokerSourcePartition[Any, None]):
             initial_position=pulsar.InitialPosition.Earliest,
         )
 
-    def _fetch(self) -> list[Received[Any]]:
+    def _fetch(self, limit: int) -> list[Received[Any]]:
         messages: list[Any] = []
         try:
             messages.append(self._consumer.receive(timeout_millis=FETCH_WAIT_MS))
         except pulsar.Timeout:
             return []
-        while len(messages) < min(self._source.prefetch, MAX_BATCH):
+        while len(messages) < limit:  # the rest wait in the receiver queue, unacked
             try:
                 messages.append(self._consumer.receive(timeout_millis=0))
             except pulsar.Timeout:

@@ -66,7 +66,7 @@ class _RabbitPartition(BrokerSourcePartition[int, None]):
         raw: bool,
         idle_timeout: float | None,
     ) -> None:
-        super().__init__(self._decode_one, idle_timeout)
+        super().__init__(self._decode_one, idle_timeout, min(prefetch, MAX_BATCH))
         self._url, self._queue, self._prefetch, self._durable, self._raw = (
             url, queue, prefetch, durable, raw,
         )  # fmt: skip
@@ -107,10 +107,10 @@ class _RabbitPartition(BrokerSourcePartition[int, None]):
         self._buffer, self._arrived, self._channel = buffer, arrived, raw
         await raw.basic_consume(self._queue, delivered, no_ack=False)
 
-    def _fetch(self) -> list[Received[int]]:
-        return worker_loop().run(self._afetch())
+    def _fetch(self, limit: int) -> list[Received[int]]:
+        return worker_loop().run(self._afetch(limit))
 
-    async def _afetch(self) -> list[Received[int]]:
+    async def _afetch(self, limit: int) -> list[Received[int]]:
         assert self._arrived is not None and self._channel is not None
         if self._channel.is_closed or self._connection is None or self._connection.is_closed:
             msg = "connection closed"
@@ -121,7 +121,9 @@ class _RabbitPartition(BrokerSourcePartition[int, None]):
                 await asyncio.wait_for(self._arrived.wait(), FETCH_WAIT_SECONDS)
             except TimeoutError:
                 return []
-        out, self._buffer[:] = self._buffer[:MAX_BATCH], self._buffer[MAX_BATCH:]
+        # the rest stay buffered, unacked: the ack of a batch's highest tag covers none of
+        # them, since tags grow in delivery order
+        out, self._buffer[:] = self._buffer[:limit], self._buffer[limit:]
         return [_received(m) for m in out]
 
     def _ack(self, tokens: list[int]) -> None:

@@ -121,10 +121,10 @@ class _StompPartition(BrokerSourcePartition[str, None]):
         raw: bool,
         idle_timeout: float | None,
     ) -> None:
-        super().__init__(self._decode_one, idle_timeout)
+        # at most `prefetch` a batch: Artemis ignores prefetch-count (its window is bytes)
+        super().__init__(self._decode_one, idle_timeout, min(prefetch, MAX_BATCH))
         self._endpoint, self._destination = endpoint, destination
         self._prefetch, self._raw = prefetch, raw
-        self._batch = min(prefetch, MAX_BATCH)
         self._conn: stomp.Connection12 | None = None
         self._inbox = _Inbox()
 
@@ -155,7 +155,7 @@ class _StompPartition(BrokerSourcePartition[str, None]):
             },
         )
 
-    def _fetch(self) -> list[Received[str]]:
+    def _fetch(self, limit: int) -> list[Received[str]]:
         if self._conn is None or not self._conn.is_connected():
             msg = self._inbox.error or "not connected"
             raise ConnectionError(msg)
@@ -164,8 +164,7 @@ class _StompPartition(BrokerSourcePartition[str, None]):
             frames.append(self._inbox.frames.get(timeout=FETCH_WAIT_SECONDS))
         except queue.Empty:
             return []
-        # at most `prefetch` a batch: Artemis ignores prefetch-count (its window is bytes)
-        while len(frames) < self._batch:
+        while len(frames) < limit:  # the rest wait in the inbox, unacked
             try:
                 frames.append(self._inbox.frames.get_nowait())
             except queue.Empty:
