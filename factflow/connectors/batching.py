@@ -62,10 +62,11 @@ class BatchSizer:
         """Report the messages this `next_batch` returned (none to report: no call needed)."""
         self._handed_out += count
 
-    def observe(self, seconds: float, messages: int) -> None:
-        """`messages` took `seconds` to process; an empty batch says nothing about cost."""
-        if messages <= 0:
-            return
-        per_message = max(seconds, 0.0) / messages
-        fits = self._target / per_message if per_message > 0 else math.inf
-        self._limit = max(1, min(self._maximum, int(min(fits, GROWTH * self._limit))))
+    def observe(self, seconds: float, messages: int) -> int:
+        """`messages` took `seconds` to process: the limit from now on. An empty batch says
+        nothing about cost."""
+        if messages > 0:
+            per_message = max(seconds, 0.0) / messages
+            fits = self._target / per_message if per_message > 0 else math.inf
+            self._limit = max(1, min(self._maximum, int(min(fits, GROWTH * self._limit))))
+        return self._limit
