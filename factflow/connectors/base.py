@@ -32,7 +32,6 @@ State = TypeVar("State")
 
 IDLE_WAKE = timedelta(milliseconds=20)
 MAX_BACKOFF_SECONDS = 10.0
-DEFAULT_MAX_BATCH = 5000
 
 
 class AckLedger(Generic[Token]):
@@ -96,18 +95,18 @@ class BrokerSourcePartition(
     letters). Connection errors are caught here: the partition reconnects with backoff and
     returns empty batches meanwhile, and never acks tokens of a dead connection. With
     `idle_timeout` the partition ends after that long without a message, once all it
-    delivered has been acked. `max_batch` bounds what one batch hands out; within it the
-    batch sizer keeps epochs short (connectors/batching.py).
+    delivered has been acked. `sizer` says how many messages one batch may hand out
+    (connectors/batching.py).
     """
 
     def __init__(
         self,
         decode: Callable[[Received[Token]], Message | Undecodable],
-        idle_timeout: float | None = None,
-        max_batch: int = DEFAULT_MAX_BATCH,
+        idle_timeout: float | None,
+        sizer: BatchSizer,
     ) -> None:
         self._decode = decode
-        self._sizer = BatchSizer(max_batch)
+        self._sizer = sizer
         self._idle_timeout = idle_timeout
         self._last_message_at = time.monotonic()
         self._ledger: AckLedger[Token] = AckLedger()

@@ -11,8 +11,10 @@ Every source asks a `BatchSizer` for its limit at the start of `next_batch` and 
 what it handed out; it keeps the rest where it is (unread in the file, unclaimed in the
 table, unacked in the broker client's buffer), so only delivered messages are ever acked.
 The sizer plans each batch to take TARGET_BATCH_SECONDS: it shrinks at once after a batch
-that took longer than planned and at most doubles per batch, between 1 and the source's
-maximum, which a fast pipeline reaches within a dozen batches.
+that took longer than planned and at most doubles per batch, between its minimum and the
+source's maximum, which a fast pipeline reaches within a dozen batches. The minimum is the
+most messages the reading routes run at once (their `max_concurrency`): async adapters
+run a batch's messages concurrently, so a smaller batch would take as long and do less.
 """
 
 from __future__ import annotations
@@ -36,14 +38,21 @@ class BatchSizer:
     Not thread-safe: a partition belongs to one Bytewax worker thread.
     """
 
-    def __init__(self, maximum: int, *, target_seconds: float = TARGET_BATCH_SECONDS) -> None:
-        if maximum < 1 or target_seconds <= 0:
-            msg = f"maximum must be >= 1 and target_seconds > 0, got {maximum}, {target_seconds}"
+    def __init__(
+        self, maximum: int, *, minimum: int = 1, target_seconds: float = TARGET_BATCH_SECONDS
+    ) -> None:
+        if minimum < 1 or maximum < 1 or target_seconds <= 0:
+            msg = (
+                "minimum and maximum must be >= 1 and target_seconds > 0, "
+                f"got {minimum}, {maximum}, {target_seconds}"
+            )
             raise ValueError(msg)
+        # a route's concurrency may exceed what the source hands out at once
+        self._minimum = min(minimum, maximum)
         self._maximum, self._target = maximum, target_seconds
-        # the first batch knows nothing of the pipeline: one message, so even a very slow
-        # adapter gives its first output (and closes its first epoch) early
-        self._limit = 1
+        # the first batch knows nothing of the pipeline: as small as allowed, so even a
+        # very slow adapter gives its first output (and closes its first epoch) early
+        self._limit = self._minimum
         self._called_at: float | None = None
         self._handed_out = 0
 
@@ -68,5 +77,6 @@ class BatchSizer:
         if messages > 0:
             per_message = max(seconds, 0.0) / messages
             fits = self._target / per_message if per_message > 0 else math.inf
-            self._limit = max(1, min(self._maximum, int(min(fits, GROWTH * self._limit))))
+            grown = int(min(fits, GROWTH * self._limit))
+            self._limit = max(self._minimum, min(self._maximum, grown))
         return self._limit

@@ -49,7 +49,14 @@ class FileOffset:
 
 class _FilePartition(StatefulSourcePartition[Message | Undecodable, FileOffset]):
     def __init__(
-        self, queue: str, path: Path, raw: bool, part: int, parts: int, at: FileOffset
+        self,
+        queue: str,
+        path: Path,
+        raw: bool,
+        part: int,
+        parts: int,
+        at: FileOffset,
+        sizer: BatchSizer,
     ) -> None:
         self._queue, self._raw = queue, raw
         self._part, self._parts = part, parts
@@ -59,7 +66,7 @@ class _FilePartition(StatefulSourcePartition[Message | Undecodable, FileOffset])
             log.warning("file queue %s has no file %s: nothing to read", queue, path)
         else:
             self._file.seek(at.byte)
-        self._sizer = BatchSizer(BATCH_LINES)
+        self._sizer = sizer
 
     def next_batch(self) -> list[Message | Undecodable]:
         if self._file is None:
@@ -107,20 +114,29 @@ class FileSource(FixedPartitionedSource[Message | Undecodable, FileOffset]):
     """Reads `path` as queue `queue` (the provider's file, or a `--input` file)."""
 
     def __init__(
-        self, path: str | Path, queue: str, *, raw: bool = False, partitions: int = 1
+        self,
+        path: str | Path,
+        queue: str,
+        *,
+        raw: bool = False,
+        partitions: int = 1,
+        min_batch: int = 1,
     ) -> None:
         if partitions < 1:
             msg = f"partitions must be >= 1, got {partitions}"
             raise ValueError(msg)
         self.path = Path(path)
-        self.queue, self.raw, self.partitions = queue, raw, partitions
+        self.queue, self.raw, self.partitions, self.min_batch = queue, raw, partitions, min_batch
 
     def list_parts(self) -> list[str]:
         return [str(k) for k in range(self.partitions)]
 
     def build_part(self, step_id: str, for_part: str, resume_state: Any) -> _FilePartition:
         at = resume_state if isinstance(resume_state, FileOffset) else FileOffset()
-        return _FilePartition(self.queue, self.path, self.raw, int(for_part), self.partitions, at)
+        sizer = BatchSizer(BATCH_LINES, minimum=self.min_batch)
+        return _FilePartition(
+            self.queue, self.path, self.raw, int(for_part), self.partitions, at, sizer
+        )
 
 
 class _FileSinkPartition(StatelessSinkPartition[Message | DeadLetter]):

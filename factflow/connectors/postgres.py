@@ -19,6 +19,7 @@ from bytewax.inputs import FixedPartitionedSource
 from bytewax.outputs import DynamicSink
 
 from factflow.connectors.base import BrokerSinkPartition, BrokerSourcePartition, Received
+from factflow.connectors.batching import BatchSizer
 from factflow.connectors.codec import decode_body, encode_body
 from factflow.db import pgqueue
 from factflow.db.connection import DbConnection, connect
@@ -59,9 +60,9 @@ class _PostgresPartition(BrokerSourcePartition[int, None]):
         raw: bool,
         visibility: float,
         idle_timeout: float | None,
-        prefetch: int = CLAIM_LIMIT,
+        sizer: BatchSizer,
     ) -> None:
-        super().__init__(self._decode_one, idle_timeout, prefetch)
+        super().__init__(self._decode_one, idle_timeout, sizer)
         self._url, self._queue, self._consumer = url, queue, consumer
         self._raw, self._visibility = raw, visibility
         self._conn: DbConnection | None = None
@@ -124,13 +125,14 @@ class PostgresSource(FixedPartitionedSource[Message | Undecodable, None]):
         visibility_timeout: float = DEFAULT_VISIBILITY_SECONDS,
         idle_timeout: float | None = None,
         prefetch: int = CLAIM_LIMIT,
+        min_batch: int = 1,
     ) -> None:
         if consumers < 1 or prefetch < 1:
             msg = f"consumers and prefetch must be >= 1, got {consumers} and {prefetch}"
             raise ValueError(msg)
         self.queue, self.url, self.raw = queue, database_url(url), raw
         self.consumers, self.visibility_timeout = consumers, visibility_timeout
-        self.idle_timeout, self.prefetch = idle_timeout, prefetch
+        self.idle_timeout, self.prefetch, self.min_batch = idle_timeout, prefetch, min_batch
 
     def list_parts(self) -> list[str]:
         return [str(k) for k in range(self.consumers)]
@@ -144,7 +146,7 @@ class PostgresSource(FixedPartitionedSource[Message | Undecodable, None]):
             self.raw,
             self.visibility_timeout,
             self.idle_timeout,
-            self.prefetch,
+            BatchSizer(self.prefetch, minimum=self.min_batch),
         )
 
 

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from factflow.connectors.base import BrokerSourcePartition, Received
+from factflow.connectors.batching import BatchSizer
 from factflow.messages import Message
 
 IDLE = 0.2
@@ -47,7 +48,9 @@ class FakeBroker:
 
 class FakePartition(BrokerSourcePartition[int, None]):
     def __init__(self, broker: FakeBroker, idle: float | None = IDLE) -> None:
-        super().__init__(lambda r: Message(payload=r.token, message_id=str(r.token)), idle)
+        super().__init__(
+            lambda r: Message(payload=r.token, message_id=str(r.token)), idle, BatchSizer(1000)
+        )
         self.broker = broker
 
     def __str__(self) -> str:

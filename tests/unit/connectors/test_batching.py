@@ -74,10 +74,12 @@ def test_limit_prices_the_time_since_the_previous_call() -> None:
     assert sizer.limit() == kept
 
 
-@pytest.mark.parametrize(("maximum", "target"), [(0, 0.25), (10, 0.0)])
-def test_bad_arguments_are_rejected(maximum: int, target: float) -> None:
-    with pytest.raises(ValueError, match="maximum must be >= 1"):
-        BatchSizer(maximum, target_seconds=target)
+@pytest.mark.parametrize(
+    ("minimum", "maximum", "target"), [(1, 0, 0.25), (0, 10, 0.25), (1, 10, 0.0)]
+)
+def test_bad_arguments_are_rejected(minimum: int, maximum: int, target: float) -> None:
+    with pytest.raises(ValueError, match="minimum and maximum must be >= 1"):
+        BatchSizer(maximum, minimum=minimum, target_seconds=target)
 
 
 def _lines(path: Path, n: int) -> Path:
@@ -127,3 +129,11 @@ def test_memory_source_hands_out_what_the_sizer_allows() -> None:
         assert partition.snapshot() == sum(sizes) < 100
     finally:
         MemoryQueues.clear()
+
+
+def test_the_minimum_holds_however_slow_messages_are() -> None:
+    # a route running 8 async calls at once: 8 take as long as one
+    sizer = BatchSizer(1000, minimum=8)
+    assert sizer.limit() == 8
+    assert sizer.observe(2.0, 8) == 8
+    assert BatchSizer(100, minimum=500).limit() == 100  # never above the maximum
