@@ -21,6 +21,7 @@ from typing import Any, Generic, TypeVar
 from bytewax.inputs import StatefulSourcePartition
 from bytewax.outputs import StatelessSinkPartition
 
+from factflow.connectors.batching import BatchSizer
 from factflow.deadletter import DeadLetter, Undecodable
 from factflow.messages import Message
 
@@ -94,15 +95,18 @@ class BrokerSourcePartition(
     letters). Connection errors are caught here: the partition reconnects with backoff and
     returns empty batches meanwhile, and never acks tokens of a dead connection. With
     `idle_timeout` the partition ends after that long without a message, once all it
-    delivered has been acked.
+    delivered has been acked. `sizer` says how many messages one batch may hand out
+    (connectors/batching.py).
     """
 
     def __init__(
         self,
         decode: Callable[[Received[Token]], Message | Undecodable],
-        idle_timeout: float | None = None,
+        idle_timeout: float | None,
+        sizer: BatchSizer,
     ) -> None:
         self._decode = decode
+        self._sizer = sizer
         self._idle_timeout = idle_timeout
         self._last_message_at = time.monotonic()
         self._ledger: AckLedger[Token] = AckLedger()
@@ -116,8 +120,10 @@ class BrokerSourcePartition(
         """Open the connection and subscribe. May raise a connection error."""
 
     @abstractmethod
-    def _fetch(self) -> list[Received[Token]]:
-        """What is ready now (waiting briefly at most); may raise a connection error."""
+    def _fetch(self, limit: int) -> list[Received[Token]]:
+        """At most `limit` records of what is ready now (waiting briefly at most); may raise
+        a connection error. Records beyond `limit` stay with the broker or its client,
+        unacked, for later batches (or redelivery after a crash)."""
 
     @abstractmethod
     def _ack(self, tokens: list[Token]) -> None:
@@ -132,6 +138,7 @@ class BrokerSourcePartition(
         return None  # type: ignore[return-value]
 
     def next_batch(self) -> list[Message | Undecodable]:
+        limit = self._sizer.limit()
         if not self._connected and not self._reconnect():
             return []
         try:
@@ -141,7 +148,7 @@ class BrokerSourcePartition(
                 # waiting for an epoch to close is not idleness: a broker that holds back
                 # deliveries until acks (prefetch) sends the next ones only now
                 self._last_message_at = time.monotonic()
-            received = self._fetch()
+            received = self._fetch(limit)
         except Exception as exc:  # each client library has its own connection errors
             self._lost(exc)
             return []
@@ -151,6 +158,7 @@ class BrokerSourcePartition(
             # everything delivered has been acked: ending now loses nothing
             raise StopIteration
         self._ledger.delivered([r.token for r in received])
+        self._sizer.handed_out(len(received))
         return [self._decode(r) for r in received]
 
     def _idle(self) -> bool:

@@ -20,6 +20,7 @@ from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 from bytewax.outputs import DynamicSink, StatelessSinkPartition
 
 from factflow.compiler.naming import queue_file_name
+from factflow.connectors.batching import BatchSizer
 from factflow.connectors.codec import decode_json_line, encode_json_line
 from factflow.deadletter import DeadLetter, Undecodable
 from factflow.messages import Message
@@ -27,8 +28,9 @@ from factflow.messages import Message
 log = logging.getLogger(__name__)
 
 BATCH_LINES = 1000
-"""Most lines in a source batch: fewer than the 1024 items Bytewax moves between operators
-at once, so that a batch reaches a sink as one write and one fsync."""
+"""Most lines of a partition in a source batch: fewer than the 1024 items Bytewax moves
+between operators at once, so that a batch reaches a sink as one write and one fsync.
+Slow pipelines get fewer (connectors/batching.py)."""
 BATCH_BYTES = 1 << 20
 """A source batch ends after the line that reaches this size: big records, small batches."""
 
@@ -47,7 +49,14 @@ class FileOffset:
 
 class _FilePartition(StatefulSourcePartition[Message | Undecodable, FileOffset]):
     def __init__(
-        self, queue: str, path: Path, raw: bool, part: int, parts: int, at: FileOffset
+        self,
+        queue: str,
+        path: Path,
+        raw: bool,
+        part: int,
+        parts: int,
+        at: FileOffset,
+        sizer: BatchSizer,
     ) -> None:
         self._queue, self._raw = queue, raw
         self._part, self._parts = part, parts
@@ -57,16 +66,20 @@ class _FilePartition(StatefulSourcePartition[Message | Undecodable, FileOffset])
             log.warning("file queue %s has no file %s: nothing to read", queue, path)
         else:
             self._file.seek(at.byte)
+        self._sizer = sizer
 
     def next_batch(self) -> list[Message | Undecodable]:
         if self._file is None:
             raise StopIteration
+        # this partition's lines are every `parts`-th one; what is not read stays unread
+        # past the snapshot's offset
+        most = self._sizer.limit() * self._parts
         lines: list[bytes] = []
         size = 0
         for line in self._file:
             lines.append(line)
             size += len(line)
-            if len(lines) == BATCH_LINES or size >= BATCH_BYTES:
+            if len(lines) == most or size >= BATCH_BYTES:
                 break
         if len(lines) > 1 and not lines[-1].endswith(b"\n"):
             # maybe a line still being written: read it again next time. Alone it is the
@@ -81,6 +94,7 @@ class _FilePartition(StatefulSourcePartition[Message | Undecodable, FileOffset])
             batch.append(decode_json_line(line, raw=self._raw, queue=self._queue, position=index))
         if not batch and self._at_eof():
             raise StopIteration
+        self._sizer.handed_out(len(batch))
         return batch
 
     def _at_eof(self) -> bool:
@@ -100,20 +114,29 @@ class FileSource(FixedPartitionedSource[Message | Undecodable, FileOffset]):
     """Reads `path` as queue `queue` (the provider's file, or a `--input` file)."""
 
     def __init__(
-        self, path: str | Path, queue: str, *, raw: bool = False, partitions: int = 1
+        self,
+        path: str | Path,
+        queue: str,
+        *,
+        raw: bool = False,
+        partitions: int = 1,
+        min_batch: int = 1,
     ) -> None:
         if partitions < 1:
             msg = f"partitions must be >= 1, got {partitions}"
             raise ValueError(msg)
         self.path = Path(path)
-        self.queue, self.raw, self.partitions = queue, raw, partitions
+        self.queue, self.raw, self.partitions, self.min_batch = queue, raw, partitions, min_batch
 
     def list_parts(self) -> list[str]:
         return [str(k) for k in range(self.partitions)]
 
     def build_part(self, step_id: str, for_part: str, resume_state: Any) -> _FilePartition:
         at = resume_state if isinstance(resume_state, FileOffset) else FileOffset()
-        return _FilePartition(self.queue, self.path, self.raw, int(for_part), self.partitions, at)
+        sizer = BatchSizer(BATCH_LINES, minimum=self.min_batch)
+        return _FilePartition(
+            self.queue, self.path, self.raw, int(for_part), self.partitions, at, sizer
+        )
 
 
 class _FileSinkPartition(StatelessSinkPartition[Message | DeadLetter]):

@@ -24,6 +24,7 @@ from confluent_kafka import (
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic
 
+from factflow.connectors.batching import BatchSizer
 from factflow.connectors.codec import decode_body, encode_body
 from factflow.deadletter import DeadLetter, Undecodable
 from factflow.messages import Message
@@ -61,10 +62,13 @@ class _KafkaPartition(StatefulSourcePartition[Message | Undecodable, int]):
         self._consumer.assign([TopicPartition(source.topic, partition, start)])
         self._next: int | None = offset
         self._last_message_at = time.monotonic()
+        self._sizer = BatchSizer(source.max_batch, minimum=source.min_batch)
 
     def next_batch(self) -> list[Message | Undecodable]:
+        # the client keeps what it fetched beyond the limit; the snapshot's offset covers
+        # only what was handed out, so a resume reads the rest again
         records = self._consumer.consume(
-            num_messages=self._source.max_batch, timeout=FETCH_WAIT_SECONDS
+            num_messages=self._sizer.limit(), timeout=FETCH_WAIT_SECONDS
         )
         batch: list[Message | Undecodable] = []
         for record in records:
@@ -93,6 +97,7 @@ class _KafkaPartition(StatefulSourcePartition[Message | Undecodable, int]):
             self._last_message_at = time.monotonic()
         elif self._idle():
             raise StopIteration
+        self._sizer.handed_out(len(batch))
         return batch
 
     def _idle(self) -> bool:
@@ -123,13 +128,14 @@ class KafkaSource(FixedPartitionedSource[Message | Undecodable, int]):
         idle_timeout: float | None = None,
         max_batch: int = MAX_BATCH,
         partitions: int | None = None,
+        min_batch: int = 1,
     ) -> None:
         if max_batch < 1:
             msg = f"prefetch must be >= 1, got {max_batch}"
             raise ValueError(msg)
         self.topic, self.servers, self.group = topic, bootstrap_servers(url), group
         self.raw, self.idle_timeout, self.max_batch = raw, idle_timeout, max_batch
-        self.partitions = partitions
+        self.partitions, self.min_batch = partitions, min_batch
 
     def list_parts(self) -> list[str]:
         if self.partitions is not None:

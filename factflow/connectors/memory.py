@@ -12,6 +12,7 @@ from typing import Any
 from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 from bytewax.outputs import DynamicSink, StatelessSinkPartition
 
+from factflow.connectors.batching import BatchSizer
 from factflow.connectors.codec import item_to_data, message_from_data
 from factflow.deadletter import DeadLetter
 from factflow.messages import Message
@@ -42,20 +43,32 @@ class MemoryQueues:
 
 
 class _MemoryPartition(StatefulSourcePartition[Message, int]):
-    def __init__(self, queue: str, records: list[Any], raw: bool, part: int, parts: int, at: int):
+    def __init__(
+        self,
+        queue: str,
+        records: list[Any],
+        raw: bool,
+        part: int,
+        parts: int,
+        at: int,
+        sizer: BatchSizer,
+    ) -> None:
         self._queue, self._records, self._raw = queue, records, raw
         self._part, self._parts, self._next = part, parts, at
+        self._sizer = sizer
 
     def next_batch(self) -> list[Message]:
         if self._next >= len(self._records):
             raise StopIteration
-        end = min(self._next + BATCH_SIZE, len(self._records))
+        # this partition's records are every `parts`-th one
+        end = min(self._next + self._sizer.limit() * self._parts, len(self._records))
         batch = [
             message_from_data(self._records[i], raw=self._raw, queue=self._queue, position=i)
             for i in range(self._next, end)
             if i % self._parts == self._part
         ]
         self._next = end
+        self._sizer.handed_out(len(batch))
         return batch
 
     def snapshot(self) -> int:
@@ -63,8 +76,10 @@ class _MemoryPartition(StatefulSourcePartition[Message, int]):
 
 
 class MemorySource(FixedPartitionedSource[Message, int]):
-    def __init__(self, queue: str, *, raw: bool = False, partitions: int = 1) -> None:
-        self.queue, self.raw, self.partitions = queue, raw, partitions
+    def __init__(
+        self, queue: str, *, raw: bool = False, partitions: int = 1, min_batch: int = 1
+    ) -> None:
+        self.queue, self.raw, self.partitions, self.min_batch = queue, raw, partitions, min_batch
 
     def list_parts(self) -> list[str]:
         return [str(k) for k in range(self.partitions)]
@@ -72,7 +87,13 @@ class MemorySource(FixedPartitionedSource[Message, int]):
     def build_part(self, step_id: str, for_part: str, resume_state: Any) -> _MemoryPartition:
         records = MemoryQueues.read(self.queue)
         return _MemoryPartition(
-            self.queue, records, self.raw, int(for_part), self.partitions, resume_state or 0
+            self.queue,
+            records,
+            self.raw,
+            int(for_part),
+            self.partitions,
+            resume_state or 0,
+            BatchSizer(BATCH_SIZE, minimum=self.min_batch),
         )
 
 

@@ -19,6 +19,7 @@ from bytewax.inputs import FixedPartitionedSource
 from bytewax.outputs import DynamicSink
 
 from factflow.connectors.base import BrokerSinkPartition, BrokerSourcePartition, Received
+from factflow.connectors.batching import BatchSizer
 from factflow.connectors.codec import decode_body, encode_body
 from factflow.db import pgqueue
 from factflow.db.connection import DbConnection, connect
@@ -59,11 +60,11 @@ class _PostgresPartition(BrokerSourcePartition[int, None]):
         raw: bool,
         visibility: float,
         idle_timeout: float | None,
-        prefetch: int = CLAIM_LIMIT,
+        sizer: BatchSizer,
     ) -> None:
-        super().__init__(self._decode_one, idle_timeout)
+        super().__init__(self._decode_one, idle_timeout, sizer)
         self._url, self._queue, self._consumer = url, queue, consumer
-        self._raw, self._visibility, self._prefetch = raw, visibility, prefetch
+        self._raw, self._visibility = raw, visibility
         self._conn: DbConnection | None = None
 
     def __str__(self) -> str:
@@ -82,20 +83,21 @@ class _PostgresPartition(BrokerSourcePartition[int, None]):
         self._conn = connect(self._url)
         pgqueue.listen(self._conn)
 
-    def _fetch(self) -> list[Received[int]]:
+    def _fetch(self, limit: int) -> list[Received[int]]:
         assert self._conn is not None
-        claimed = self._claim()
+        # claims only what this batch hands out: the rest stay visible to other consumers
+        claimed = self._claim(limit)
         if not claimed and pgqueue.wait_for_messages(self._conn, self._queue, IDLE_WAIT_SECONDS):
-            claimed = self._claim()
+            claimed = self._claim(limit)
         return [Received(m.id, bytes(m.body), dict(m.headers)) for m in claimed]
 
-    def _claim(self) -> list[pgqueue.QueueMessage]:
+    def _claim(self, limit: int) -> list[pgqueue.QueueMessage]:
         assert self._conn is not None
         return pgqueue.claim_batch(
             self._conn,
             self._queue,
             self._consumer,
-            limit=self._prefetch,
+            limit=limit,
             visibility_timeout=self._visibility,
         )
 
@@ -109,9 +111,9 @@ class _PostgresPartition(BrokerSourcePartition[int, None]):
 
 
 class PostgresSource(FixedPartitionedSource[Message | Undecodable, None]):
-    """`prefetch`: the most messages one claim takes. A batch is processed whole before
-    its epoch can close, so `prefetch` messages must take well under the visibility
-    timeout, or their leases expire mid-batch and another consumer gets them too."""
+    """`prefetch`: the most messages one claim takes. Claims are sized so a batch takes
+    about a quarter second (connectors/batching.py), and an epoch must end well within the
+    visibility timeout, or its leases expire and another consumer gets them too."""
 
     def __init__(
         self,
@@ -123,13 +125,14 @@ class PostgresSource(FixedPartitionedSource[Message | Undecodable, None]):
         visibility_timeout: float = DEFAULT_VISIBILITY_SECONDS,
         idle_timeout: float | None = None,
         prefetch: int = CLAIM_LIMIT,
+        min_batch: int = 1,
     ) -> None:
         if consumers < 1 or prefetch < 1:
             msg = f"consumers and prefetch must be >= 1, got {consumers} and {prefetch}"
             raise ValueError(msg)
         self.queue, self.url, self.raw = queue, database_url(url), raw
         self.consumers, self.visibility_timeout = consumers, visibility_timeout
-        self.idle_timeout, self.prefetch = idle_timeout, prefetch
+        self.idle_timeout, self.prefetch, self.min_batch = idle_timeout, prefetch, min_batch
 
     def list_parts(self) -> list[str]:
         return [str(k) for k in range(self.consumers)]
@@ -143,7 +146,7 @@ class PostgresSource(FixedPartitionedSource[Message | Undecodable, None]):
             self.raw,
             self.visibility_timeout,
             self.idle_timeout,
-            self.prefetch,
+            BatchSizer(self.prefetch, minimum=self.min_batch),
         )
 
 

@@ -21,6 +21,7 @@ from factflow.connectors.base import (
     BrokerSourcePartition,
     Received,
 )
+from factflow.connectors.batching import BatchSizer
 from factflow.connectors.codec import decode_body, encode_body
 from factflow.deadletter import DeadLetter, Undecodable
 from factflow.masking import mask_url
@@ -64,7 +65,8 @@ def consumer_type(name: str) -> Any:
 
 class _PulsarPartition(BrokerSourcePartition[Any, None]):
     def __init__(self, source: PulsarSource) -> None:
-        super().__init__(self._decode_one, source.idle_timeout)
+        sizer = BatchSizer(min(source.prefetch, MAX_BATCH), minimum=source.min_batch)
+        super().__init__(self._decode_one, source.idle_timeout, sizer)
         self._source = source
         self._client: Any = None
         self._consumer: Any = None
@@ -92,13 +94,13 @@ class _PulsarPartition(BrokerSourcePartition[Any, None]):
             initial_position=pulsar.InitialPosition.Earliest,
         )
 
-    def _fetch(self) -> list[Received[Any]]:
+    def _fetch(self, limit: int) -> list[Received[Any]]:
         messages: list[Any] = []
         try:
             messages.append(self._consumer.receive(timeout_millis=FETCH_WAIT_MS))
         except pulsar.Timeout:
             return []
-        while len(messages) < min(self._source.prefetch, MAX_BATCH):
+        while len(messages) < limit:  # the rest wait in the receiver queue, unacked
             try:
                 messages.append(self._consumer.receive(timeout_millis=0))
             except pulsar.Timeout:
@@ -126,6 +128,7 @@ class PulsarSource(FixedPartitionedSource[Message | Undecodable, None]):
         prefetch: int = DEFAULT_PREFETCH,
         subscription_type: str = "shared",
         idle_timeout: float | None = None,
+        min_batch: int = 1,
     ) -> None:
         if consumers < 1 or prefetch < 1:
             msg = f"consumers and prefetch must be >= 1, got {consumers} and {prefetch}"
@@ -134,6 +137,7 @@ class PulsarSource(FixedPartitionedSource[Message | Undecodable, None]):
         self.topic, self.subscription, self.url = topic, subscription, pulsar_url(url)
         self.raw, self.consumers, self.prefetch = raw, consumers, prefetch
         self.subscription_type, self.idle_timeout = subscription_type, idle_timeout
+        self.min_batch = min_batch
 
     def list_parts(self) -> list[str]:
         return [str(k) for k in range(self.consumers)]

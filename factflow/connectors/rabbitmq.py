@@ -30,6 +30,7 @@ from pamqp.commands import Basic
 from pamqp.header import ContentHeader
 
 from factflow.connectors.base import BrokerSinkPartition, BrokerSourcePartition, Received
+from factflow.connectors.batching import BatchSizer
 from factflow.connectors.codec import decode_body, encode_body
 from factflow.deadletter import DeadLetter, Undecodable
 from factflow.loop import worker_loop
@@ -65,8 +66,9 @@ class _RabbitPartition(BrokerSourcePartition[int, None]):
         durable: bool,
         raw: bool,
         idle_timeout: float | None,
+        sizer: BatchSizer,
     ) -> None:
-        super().__init__(self._decode_one, idle_timeout)
+        super().__init__(self._decode_one, idle_timeout, sizer)
         self._url, self._queue, self._prefetch, self._durable, self._raw = (
             url, queue, prefetch, durable, raw,
         )  # fmt: skip
@@ -107,10 +109,10 @@ class _RabbitPartition(BrokerSourcePartition[int, None]):
         self._buffer, self._arrived, self._channel = buffer, arrived, raw
         await raw.basic_consume(self._queue, delivered, no_ack=False)
 
-    def _fetch(self) -> list[Received[int]]:
-        return worker_loop().run(self._afetch())
+    def _fetch(self, limit: int) -> list[Received[int]]:
+        return worker_loop().run(self._afetch(limit))
 
-    async def _afetch(self) -> list[Received[int]]:
+    async def _afetch(self, limit: int) -> list[Received[int]]:
         assert self._arrived is not None and self._channel is not None
         if self._channel.is_closed or self._connection is None or self._connection.is_closed:
             msg = "connection closed"
@@ -121,7 +123,9 @@ class _RabbitPartition(BrokerSourcePartition[int, None]):
                 await asyncio.wait_for(self._arrived.wait(), FETCH_WAIT_SECONDS)
             except TimeoutError:
                 return []
-        out, self._buffer[:] = self._buffer[:MAX_BATCH], self._buffer[MAX_BATCH:]
+        # the rest stay buffered, unacked: the ack of a batch's highest tag covers none of
+        # them, since tags grow in delivery order
+        out, self._buffer[:] = self._buffer[:limit], self._buffer[limit:]
         return [_received(m) for m in out]
 
     def _ack(self, tokens: list[int]) -> None:
@@ -159,20 +163,27 @@ class RabbitMQSource(FixedPartitionedSource[Message | Undecodable, None]):
         prefetch: int = DEFAULT_PREFETCH,
         durable: bool = True,
         idle_timeout: float | None = None,
+        min_batch: int = 1,
     ) -> None:
         if consumers < 1 or prefetch < 1:
             msg = f"consumers and prefetch must be >= 1, got {consumers} and {prefetch}"
             raise ValueError(msg)
         self.queue, self.url, self.raw = queue, rabbitmq_url(url), raw
         self.consumers, self.prefetch, self.durable = consumers, prefetch, durable
-        self.idle_timeout = idle_timeout
+        self.idle_timeout, self.min_batch = idle_timeout, min_batch
 
     def list_parts(self) -> list[str]:
         return [str(k) for k in range(self.consumers)]
 
     def build_part(self, step_id: str, for_part: str, resume_state: Any) -> _RabbitPartition:
         return _RabbitPartition(
-            self.url, self.queue, self.prefetch, self.durable, self.raw, self.idle_timeout
+            self.url,
+            self.queue,
+            self.prefetch,
+            self.durable,
+            self.raw,
+            self.idle_timeout,
+            BatchSizer(min(self.prefetch, MAX_BATCH), minimum=self.min_batch),
         )
 
 

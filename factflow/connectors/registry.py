@@ -28,6 +28,9 @@ class SourceSpec:
     subscription: str = "factflow"
     prefetch: int | None = None
     idle_timeout: float | None = None
+    min_batch: int = 1
+    """The most messages the reading routes run at once: a source may always hand out
+    that many in one batch (connectors/batching.py)."""
 
 
 def make_source(spec: SourceSpec, settings: QueueSettings) -> Source[Any]:
@@ -37,12 +40,16 @@ def make_source(spec: SourceSpec, settings: QueueSettings) -> Source[Any]:
     if provider == "memory":
         from factflow.connectors.memory import MemorySource
 
-        return MemorySource(spec.queue, raw=spec.raw, partitions=spec.partitions)
+        return MemorySource(
+            spec.queue, raw=spec.raw, partitions=spec.partitions, min_batch=spec.min_batch
+        )
     if provider == "file":
         from factflow.connectors.file import FileSource, queue_path
 
         path = queue_path(_folder(settings), spec.queue)
-        return FileSource(path, spec.queue, raw=spec.raw, partitions=spec.partitions)
+        return FileSource(
+            path, spec.queue, raw=spec.raw, partitions=spec.partitions, min_batch=spec.min_batch
+        )
     if provider == "rabbitmq":
         from factflow.connectors.rabbitmq import DEFAULT_PREFETCH, RabbitMQSource
 
@@ -54,6 +61,7 @@ def make_source(spec: SourceSpec, settings: QueueSettings) -> Source[Any]:
             prefetch=int(options.get("prefetch", max(spec.prefetch or 0, DEFAULT_PREFETCH))),
             durable=bool(options.get("durable", True)),
             idle_timeout=spec.idle_timeout,
+            min_batch=spec.min_batch,
         )
     if provider == "stomp":
         from factflow.connectors.stomp import DEFAULT_PREFETCH as STOMP_PREFETCH
@@ -66,6 +74,7 @@ def make_source(spec: SourceSpec, settings: QueueSettings) -> Source[Any]:
             consumers=consumers,
             prefetch=int(options.get("prefetch", max(spec.prefetch or 0, STOMP_PREFETCH))),
             idle_timeout=spec.idle_timeout,
+            min_batch=spec.min_batch,
         )
     if provider == "pulsar":
         from factflow.connectors.pulsar import DEFAULT_PREFETCH as PULSAR_PREFETCH
@@ -80,6 +89,7 @@ def make_source(spec: SourceSpec, settings: QueueSettings) -> Source[Any]:
             prefetch=int(options.get("prefetch", max(spec.prefetch or 0, PULSAR_PREFETCH))),
             subscription_type=str(options.get("subscription_type", "shared")),
             idle_timeout=spec.idle_timeout,
+            min_batch=spec.min_batch,
         )
     if provider == "kafka":
         from factflow.connectors.kafka import MAX_BATCH as KAFKA_BATCH
@@ -91,6 +101,7 @@ def make_source(spec: SourceSpec, settings: QueueSettings) -> Source[Any]:
             group=spec.subscription,
             raw=spec.raw,
             idle_timeout=spec.idle_timeout,
+            min_batch=spec.min_batch,
             max_batch=int(options.get("prefetch", max(spec.prefetch or 0, KAFKA_BATCH))),
             partitions=_partitions(options),
         )
@@ -108,6 +119,7 @@ def make_source(spec: SourceSpec, settings: QueueSettings) -> Source[Any]:
             consumers=consumers,
             visibility_timeout=float(options.get("visibility_timeout", DEFAULT_VISIBILITY_SECONDS)),
             idle_timeout=spec.idle_timeout,
+            min_batch=spec.min_batch,
             prefetch=int(options.get("prefetch", spec.prefetch or CLAIM_LIMIT)),
         )
     msg = f"queue provider '{provider}' has no source connector in this version of factflow"

@@ -25,6 +25,7 @@ from factflow.connectors.base import (
     BrokerSourcePartition,
     Received,
 )
+from factflow.connectors.batching import BatchSizer
 from factflow.connectors.codec import decode_body, encode_body
 from factflow.deadletter import DeadLetter, Undecodable
 from factflow.masking import mask_url
@@ -120,11 +121,11 @@ class _StompPartition(BrokerSourcePartition[str, None]):
         prefetch: int,
         raw: bool,
         idle_timeout: float | None,
+        sizer: BatchSizer,
     ) -> None:
-        super().__init__(self._decode_one, idle_timeout)
+        super().__init__(self._decode_one, idle_timeout, sizer)
         self._endpoint, self._destination = endpoint, destination
         self._prefetch, self._raw = prefetch, raw
-        self._batch = min(prefetch, MAX_BATCH)
         self._conn: stomp.Connection12 | None = None
         self._inbox = _Inbox()
 
@@ -155,7 +156,7 @@ class _StompPartition(BrokerSourcePartition[str, None]):
             },
         )
 
-    def _fetch(self) -> list[Received[str]]:
+    def _fetch(self, limit: int) -> list[Received[str]]:
         if self._conn is None or not self._conn.is_connected():
             msg = self._inbox.error or "not connected"
             raise ConnectionError(msg)
@@ -164,8 +165,7 @@ class _StompPartition(BrokerSourcePartition[str, None]):
             frames.append(self._inbox.frames.get(timeout=FETCH_WAIT_SECONDS))
         except queue.Empty:
             return []
-        # at most `prefetch` a batch: Artemis ignores prefetch-count (its window is bytes)
-        while len(frames) < self._batch:
+        while len(frames) < limit:  # the rest wait in the inbox, unacked
             try:
                 frames.append(self._inbox.frames.get_nowait())
             except queue.Empty:
@@ -202,6 +202,7 @@ class StompSource(FixedPartitionedSource[Message | Undecodable, None]):
         consumers: int = 1,
         prefetch: int = DEFAULT_PREFETCH,
         idle_timeout: float | None = None,
+        min_batch: int = 1,
     ) -> None:
         if consumers < 1 or prefetch < 1:
             msg = f"consumers and prefetch must be >= 1, got {consumers} and {prefetch}"
@@ -209,13 +210,20 @@ class StompSource(FixedPartitionedSource[Message | Undecodable, None]):
         self.endpoint = StompEndpoint.parse(url)
         self.destination, self.raw = destination, raw
         self.consumers, self.prefetch, self.idle_timeout = consumers, prefetch, idle_timeout
+        self.min_batch = min_batch
 
     def list_parts(self) -> list[str]:
         return [str(k) for k in range(self.consumers)]
 
     def build_part(self, step_id: str, for_part: str, resume_state: Any) -> _StompPartition:
         return _StompPartition(
-            self.endpoint, self.destination, self.prefetch, self.raw, self.idle_timeout
+            self.endpoint,
+            self.destination,
+            self.prefetch,
+            self.raw,
+            self.idle_timeout,
+            # at most `prefetch` a batch: Artemis ignores prefetch-count (its window is bytes)
+            BatchSizer(min(self.prefetch, MAX_BATCH), minimum=self.min_batch),
         )
 
 

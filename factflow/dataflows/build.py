@@ -213,9 +213,16 @@ def _add_sources(plan: Plan, queue: QueueSettings, options: FlowOptions, w: _Wir
         step = f"source__{_sid(name)}"
         source: Source[Any]
         drains_queue: str | None = None
+        # async adapters run a batch's messages at once: a batch as large as the readers'
+        # concurrency keeps them busy however long one message takes
+        min_batch = max(r.concurrency.maximum for r in readers)
         if name in options.inputs:
             source = FileSource(
-                options.inputs[name], name, raw=raw, partitions=options.source_partitions
+                options.inputs[name],
+                name,
+                raw=raw,
+                partitions=options.source_partitions,
+                min_batch=min_batch,
             )
         else:
             if name in plan.scoped_queues and queue.provider not in FINITE_PROVIDERS:
@@ -233,6 +240,7 @@ def _add_sources(plan: Plan, queue: QueueSettings, options: FlowOptions, w: _Wir
                 subscription=readers[0].subscription,
                 prefetch=max(r.prefetch for r in readers),
                 idle_timeout=plan.idle_timeout_seconds,
+                min_batch=min_batch,
             )
             source = make_source(spec, queue)
         if options.database_url is not None and isinstance(source, FixedPartitionedSource):

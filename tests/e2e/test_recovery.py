@@ -7,8 +7,8 @@ newest snapshot all workers committed and replays what was read after it. That i
 epoch in flight, plus at most the one whose snapshot was being written when the kill came,
 so the duplicates are at most what the adapter can process in two snapshot intervals:
 2 * SNAPSHOT_SECONDS / SLEEP_MS lines (an upper bound, since sleeping is not all the
-adapter does). An epoch ends only between source batches, so input lines carry PAD (3 KB):
-a file source batch (about 1 MiB of lines) then takes well under one snapshot interval.
+adapter does). An epoch ends only between source batches, which the file source sizes to
+take a quarter second each (connectors/batching.py).
 """
 
 from __future__ import annotations
@@ -27,7 +27,6 @@ from tests.e2e.recovery import resume_state
 SLEEP_MS = 1
 SNAPSHOT_SECONDS = 1
 PROCESSABLE_IN_TWO_INTERVALS = 2 * SNAPSHOT_SECONDS * 1000 // SLEEP_MS
-PAD = "x" * 3000
 
 
 def _pipeline(tmp_path: Path, name: str, body: str) -> Path:
@@ -65,7 +64,7 @@ def test_sigkill_then_rerun_loses_nothing(
     tmp_path: Path, env: dict[str, str], started: list[subprocess.Popen[bytes]]
 ) -> None:
     total = 5000
-    write_jsonl(tmp_path / "queues" / "in.jsonl", [{"n": n, "pad": PAD} for n in range(total)])
+    write_jsonl(tmp_path / "queues" / "in.jsonl", [{"n": n} for n in range(total)])
     pipeline = _pipeline(
         tmp_path,
         "slow",
@@ -105,7 +104,7 @@ def test_deduplicate_state_survives_sigkill(
 ) -> None:
     keys = 2000
     # every key once (slow), then every key again (fast): the repeats are read by the rerun
-    records = [{"k": f"key-{i}", "pad": PAD} for i in range(keys)]
+    records = [{"k": f"key-{i}"} for i in range(keys)]
     records += [{"k": f"key-{i}", "fast": True} for i in range(keys)]
     write_jsonl(tmp_path / "queues" / "in.jsonl", records)
     pipeline = _pipeline(

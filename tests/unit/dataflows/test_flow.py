@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -392,6 +393,29 @@ routes:
     assert sorted(result.payloads("out")) == list(range(24))
     assert InFlight.max_running == 6  # one batch of 24, bounded by the route's concurrency
     assert InFlight.threads == {"factflow-worker-loop"}
+
+
+def test_slow_async_calls_keep_the_concurrency_busy() -> None:
+    # one call takes longer than a batch should (connectors/batching.py), but a batch as
+    # large as the concurrency takes no longer than one message: batches never go below it
+    started = time.monotonic()
+    result = run(
+        f"""
+routes:
+  r:
+    inbound: {{queue: in, concurrency: 8}}
+    adapters:
+      - type: "{T}:InFlight"
+        config: {{sleep_ms: 300}}
+    outbound: out
+""",
+        {"in": list(range(32))},
+    )
+    elapsed = time.monotonic() - started
+    assert sorted(result.payloads("out")) == list(range(32))
+    assert InFlight.max_running == 8
+    # four rounds of 8 take ~1.2 s; one message at a time would take 9.6 s
+    assert elapsed < 0.5 * 32 * 0.3, f"{elapsed:.1f}s"
 
 
 def test_async_adapter_with_concurrency_one_runs_one_at_a_time() -> None:
