@@ -6,7 +6,8 @@ Polite by default: robots.txt (protego), the adaptive per-domain rate limit
 (robots-denied, a non-429 4xx, another content type, too large, an unfollowed redirect)
 is a *rejection*: with `on_reject: filter` (the default) the message is dropped, logged
 with its reason and counted in `context.metrics` (`web_scraper.rejected.<reason>`); with
-`on_reject: dead_letter` it raises `PageRejectedError` and the route dead-letters it.
+`on_reject: dead_letter` it raises `PageRejectedError`, which is non-retryable: the
+route dead-letters it at once (reason `non_retryable`), without fetching it again.
 429, 503, other 5xx and network errors raise `FetchError`, which the route retries (the
 limiter has meanwhile slowed the domain down and honours Retry-After).
 """

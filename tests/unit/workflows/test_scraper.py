@@ -7,6 +7,7 @@ import time
 
 import pytest
 
+from factflow.testing import run_pipeline
 from factflow.workflows.errors import FetchError, PageRejectedError
 from factflow.workflows.webscraper.scraper import WebScraperAdapter
 from tests.docsite import DocSite
@@ -81,6 +82,37 @@ def test_dead_letter_mode_raises_with_the_reason(site: DocSite) -> None:
     with pytest.raises(PageRejectedError, match="status_404") as caught:
         call(WebScraperAdapter({"on_reject": "dead_letter"}), {"url": site.url("/docs/missing")})
     assert caught.value.reason == "status_404"
+
+
+def test_in_a_pipeline_rejected_pages_are_dead_lettered_without_a_refetch(site: DocSite) -> None:
+    result = run_pipeline(
+        """
+version: "1.0"
+name: t
+queue: {provider: memory}
+error_handling: {max_retries: 3, retry_delay_seconds: 1}
+routes:
+  fetch:
+    inbound: {queue: urls}
+    adapters:
+      - type: web_scraper
+        config: {on_reject: dead_letter}
+    outbound: pages
+""",
+        inputs={
+            "urls": [{"url": site.url(p)} for p in ("/docs/missing", "/private/secret", "/docs/")]
+        },
+    )
+    assert [p["url"] for p in result.payloads("pages")] == [site.url("/docs/")]
+    letters = {d["message"]["payload"]["url"]: d for d in result.dead_letters("fetch")}
+    assert set(letters) == {site.url("/docs/missing"), site.url("/private/secret")}
+    for letter in letters.values():
+        assert (letter["reason"], letter["attempts"]) == ("non_retryable", 1)
+        assert letter["error_type"] == "PageRejectedError"
+    assert "(status_404)" in letters[site.url("/docs/missing")]["error"]
+    assert "(robots)" in letters[site.url("/private/secret")]["error"]
+    assert site.hits["/docs/missing"] == 1  # fetched once, not once per retry
+    assert site.hits["/private/secret"] == 0
 
 
 def test_429_raises_for_a_retry_and_the_retry_waits_for_retry_after(site: DocSite) -> None:
