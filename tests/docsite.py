@@ -3,6 +3,8 @@
 It has what a crawler meets: a sitemap index over a plain and a gzipped sitemap (and one
 that is missing), a redirect, a 404, a page that answers 429 with Retry-After once, a
 robots.txt denying /private/, a PDF, a page over 5 MB, and pages in English and Norwegian.
+Links: every page's navigation reaches /docs/ and /docs/install, the home page links the
+guide, and the guide links /docs/slow, the private page, the PDF and another site.
 """
 
 from __future__ import annotations
@@ -54,7 +56,13 @@ _GUIDE = _page(
         )
         + "</p>"
         for i in range(1, 5)
-    ),
+    )
+    # links for a link crawler: one more page two clicks from the home page, a denied one,
+    # a file, an external site and a fragment
+    + '<p>See also the <a href="/docs/slow">rate limited page</a>, the'
+    ' <a href="/private/secret">private page</a>, the <a href="/files/manual.pdf">manual</a>,'
+    ' <a href="https://example.org/elsewhere">another site</a> and'
+    ' <a href="#step-1">the first step</a>.</p>',
 )
 
 _INDEX = _page(

@@ -1,6 +1,7 @@
 """Domain adapter families, registered under the seed system's `type:` strings.
 
-- `webscraper/`: sitemap_parser, url_expander, web_scraper, web_content_storage
+- `webscraper/`: sitemap_parser, url_expander, web_scraper, web_content_storage,
+  link_crawler
 - `markdown/`: storage_retriever, html_to_markdown, smart_segmenter, segment_publisher,
   markdown_storage_writer
 - `embeddings/`: embedding_generator (adapter) and embedding_index (writer)
@@ -21,6 +22,7 @@ from factflow.workflows.markdown import (
     StorageRetrieverAdapter,
 )
 from factflow.workflows.webscraper import (
+    LinkCrawlerAdapter,
     SitemapParserAdapter,
     UrlExpanderAdapter,
     WebContentStorageAdapter,
@@ -32,6 +34,7 @@ WORKFLOW_ADAPTERS: tuple[type[Adapter], ...] = (
     UrlExpanderAdapter,
     WebScraperAdapter,
     WebContentStorageAdapter,
+    LinkCrawlerAdapter,
     StorageRetrieverAdapter,
     HtmlToMarkdownAdapter,
     SmartSegmenterAdapter,

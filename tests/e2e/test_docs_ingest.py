@@ -27,6 +27,7 @@ def _pipeline(tmp_path: Path, text: str, site: DocSite) -> Path:
     path = tmp_path / "pipeline.yaml"
     for placeholder in ("http://127.0.0.1:8765/sitemap.xml", "https://example.com/sitemap.xml"):
         text = text.replace(placeholder, site.url("/sitemap_index.xml"))
+    text = text.replace("http://127.0.0.1:8765/", site.url("/docs/"))  # docs-crawl's start
     path.write_text(text)
     return path
 
@@ -78,3 +79,24 @@ def test_the_seed_webscraper_example_runs_unchanged(
     # the content pages, plus the redirect's copy of the guide
     assert len(html) == len(CONTENT_PATHS) + 1
     assert any("Installing factflow" in p.read_text() for p in html)
+
+
+def test_docs_crawl_follows_the_sites_links_into_segments(
+    tmp_path: Path, site: DocSite, env: dict[str, str]
+) -> None:
+    shipped = (REPO_ROOT / "pipelines" / "docs-crawl.yaml").read_text()
+    pipeline = _pipeline(tmp_path, shipped, site)
+    done = factflow_run(str(pipeline), env={**env, "FACTFLOW_STORE_STAGES": "1"}, cwd=tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    segments = read_jsonl(tmp_path / "output/queues/docs.segments.jsonl")
+    # what the links reach: not /nb/installere (nothing links it), not the denied page
+    linked = {"/docs/", "/docs/install", "/docs/guide", "/docs/slow"}
+    assert {s["payload"]["url"] for s in segments} == {site.url(p) for p in linked}
+    assert all(s["metadata"]["url"] == s["payload"]["url"] for s in segments)
+    assert site.hits["/private/secret"] == 0
+    assert {p: site.hits[p] for p in ("/docs/", "/docs/install", "/docs/guide")} == dict.fromkeys(
+        ("/docs/", "/docs/install", "/docs/guide"), 1
+    )
+    assert read_jsonl(tmp_path / "output/queues/crawl.dlq.jsonl") == []
+    stored = list((tmp_path / "output/storage").rglob("markdown/*.md"))
+    assert len(stored) == len(linked)

@@ -14,6 +14,7 @@ limiter has meanwhile slowed the domain down and honours Retry-After).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Literal
 from urllib.parse import urlsplit
 
@@ -52,7 +53,9 @@ class RateLimitConfig(WorkflowConfig):
     )
 
 
-class WebScraperConfig(WorkflowConfig):
+class FetchConfig(WorkflowConfig):
+    """How a page is fetched: what `web_scraper` and `link_crawler` share."""
+
     follow_redirects: bool = True
     timeout: float = Field(default=30.0, gt=0, description="Seconds per request.")
     user_agent: str = DEFAULT_USER_AGENT
@@ -61,20 +64,27 @@ class WebScraperConfig(WorkflowConfig):
     content_types: list[str] = Field(
         default_factory=lambda: list(HTML_TYPES), description="Media types accepted."
     )
-    on_reject: Literal["filter", "dead_letter"] = "filter"
     rate_limit: RateLimitConfig = Field(default_factory=lambda: RateLimitConfig())
 
 
-class WebScraperAdapter(WorkflowAdapter):
-    """`{"url": ...}` -> `{"url", "final_url", "html", "status", "headers", "fetched_at",
-    "content_type", "elapsed_ms"}`; metadata gets `url` and `domain`."""
+class WebScraperConfig(FetchConfig):
+    on_reject: Literal["filter", "dead_letter"] = "filter"
 
-    name = "web_scraper"
-    config_model = WebScraperConfig
 
-    def __init__(self, config: JsonDict | None = None) -> None:
-        super().__init__(config)
-        s = self.settings = WebScraperConfig.model_validate(self.config)
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    """Why a fetched (or robots-denied) page is not content; `reason` is the short name."""
+
+    reason: str
+    detail: str
+
+
+class PageFetcher:
+    """Fetches pages politely (robots.txt, the shared per-domain rate limit) and judges
+    them; one per adapter instance, since its HTTP client belongs to the worker's loop."""
+
+    def __init__(self, settings: FetchConfig) -> None:
+        self.settings = s = settings
         r = s.rate_limit
         self.limiter = shared_limiter(
             RateSettings(
@@ -97,16 +107,15 @@ class WebScraperAdapter(WorkflowAdapter):
             )
         return self._client
 
-    async def process(self, message: Message, context: Context) -> list[Message]:
-        payload = message.payload if isinstance(message.payload, dict) else {}
-        url = payload.get("url")
-        if not isinstance(url, str) or urlsplit(url).scheme not in ("http", "https"):
-            msg = f"payload has no http(s) 'url' (got {url!r})"
-            raise ValueError(msg)
+    async def get(self, url: str) -> JsonDict | Rejection:
+        """The page as `web_scraper` emits it, or why it is not content.
+
+        Raises `FetchError` on what a retry may cure: network errors, 429, 5xx.
+        """
         domain = urlsplit(url).netloc
         client = self._http()
         if self.settings.respect_robots and not await self.robots.allowed(client, url):
-            return self._reject(context, url, "robots", "disallowed by robots.txt")
+            return Rejection("robots", "disallowed by robots.txt")
         await self.limiter.acquire(domain)
         try:
             page = await fetch(client, url, self.settings.max_bytes)
@@ -122,9 +131,8 @@ class WebScraperAdapter(WorkflowAdapter):
             raise FetchError(msg)
         self.limiter.on_success(domain)
         if rejection := self._rejection(page):
-            return self._reject(context, url, *rejection)
-        context.metrics.add("web_scraper.fetched", 1)
-        body = {
+            return rejection
+        return {
             "url": url,
             "final_url": page.final_url,
             "html": page.text(),
@@ -134,23 +142,53 @@ class WebScraperAdapter(WorkflowAdapter):
             "fetched_at": page.fetched_at,
             "elapsed_ms": round(page.elapsed_ms, 3),
         }
-        return [message.derive(payload=body, metadata={"url": url, "domain": domain})]
 
-    def _rejection(self, page: Fetched) -> tuple[str, str] | None:
+    def _rejection(self, page: Fetched) -> Rejection | None:
         if 300 <= page.status < 400:
-            return "redirect", f"HTTP {page.status} to {page.headers.get('location', '?')}"
+            return Rejection(
+                "redirect", f"HTTP {page.status} to {page.headers.get('location', '?')}"
+            )
         if page.status >= 400:
-            return f"status_{page.status}", f"HTTP {page.status}"
+            return Rejection(f"status_{page.status}", f"HTTP {page.status}")
         if page.media_type not in self.settings.content_types:
-            return "content_type", f"content type {page.media_type or 'none'!r} not accepted"
+            return Rejection(
+                "content_type", f"content type {page.media_type or 'none'!r} not accepted"
+            )
         if page.truncated:
-            return "too_large", f"larger than max_bytes ({self.settings.max_bytes})"
+            return Rejection("too_large", f"larger than max_bytes ({self.settings.max_bytes})")
         return None
 
-    def _reject(self, context: Context, url: str, reason: str, detail: str) -> list[Message]:
-        if self.settings.on_reject == "dead_letter":
-            raise PageRejectedError(url, reason, detail)
-        key = f"web_scraper.rejected.{reason}"
-        context.metrics.add(key, 1)
-        context.logger.info("web_scraper: skipped %s (%s): %s", url, reason, detail)
-        return []
+
+def http_url(payload: object, field: str) -> str:
+    """The http(s) URL in `payload[field]`; ValueError when there is none."""
+    url = payload.get(field) if isinstance(payload, dict) else None
+    if not isinstance(url, str) or urlsplit(url).scheme not in ("http", "https"):
+        msg = f"payload has no http(s) '{field}' (got {url!r})"
+        raise ValueError(msg)
+    return url
+
+
+class WebScraperAdapter(WorkflowAdapter):
+    """`{"url": ...}` -> `{"url", "final_url", "html", "status", "headers", "fetched_at",
+    "content_type", "elapsed_ms"}`; metadata gets `url` and `domain`."""
+
+    name = "web_scraper"
+    config_model = WebScraperConfig
+
+    def __init__(self, config: JsonDict | None = None) -> None:
+        super().__init__(config)
+        self.settings = WebScraperConfig.model_validate(self.config)
+        self.fetcher = PageFetcher(self.settings)
+
+    async def process(self, message: Message, context: Context) -> list[Message]:
+        url = http_url(message.payload, "url")
+        page = await self.fetcher.get(url)
+        if isinstance(page, Rejection):
+            if self.settings.on_reject == "dead_letter":
+                raise PageRejectedError(url, page.reason, page.detail)
+            context.metrics.add(f"web_scraper.rejected.{page.reason}", 1)
+            context.logger.info("web_scraper: skipped %s (%s): %s", url, page.reason, page.detail)
+            return []
+        context.metrics.add("web_scraper.fetched", 1)
+        domain = urlsplit(url).netloc
+        return [message.derive(payload=page, metadata={"url": url, "domain": domain})]

@@ -126,7 +126,7 @@ def test_429_raises_for_a_retry_and_the_retry_waits_for_retry_after(site: DocSit
     assert isinstance(second, list)
     assert second[0].payload["status"] == 200
     assert elapsed >= 0.9  # Retry-After: 1 blocked the domain before the second request
-    assert adapter.limiter.rate(domain) < 20
+    assert adapter.fetcher.limiter.rate(domain) < 20
 
 
 def test_network_errors_are_retryable_fetch_errors() -> None:
