@@ -80,15 +80,22 @@ def render(page: Page, site: list[Page]) -> str:
     )
 
 
-def build(out: Path, base_url: str, repo: Path = REPO) -> list[str]:
-    """Write the site into `out`; returns the page URLs the sitemap lists."""
+def build(out: Path, base_url: str, repo: Path = REPO, copies: int = 1) -> list[str]:
+    """Write the site into `out`; returns the page URLs the sitemap lists.
+
+    `copies` > 1 adds copies of every page under /copy-N/ (for bench/ingest.py: a site
+    large enough to time).
+    """
     site = pages(repo)
     urls = []
-    for page in site:
-        folder = out / page.slug if page.slug else out
-        folder.mkdir(parents=True, exist_ok=True)
-        (folder / "index.html").write_text(render(page, site), encoding="utf-8")
-        urls.append(f"{base_url}/{page.slug}/" if page.slug else f"{base_url}/")
+    for copy in range(copies):
+        prefix = f"copy-{copy}/" if copy else ""
+        for page in site:
+            path = f"{prefix}{page.slug}/" if page.slug else prefix
+            folder = out / path
+            folder.mkdir(parents=True, exist_ok=True)
+            (folder / "index.html").write_text(render(page, site), encoding="utf-8")
+            urls.append(f"{base_url}/{path}")
     entries = "".join(f"<url><loc>{html.escape(u)}</loc></url>" for u in urls)
     (out / "sitemap.xml").write_text(
         '<?xml version="1.0" encoding="UTF-8"?>\n'
@@ -117,12 +124,13 @@ def main(argv: list[str]) -> None:
     build_cmd = commands.add_parser("build", help="render the site into a folder")
     build_cmd.add_argument("folder", type=Path)
     build_cmd.add_argument("--base-url", default="http://127.0.0.1:8765")
+    build_cmd.add_argument("--copies", type=int, default=1, help="copies of every page")
     serve_cmd = commands.add_parser("serve", help="serve a built site on 127.0.0.1")
     serve_cmd.add_argument("folder", type=Path)
     serve_cmd.add_argument("--port", type=int, default=8765, help="0 picks a free port")
     args = parser.parse_args(argv)
     if args.command == "build":
-        urls = build(args.folder, args.base_url.rstrip("/"))
+        urls = build(args.folder, args.base_url.rstrip("/"), copies=args.copies)
         print(f"site: {len(urls)} pages in {args.folder}, sitemap {args.base_url}/sitemap.xml")
     else:
         serve(args.folder, args.port)
