@@ -10,10 +10,16 @@ with its reason and counted in `context.metrics` (`web_scraper.rejected.<reason>
 route dead-letters it at once (reason `non_retryable`), without fetching it again.
 429, 503, other 5xx and network errors raise `FetchError`, which the route retries (the
 limiter has meanwhile slowed the domain down and honours Retry-After).
+
+With stage storage, a fetched page is written to its `page_store` folder at once (the key
+`web_content_storage` uses, so that adapter does not write it again), and a URL whose page
+is already there in this execution and route is emitted from storage, not fetched: a run
+killed mid-crawl and started again fetches no stored page twice.
 """
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from typing import Literal
 from urllib.parse import urlsplit
@@ -35,6 +41,7 @@ from factflow.workflows.webscraper.http import (
 )
 from factflow.workflows.webscraper.ratelimit import RateSettings, shared_limiter
 from factflow.workflows.webscraper.robots import RobotsCache
+from factflow.workflows.webscraper.storage import DEFAULT_FOLDER, page_key, store_page, stored_page
 
 HTML_TYPES = ["text/html", "application/xhtml+xml"]
 THROTTLE_STATUSES = (429, 503)
@@ -69,6 +76,11 @@ class FetchConfig(WorkflowConfig):
 
 class WebScraperConfig(FetchConfig):
     on_reject: Literal["filter", "dead_letter"] = "filter"
+    page_store: str | None = Field(
+        default=DEFAULT_FOLDER,
+        description="Stage folder where fetched pages are kept and looked up first "
+        "(web_content_storage's); null: always fetch.",
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,6 +194,14 @@ class WebScraperAdapter(WorkflowAdapter):
 
     async def process(self, message: Message, context: Context) -> list[Message]:
         url = http_url(message.payload, "url")
+        domain = urlsplit(url).netloc
+        folder, storage = self.settings.page_store, context.storage
+        key = page_key(context, folder, url) if folder and storage is not None else None
+        if key is not None and storage is not None and storage.exists(key):
+            # stored before a crash or by an earlier attempt: not fetched again
+            context.metrics.add("web_scraper.reused", 1)
+            kept = stored_page(storage, key)
+            return [message.derive(payload=kept, metadata={"url": url, "domain": domain})]
         page = await self.fetcher.get(url)
         if isinstance(page, Rejection):
             if self.settings.on_reject == "dead_letter":
@@ -190,5 +210,8 @@ class WebScraperAdapter(WorkflowAdapter):
             context.logger.info("web_scraper: skipped %s (%s): %s", url, page.reason, page.detail)
             return []
         context.metrics.add("web_scraper.fetched", 1)
-        domain = urlsplit(url).netloc
+        if key is not None and storage is not None:
+            # kept as soon as it is fetched, so a crash later in the batch does not lose it
+            await asyncio.to_thread(store_page, storage, key, page, context, self.name)
+            page["storage_key"] = key
         return [message.derive(payload=page, metadata={"url": url, "domain": domain})]

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import socket
 import time
+from pathlib import Path
 
 import pytest
 
+from factflow.storage import open_storage
 from factflow.testing import run_pipeline
 from factflow.workflows.errors import FetchError, PageRejectedError
 from factflow.workflows.webscraper.scraper import WebScraperAdapter
+from factflow.workflows.webscraper.storage import WebContentStorageAdapter
 from tests.docsite import DocSite
 from tests.unit.workflows.helpers import call, call_all, context
 
@@ -141,3 +144,33 @@ def test_network_errors_are_retryable_fetch_errors() -> None:
 def test_a_message_without_an_http_url_is_an_error(payload: object) -> None:
     with pytest.raises(ValueError, match="url"):
         call(WebScraperAdapter({}), payload)
+
+
+def test_a_stored_page_is_not_fetched_again_in_the_execution(site: DocSite, tmp_path: Path) -> None:
+    url = site.url("/docs/install")
+    with open_storage(f"file://{tmp_path}") as storage:
+        first_ctx, again_ctx = context(storage), context(storage)
+        [fetched] = call(WebScraperAdapter({}), {"url": url}, first_ctx)
+        # a new instance, as in a rerun after a crash: the page comes from storage
+        [reused] = call(WebScraperAdapter({}), {"url": url}, again_ctx)
+        assert site.hits["/docs/install"] == 1
+        assert first_ctx.metrics == {"web_scraper.fetched": 1}
+        assert again_ctx.metrics == {"web_scraper.reused": 1}
+        key = fetched.payload["storage_key"]
+        assert key == reused.payload["storage_key"]
+        for field in ("url", "final_url", "html", "status", "content_type", "fetched_at"):
+            assert reused.payload[field] == fetched.payload[field], field
+        # web_content_storage finds the page stored and does not write it again
+        [ref] = call(WebContentStorageAdapter({}), reused.payload, again_ctx)
+        assert ref.payload["storage_key"] == key
+        assert storage.metadata(key)["adapter"] == "web_scraper"
+        # without a page store every call fetches
+        call(WebScraperAdapter({"page_store": None}), {"url": url}, again_ctx)
+        assert site.hits["/docs/install"] == 2
+
+
+def test_rejected_pages_are_not_kept_in_the_page_store(site: DocSite, tmp_path: Path) -> None:
+    with open_storage(f"file://{tmp_path}") as storage:
+        ctx = context(storage)
+        assert call(WebScraperAdapter({}), {"url": site.url("/docs/missing")}, ctx) == []
+        assert storage.list("executions/") == []
