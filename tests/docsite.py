@@ -5,6 +5,7 @@ that is missing), a redirect, a 404, a page that answers 429 with Retry-After on
 robots.txt denying /private/, a PDF, a page over 5 MB, and pages in English and Norwegian.
 Links: every page's navigation reaches /docs/ and /docs/install, the home page links the
 guide, and the guide links /docs/slow, the private page, the PDF and another site.
+/sitemap-many.xml lists MANY_PAGES plain pages, for a crawl long enough to interrupt.
 """
 
 from __future__ import annotations
@@ -114,6 +115,8 @@ PLAIN_SITEMAP_PATHS = [
 GZIP_SITEMAP_PATHS = ["/docs/guide", "/nb/installere", "/docs/install#requirements"]
 # what ends up as content: the redirect lands on /docs/guide, listed too (fetched twice)
 CONTENT_PATHS = {"/docs/", "/docs/install", "/docs/guide", "/nb/installere", "/docs/slow"}
+# /sitemap-many.xml: a longer crawl, of plain pages /many/0 ... /many/<MANY_PAGES - 1>
+MANY_PAGES = 40
 
 
 @dataclass
@@ -156,6 +159,13 @@ class _Handler(BaseHTTPRequestHandler):
         }
         if path in pages:
             self._send(200, pages[path].encode(), html)
+        elif path.startswith("/many/") and path.removeprefix("/many/").isdigit():
+            n = path.removeprefix("/many/")
+            body = f"<h2>Part {n}</h2><p>" + f"Page {n} of many explains one more thing. " * 40
+            self._send(200, _page("en", f"Many {n}", body + "</p>").encode(), html)
+        elif path == "/sitemap-many.xml":
+            paths = [f"/many/{i}" for i in range(MANY_PAGES)]
+            self._send(200, _urlset(site.base, paths).encode(), xml)
         elif path == "/robots.txt":
             robots = f"User-agent: *\nDisallow: /private/\nSitemap: {site.base}/sitemap_index.xml\n"
             self._send(200, robots.encode(), "text/plain")
