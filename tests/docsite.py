@@ -5,7 +5,8 @@ that is missing), a redirect, a 404, a page that answers 429 with Retry-After on
 robots.txt denying /private/, a PDF, a page over 5 MB, and pages in English and Norwegian.
 Links: every page's navigation reaches /docs/ and /docs/install, the home page links the
 guide, and the guide links /docs/slow, the private page, the PDF and another site.
-/sitemap-many.xml lists MANY_PAGES plain pages, for a crawl long enough to interrupt.
+/sitemap-many.xml lists MANY_PAGES plain pages, for a crawl long enough to interrupt;
+/js/app and /js/late have content only once their JavaScript ran (for web_crawler).
 """
 
 from __future__ import annotations
@@ -92,6 +93,27 @@ _SLOW = _page(
 
 _PRIVATE = _page("en", "Private", "<p>Robots.txt denies this page to crawlers.</p>")
 
+# rendered by JavaScript: the HTML as served has an empty #app; /js/late fills #late only
+# after 300 ms (what `wait_for_selector` is for)
+_JS_APP = _page(
+    "en",
+    "Rendered page",
+    """<div id="app"></div><script>
+document.getElementById("app").innerHTML =
+  "<h2>Rendered" + " in the browser</h2><p>" + ["This", "text", "exists", "only", "after",
+  "the", "script", "ran."].join(" ") + "</p>";
+</script>""",
+)
+_JS_LATE = _page(
+    "en",
+    "Late page",
+    """<div id="slot"></div><script>
+setTimeout(function () {
+  document.getElementById("slot").innerHTML = '<p id="late">Arrived late.</p>';
+}, 300);
+</script>""",
+)
+
 
 def _urlset(base: str, paths: list[str]) -> str:
     urls = "".join(f"<url><loc>{base}{p}</loc></url>" for p in paths)
@@ -156,6 +178,8 @@ class _Handler(BaseHTTPRequestHandler):
             "/docs/guide": _GUIDE,
             "/nb/installere": _NB,
             "/private/secret": _PRIVATE,
+            "/js/app": _JS_APP,
+            "/js/late": _JS_LATE,
         }
         if path in pages:
             self._send(200, pages[path].encode(), html)

@@ -1,7 +1,7 @@
 """Domain adapter families, registered under the seed system's `type:` strings.
 
-- `webscraper/`: sitemap_parser, url_expander, web_scraper, web_content_storage,
-  link_crawler
+- `webscraper/`: sitemap_parser, url_expander, web_scraper, web_crawler,
+  web_content_storage, link_crawler
 - `markdown/`: storage_retriever, html_to_markdown, smart_segmenter, segment_publisher,
   markdown_storage_writer
 - `embeddings/`: embedding_generator (adapter) and embedding_index (writer)
@@ -26,6 +26,7 @@ from factflow.workflows.webscraper import (
     SitemapParserAdapter,
     UrlExpanderAdapter,
     WebContentStorageAdapter,
+    WebCrawlerAdapter,
     WebScraperAdapter,
 )
 
@@ -33,6 +34,7 @@ WORKFLOW_ADAPTERS: tuple[type[Adapter], ...] = (
     SitemapParserAdapter,
     UrlExpanderAdapter,
     WebScraperAdapter,
+    WebCrawlerAdapter,
     WebContentStorageAdapter,
     LinkCrawlerAdapter,
     StorageRetrieverAdapter,

@@ -2,6 +2,7 @@
 `web_scraper` (or `web_crawler`) -> `web_content_storage`; `link_crawler` for sites without
 a sitemap (start URL -> pages)."""
 
+from factflow.workflows.webscraper.browser import WebCrawlerAdapter
 from factflow.workflows.webscraper.links import LinkCrawlerAdapter
 from factflow.workflows.webscraper.scraper import WebScraperAdapter
 from factflow.workflows.webscraper.sitemap import SitemapParserAdapter
@@ -13,5 +14,6 @@ __all__ = [
     "SitemapParserAdapter",
     "UrlExpanderAdapter",
     "WebContentStorageAdapter",
+    "WebCrawlerAdapter",
     "WebScraperAdapter",
 ]

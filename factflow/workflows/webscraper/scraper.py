@@ -39,12 +39,13 @@ from factflow.workflows.webscraper.http import (
     make_client,
     retry_after_seconds,
 )
-from factflow.workflows.webscraper.ratelimit import RateSettings, shared_limiter
+from factflow.workflows.webscraper.ratelimit import DomainRateLimiter, RateSettings, shared_limiter
 from factflow.workflows.webscraper.robots import RobotsCache
 from factflow.workflows.webscraper.storage import DEFAULT_FOLDER, page_key, store_page, stored_page
 
 HTML_TYPES = ["text/html", "application/xhtml+xml"]
 THROTTLE_STATUSES = (429, 503)
+OnReject = Literal["filter", "dead_letter"]
 
 
 class RateLimitConfig(WorkflowConfig):
@@ -57,6 +58,20 @@ class RateLimitConfig(WorkflowConfig):
     decrease: float = Field(default=0.5, gt=0, lt=1, description="Factor applied on a 429 / 503.")
     max_retry_after: float = Field(
         default=120.0, ge=0, description="Cap on a Retry-After wait (s)."
+    )
+
+
+def rate_limiter(config: RateLimitConfig) -> DomainRateLimiter:
+    """The process's shared per-domain limiter for these settings."""
+    return shared_limiter(
+        RateSettings(
+            initial_rate=config.initial_rate,
+            min_rate=config.min_rate,
+            max_rate=config.max_rate,
+            increase=config.increase,
+            decrease=config.decrease,
+            max_block_seconds=config.max_retry_after,
+        )
     )
 
 
@@ -75,7 +90,7 @@ class FetchConfig(WorkflowConfig):
 
 
 class WebScraperConfig(FetchConfig):
-    on_reject: Literal["filter", "dead_letter"] = "filter"
+    on_reject: OnReject = "filter"
     page_store: str | None = Field(
         default=DEFAULT_FOLDER,
         description="Stage folder where fetched pages are kept and looked up first "
@@ -97,17 +112,7 @@ class PageFetcher:
 
     def __init__(self, settings: FetchConfig) -> None:
         self.settings = s = settings
-        r = s.rate_limit
-        self.limiter = shared_limiter(
-            RateSettings(
-                initial_rate=r.initial_rate,
-                min_rate=r.min_rate,
-                max_rate=r.max_rate,
-                increase=r.increase,
-                decrease=r.decrease,
-                max_block_seconds=r.max_retry_after,
-            )
-        )
+        self.limiter = rate_limiter(s.rate_limit)
         self.robots = RobotsCache(s.user_agent)
         self._client: httpx.AsyncClient | None = None
 
@@ -171,6 +176,18 @@ class PageFetcher:
         return None
 
 
+def reject(
+    adapter: str, on_reject: OnReject, context: Context, url: str, rejection: Rejection
+) -> list[Message]:
+    """What a page that is not content becomes: a `PageRejectedError` (dead-lettered at
+    once) or, by default, nothing, logged and counted as `<adapter>.rejected.<reason>`."""
+    if on_reject == "dead_letter":
+        raise PageRejectedError(url, rejection.reason, rejection.detail)
+    context.metrics.add(f"{adapter}.rejected.{rejection.reason}", 1)
+    context.logger.info("%s: skipped %s (%s): %s", adapter, url, rejection.reason, rejection.detail)
+    return []
+
+
 def http_url(payload: object, field: str) -> str:
     """The http(s) URL in `payload[field]`; ValueError when there is none."""
     url = payload.get(field) if isinstance(payload, dict) else None
@@ -204,11 +221,7 @@ class WebScraperAdapter(WorkflowAdapter):
             return [message.derive(payload=kept, metadata={"url": url, "domain": domain})]
         page = await self.fetcher.get(url)
         if isinstance(page, Rejection):
-            if self.settings.on_reject == "dead_letter":
-                raise PageRejectedError(url, page.reason, page.detail)
-            context.metrics.add(f"web_scraper.rejected.{page.reason}", 1)
-            context.logger.info("web_scraper: skipped %s (%s): %s", url, page.reason, page.detail)
-            return []
+            return reject(self.name, self.settings.on_reject, context, url, page)
         context.metrics.add("web_scraper.fetched", 1)
         if key is not None and storage is not None:
             # kept as soon as it is fetched, so a crash later in the batch does not lose it
