@@ -14,6 +14,7 @@ import pytest
 
 from factflow.dataflows.launch import Launch
 from factflow.storage import open_storage
+from factflow.workflows.webscraper.browser import find_chromium
 from tests.docsite import CONTENT_PATHS, MANY_PAGES, DocSite, serve_docsite
 from tests.e2e.helpers import REPO_ROOT, factflow_run, read_jsonl, wait_until
 from tests.unit.compiler.test_shipped_pipelines import SEED_WEBSCRAPER
@@ -161,3 +162,43 @@ def test_sigkill_mid_crawl_then_rerun_fetches_no_stored_page_again_and_loses_non
     assert stored_urls() == pages
     segments = read_jsonl(tmp_path / "queues" / "docs.segments.jsonl")
     assert {s["payload"]["url"] for s in segments} == pages, "every page became segments"
+
+
+@pytest.mark.skipif(find_chromium() is None, reason="no Chromium here: apt-get install chromium")
+def test_web_crawler_renders_in_a_worker_and_its_browser_closes_with_it(
+    tmp_path: Path, site: DocSite, env: dict[str, str]
+) -> None:
+    pipeline = tmp_path / "render.yaml"
+    pipeline.write_text(
+        f"""version: "1.0"
+name: render
+queue: {{provider: file, path: ./output/queues}}
+routes:
+  render:
+    inbound: {{queue: urls}}
+    adapters:
+      - type: url_expander
+      - type: web_crawler
+        config: {{timeout: 30}}
+    outbound: rendered
+init_message:
+  route: render
+  payload: {{urls: ["{site.url("/js/app")}", "{site.url("/docs/install")}"]}}
+"""
+    )
+    before = _chromium_pids()
+    done = factflow_run(str(pipeline), env=env, cwd=tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    rendered = {
+        r["payload"]["url"]: r["payload"]
+        for r in read_jsonl(tmp_path / "output/queues/rendered.jsonl")
+    }
+    assert set(rendered) == {site.url("/js/app"), site.url("/docs/install")}
+    assert "<h2>Rendered in the browser</h2>" in rendered[site.url("/js/app")]["html"]
+    # the worker closed its browser on exit: none of its Chromium processes is left
+    assert _chromium_pids() - before == set()
+
+
+def _chromium_pids() -> set[str]:
+    found = subprocess.run(["pgrep", "-f", "chromium"], capture_output=True, text=True)
+    return set(found.stdout.split())
