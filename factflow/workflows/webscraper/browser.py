@@ -25,11 +25,11 @@ from urllib.parse import urlsplit
 import httpx
 from pydantic import Field
 
-from factflow.adapters.base import ConfigProblem, Context
+from factflow.adapters.base import Context
 from factflow.exceptions import NonRetryableError
 from factflow.extras import Extra
 from factflow.messages import Message
-from factflow.types import JsonDict
+from factflow.types import ConfigProblem, JsonDict
 from factflow.workflows.config import WorkflowAdapter, WorkflowConfig
 from factflow.workflows.errors import FetchError, WorkflowError
 from factflow.workflows.webscraper.http import DEFAULT_USER_AGENT, make_client, retry_after_seconds
