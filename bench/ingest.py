@@ -3,7 +3,7 @@
     python bench/ingest.py [--copies 20] [--rounds 2] [--processes 1,2]
 
 Builds the demo's documentation site (scripts/docsite.py: factflow's README sections and
-docs, `--copies` times over, 13 pages a copy) and serves it from a separate process on
+docs, `--copies` times over) and serves it from a separate process on
 127.0.0.1. Then, interleaved for `--rounds` rounds, keeping each case's fastest:
 
   loop           one thread: httpx.Client GET of every sitemap URL, then the same
@@ -196,7 +196,7 @@ def pipeline_case(sitemaps: tuple[str, str], processes: int, folder: Path) -> Re
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--copies", type=int, default=20, help="copies of the 13-page site")
+    parser.add_argument("--copies", type=int, default=20, help="copies of the site")
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--processes", default="1,2", help="pipeline process counts")
     args = parser.parse_args()
