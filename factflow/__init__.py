@@ -6,9 +6,17 @@ The public API is what adapter authors need; everything else lives in the subpac
 """
 
 from factflow.adapters.base import Adapter, Context
-from factflow.exceptions import ConfigurationError, FactflowError
+from factflow.exceptions import ConfigurationError, FactflowError, NonRetryableError
 from factflow.messages import Message
 
 __version__ = "0.1.0"
 
-__all__ = ["Adapter", "ConfigurationError", "Context", "FactflowError", "Message", "__version__"]
+__all__ = [
+    "Adapter",
+    "ConfigurationError",
+    "Context",
+    "FactflowError",
+    "Message",
+    "NonRetryableError",
+    "__version__",
+]

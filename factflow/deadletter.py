@@ -11,6 +11,7 @@ from factflow.types import JsonDict
 REASON_FAILED = "failed"
 REASON_CIRCUIT_OPEN = "circuit_open"
 REASON_UNDECODABLE = "undecodable"
+REASON_NON_RETRYABLE = "non_retryable"
 
 
 @dataclass(frozen=True, slots=True)

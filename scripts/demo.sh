@@ -1,42 +1,76 @@
 #!/usr/bin/env bash
-# The README's main command, on embedded defaults (nothing but pip): installs factflow,
-# validates the shipped pipelines, starts `factflow serve --embedded` (embedded Postgres,
-# postgres queue, file storage), runs the shipped text pipeline through the HTTP API with
-# its sample input, prints the results, and stops the server (DEMO_KEEP_SERVER=1 keeps it).
+# The README's main command, on embedded defaults (nothing but pip and no network beyond
+# 127.0.0.1): installs factflow, renders factflow's own docs into a small documentation
+# site with a sitemap and serves it on 127.0.0.1, starts `factflow serve --embedded`
+# (embedded Postgres, file queues and storage), runs pipelines/docs-ingest.yaml through
+# the HTTP API, and prints what it made: pages fetched, segments, a sample segment and its
+# lineage back to the page's URL. Stops both servers at the end (DEMO_KEEP_SERVER=1 keeps
+# them running).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-python -m pip install --quiet --disable-pip-version-check -e ".[all]"
-factflow config validate pipelines/
+started=$SECONDS
+step() { printf '\n\033[1m[%s +%ss] %s\033[0m\n' "$1" $((SECONDS - started)) "$2"; }
+json() { python -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
+
+step 1/6 "installing factflow[all] (pip; a fresh machine downloads ~300 MB)"
+python -m pip install --disable-pip-version-check --progress-bar on -e ".[all]" 2>&1 \
+  | { grep --line-buffered -v '^Requirement already satisfied' || true; }
 
 port=${DEMO_PORT:-8000}
+site_port=${DEMO_SITE_PORT:-8765}
+site="http://127.0.0.1:$site_port"
 export FACTFLOW_SERVER_URL="http://127.0.0.1:$port"
 mkdir -p output
+pids=()
+stop_servers() {
+  for pid in "${pids[@]}"; do { kill "$pid" && wait "$pid"; } 2>/dev/null || true; done
+}
+[ "${DEMO_KEEP_SERVER:-0}" = "1" ] || trap stop_servers EXIT
+
+step 2/6 "rendering README.md and docs/*.md into a site on $site"
+rm -rf output/site
+python scripts/docsite.py build output/site --base-url "$site"
+python scripts/docsite.py serve output/site --port "$site_port" > output/demo-site.log 2>&1 &
+pids+=($!)
+
+step 3/6 "starting factflow serve --embedded on $FACTFLOW_SERVER_URL (first start initialises Postgres)"
 factflow serve --embedded --port "$port" > output/demo-server.log 2>&1 &
 server=$!
-stop_server() { kill "$server" 2>/dev/null && wait "$server" 2>/dev/null || true; }
-[ "${DEMO_KEEP_SERVER:-0}" = "1" ] || trap stop_server EXIT
-
-for _ in $(seq 1 120); do
+pids+=("$server")
+for i in $(seq 1 120); do
   factflow system health > /dev/null 2>&1 && break
   kill -0 "$server" 2>/dev/null || { cat output/demo-server.log; exit 1; }
+  [ $((i % 5)) -eq 0 ] && echo "  waiting for the server ($i s)"
   sleep 1
 done
-factflow system health
+curl -sf "$site/sitemap.xml" > /dev/null || { cat output/demo-site.log; exit 1; }
+factflow system health -o text
 
-json() { python -c "import json,sys; print(json.load(sys.stdin)$1)"; }
-name="text-demo-$(date +%s)"
-config=$(factflow config create -f pipelines/text.yaml --name "$name" -o json | json '["id"]')
-execution=$(factflow config run "$config" --input docs.in=pipelines/data/docs.in.jsonl -o json \
-  | json '["execution_id"]')
-echo "config $config, execution $execution"
-factflow execution wait "$execution"
-factflow execution stats "$execution"
-factflow lineage stats --execution "$execution"
-factflow storage list --execution "$execution" --limit 5
-for queue in "output/server/runs/$execution"/queues/*.jsonl; do
-  echo "== $(basename "$queue" .jsonl)"
-  python -c 'import json,sys; [print("  ", json.loads(l)["payload"]["text"]) for l in open(sys.argv[1])]' "$queue"
-done
+step 4/6 "storing pipelines/docs-ingest.yaml as a config and running it through the API"
+# the shipped pipeline's init payload is {"sitemap_url": "http://127.0.0.1:8765/sitemap.xml"};
+# point it at this site when DEMO_SITE_PORT moved it
+sed "s#http://127.0.0.1:8765/sitemap.xml#$site/sitemap.xml#" pipelines/docs-ingest.yaml \
+  > output/docs-ingest.yaml
+config=$(factflow config create -f output/docs-ingest.yaml --name "docs-ingest-demo-$(date +%s)" -o json \
+  | json 'd["id"]')
+execution=$(factflow config run "$config" -o json | json 'd["execution_id"]')
+echo "config $config, execution $execution (init payload {\"sitemap_url\": \"$site/sitemap.xml\"})"
+# completes by itself once every route has drained
+python scripts/demo_report.py progress "$execution"
+
+step 5/6 "what the execution made"
+python scripts/demo_report.py segments "output/server/runs/$execution/queues/docs.segments.jsonl" \
+  | tee output/demo-segments.txt
+COLUMNS=120 factflow execution stats "$execution" -o text
+
+step 6/6 "the sample segment's lineage, back to its URL (factflow lineage chain)"
+row=$(sed -n 's/^  lineage row:  //p' output/demo-segments.txt)
+factflow lineage chain "$row" -o json | python scripts/demo_report.py chain
+
 echo
-echo "server: $FACTFLOW_SERVER_URL  (API docs $FACTFLOW_SERVER_URL/docs, log output/demo-server.log)"
+echo "site: $site  server: $FACTFLOW_SERVER_URL  (API docs $FACTFLOW_SERVER_URL/docs)"
+echo "logs: output/demo-server.log, output/server/runs/$execution/logs/"
+if [ "${DEMO_KEEP_SERVER:-0}" = "1" ]; then
+  echo "both servers keep running (DEMO_KEEP_SERVER=1); stop them with: kill ${pids[*]}"
+fi

@@ -5,6 +5,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 python -m pip install --quiet --disable-pip-version-check -e ".[dev]"
+# web_crawler's tests drive the system's Chromium (Playwright's own browser download is
+# not used); without one they skip, saying why
+if ! command -v chromium > /dev/null 2>&1 && command -v apt-get > /dev/null 2>&1 \
+  && [ "$(id -u)" = 0 ]; then
+  { apt-get install -y -q chromium || { apt-get update -q && apt-get install -y -q chromium; }; } \
+    > /dev/null || echo "chromium could not be installed: web_crawler's tests will skip"
+fi
 if [ -x scripts/services.sh ] && [ "${FACTFLOW_SKIP_SERVICES:-0}" != "1" ]; then
   scripts/services.sh start
   # shellcheck disable=SC1091

@@ -3,6 +3,10 @@
 It has what a crawler meets: a sitemap index over a plain and a gzipped sitemap (and one
 that is missing), a redirect, a 404, a page that answers 429 with Retry-After once, a
 robots.txt denying /private/, a PDF, a page over 5 MB, and pages in English and Norwegian.
+Links: every page's navigation reaches /docs/ and /docs/install, the home page links the
+guide, and the guide links /docs/slow, the private page, the PDF and another site.
+/sitemap-many.xml lists MANY_PAGES plain pages, for a crawl long enough to interrupt;
+/js/app and /js/late have content only once their JavaScript ran (for web_crawler).
 """
 
 from __future__ import annotations
@@ -54,7 +58,13 @@ _GUIDE = _page(
         )
         + "</p>"
         for i in range(1, 5)
-    ),
+    )
+    # links for a link crawler: one more page two clicks from the home page, a denied one,
+    # a file, an external site and a fragment
+    + '<p>See also the <a href="/docs/slow">rate limited page</a>, the'
+    ' <a href="/private/secret">private page</a>, the <a href="/files/manual.pdf">manual</a>,'
+    ' <a href="https://example.org/elsewhere">another site</a> and'
+    ' <a href="#step-1">the first step</a>.</p>',
 )
 
 _INDEX = _page(
@@ -83,6 +93,27 @@ _SLOW = _page(
 
 _PRIVATE = _page("en", "Private", "<p>Robots.txt denies this page to crawlers.</p>")
 
+# rendered by JavaScript: the HTML as served has an empty #app; /js/late fills #late only
+# after 300 ms (what `wait_for_selector` is for)
+_JS_APP = _page(
+    "en",
+    "Rendered page",
+    """<div id="app"></div><script>
+document.getElementById("app").innerHTML =
+  "<h2>Rendered" + " in the browser</h2><p>" + ["This", "text", "exists", "only", "after",
+  "the", "script", "ran."].join(" ") + "</p>";
+</script>""",
+)
+_JS_LATE = _page(
+    "en",
+    "Late page",
+    """<div id="slot"></div><script>
+setTimeout(function () {
+  document.getElementById("slot").innerHTML = '<p id="late">Arrived late.</p>';
+}, 300);
+</script>""",
+)
+
 
 def _urlset(base: str, paths: list[str]) -> str:
     urls = "".join(f"<url><loc>{base}{p}</loc></url>" for p in paths)
@@ -106,6 +137,8 @@ PLAIN_SITEMAP_PATHS = [
 GZIP_SITEMAP_PATHS = ["/docs/guide", "/nb/installere", "/docs/install#requirements"]
 # what ends up as content: the redirect lands on /docs/guide, listed too (fetched twice)
 CONTENT_PATHS = {"/docs/", "/docs/install", "/docs/guide", "/nb/installere", "/docs/slow"}
+# /sitemap-many.xml: a longer crawl, of plain pages /many/0 ... /many/<MANY_PAGES - 1>
+MANY_PAGES = 40
 
 
 @dataclass
@@ -145,9 +178,18 @@ class _Handler(BaseHTTPRequestHandler):
             "/docs/guide": _GUIDE,
             "/nb/installere": _NB,
             "/private/secret": _PRIVATE,
+            "/js/app": _JS_APP,
+            "/js/late": _JS_LATE,
         }
         if path in pages:
             self._send(200, pages[path].encode(), html)
+        elif path.startswith("/many/") and path.removeprefix("/many/").isdigit():
+            n = path.removeprefix("/many/")
+            body = f"<h2>Part {n}</h2><p>" + f"Page {n} of many explains one more thing. " * 40
+            self._send(200, _page("en", f"Many {n}", body + "</p>").encode(), html)
+        elif path == "/sitemap-many.xml":
+            paths = [f"/many/{i}" for i in range(MANY_PAGES)]
+            self._send(200, _urlset(site.base, paths).encode(), xml)
         elif path == "/robots.txt":
             robots = f"User-agent: *\nDisallow: /private/\nSitemap: {site.base}/sitemap_index.xml\n"
             self._send(200, robots.encode(), "text/plain")

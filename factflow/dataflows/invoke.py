@@ -24,7 +24,13 @@ from factflow.dataflows.lineage import LineageLog, LineageMark, lineage_row
 from factflow.dataflows.progress import AdapterMetrics
 from factflow.dataflows.workers import current_worker_index
 from factflow.db.lineage_writer import LineageStatus, new_row_id
-from factflow.deadletter import REASON_CIRCUIT_OPEN, REASON_FAILED, DeadLetter
+from factflow.deadletter import (
+    REASON_CIRCUIT_OPEN,
+    REASON_FAILED,
+    REASON_NON_RETRYABLE,
+    DeadLetter,
+)
+from factflow.exceptions import NonRetryableError
 from factflow.ids import NameIds
 from factflow.llm import LiteLLMClient
 from factflow.loop import worker_loop
@@ -198,7 +204,11 @@ class AdapterInvoker:
     def _on_failure(
         self, message: Message, exc: Exception, attempt: int, started_at: datetime | None
     ) -> list[Outcome] | float:
-        """The dead letter (and its lineage) after the last attempt, else seconds to wait."""
+        """The dead letter (and its lineage) after the last attempt or a non-retryable
+        error, else seconds to wait."""
+        if isinstance(exc, NonRetryableError):
+            # the input is at fault, not the adapter: no retry, and the breaker is untouched
+            return self._dead(message, exc, attempt, REASON_NON_RETRYABLE, started_at)
         self.runtime.breaker.record_failure()
         retry = self.runtime.route.retry
         if attempt > retry.max_retries:

@@ -1,6 +1,7 @@
 """Domain adapter families, registered under the seed system's `type:` strings.
 
-- `webscraper/`: sitemap_parser, url_expander, web_scraper, web_content_storage
+- `webscraper/`: sitemap_parser, url_expander, web_scraper, web_crawler,
+  web_content_storage, link_crawler
 - `markdown/`: storage_retriever, html_to_markdown, smart_segmenter, segment_publisher,
   markdown_storage_writer
 - `embeddings/`: embedding_generator (adapter) and embedding_index (writer)
@@ -21,9 +22,11 @@ from factflow.workflows.markdown import (
     StorageRetrieverAdapter,
 )
 from factflow.workflows.webscraper import (
+    LinkCrawlerAdapter,
     SitemapParserAdapter,
     UrlExpanderAdapter,
     WebContentStorageAdapter,
+    WebCrawlerAdapter,
     WebScraperAdapter,
 )
 
@@ -31,7 +34,9 @@ WORKFLOW_ADAPTERS: tuple[type[Adapter], ...] = (
     SitemapParserAdapter,
     UrlExpanderAdapter,
     WebScraperAdapter,
+    WebCrawlerAdapter,
     WebContentStorageAdapter,
+    LinkCrawlerAdapter,
     StorageRetrieverAdapter,
     HtmlToMarkdownAdapter,
     SmartSegmenterAdapter,

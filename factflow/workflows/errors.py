@@ -1,9 +1,10 @@
 """Errors the workflow adapters raise; the route's error handling retries them and then
-dead-letters the message with the error's text as the reason."""
+dead-letters the message with the error's text as the reason. A `NonRetryableError`
+(`PageRejectedError`) is dead-lettered at once."""
 
 from __future__ import annotations
 
-from factflow.exceptions import FactflowError
+from factflow.exceptions import FactflowError, NonRetryableError
 
 
 class WorkflowError(FactflowError):
@@ -14,11 +15,13 @@ class FetchError(WorkflowError):
     """A URL could not be fetched (network error, timeout, 5xx, 429): worth retrying."""
 
 
-class PageRejectedError(WorkflowError):
+class PageRejectedError(WorkflowError, NonRetryableError):
     """A page is not content to ingest (robots.txt, status, content type, size).
 
-    Raised only with `on_reject: dead_letter`; `reason` is the short machine name
-    (`robots`, `status_404`, `content_type`, `too_large`, `redirect`).
+    Raised only with `on_reject: dead_letter`; non-retryable, so the route dead-letters
+    the message at once (reason `non_retryable`) instead of fetching the page again.
+    `reason` is the short machine name (`robots`, `status_404`, `content_type`,
+    `too_large`, `redirect`), which the dead letter's error text carries.
     """
 
     def __init__(self, url: str, reason: str, detail: str) -> None:

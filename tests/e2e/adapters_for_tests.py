@@ -13,7 +13,7 @@ import time
 from collections import Counter
 from typing import Any, ClassVar
 
-from factflow import Adapter, Context, Message
+from factflow import Adapter, Context, Message, NonRetryableError
 from factflow.types import JsonDict, JsonSchema
 
 SLEEP_SCHEMA: JsonSchema = {
@@ -47,6 +47,29 @@ class FailsTwice(Adapter):
             msg = "not yet"
             raise ConnectionError(msg)
         return [message]
+
+
+class RejectsBad(Adapter):
+    """Raises NonRetryableError on payloads with `"bad": true`, else passes them on;
+    counts the calls per message id. `RejectsBadAsync` is the same as a coroutine."""
+
+    name = "rejects_bad"
+    calls: ClassVar[Counter[str]] = Counter()
+
+    def process(self, message: Message, context: Context) -> list[Message]:
+        RejectsBad.calls[message.message_id] += 1
+        if message.payload.get("bad"):
+            msg = f"cannot use {message.payload!r}"
+            raise NonRetryableError(msg)
+        return [message]
+
+
+class RejectsBadAsync(Adapter):
+    name = "rejects_bad_async"
+
+    async def process(self, message: Message, context: Context) -> list[Message]:
+        await asyncio.sleep(0)
+        return RejectsBad().process(message, context)
 
 
 class Slow(Adapter):

@@ -6,13 +6,21 @@ Polite by default: robots.txt (protego), the adaptive per-domain rate limit
 (robots-denied, a non-429 4xx, another content type, too large, an unfollowed redirect)
 is a *rejection*: with `on_reject: filter` (the default) the message is dropped, logged
 with its reason and counted in `context.metrics` (`web_scraper.rejected.<reason>`); with
-`on_reject: dead_letter` it raises `PageRejectedError` and the route dead-letters it.
+`on_reject: dead_letter` it raises `PageRejectedError`, which is non-retryable: the
+route dead-letters it at once (reason `non_retryable`), without fetching it again.
 429, 503, other 5xx and network errors raise `FetchError`, which the route retries (the
 limiter has meanwhile slowed the domain down and honours Retry-After).
+
+With stage storage, a fetched page is written to its `page_store` folder at once (the key
+`web_content_storage` uses, so that adapter does not write it again), and a URL whose page
+is already there in this execution and route is emitted from storage, not fetched: a run
+killed mid-crawl and started again fetches no stored page twice.
 """
 
 from __future__ import annotations
 
+import asyncio
+from dataclasses import dataclass
 from typing import Literal
 from urllib.parse import urlsplit
 
@@ -31,11 +39,13 @@ from factflow.workflows.webscraper.http import (
     make_client,
     retry_after_seconds,
 )
-from factflow.workflows.webscraper.ratelimit import RateSettings, shared_limiter
+from factflow.workflows.webscraper.ratelimit import DomainRateLimiter, RateSettings, shared_limiter
 from factflow.workflows.webscraper.robots import RobotsCache
+from factflow.workflows.webscraper.storage import DEFAULT_FOLDER, page_key, store_page, stored_page
 
 HTML_TYPES = ["text/html", "application/xhtml+xml"]
 THROTTLE_STATUSES = (429, 503)
+OnReject = Literal["filter", "dead_letter"]
 
 
 class RateLimitConfig(WorkflowConfig):
@@ -51,7 +61,23 @@ class RateLimitConfig(WorkflowConfig):
     )
 
 
-class WebScraperConfig(WorkflowConfig):
+def rate_limiter(config: RateLimitConfig) -> DomainRateLimiter:
+    """The process's shared per-domain limiter for these settings."""
+    return shared_limiter(
+        RateSettings(
+            initial_rate=config.initial_rate,
+            min_rate=config.min_rate,
+            max_rate=config.max_rate,
+            increase=config.increase,
+            decrease=config.decrease,
+            max_block_seconds=config.max_retry_after,
+        )
+    )
+
+
+class FetchConfig(WorkflowConfig):
+    """How a page is fetched: what `web_scraper` and `link_crawler` share."""
+
     follow_redirects: bool = True
     timeout: float = Field(default=30.0, gt=0, description="Seconds per request.")
     user_agent: str = DEFAULT_USER_AGENT
@@ -60,31 +86,33 @@ class WebScraperConfig(WorkflowConfig):
     content_types: list[str] = Field(
         default_factory=lambda: list(HTML_TYPES), description="Media types accepted."
     )
-    on_reject: Literal["filter", "dead_letter"] = "filter"
     rate_limit: RateLimitConfig = Field(default_factory=lambda: RateLimitConfig())
 
 
-class WebScraperAdapter(WorkflowAdapter):
-    """`{"url": ...}` -> `{"url", "final_url", "html", "status", "headers", "fetched_at",
-    "content_type", "elapsed_ms"}`; metadata gets `url` and `domain`."""
+class WebScraperConfig(FetchConfig):
+    on_reject: OnReject = "filter"
+    page_store: str | None = Field(
+        default=DEFAULT_FOLDER,
+        description="Stage folder where fetched pages are kept and looked up first "
+        "(web_content_storage's); null: always fetch.",
+    )
 
-    name = "web_scraper"
-    config_model = WebScraperConfig
 
-    def __init__(self, config: JsonDict | None = None) -> None:
-        super().__init__(config)
-        s = self.settings = WebScraperConfig.model_validate(self.config)
-        r = s.rate_limit
-        self.limiter = shared_limiter(
-            RateSettings(
-                initial_rate=r.initial_rate,
-                min_rate=r.min_rate,
-                max_rate=r.max_rate,
-                increase=r.increase,
-                decrease=r.decrease,
-                max_block_seconds=r.max_retry_after,
-            )
-        )
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    """Why a fetched (or robots-denied) page is not content; `reason` is the short name."""
+
+    reason: str
+    detail: str
+
+
+class PageFetcher:
+    """Fetches pages politely (robots.txt, the shared per-domain rate limit) and judges
+    them; one per adapter instance, since its HTTP client belongs to the worker's loop."""
+
+    def __init__(self, settings: FetchConfig) -> None:
+        self.settings = s = settings
+        self.limiter = rate_limiter(s.rate_limit)
         self.robots = RobotsCache(s.user_agent)
         self._client: httpx.AsyncClient | None = None
 
@@ -96,16 +124,15 @@ class WebScraperAdapter(WorkflowAdapter):
             )
         return self._client
 
-    async def process(self, message: Message, context: Context) -> list[Message]:
-        payload = message.payload if isinstance(message.payload, dict) else {}
-        url = payload.get("url")
-        if not isinstance(url, str) or urlsplit(url).scheme not in ("http", "https"):
-            msg = f"payload has no http(s) 'url' (got {url!r})"
-            raise ValueError(msg)
+    async def get(self, url: str) -> JsonDict | Rejection:
+        """The page as `web_scraper` emits it, or why it is not content.
+
+        Raises `FetchError` on what a retry may cure: network errors, 429, 5xx.
+        """
         domain = urlsplit(url).netloc
         client = self._http()
         if self.settings.respect_robots and not await self.robots.allowed(client, url):
-            return self._reject(context, url, "robots", "disallowed by robots.txt")
+            return Rejection("robots", "disallowed by robots.txt")
         await self.limiter.acquire(domain)
         try:
             page = await fetch(client, url, self.settings.max_bytes)
@@ -121,9 +148,8 @@ class WebScraperAdapter(WorkflowAdapter):
             raise FetchError(msg)
         self.limiter.on_success(domain)
         if rejection := self._rejection(page):
-            return self._reject(context, url, *rejection)
-        context.metrics.add("web_scraper.fetched", 1)
-        body = {
+            return rejection
+        return {
             "url": url,
             "final_url": page.final_url,
             "html": page.text(),
@@ -133,23 +159,72 @@ class WebScraperAdapter(WorkflowAdapter):
             "fetched_at": page.fetched_at,
             "elapsed_ms": round(page.elapsed_ms, 3),
         }
-        return [message.derive(payload=body, metadata={"url": url, "domain": domain})]
 
-    def _rejection(self, page: Fetched) -> tuple[str, str] | None:
+    def _rejection(self, page: Fetched) -> Rejection | None:
         if 300 <= page.status < 400:
-            return "redirect", f"HTTP {page.status} to {page.headers.get('location', '?')}"
+            return Rejection(
+                "redirect", f"HTTP {page.status} to {page.headers.get('location', '?')}"
+            )
         if page.status >= 400:
-            return f"status_{page.status}", f"HTTP {page.status}"
+            return Rejection(f"status_{page.status}", f"HTTP {page.status}")
         if page.media_type not in self.settings.content_types:
-            return "content_type", f"content type {page.media_type or 'none'!r} not accepted"
+            return Rejection(
+                "content_type", f"content type {page.media_type or 'none'!r} not accepted"
+            )
         if page.truncated:
-            return "too_large", f"larger than max_bytes ({self.settings.max_bytes})"
+            return Rejection("too_large", f"larger than max_bytes ({self.settings.max_bytes})")
         return None
 
-    def _reject(self, context: Context, url: str, reason: str, detail: str) -> list[Message]:
-        if self.settings.on_reject == "dead_letter":
-            raise PageRejectedError(url, reason, detail)
-        key = f"web_scraper.rejected.{reason}"
-        context.metrics.add(key, 1)
-        context.logger.info("web_scraper: skipped %s (%s): %s", url, reason, detail)
-        return []
+
+def reject(
+    adapter: str, on_reject: OnReject, context: Context, url: str, rejection: Rejection
+) -> list[Message]:
+    """What a page that is not content becomes: a `PageRejectedError` (dead-lettered at
+    once) or, by default, nothing, logged and counted as `<adapter>.rejected.<reason>`."""
+    if on_reject == "dead_letter":
+        raise PageRejectedError(url, rejection.reason, rejection.detail)
+    context.metrics.add(f"{adapter}.rejected.{rejection.reason}", 1)
+    context.logger.info("%s: skipped %s (%s): %s", adapter, url, rejection.reason, rejection.detail)
+    return []
+
+
+def http_url(payload: object, field: str) -> str:
+    """The http(s) URL in `payload[field]`; ValueError when there is none."""
+    url = payload.get(field) if isinstance(payload, dict) else None
+    if not isinstance(url, str) or urlsplit(url).scheme not in ("http", "https"):
+        msg = f"payload has no http(s) '{field}' (got {url!r})"
+        raise ValueError(msg)
+    return url
+
+
+class WebScraperAdapter(WorkflowAdapter):
+    """`{"url": ...}` -> `{"url", "final_url", "html", "status", "headers", "fetched_at",
+    "content_type", "elapsed_ms"}`; metadata gets `url` and `domain`."""
+
+    name = "web_scraper"
+    config_model = WebScraperConfig
+
+    def __init__(self, config: JsonDict | None = None) -> None:
+        super().__init__(config)
+        self.settings = WebScraperConfig.model_validate(self.config)
+        self.fetcher = PageFetcher(self.settings)
+
+    async def process(self, message: Message, context: Context) -> list[Message]:
+        url = http_url(message.payload, "url")
+        domain = urlsplit(url).netloc
+        folder, storage = self.settings.page_store, context.storage
+        key = page_key(context, folder, url) if folder and storage is not None else None
+        if key is not None and storage is not None and storage.exists(key):
+            # stored before a crash or by an earlier attempt: not fetched again
+            context.metrics.add("web_scraper.reused", 1)
+            kept = stored_page(storage, key)
+            return [message.derive(payload=kept, metadata={"url": url, "domain": domain})]
+        page = await self.fetcher.get(url)
+        if isinstance(page, Rejection):
+            return reject(self.name, self.settings.on_reject, context, url, page)
+        context.metrics.add("web_scraper.fetched", 1)
+        if key is not None and storage is not None:
+            # kept as soon as it is fetched, so a crash later in the batch does not lose it
+            await asyncio.to_thread(store_page, storage, key, page, context, self.name)
+            page["storage_key"] = key
+        return [message.derive(payload=page, metadata={"url": url, "domain": domain})]

@@ -1,25 +1,77 @@
 """`web_content_storage`: writes a fetched page's HTML to stage storage, its fetch facts
 as the object's metadata, and emits `{"storage_key", "url", "content_length"}`.
 
-The key is the input message's id (`.../web_content_storage/<message-id>.html`), which is
-deterministic for a replayed message, so a retry or a rerun writes nothing twice.
+The key comes from the page's URL (`.../web_content_storage/<sha256 of the URL>.html`,
+within the execution and route), so a retry, a replay after a crash or a rerun writes
+nothing twice. `web_scraper` keeps the pages it fetches under the same key (its
+`page_store`) and looks there before fetching, so a page stored before a crash is not
+fetched again; `web_content_storage` then finds it stored and only emits the reference.
 """
 
 from __future__ import annotations
+
+import hashlib
 
 from pydantic import Field
 
 from factflow.adapters.base import Context
 from factflow.messages import Message
+from factflow.storage import StageStorage
 from factflow.types import JsonDict
 from factflow.workflows.config import WorkflowAdapter, WorkflowConfig
 from factflow.workflows.storage import document_key, require_storage
 
+DEFAULT_FOLDER = "web_content_storage"
+HTML_TYPE = "text/html; charset=utf-8"
+
+
+def page_key(context: Context, folder: str, url: str) -> str:
+    """Where the page at `url` is kept in this execution and route."""
+    name = hashlib.sha256(url.encode()).hexdigest()[:32]
+    return document_key(context, folder, name, ".html")
+
+
+def store_page(
+    storage: StageStorage, key: str, page: JsonDict, context: Context, adapter: str
+) -> int:
+    """Write a `web_scraper` payload's HTML and fetch facts under `key`; its length."""
+    data = str(page["html"]).encode()
+    facts = {
+        "source-url": page.get("url"),
+        "final-url": page.get("final_url"),
+        "status": page.get("status"),
+        "content-type": page.get("content_type"),
+        "fetched-at": page.get("fetched_at"),
+        "execution-id": context.execution_id,
+        "route-id": context.route_id,
+        "adapter": adapter,
+    }
+    metadata = {k: str(v)[:512] for k, v in facts.items() if v is not None}
+    storage.put(key, data, metadata, HTML_TYPE)
+    return len(data)
+
+
+def stored_page(storage: StageStorage, key: str) -> JsonDict:
+    """A page `store_page` wrote, back in `web_scraper`'s shape (of its headers only the
+    content type is kept)."""
+    facts = storage.metadata(key)
+    content_type = facts.get("content-type", "text/html")
+    url = facts.get("source-url", "")
+    return {
+        "url": url,
+        "final_url": facts.get("final-url", url),
+        "html": storage.get(key).decode("utf-8", errors="replace"),
+        "status": int(facts.get("status", "200")),
+        "headers": {"content-type": content_type},
+        "content_type": content_type,
+        "fetched_at": facts.get("fetched-at"),
+        "elapsed_ms": 0.0,
+        "storage_key": key,
+    }
+
 
 class WebContentStorageConfig(WorkflowConfig):
-    folder: str = Field(
-        default="web_content_storage", description="Stage folder of the HTML files."
-    )
+    folder: str = Field(default=DEFAULT_FOLDER, description="Stage folder of the HTML files.")
     keep_html: bool = Field(default=False, description="Also pass the HTML on in the payload.")
 
 
@@ -39,22 +91,12 @@ class WebContentStorageAdapter(WorkflowAdapter):
             msg = "payload needs 'html' and 'url' (the output of web_scraper or web_crawler)"
             raise ValueError(msg)
         storage = require_storage(context, self.name)
-        key = document_key(context, self.settings.folder, message.message_id, ".html")
-        data = html.encode()
-        facts = {
-            "source-url": url,
-            "final-url": payload.get("final_url"),
-            "status": payload.get("status"),
-            "content-type": payload.get("content_type"),
-            "fetched-at": payload.get("fetched_at"),
-            "execution-id": context.execution_id,
-            "route-id": context.route_id,
-            "adapter": self.name,
-            "message-id": message.message_id,
-        }
-        metadata = {k: str(v)[:512] for k, v in facts.items() if v is not None}
-        storage.put(key, data, metadata, "text/html; charset=utf-8")
-        body: JsonDict = {"storage_key": key, "url": url, "content_length": len(data)}
+        key = page_key(context, self.settings.folder, url)
+        if payload.get("storage_key") == key or storage.exists(key):
+            length = len(html.encode())  # web_scraper's page store wrote it already
+        else:
+            length = store_page(storage, key, payload, context, self.name)
+        body: JsonDict = {"storage_key": key, "url": url, "content_length": length}
         if isinstance(payload.get("final_url"), str):
             body["final_url"] = payload["final_url"]
         if self.settings.keep_html:

@@ -19,12 +19,11 @@ from factflow.types import JsonDict
 from factflow.workflows.config import WorkflowAdapter, WorkflowConfig
 
 
-class UrlExpanderConfig(WorkflowConfig):
+class UrlPatterns(WorkflowConfig):
+    """`include` / `exclude` regular expressions, searched anywhere in a URL."""
+
     include: list[str] = Field(default_factory=list, description="Keep URLs matching one.")
     exclude: list[str] = Field(default_factory=list, description="Drop URLs matching any.")
-    deduplicate: bool = Field(default=True, description="Emit each URL once within the execution.")
-    max_urls: int | None = Field(default=None, ge=1, description="Emit at most this many per list.")
-    field: str = Field(default="urls", description="Payload field holding the URL list.")
 
     @field_validator("include", "exclude")
     @classmethod
@@ -38,6 +37,26 @@ class UrlExpanderConfig(WorkflowConfig):
         return patterns
 
 
+class UrlFilter:
+    """The compiled `UrlPatterns`: a URL is wanted when it matches one include (if any is
+    given) and no exclude."""
+
+    def __init__(self, patterns: UrlPatterns) -> None:
+        self._include = [re.compile(p) for p in patterns.include]
+        self._exclude = [re.compile(p) for p in patterns.exclude]
+
+    def wanted(self, url: str) -> bool:
+        if self._include and not any(p.search(url) for p in self._include):
+            return False
+        return not any(p.search(url) for p in self._exclude)
+
+
+class UrlExpanderConfig(UrlPatterns):
+    deduplicate: bool = Field(default=True, description="Emit each URL once within the execution.")
+    max_urls: int | None = Field(default=None, ge=1, description="Emit at most this many per list.")
+    field: str = Field(default="urls", description="Payload field holding the URL list.")
+
+
 class UrlExpanderAdapter(WorkflowAdapter):
     name = "url_expander"
     config_model = UrlExpanderConfig
@@ -45,14 +64,8 @@ class UrlExpanderAdapter(WorkflowAdapter):
     def __init__(self, config: JsonDict | None = None) -> None:
         super().__init__(config)
         self.settings = UrlExpanderConfig.model_validate(self.config)
-        self._include = [re.compile(p) for p in self.settings.include]
-        self._exclude = [re.compile(p) for p in self.settings.exclude]
+        self.filter = UrlFilter(self.settings)
         self._seen: set[str] = set()
-
-    def wanted(self, url: str) -> bool:
-        if self._include and not any(p.search(url) for p in self._include):
-            return False
-        return not any(p.search(url) for p in self._exclude)
 
     def process(self, message: Message, context: Context) -> list[Message]:
         payload = message.payload if isinstance(message.payload, dict) else {}
@@ -65,7 +78,7 @@ class UrlExpanderAdapter(WorkflowAdapter):
             if not isinstance(raw, str) or not raw.strip():
                 continue
             url = urldefrag(raw.strip()).url
-            if not self.wanted(url) or (self.settings.deduplicate and url in self._seen):
+            if not self.filter.wanted(url) or (self.settings.deduplicate and url in self._seen):
                 continue
             self._seen.add(url)
             out.append(message.derive(payload={"url": url}, metadata={"url": url}))

@@ -16,7 +16,13 @@ from bytewax.testing import run_main
 from factflow.connectors.memory import MemoryQueues
 from factflow.dataflows.build import FlowOptions, build_dataflow
 from factflow.testing import PipelineResult, compile_plan, run_pipeline
-from tests.e2e.adapters_for_tests import AlwaysFails, FailsTwice, InFlight, SyncThreads
+from tests.e2e.adapters_for_tests import (
+    AlwaysFails,
+    FailsTwice,
+    InFlight,
+    RejectsBad,
+    SyncThreads,
+)
 
 T = "tests.e2e.adapters_for_tests"
 
@@ -35,6 +41,7 @@ def run(body: str, inputs: dict[str, list[Any]]) -> PipelineResult:
 def _fresh_counters() -> None:
     AlwaysFails.calls.clear()
     FailsTwice.calls.clear()
+    RejectsBad.calls.clear()
     InFlight.reset()
     SyncThreads.threads.clear()
 
@@ -309,6 +316,41 @@ routes:
     assert result.payloads("out") == []
     [letter] = result.dead_letters("r")
     assert (letter["attempts"], letter["error_type"]) == (2, "ConnectionError")
+
+
+@pytest.mark.parametrize("adapter", ["RejectsBad", "RejectsBadAsync"])
+def test_a_non_retryable_error_dead_letters_at_once_and_leaves_the_circuit_closed(
+    adapter: str,
+) -> None:
+    # retries and a breaker that opens on the first counted failure: neither applies
+    result = run(
+        f"""
+routes:
+  r:
+    inbound: {{queue: in}}
+    error_handling:
+      max_retries: 3
+      retry_delay_seconds: 5
+      circuit_breaker_threshold: 1
+    adapters: [{{type: "{T}:{adapter}"}}]
+    outbound: out
+""",
+        {
+            "in": [
+                {"message_id": "b1", "payload": {"bad": True}},
+                {"message_id": "b2", "payload": {"bad": True}},
+                {"message_id": "ok", "payload": {"bad": False}},
+            ]
+        },
+    )
+    assert result.payloads("out") == [{"bad": False}]
+    letters = {d["message"]["message_id"]: d for d in result.dead_letters("r")}
+    assert set(letters) == {"b1", "b2"}
+    assert RejectsBad.calls == Counter({"b1": 1, "b2": 1, "ok": 1})
+    for letter in letters.values():
+        assert (letter["reason"], letter["attempts"]) == ("non_retryable", 1)
+        assert letter["error_type"] == "NonRetryableError"
+        assert letter["error"] == "cannot use {'bad': True}"
 
 
 def test_undecodable_file_line_goes_to_the_first_reading_routes_dlq(tmp_path: Path) -> None:

@@ -51,6 +51,17 @@ def test_the_seed_markdown_fragment_compiles() -> None:
     assert compile_text(text).report.issues == ()
 
 
+def test_the_seed_web_crawler_fragment_compiles() -> None:
+    text = SEED_WEBSCRAPER.replace(
+        '      - type: "web_scraper"\n        config:\n          follow_redirects: true\n'
+        "          timeout: 30\n",
+        '      - type: "web_crawler"\n'
+        '        config: {wait_for_selector: "article.content", timeout: 60}\n',
+    )
+    assert "web_crawler" in text
+    assert compile_text(text).report.issues == ()
+
+
 @pytest.mark.parametrize(
     ("config", "code"),
     [
