@@ -90,14 +90,12 @@ def require(
 ) -> DependsParam:
     """The router's auth dependency: `scope` for its routes (and `write` for unsafe
     methods when given), with per-endpoint exceptions in `routes` (`PUBLIC` for none)."""
-    read = Scope(scope)
-    return Depends(
-        ScopeRequirement(
-            read,
-            Scope(write) if write else None,
-            {name: _scope(value) for name, value in (routes or {}).items()},
-        )
+    requirement = ScopeRequirement(
+        Scope(scope),
+        Scope(write) if write else None,
+        {name: _scope(value) for name, value in (routes or {}).items()},
     )
+    return DependsParam(requirement)
 
 
 def presented_key(headers: Headers) -> str | None:
