@@ -4,8 +4,8 @@
 tmp) and returns a started TestClient (lifespan run); every client is closed at the end.
 Auth is on, as outside development: each client sends a bootstrap admin key (its
 `admin_key` attribute), so every test goes through the real key check;
-`make_app(auth=False)` gives a client without a key (`peer=` sets its address), `environment="development",
-auth_secret=None` the open development mode.
+`make_app(auth=False)` gives a client without a key (`peer=` sets its address),
+`environment="development", auth_secret=None` the open development mode.
 """
 
 from __future__ import annotations
