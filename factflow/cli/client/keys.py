@@ -116,7 +116,9 @@ def create(
 
 @keys_app.command("list")
 def list_keys(
-    owner: Annotated[str | None, typer.Option("--owner", metavar="EMAIL")] = None,
+    owner: Annotated[
+        str | None, typer.Option("--owner", metavar="EMAIL", help="Only this user's keys.")
+    ] = None,
     include_revoked: Annotated[bool, typer.Option("--all", help="Revoked keys too.")] = False,
     output: OutputOption = None,
 ) -> None:
@@ -167,11 +169,13 @@ def _user_id(user: str) -> str:
 
 @users_app.command("create")
 def create_user(
-    email: Annotated[str, typer.Option("--email", metavar="EMAIL")],
+    email: Annotated[str, typer.Option("--email", metavar="EMAIL", help="The user's email.")],
     role: Annotated[
         str, typer.Option("--role", metavar="ROLE", help="admin, member or viewer.")
     ] = "viewer",
-    name: Annotated[str | None, typer.Option("--name", metavar="TEXT")] = None,
+    name: Annotated[
+        str | None, typer.Option("--name", metavar="TEXT", help="Display name.")
+    ] = None,
     output: OutputOption = None,
 ) -> None:
     """Create a user (admins only); give them a key with `keys create --owner EMAIL`."""
