@@ -62,10 +62,11 @@ def serve_command(
 
     from factflow.api.app import OPEN_WARNING, create_app
     from factflow.api.settings import ApiSettings
-    from factflow.auth.settings import AuthMode
+    from factflow.auth.settings import AuthMode, AuthSettings
     from factflow.db.embedded import embedded_status, start_embedded, stop_embedded
     from factflow.db.exceptions import DatabaseError
     from factflow.db.settings import DatabaseSettings
+    from factflow.exceptions import ConfigurationError
 
     overrides: dict[str, object] = {}
     started_here = False
@@ -86,10 +87,11 @@ def serve_command(
     try:
         settings = ApiSettings(**overrides)  # type: ignore[arg-type]
         DatabaseSettings.of(settings).require_url()
-    except (ValidationError, DatabaseError) as exc:
+        auth = AuthSettings.of(settings)  # no secret outside development: refused here
+    except (ValidationError, DatabaseError, ConfigurationError) as exc:
         typer.secho(f"error: {exc}", err=True, fg=typer.colors.RED)
         raise typer.Exit(1) from exc
-    if settings.auth().mode is AuthMode.OPEN:
+    if auth.mode is AuthMode.OPEN:
         if not _loopback(host) and not insecure:
             typer.secho(
                 f"error: refusing to serve {host} without auth: set FACTFLOW_AUTH_SECRET"
@@ -107,7 +109,7 @@ def serve_command(
         _stop_after_shutdown(app, lambda: stop_embedded(pg_data_dir))
     # with SSO trust the peer address must be the TCP peer (the ingress): uvicorn's
     # X-Forwarded-For rewriting would put the end user's claimed address there instead
-    proxy_headers = settings.auth().sso is None
+    proxy_headers = auth.sso is None
     uvicorn.run(app, host=host, port=port, log_level=log_level, proxy_headers=proxy_headers)
 
 

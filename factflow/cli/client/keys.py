@@ -43,7 +43,7 @@ def _show_created(data: dict[str, Any], output: OutputOption) -> None:
 
 
 def _bootstrap(owner: str, name: str, output: OutputOption) -> None:
-    import os
+    from pydantic import ValidationError
 
     from factflow.api.schemas.auth import KeyCreated, KeyResponse
     from factflow.auth.service import bootstrap_admin_key
@@ -51,14 +51,20 @@ def _bootstrap(owner: str, name: str, output: OutputOption) -> None:
     from factflow.db.exceptions import DatabaseError
     from factflow.db.migrate import migrate
     from factflow.db.settings import DatabaseSettings
+    from factflow.settings import Settings
 
-    secret = os.environ.get(AUTH_SECRET_ENV, "")
-    if len(secret) < 32:
+    try:
+        settings = Settings()
+    except ValidationError as exc:
+        fail(str(exc))
+    if settings.auth_secret is None:
         fail(f"--admin writes to the database: set {AUTH_SECRET_ENV} (the server's, >= 32 chars)")
     try:
-        with connect(DatabaseSettings().require_url()) as conn:
+        with connect(DatabaseSettings.of(settings).require_url()) as conn:
             migrate(conn)
-            issued = bootstrap_admin_key(conn, secret, owner, name=name)
+            issued = bootstrap_admin_key(
+                conn, settings.auth_secret.get_secret_value(), owner, name=name
+            )
     except DatabaseError as exc:
         fail(str(exc))
     created = KeyCreated(**KeyResponse.of(issued.record).model_dump(), key=issued.key)

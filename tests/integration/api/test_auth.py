@@ -6,14 +6,16 @@ from __future__ import annotations
 
 import time
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 
-from factflow.api import ApiSettings
+from factflow.api import ApiSettings, create_app
 from factflow.auth.keys import hash_key
 from factflow.db.connection import connect
+from factflow.exceptions import ConfigurationError
 from tests.integration.api.conftest import ADMIN_EMAIL, AUTH_SECRET, MakeApp
 
 pytestmark = pytest.mark.integration
@@ -224,9 +226,12 @@ def test_development_without_a_secret_runs_open_and_says_so(
     assert (refused.status_code, refused.json()["error_code"]) == (400, "AUTH_NOT_CONFIGURED")
 
 
-def test_outside_development_a_secret_is_required() -> None:
+def test_outside_development_a_secret_is_required(tmp_path: Path) -> None:
     for environment in ("test", "production"):
-        with pytest.raises(ValueError, match="FACTFLOW_AUTH_SECRET"):
-            ApiSettings(environment=environment, database_url="postgresql://x/y", data_dir="/tmp/x")
+        settings = ApiSettings(
+            environment=environment, database_url="postgresql://x/y", data_dir=tmp_path
+        )
+        with pytest.raises(ConfigurationError, match="FACTFLOW_AUTH_SECRET"):
+            create_app(settings)
     with pytest.raises(ValueError, match="at least 32"):
         ApiSettings(environment="test", auth_secret="short")
