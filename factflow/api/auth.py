@@ -24,13 +24,15 @@ from starlette.datastructures import Headers
 
 from factflow.api.deps import get_pool
 from factflow.auth.exceptions import AuthCode, AuthenticationError
-from factflow.auth.principal import OPEN_PRINCIPAL, SAFE_METHODS, Principal, authorize
+from factflow.auth.principal import OPEN_PRINCIPAL, Principal, authorize
 from factflow.auth.scopes import Scope
 from factflow.auth.service import authenticate_key
 from factflow.auth.settings import AuthMode, AuthSettings
 from factflow.auth.sso import sso_principal
 from factflow.exceptions import FactflowError
 
+# methods that change nothing: they get a router's read scope, the others its `write`
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 PUBLIC: Final = "public"
 """A route anyone may call (health, readiness): `routes={"health": PUBLIC}`."""
 
@@ -77,7 +79,7 @@ class ScopeRequirement:
         if needed is None:
             return
         principal = authenticate(request)
-        authorize(principal, needed, request.method)
+        authorize(principal, needed)
         request.state.principal = principal
 
 

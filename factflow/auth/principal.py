@@ -10,9 +10,6 @@ from factflow.auth.exceptions import AuthCode, PermissionDeniedError
 from factflow.auth.keys import KeyType
 from factflow.auth.scopes import ALL_SCOPES, Role, Scope, grants
 
-# methods that change nothing; an `ff_ro_` key is refused on every other one
-SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
-
 
 class PrincipalKind(StrEnum):
     KEY = "key"
@@ -41,11 +38,12 @@ class Principal:
 OPEN_PRINCIPAL = Principal(PrincipalKind.OPEN, "anonymous", ALL_SCOPES, Role.ADMIN)
 
 
-def authorize(principal: Principal, needed: Scope, method: str) -> None:
-    """Raise PermissionDeniedError unless `principal` may call a `method` route that needs
-    `needed`. An `ff_ro_` key is refused on every unsafe method, whatever the scope."""
-    if principal.key_type is KeyType.RO and method.upper() not in SAFE_METHODS:
-        msg = f"{principal.key_prefix} is a read-only key (ff_ro_): it can never {method} here"
+def authorize(principal: Principal, needed: Scope) -> None:
+    """Raise PermissionDeniedError unless `principal` may call a route that needs `needed`.
+    An `ff_ro_` key is refused on every route whose scope is not a `:read` one, whatever it
+    holds (its scopes are reads only as well: two locks)."""
+    if principal.key_type is KeyType.RO and not needed.reads_only:
+        msg = f"{principal.key_prefix} is a read-only key (ff_ro_): {needed.value} is a write"
         raise PermissionDeniedError(AuthCode.READ_ONLY_KEY, msg)
     if not grants(principal.scopes, needed):
         held = ", ".join(sorted(principal.scopes)) or "none"

@@ -141,16 +141,9 @@ def test_matrix(world: dict[str, Any], operations: list[Operation]) -> None:
         expect(op, "a malformed key", bearer("ff_live_short"), "401 INVALID_API_KEY")
         expect(op, "a revoked key", bearer(world["revoked"]), "401 API_KEY_REVOKED")
         expect(op, "an expired key", bearer(world["expired"]), "401 API_KEY_EXPIRED")
-        if op.method in SAFE:
-            read_ok = op.scope.reads_only
-            expect(
-                op,
-                "an ff_ro_ key",
-                bearer(world["ro"]),
-                "allowed" if read_ok else "403 INSUFFICIENT_SCOPE",
-            )
-        else:
-            expect(op, "an ff_ro_ key", bearer(world["ro"]), "403 READ_ONLY_KEY")
+        # ff_ro_: through on every :read route (POST searches too), refused on all others
+        ro_want = "allowed" if op.scope.reads_only else "403 READ_ONLY_KEY"
+        expect(op, "an ff_ro_ key", bearer(world["ro"]), ro_want)
         if op.scope is not Scope.ADMIN:
             expect(
                 op,

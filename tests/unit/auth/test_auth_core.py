@@ -63,16 +63,20 @@ def test_authorize() -> None:
     reader = Principal(
         PrincipalKind.KEY, "r", READ_SCOPES, key_prefix="ff_ro_x", key_type=KeyType.RO
     )
-    authorize(reader, Scope.CONFIGS_READ, "GET")
+    authorize(reader, Scope.SEARCH_READ)
+    # even holding a write scope (a row edited by hand), an ff_ro_ key never writes
+    hand_edited = Principal(
+        PrincipalKind.KEY, "r", frozenset(Scope), key_prefix="ff_ro_y", key_type=KeyType.RO
+    )
     with pytest.raises(PermissionDeniedError) as refused:
-        authorize(reader, Scope.CONFIGS_READ, "POST")  # a read scope, but a write method
+        authorize(hand_edited, Scope.CONFIGS_WRITE)
     assert refused.value.code == "READ_ONLY_KEY"
     writer = Principal(PrincipalKind.KEY, "w", frozenset({Scope.CONFIGS_WRITE}))
-    authorize(writer, Scope.CONFIGS_WRITE, "DELETE")
+    authorize(writer, Scope.CONFIGS_WRITE)
     with pytest.raises(PermissionDeniedError) as missing:
-        authorize(writer, Scope.EXECUTIONS_RUN, "POST")
+        authorize(writer, Scope.EXECUTIONS_RUN)
     assert missing.value.code == "INSUFFICIENT_SCOPE" and "executions:run" in str(missing.value)
-    authorize(OPEN_PRINCIPAL, Scope.ADMIN, "POST")  # admin grants everything
+    authorize(OPEN_PRINCIPAL, Scope.ADMIN)  # admin grants everything
 
 
 SSO = SsoSettings(
