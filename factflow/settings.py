@@ -4,11 +4,13 @@ Workers, the CLI and the server read it; tests and embedders build their own
 `Settings(...)` and pass it in explicitly (`create_app(Settings(...))`). The database and
 the supervisor get plain views of it (`DatabaseSettings.of`, `SupervisorSettings.of`), so
 nothing below reads the environment behind the caller's back. Outside development the
-unsafe defaults (no database, relative data paths) are refused at construction.
+unsafe defaults (no database, relative data paths) are refused at construction; a missing
+auth secret is refused by the server (`AuthSettings.of`), which alone needs it.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import socket
 from pathlib import Path
@@ -20,6 +22,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 _REPO_PIPELINES = Path(__file__).resolve().parents[1] / "pipelines"
 # the seed system's webhook retries: 1 min, 5 min, 30 min, 2 h, 12 h; dead after the sixth
 DEFAULT_RETRY_SCHEDULE: tuple[float, ...] = (60.0, 300.0, 1800.0, 7200.0, 43200.0)
+Role = Literal["admin", "member", "viewer"]  # factflow.auth.Role's values
 
 
 def _instance_id() -> str:
@@ -117,6 +120,28 @@ class Settings(BaseSettings):
     schedule_poll_seconds: float = Field(default=1.0, gt=0)
     schedule_misfire_grace_seconds: float = Field(
         default=60.0, ge=0, description="a schedule tick found later than this is missed"
+    )
+
+    # --- access control (factflow/auth: AuthSettings.of refuses a missing secret outside
+    # development; workers never need it) ------------------------------------------------
+    auth_secret: SecretStr | None = Field(
+        default=None,
+        min_length=32,
+        description="server secret keying the API key hashes; required outside development"
+        " (without it development runs open)",
+    )
+    auth_trusted_proxies: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = Field(
+        default_factory=list,
+        description="addresses (CIDR) whose SSO headers are trusted; empty: SSO trust off",
+    )
+    auth_sso_user_header: str = "X-Forwarded-User"
+    auth_sso_email_header: str = "X-Forwarded-Email"
+    auth_sso_groups_header: str = "X-Forwarded-Groups"
+    auth_sso_group_roles: dict[str, Role] = Field(
+        default_factory=dict, description='SSO group -> role, e.g. {"ff-admins": "admin"}'
+    )
+    auth_sso_default_role: Role | None = Field(
+        default=None, description="role of an SSO user whose groups map to none (none: 403)"
     )
 
     @model_validator(mode="after")

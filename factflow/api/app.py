@@ -1,9 +1,10 @@
 """`create_app(settings)`: the FastAPI sidecar.
 
-The lifespan opens the pool, applies migrations, validates the shipped pipelines, opens
-the stage storage and starts the supervisor (which marks abandoned executions
-interrupted); on shutdown this instance's executions become interrupted and their
-workers are stopped.
+Every route declares the scope it needs (`factflow.api.auth.require`); `secure_routes`
+refuses an app with a route that does not. The lifespan opens the pool, applies
+migrations, validates the shipped pipelines, opens the stage storage and starts the
+supervisor (which marks abandoned executions interrupted); on shutdown this instance's
+executions become interrupted and their workers are stopped.
 """
 
 from __future__ import annotations
@@ -19,12 +20,14 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 import factflow
 from factflow.adapters.registry import default_registry
+from factflow.api.auth import require, secure_routes
 from factflow.api.errors import CorrelationIdMiddleware, install_error_handlers
 from factflow.api.metrics import Metrics, MetricsMiddleware
 from factflow.api.routers import api_router
 from factflow.api.routers.templates import load_templates
 from factflow.api.routers.triggers import make_starter
 from factflow.api.settings import ApiSettings
+from factflow.auth.settings import AuthMode, AuthSettings
 from factflow.db.connection import create_pool
 from factflow.db.migrate import migrate
 from factflow.db.settings import DatabaseSettings
@@ -46,7 +49,15 @@ marked "factflow addition" in their descriptions.
 """
 
 
+OPEN_WARNING = (
+    "authentication is OFF: environment=development and no FACTFLOW_AUTH_SECRET, so anyone"
+    " who reaches this port can do anything; set FACTFLOW_AUTH_SECRET to require API keys"
+)
+
+
 def _startup(app: FastAPI, settings: ApiSettings) -> None:
+    if app.state.auth.mode is AuthMode.OPEN:
+        _log.warning(OPEN_WARNING)
     pool = create_pool(DatabaseSettings.of(settings), name="factflow-api")
     try:
         with pool.connection() as conn:
@@ -124,16 +135,18 @@ def create_app(settings: ApiSettings) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.settings = settings
+    app.state.auth = AuthSettings.of(settings)  # raises outside development without a secret
     app.state.metrics = Metrics()
     install_error_handlers(app)
     app.include_router(api_router)
 
-    @app.get("/metrics", include_in_schema=False)
+    @app.get("/metrics", include_in_schema=False, dependencies=[require("system:read")])
     def metrics(request: Request) -> Response:
         return Response(
             generate_latest(request.app.state.metrics.registry), media_type=CONTENT_TYPE_LATEST
         )
 
+    secure_routes(app)  # after every route is added: each must declare its scope
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
     app.add_middleware(CorrelationIdMiddleware)
     return app

@@ -23,6 +23,12 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from factflow.auth.exceptions import (
+    AuthenticationError,
+    AuthError,
+    KeyPolicyError,
+    PermissionDeniedError,
+)
 from factflow.db.exceptions import (
     ConflictError,
     DatabaseError,
@@ -61,13 +67,23 @@ def correlation_id() -> str:
 
 
 class ApiError(Exception):
-    """An HTTP error with the seed system's body; `extra` fields are added to the body."""
+    """An HTTP error with the seed system's body; `extra` fields are added to the body,
+    `headers` to the response (`WWW-Authenticate` on a 401)."""
 
-    def __init__(self, status_code: int, detail: str, error_code: str, **extra: Any) -> None:
+    def __init__(
+        self,
+        status_code: int,
+        detail: str,
+        error_code: str,
+        *,
+        headers: dict[str, str] | None = None,
+        **extra: Any,
+    ) -> None:
         super().__init__(detail)
         self.status_code = status_code
         self.detail = detail
         self.error_code = error_code
+        self.headers = headers or {}
         self.extra = extra
 
 
@@ -115,8 +131,10 @@ def json_safe(value: Any) -> Any:
     return value
 
 
-def _response(status: int, detail: Any, code: str, **extra: Any) -> JSONResponse:
-    headers = {CORRELATION_HEADER: correlation_id()}
+def _response(
+    status: int, detail: Any, code: str, *, headers: dict[str, str] | None = None, **extra: Any
+) -> JSONResponse:
+    headers = {**(headers or {}), CORRELATION_HEADER: correlation_id()}
     if status == 429:
         headers["Retry-After"] = "5"
     body = json_safe(jsonable_encoder(error_body(detail, code, **extra)))
@@ -156,7 +174,9 @@ _MAPPING: tuple[tuple[type[Exception], int, str], ...] = (
 def install_error_handlers(app: FastAPI) -> None:
     async def api_error(_: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, ApiError)
-        return _response(exc.status_code, exc.detail, exc.error_code, **exc.extra)
+        return _response(
+            exc.status_code, exc.detail, exc.error_code, headers=exc.headers, **exc.extra
+        )
 
     async def http_error(_: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, StarletteHTTPException)
@@ -174,6 +194,15 @@ def install_error_handlers(app: FastAPI) -> None:
     async def missing_stored(_: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, MissingStoredMessagesError)
         return _response(409, str(exc), "STORED_MESSAGES_MISSING", missing=exc.missing)
+
+    async def auth_error(_: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, AuthError)
+        if isinstance(exc, AuthenticationError):
+            # RFC 9110: a 401 names the scheme to use
+            headers = {"WWW-Authenticate": 'Bearer realm="factflow"'}
+            return _response(401, exc.detail, exc.code, headers=headers)
+        status = 403 if isinstance(exc, PermissionDeniedError) else 400
+        return _response(status, exc.detail, exc.code)
 
     async def mapped(_: Request, exc: Exception) -> JSONResponse:
         for cls, status, code in _MAPPING:
@@ -197,6 +226,8 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, validation_error)
     app.add_exception_handler(InvalidPipelineError, invalid_pipeline)
     app.add_exception_handler(MissingStoredMessagesError, missing_stored)
+    for auth_cls in (AuthenticationError, PermissionDeniedError, KeyPolicyError):
+        app.add_exception_handler(auth_cls, auth_error)
     for cls, _, _ in _MAPPING:
         app.add_exception_handler(cls, mapped)
     app.add_exception_handler(Exception, unexpected)

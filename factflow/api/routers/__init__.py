@@ -1,4 +1,16 @@
-"""One router per domain, each with its prefix and tag, collected under /api/v1."""
+"""One router per domain, each with its prefix and tag, collected under /api/v1.
+
+Every router declares the scope its routes need, in one line (factflow/api/auth.py):
+
+    router = APIRouter(prefix="/search", tags=["search"], dependencies=[require("search:read")])
+    router = APIRouter(..., dependencies=[require("webhooks:manage")])
+    router = APIRouter(..., dependencies=[require("configs:read", write="configs:write")])
+
+`write=` is the scope of POST, PUT, PATCH and DELETE; `routes={"endpoint_name": scope}`
+names the exceptions (`PUBLIC` for none). `create_app` refuses to start while a route
+declares no scope, and `tests/integration/api/test_auth_matrix.py` calls every route of
+the OpenAPI document with each kind of credential. Scopes are `factflow.auth.Scope`.
+"""
 
 from fastapi import APIRouter
 
@@ -8,6 +20,7 @@ from factflow.api.routers import (
     content,
     deadletters,
     executions,
+    keys,
     lineage,
     pipelines,
     replay,
@@ -16,6 +29,7 @@ from factflow.api.routers import (
     system,
     templates,
     triggers,
+    users,
     webhooks,
 )
 
@@ -24,7 +38,7 @@ API_PREFIX = "/api/v1"
 api_router = APIRouter(prefix=API_PREFIX)
 for module in (
     system, configs, executions, pipelines, lineage, storage, content, adapters, templates,
-    search, webhooks, triggers, replay, deadletters,
+    search, webhooks, triggers, replay, deadletters, keys, users,
 ):  # fmt: skip
     api_router.include_router(module.router)
 

@@ -7,11 +7,12 @@ import inspect
 from fastapi import APIRouter
 
 from factflow.adapters.base import Adapter
+from factflow.api.auth import require
 from factflow.api.deps import RegistryDep
 from factflow.api.errors import not_found
 from factflow.types import JsonDict
 
-router = APIRouter(prefix="/adapters", tags=["adapters"])
+router = APIRouter(prefix="/adapters", tags=["adapters"], dependencies=[require("configs:read")])
 
 
 def _describe(name: str, cls: type[Adapter]) -> JsonDict:

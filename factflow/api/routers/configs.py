@@ -10,6 +10,7 @@ from fastapi import APIRouter, Body, Query, Response, status
 from pydantic import BaseModel, Field
 
 from factflow.adapters.registry import AdapterRegistry
+from factflow.api.auth import require
 from factflow.api.bodies import RequestBody
 from factflow.api.compiling import compile_yaml
 from factflow.api.deps import MAX_INT4, DbDep, ExecutionsDep, Offset, RegistryDep
@@ -18,7 +19,17 @@ from factflow.api.schemas.executions import ExecutionStarted, RunRequest
 from factflow.db.repositories import configs as repo
 from factflow.db.repositories.config_versions import list_inactive_versions
 
-router = APIRouter(prefix="/configs", tags=["configs"])
+router = APIRouter(
+    prefix="/configs",
+    tags=["configs"],
+    dependencies=[
+        require(
+            "configs:read",
+            write="configs:write",
+            routes={"validate_config": "configs:read", "run_config": "executions:run"},
+        )
+    ],
+)
 
 SourceType = Literal["file", "api", "imported", "inline"]
 

@@ -8,13 +8,14 @@ from fastapi import APIRouter, status
 from fastapi.responses import FileResponse
 from pydantic import BaseModel, model_validator
 
+from factflow.api.auth import require
 from factflow.api.bodies import RequestBody
 from factflow.api.deps import ArchivesDep
 from factflow.api.errors import ApiError, not_found
 from factflow.server.archives import ArchiveJob
 from factflow.storage.keys import check_prefix
 
-router = APIRouter(prefix="/content", tags=["content"])
+router = APIRouter(prefix="/content", tags=["content"], dependencies=[require("storage:read")])
 
 
 class ArchiveRequest(RequestBody):

@@ -10,12 +10,17 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Response, status
 
+from factflow.api.auth import require
 from factflow.api.deps import DbDep, ExecutionsDep, Offset, SettingsDep
 from factflow.api.schemas.replay import DeadLetterResponse, RedriveBody, RedriveResponse
 from factflow.dataflows.redrive import redrive_letters
 from factflow.db.repositories import dead_letters as repo
 
-router = APIRouter(prefix="/deadletters", tags=["deadletters"])
+router = APIRouter(
+    prefix="/deadletters",
+    tags=["deadletters"],
+    dependencies=[require("executions:read", write="executions:run")],
+)
 MAX_ID = 2**63 - 1  # dead_letters.id is a bigint
 
 

@@ -9,6 +9,7 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Query, Request, Response, status
 from sse_starlette.sse import EventSourceResponse
 
+from factflow.api.auth import require
 from factflow.api.compiling import bad_request, pipeline_name
 from factflow.api.deps import (
     DbDep,
@@ -43,7 +44,11 @@ from factflow.server.executions import ExecutionService, StartRequest
 from factflow.server.supervisor import Supervisor
 from factflow.types import JsonDict
 
-router = APIRouter(prefix="/executions", tags=["executions"])
+router = APIRouter(
+    prefix="/executions",
+    tags=["executions"],
+    dependencies=[require("executions:read", write="executions:run")],
+)
 MAX_EVENT_ID = 2**63 - 1  # events.id is a bigint
 
 

@@ -10,13 +10,14 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query
 from pydantic import BaseModel
 
+from factflow.api.auth import require
 from factflow.api.deps import DbDep, Offset
 from factflow.db.lineage_writer import LineageRecord
 from factflow.db.repositories import lineage as repo
 from factflow.db.repositories.lineage_search import LineageFilters, lineage_counts, search_lineage
 from factflow.types import JsonDict
 
-router = APIRouter(prefix="/lineage", tags=["lineage"])
+router = APIRouter(prefix="/lineage", tags=["lineage"], dependencies=[require("lineage:read")])
 
 LineageStatusFilter = Literal[
     "pending", "initiated", "processing", "completed", "failed", "filtered",

@@ -8,6 +8,7 @@ import yaml
 from fastapi import APIRouter
 from pydantic import BaseModel
 
+from factflow.api.auth import require
 from factflow.api.bodies import RequestBody
 from factflow.api.deps import DbDep
 from factflow.api.errors import not_found
@@ -17,7 +18,11 @@ from factflow.db.repositories.executions import list_executions
 from factflow.db.repositories.route_states import paused_routes, set_route_paused
 from factflow.types import JsonDict
 
-router = APIRouter(prefix="/pipelines", tags=["pipelines"])
+router = APIRouter(
+    prefix="/pipelines",
+    tags=["pipelines"],
+    dependencies=[require("configs:read", write="executions:run")],
+)
 
 
 class RouteStateChange(RequestBody):

@@ -7,6 +7,7 @@ import uuid
 
 from fastapi import APIRouter, Response, status
 
+from factflow.api.auth import require
 from factflow.api.compiling import pipeline_name
 from factflow.api.deps import DbDep, ExecutionsDep, StorageDep
 from factflow.api.schemas.replay import CrossReplayBody, ReplayBody, ReplayResponse
@@ -15,7 +16,7 @@ from factflow.server.executions import ExecutionService
 from factflow.server.replay import ReplayRequest
 from factflow.storage.base import StageStorage
 
-router = APIRouter(prefix="/replay", tags=["replay"])
+router = APIRouter(prefix="/replay", tags=["replay"], dependencies=[require("executions:run")])
 
 
 def run_replay(

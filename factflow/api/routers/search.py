@@ -18,6 +18,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Path, Request
 from pydantic import BaseModel, Field
 
+from factflow.api.auth import require
 from factflow.api.deps import DbDep
 from factflow.api.errors import ApiError
 from factflow.db.repositories import search_index as index
@@ -36,10 +37,16 @@ from factflow.settings import Settings
 from factflow.slots import MAX_DIMENSIONS, SLOT_NAME_RULE
 
 router = APIRouter()
-search_router = APIRouter(prefix="/search", tags=["search"])
-chat_router = APIRouter(prefix="/chat", tags=["chat"])
-indexes_router = APIRouter(prefix="/indexes", tags=["indexes"])
-embeddings_router = APIRouter(prefix="/embeddings", tags=["embeddings"])
+# searches are POSTs that read: search:read throughout; creating and rebuilding index
+# slots is an operator's job (admin)
+search_router = APIRouter(prefix="/search", tags=["search"], dependencies=[require("search:read")])
+chat_router = APIRouter(prefix="/chat", tags=["chat"], dependencies=[require("search:read")])
+indexes_router = APIRouter(
+    prefix="/indexes", tags=["indexes"], dependencies=[require("search:read", write="admin")]
+)
+embeddings_router = APIRouter(
+    prefix="/embeddings", tags=["embeddings"], dependencies=[require("search:read")]
+)
 
 
 def get_search(request: Request) -> SearchService:

@@ -7,10 +7,11 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
 
+from factflow.api.auth import require
 from factflow.api.deps import StorageDep
 from factflow.types import JsonDict
 
-router = APIRouter(prefix="/storage", tags=["storage"])
+router = APIRouter(prefix="/storage", tags=["storage"], dependencies=[require("storage:read")])
 
 
 @router.get("/objects")

@@ -10,17 +10,27 @@ from anyio import to_thread
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 import factflow
+from factflow.api.auth import PUBLIC, require
 from factflow.api.deps import RegistryDep, SettingsDep, SupervisorDep, get_pool
+from factflow.auth.settings import AuthMode, AuthSettings
 from factflow.db.migrate import current_version
 from factflow.db.repositories.executions import STATUSES, count_executions
 from factflow.masking import mask_url
 from factflow.server.diagnostics import run_diagnostic
 from factflow.types import JsonDict
 
-router = APIRouter(prefix="/system", tags=["system"])
+router = APIRouter(
+    prefix="/system",
+    tags=["system"],
+    dependencies=[
+        require(
+            "system:read", routes={"health": PUBLIC, "readiness": PUBLIC, "mq_diagnostic": "admin"}
+        )
+    ],
+)
 
 
 class HealthResponse(BaseModel):
@@ -29,6 +39,7 @@ class HealthResponse(BaseModel):
     database: str
     instance_id: str
     timestamp: datetime
+    auth: str = Field(description="keys, keys+sso, or open (development: no checks at all)")
     checks: dict[str, Any] = {}
 
 
@@ -38,6 +49,13 @@ def _database_check(request: Request) -> tuple[bool, JsonDict]:
             return True, {"status": "ok", "schema_version": current_version(conn)}
     except Exception as exc:
         return False, {"status": "unavailable", "error": str(exc)}
+
+
+def _auth_mode(request: Request) -> str:
+    auth: AuthSettings = request.app.state.auth
+    if auth.mode is AuthMode.OPEN:
+        return "open"
+    return "keys+sso" if auth.sso is not None else "keys"
 
 
 @router.get("/health", response_model=HealthResponse)
@@ -50,6 +68,7 @@ async def health(request: Request, settings: SettingsDep, debug: bool = False) -
         database=database["status"],
         instance_id=settings.instance_id,
         timestamp=datetime.now(UTC),
+        auth=_auth_mode(request),
         checks={"database": database} if debug or not ok else {},
     )
     return JSONResponse(body.model_dump(mode="json"), status_code=200 if ok else 503)
@@ -90,6 +109,8 @@ def diagnostics(
     return {
         "instance_id": settings.instance_id,
         "environment": settings.environment,
+        "auth": _auth_mode(request),
+        "auth_trusted_proxies": [str(n) for n in settings.auth_trusted_proxies],
         "database_url": mask_url(settings.database_url or ""),
         "schema_version": schema,
         "storage_uri": settings.storage_uri,

@@ -8,11 +8,12 @@ from pathlib import Path
 from fastapi import APIRouter, Request
 
 from factflow.adapters.registry import AdapterRegistry
+from factflow.api.auth import require
 from factflow.api.compiling import compile_yaml
 from factflow.api.errors import not_found
 from factflow.types import JsonDict
 
-router = APIRouter(prefix="/templates", tags=["templates"])
+router = APIRouter(prefix="/templates", tags=["templates"], dependencies=[require("configs:read")])
 _log = logging.getLogger(__name__)
 
 

@@ -11,6 +11,7 @@ from fastapi import APIRouter, Path, Query, Request, Response, status
 from psycopg_pool import ConnectionPool
 from pydantic import BaseModel, Field
 
+from factflow.api.auth import require
 from factflow.api.bodies import RequestBody
 from factflow.api.compiling import bad_request
 from factflow.api.deps import DbDep, Offset
@@ -24,7 +25,10 @@ from factflow.triggers.matching import check_condition
 from factflow.triggers.starter import Starter, TriggerStart
 from factflow.types import JsonDict
 
-router = APIRouter(tags=["triggers"])
+# events, triggers and schedules all end in runs: posting or defining one is executions:run
+router = APIRouter(
+    tags=["triggers"], dependencies=[require("executions:read", write="executions:run")]
+)
 
 Text = Annotated[str, Field(min_length=1, max_length=300, pattern=r"^[^\x00]*$")]
 UPCOMING = 5

@@ -10,6 +10,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response, status
 from pydantic import BaseModel, Field
 
+from factflow.api.auth import require
 from factflow.api.bodies import RequestBody
 from factflow.api.compiling import bad_request
 from factflow.api.deps import DbDep, Offset, SettingsDep
@@ -22,7 +23,7 @@ from factflow.webhooks.exceptions import WebhookError
 from factflow.webhooks.settings import WebhookSettings
 from factflow.webhooks.urls import check_url
 
-router = APIRouter(prefix="/webhooks", tags=["webhooks"])
+router = APIRouter(prefix="/webhooks", tags=["webhooks"], dependencies=[require("webhooks:manage")])
 
 Url = Annotated[str, Field(min_length=1, max_length=2048, pattern=r"^[^\x00]*$")]
 EventName = Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[^\x00]*$")]

@@ -25,6 +25,7 @@ from factflow.cli.common import OUTPUT_METAVAR, OutputFormat, emit_json
 
 DEFAULT_SERVER = "http://127.0.0.1:8000"
 SERVER_ENV = "FACTFLOW_SERVER_URL"
+API_KEY_ENV = "FACTFLOW_API_KEY"
 API = "/api/v1"
 
 
@@ -91,9 +92,21 @@ def client_options(
             help="Request timeout, and how long `wait`/`watch` wait: 90, 30s, 5m, 1h.",
         ),
     ] = None,
+    api_key: Annotated[
+        str | None,
+        typer.Option(
+            "--api-key",
+            envvar=API_KEY_ENV,
+            metavar="KEY",
+            help="API key, sent as `Authorization: Bearer` (the variable keeps it out of ps).",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Declarative message pipelines compiled into Bytewax dataflows."""
     STATE.server = server.rstrip("/")
+    if api_key:
+        STATE.headers["Authorization"] = f"Bearer {api_key}"
     STATE.output = output
     STATE.timeout = None if timeout is None else parse_duration(timeout)
 
@@ -153,7 +166,10 @@ def request(method: str, path: str, **kwargs: Any) -> httpx.Response:
         body = _report(response)
         if body:
             typer.echo(body, err=True)
-        fail(_error_line(response))
+        hint = ""
+        if response.status_code == 401:
+            hint = f" (send a key: set {API_KEY_ENV} or pass --api-key)"
+        fail(_error_line(response) + hint)
     return response
 
 

@@ -2,6 +2,10 @@
 
 `make_app(**overrides)` builds `ApiSettings` for the test (data, recovery and storage in
 tmp) and returns a started TestClient (lifespan run); every client is closed at the end.
+Auth is on, as outside development: each client sends a bootstrap admin key (its
+`admin_key` attribute), so every test goes through the real key check;
+`make_app(auth=False)` gives a client without a key (`peer=` sets its address),
+`environment="development", auth_secret=None` the open development mode.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import pytest
 from psycopg.conninfo import make_conninfo
 
 from factflow.api import ApiSettings, create_app
+from factflow.auth.service import bootstrap_admin_key
 from factflow.db.connection import connect
 
 with warnings.catch_warnings():
@@ -35,6 +40,8 @@ DOCS = [
 TERMINAL = ("completed", "failed", "cancelled")
 
 MakeApp = Callable[..., TestClient]
+AUTH_SECRET = "test-server-secret-" + "x" * 32
+ADMIN_EMAIL = "admin@tests.factflow"
 
 
 @pytest.fixture(scope="module")
@@ -54,9 +61,10 @@ def api_db_url(pg_url: str) -> Iterator[str]:
 def make_app(api_db_url: str, tmp_path: Path) -> Iterator[MakeApp]:
     clients: list[TestClient] = []
 
-    def make(**overrides: Any) -> TestClient:
+    def make(*, auth: bool = True, peer: str = "testclient", **overrides: Any) -> TestClient:
         values: dict[str, Any] = {
             "environment": "test",
+            "auth_secret": AUTH_SECRET,
             "database_url": api_db_url,
             "data_dir": tmp_path / "server",
             "recovery_dir": tmp_path / "recovery",
@@ -66,9 +74,14 @@ def make_app(api_db_url: str, tmp_path: Path) -> Iterator[MakeApp]:
             "max_concurrent_executions": 50,
             **overrides,
         }
-        client = TestClient(create_app(ApiSettings(**values)))
+        client = TestClient(create_app(ApiSettings(**values)), client=(peer, 50000))
         client.__enter__()
         clients.append(client)
+        if auth and values["auth_secret"] is not None:
+            with connect(api_db_url) as conn:
+                issued = bootstrap_admin_key(conn, AUTH_SECRET, ADMIN_EMAIL)
+            client.headers["Authorization"] = f"Bearer {issued.key}"
+            client.admin_key = issued.key  # type: ignore[attr-defined]
         return client
 
     yield make

@@ -91,4 +91,4 @@ def test_openapi_lists_every_domain(api: TestClient) -> None:
 
 def test_production_refuses_unsafe_defaults() -> None:
     with pytest.raises(ValueError, match="FACTFLOW_DATABASE_URL"):
-        ApiSettings(environment="production", database_url=None)
+        ApiSettings(environment="production", database_url=None, auth_secret="s" * 32)

@@ -30,6 +30,7 @@ from fastapi import FastAPI
 from schemathesis.python import asgi as schemathesis_asgi
 
 from factflow.api import ApiSettings, create_app
+from factflow.auth.service import bootstrap_admin_key
 from factflow.db.connection import connect
 from factflow.db.migrate import migrate
 from factflow.db.repositories import configs as configs_repo
@@ -53,7 +54,8 @@ EXCLUDED = {
     *(("POST", p) for p in ("/api/v1/search/multi-model", "/api/v1/chat/search/rrf")),
     ("POST", "/api/v1/embeddings"),
 }
-SPEC = create_app(ApiSettings(environment="test")).openapi()  # no lifespan, no database
+SECRET = "schemathesis-secret-" + "x" * 32
+SPEC = create_app(ApiSettings(environment="test", auth_secret=SECRET)).openapi()  # no lifespan
 
 
 def _schema() -> schemathesis.BaseSchema:
@@ -70,7 +72,10 @@ schema = _schema()
 
 
 @pytest.fixture(scope="module")
-def served_app(api_db_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[FastAPI]:
+def served_app(
+    api_db_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[FastAPI, dict[str, str]]]:
+    """The app, and the headers with a valid admin key every case is sent with."""
     root = tmp_path_factory.mktemp("schemathesis")
     stored = root / "storage" / "executions" / "seed"
     stored.mkdir(parents=True)
@@ -82,9 +87,11 @@ def served_app(api_db_url: str, tmp_path_factory: pytest.TempPathFactory) -> Ite
             conn, pipeline_name="seed", config_snapshot={"config_yaml": TEXT_YAML}
         )
         executions_repo.transition(conn, execution.id, "completed")
+        key = bootstrap_admin_key(conn, SECRET, "schemathesis@tests.factflow").key
     app = create_app(
         ApiSettings(
             environment="test",
+            auth_secret=SECRET,
             database_url=api_db_url,
             data_dir=root / "server",
             recovery_dir=root / "recovery",
@@ -93,13 +100,16 @@ def served_app(api_db_url: str, tmp_path_factory: pytest.TempPathFactory) -> Ite
             cancel_grace_seconds=5,
         )
     )
-    yield app
+    yield app, {"Authorization": f"Bearer {key}"}
     schemathesis_asgi.shutdown_lifespans()
 
 
 @schema.parametrize()
-def test_no_server_errors(case: schemathesis.Case[Any], served_app: FastAPI) -> None:
-    response = case.call(app=served_app)
+def test_no_server_errors(
+    case: schemathesis.Case[Any], served_app: tuple[FastAPI, dict[str, str]]
+) -> None:
+    app, headers = served_app
+    response = case.call(app=app, headers=headers)
     assert response.status_code < 500, (
         f"{response.status_code} {response.text[:500]}\nreproduce: {case.as_curl_command()}"
     )

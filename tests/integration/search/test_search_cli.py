@@ -25,7 +25,7 @@ pytestmark = pytest.mark.integration
 def server(seeded_db: str, minilm: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     root: Path = tmp_path_factory.mktemp("search-cli")
     settings = ApiSettings(
-        environment="test",
+        environment="development",  # open: about search, not auth (api/test_auth*.py)
         database_url=seeded_db,
         data_dir=root / "server",
         recovery_dir=root / "recovery",

@@ -25,7 +25,7 @@ pytestmark = pytest.mark.integration
 MAX_EXAMPLES = int(os.environ.get("FACTFLOW_SCHEMATHESIS_EXAMPLES", "20"))
 PREFIXES = ("/api/v1/search", "/api/v1/chat/search", "/api/v1/indexes", "/api/v1/embeddings")
 EXCLUDED = {("POST", "/api/v1/indexes"), ("DELETE", "/api/v1/indexes/{slot}")}
-SPEC = create_app(ApiSettings(environment="test")).openapi()
+SPEC = create_app(ApiSettings(environment="development")).openapi()  # open: not about auth
 
 
 def _schema() -> schemathesis.BaseSchema:
@@ -51,7 +51,7 @@ def served_app(
     root: Path = tmp_path_factory.mktemp("search-schemathesis")
     app = create_app(
         ApiSettings(
-            environment="test",
+            environment="development",  # open: about search, not auth (api/test_auth*.py)
             database_url=seeded_db,
             data_dir=root / "server",
             recovery_dir=root / "recovery",

@@ -1,0 +1,214 @@
+"""The one auth dependency every router uses, and each route's scope in the OpenAPI document.
+
+A router declares its scopes in one line:
+
+    router = APIRouter(prefix="/search", tags=["search"], dependencies=[require("search:read")])
+
+`require(scope)` needs `scope` on every route of the router; `require(read, write=w)`
+needs `w` on unsafe methods (POST, PUT, PATCH, DELETE); `routes={"endpoint_name": scope}`
+names the exceptions (`PUBLIC` for health and readiness). `secure_routes(app)` refuses to
+build an app with a route that declares no scope (or names a route that does not exist)
+and writes each operation's scope into the OpenAPI document (`x-required-scope`,
+`security`, and the first line of its description).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Annotated, Any, Final
+
+from fastapi import Depends, FastAPI, Request
+from fastapi.params import Depends as DependsParam
+from fastapi.routing import APIRoute, RouteContext, iter_route_contexts
+from starlette.datastructures import Headers
+
+from factflow.api.deps import get_pool
+from factflow.auth.exceptions import AuthCode, AuthenticationError
+from factflow.auth.principal import OPEN_PRINCIPAL, Principal, authorize
+from factflow.auth.scopes import Scope
+from factflow.auth.service import authenticate_key
+from factflow.auth.settings import AuthMode, AuthSettings
+from factflow.auth.sso import sso_principal
+from factflow.exceptions import FactflowError
+
+# methods that change nothing: they get a router's read scope, the others its `write`
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+PUBLIC: Final = "public"
+"""A route anyone may call (health, readiness): `routes={"health": PUBLIC}`."""
+
+API_KEY_HEADER = "X-API-Key"
+_SCHEMES = {
+    "bearer": {
+        "type": "http",
+        "scheme": "bearer",
+        "description": "an API key (ff_live_..., ff_test_..., ff_ro_...) as a bearer token",
+    },
+    "apiKey": {"type": "apiKey", "in": "header", "name": API_KEY_HEADER},
+}
+
+
+class RouteScopeError(FactflowError):
+    """A route declares no scope, or several, or a router names a route it does not have.
+
+    Add `dependencies=[require("domain:action")]` to the router (see factflow/api/auth.py).
+    """
+
+
+class ScopeRequirement:
+    """The dependency: authenticates the request, then checks the route's scope."""
+
+    def __init__(
+        self, read: Scope, write: Scope | None, routes: Mapping[str, Scope | None]
+    ) -> None:
+        self.read = read
+        self.write = write
+        self.routes = dict(routes)
+
+    def scope_for(self, route_name: str, method: str) -> Scope | None:
+        """The scope a route needs for `method`; None when the route is public."""
+        if route_name in self.routes:
+            return self.routes[route_name]
+        if self.write is not None and method.upper() not in SAFE_METHODS:
+            return self.write
+        return self.read
+
+    def __call__(self, request: Request) -> None:
+        route = request.scope.get("route")
+        assert isinstance(route, APIRoute), "a ScopeRequirement runs only on API routes"
+        needed = self.scope_for(route.name, request.method)
+        if needed is None:
+            return
+        principal = authenticate(request)
+        authorize(principal, needed)
+        request.state.principal = principal
+
+
+def _scope(value: str) -> Scope | None:
+    return None if value == PUBLIC else Scope(value)
+
+
+def require(
+    scope: str, *, write: str | None = None, routes: Mapping[str, str] | None = None
+) -> DependsParam:
+    """The router's auth dependency: `scope` for its routes (and `write` for unsafe
+    methods when given), with per-endpoint exceptions in `routes` (`PUBLIC` for none)."""
+    requirement = ScopeRequirement(
+        Scope(scope),
+        Scope(write) if write else None,
+        {name: _scope(value) for name, value in (routes or {}).items()},
+    )
+    return DependsParam(requirement)
+
+
+def presented_key(headers: Headers) -> str | None:
+    """The key from `Authorization: Bearer KEY` or `X-API-Key: KEY`, if either is sent."""
+    scheme, _, value = headers.get("authorization", "").partition(" ")
+    if scheme.lower() == "bearer" and value.strip():
+        return value.strip()
+    return headers.get(API_KEY_HEADER) or None
+
+
+def authenticate(request: Request) -> Principal:
+    """Who sent the request: anyone in open mode; else the key sent, else the SSO user a
+    trusted proxy forwarded; AuthenticationError (401) when neither."""
+    auth: AuthSettings = request.app.state.auth
+    if auth.mode is AuthMode.OPEN:
+        return OPEN_PRINCIPAL
+    key = presented_key(request.headers)
+    if key is None:
+        if auth.sso is not None:
+            peer = request.client.host if request.client else None
+            principal = sso_principal(auth.sso, peer, request.headers)
+            if principal is not None:
+                return principal
+        msg = (
+            "this route needs credentials: send an API key as `Authorization: Bearer ff_...`"
+            f" or `{API_KEY_HEADER}: ff_...`"
+        )
+        raise AuthenticationError(AuthCode.AUTHENTICATION_REQUIRED, msg)
+    with get_pool(request).connection() as conn:
+        return authenticate_key(conn, auth, key)
+
+
+def current_principal(request: Request) -> Principal:
+    """The principal the route's ScopeRequirement authenticated (it runs first)."""
+    principal: Principal | None = getattr(request.state, "principal", None)
+    if principal is None:
+        msg = "current_principal on a route without a scope (a PUBLIC route?)"
+        raise RouteScopeError(msg)
+    return principal
+
+
+PrincipalDep = Annotated[Principal, Depends(current_principal)]
+
+
+def _requirement(route: RouteContext) -> ScopeRequirement:
+    found = [d.dependency for d in route.dependencies if isinstance(d.dependency, ScopeRequirement)]
+    if len(found) != 1:
+        methods = ",".join(sorted(route.methods or ()))
+        msg = (
+            f"route {methods} {route.path_format} ({route.name}) declares {len(found)} scopes,"
+            " needs exactly one: add dependencies=[require('domain:action')] to its router"
+            " (factflow/api/routers/__init__.py says how)"
+        )
+        raise RouteScopeError(msg)
+    requirement = found[0]
+    assert isinstance(requirement, ScopeRequirement)
+    return requirement
+
+
+def route_scopes(app: FastAPI) -> dict[tuple[str, str], Scope | None]:
+    """(path, METHOD) -> the scope it needs (None: public) for every API route of `app`;
+    RouteScopeError for a route without exactly one requirement, or an exception that
+    names no route of its router."""
+    table: dict[tuple[str, str], Scope | None] = {}
+    names: dict[int, set[str]] = {}
+    requirements: dict[int, ScopeRequirement] = {}
+    # FastAPI keeps included routers as such; their routes, with the prefixes and the
+    # router's dependencies applied, are these contexts (what the OpenAPI document lists)
+    for route in iter_route_contexts(app.routes):
+        if not isinstance(route.original_route, APIRoute):
+            continue  # /openapi.json, /docs, /redoc: the documentation stays public
+        requirement = _requirement(route)
+        requirements[id(requirement)] = requirement
+        name = route.original_route.name  # what the request's scope["route"] carries
+        names.setdefault(id(requirement), set()).add(name)
+        for method in route.methods or ():
+            table[(str(route.path_format), method)] = requirement.scope_for(name, method)
+    for key, requirement in requirements.items():
+        unknown = sorted(set(requirement.routes) - names[key])
+        if unknown:
+            msg = f"require(routes=...) names routes its router does not have: {unknown}"
+            raise RouteScopeError(msg)
+    return table
+
+
+def secure_routes(app: FastAPI) -> None:
+    """Check every route's scope now, and show them in the OpenAPI document."""
+    table = route_scopes(app)
+    build: Callable[[], dict[str, Any]] = app.openapi
+    decorated = False
+
+    def openapi() -> dict[str, Any]:
+        nonlocal decorated
+        schema = build()
+        if decorated:
+            return schema
+        schema.setdefault("components", {})["securitySchemes"] = _SCHEMES
+        for path, operations in schema.get("paths", {}).items():
+            for method, operation in operations.items():
+                scope = table.get((path, method.upper()))
+                if scope is None:
+                    operation["security"] = []
+                    operation["x-required-scope"] = None
+                    note = "Public: no credentials needed."
+                else:
+                    operation["security"] = [{name: [scope.value]} for name in _SCHEMES]
+                    operation["x-required-scope"] = scope.value
+                    note = f"Requires scope `{scope.value}`."
+                described = operation.get("description", "")
+                operation["description"] = f"{note}\n\n{described}" if described else note
+        decorated = True
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

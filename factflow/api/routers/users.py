@@ -1,0 +1,43 @@
+"""Users (people) and their roles: admin, member, viewer. Admins only."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Query, status
+
+from factflow.api.auth import require
+from factflow.api.deps import DbDep, Offset
+from factflow.api.schemas.auth import UserCreate, UserResponse, UserUpdate
+from factflow.db.repositories import users as repo
+
+router = APIRouter(prefix="/users", tags=["users"], dependencies=[require("admin")])
+
+
+@router.post("", status_code=status.HTTP_201_CREATED)
+def create_user(body: UserCreate, db: DbDep) -> UserResponse:
+    """A new user; 409 when the email is taken (case-insensitive)."""
+    return UserResponse.of(
+        repo.create_user(db, email=body.email, role=body.role.value, name=body.name)
+    )
+
+
+@router.get("")
+def list_users(
+    db: DbDep, limit: Annotated[int, Query(ge=1, le=1000)] = 100, offset: Offset = 0
+) -> list[UserResponse]:
+    return [UserResponse.of(u) for u in repo.list_users(db, limit=limit, offset=offset)]
+
+
+@router.get("/{user_id}")
+def get_user(user_id: uuid.UUID, db: DbDep) -> UserResponse:
+    return UserResponse.of(repo.get_user(db, user_id))
+
+
+@router.patch("/{user_id}")
+def update_user(user_id: uuid.UUID, body: UserUpdate, db: DbDep) -> UserResponse:
+    """Change the role (the user's keys can then do no more than the new role allows) or
+    disable the user (their keys stop working)."""
+    role = body.role.value if body.role else None
+    return UserResponse.of(repo.update_user(db, user_id, role=role, disabled=body.disabled))
