@@ -195,8 +195,9 @@ init_message:
     }
     assert set(rendered) == {site.url("/js/app"), site.url("/docs/install")}
     assert "<h2>Rendered in the browser</h2>" in rendered[site.url("/js/app")]["html"]
-    # the worker closed its browser on exit: none of its Chromium processes is left
-    assert _chromium_pids() - before == set()
+    # the worker closed its browser on exit: none of its Chromium processes is left (its
+    # helper processes may take a moment to go once the browser has been closed)
+    wait_until(lambda: _chromium_pids() - before == set(), 15, "the worker's Chromium to exit")
 
 
 def _chromium_pids() -> set[str]:
