@@ -72,6 +72,47 @@ class RejectsBadAsync(Adapter):
         return RejectsBad().process(message, context)
 
 
+FAILURES_SCHEMA: JsonSchema = {
+    "type": "object",
+    "properties": {"failures": {"type": "integer", "minimum": 0}},
+    "additionalProperties": False,
+}
+
+ATTEMPTS: dict[str, list[float]] = {}
+"""`time.monotonic()` at each attempt, per message id, of FailsFirst and AsyncFailsFirst."""
+
+
+def _attempt(failures: int | None, message: Message) -> list[Message]:
+    times = ATTEMPTS.setdefault(message.message_id, [])
+    times.append(time.monotonic())
+    if failures is None or len(times) <= failures:
+        msg = f"attempt {len(times)} on {message.payload!r} timed out"
+        raise TimeoutError(msg)
+    return [message.derive(metadata={"attempts": len(times)})]
+
+
+class FailsFirst(Adapter):
+    """Sync: fails the first `failures` attempts of each message (every attempt when
+    `failures` is not set), recording when each attempt began in ATTEMPTS."""
+
+    name = "fails_first"
+    config_schema = FAILURES_SCHEMA
+
+    def process(self, message: Message, context: Context) -> list[Message]:
+        return _attempt(self.config.get("failures"), message)
+
+
+class AsyncFailsFirst(Adapter):
+    """FailsFirst as a coroutine, awaiting before it fails as an I/O-bound adapter would."""
+
+    name = "async_fails_first"
+    config_schema = FAILURES_SCHEMA
+
+    async def process(self, message: Message, context: Context) -> list[Message]:
+        await asyncio.sleep(0.001)
+        return _attempt(self.config.get("failures"), message)
+
+
 class Slow(Adapter):
     """Sleeps `sleep_ms` per message (sync), then passes it through; a payload with
     `"fast": true` passes at once."""

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from factflow.compiler.plan import RetryPolicy
 
@@ -36,3 +38,27 @@ def test_exponential_is_capped() -> None:
 
 def test_zero_delay_stays_zero() -> None:
     assert _policy("exponential", delay=0).delay(7) == 0
+
+
+@given(
+    base=st.floats(min_value=0, max_value=100, allow_nan=False),
+    cap=st.floats(min_value=0, max_value=1000, allow_nan=False),
+    attempt=st.integers(min_value=1, max_value=40),
+)
+def test_exponential_is_the_doubled_base_or_the_cap_whichever_is_smaller(
+    base: float, cap: float, attempt: int
+) -> None:
+    policy = _policy("exponential", delay=base, cap=cap)
+    delay = policy.delay(attempt)
+    assert delay == min(base * 2 ** (attempt - 1), cap)
+    assert delay <= cap
+    assert policy.delay(attempt + 1) >= delay  # never shrinks
+    assert policy.delay(1) == min(base, cap)  # the first retry waits the base delay
+
+
+@given(
+    base=st.floats(min_value=0, max_value=100, allow_nan=False),
+    attempt=st.integers(min_value=1, max_value=40),
+)
+def test_fixed_waits_the_base_delay_before_every_retry(base: float, attempt: int) -> None:
+    assert _policy("fixed", delay=base, cap=1000).delay(attempt) == base
