@@ -84,6 +84,47 @@ def is_missing(value: Any) -> bool:
     return value is _MISSING
 
 
+# The operators are plain functions rather than lambdas in the table below because
+# mutation testing (scripts/mutation.sh) mutates function bodies only. Values that cannot
+# be compared (a string and a number) make a test false, never an error.
+
+
+def _eq(actual: Any, expected: Any) -> bool:
+    return bool(actual == expected)
+
+
+def _neq(actual: Any, expected: Any) -> bool:
+    return bool(actual != expected)
+
+
+def _gt(actual: Any, expected: Any) -> bool:
+    try:
+        return bool(actual > expected)
+    except TypeError:
+        return False
+
+
+def _gte(actual: Any, expected: Any) -> bool:
+    try:
+        return bool(actual >= expected)
+    except TypeError:
+        return False
+
+
+def _lt(actual: Any, expected: Any) -> bool:
+    try:
+        return bool(actual < expected)
+    except TypeError:
+        return False
+
+
+def _lte(actual: Any, expected: Any) -> bool:
+    try:
+        return bool(actual <= expected)
+    except TypeError:
+        return False
+
+
 def _contains(actual: Any, expected: Any) -> bool:
     try:
         return expected in actual
@@ -91,25 +132,23 @@ def _contains(actual: Any, expected: Any) -> bool:
         return False
 
 
-def _compare(op: Callable[[Any, Any], bool]) -> Callable[[Any, Any], bool]:
-    def compare(actual: Any, expected: Any) -> bool:
-        try:
-            return op(actual, expected)
-        except TypeError:
-            return False
+def _in(actual: Any, expected: Any) -> bool:
+    return _contains(expected, actual)
 
-    return compare
+
+def _not_in(actual: Any, expected: Any) -> bool:
+    return not _contains(expected, actual)
 
 
 OPERATORS: dict[str, Callable[[Any, Any], bool]] = {
-    "eq": lambda a, b: bool(a == b),
-    "neq": lambda a, b: bool(a != b),
-    "gt": _compare(lambda a, b: a > b),
-    "lt": _compare(lambda a, b: a < b),
-    "gte": _compare(lambda a, b: a >= b),
-    "lte": _compare(lambda a, b: a <= b),
-    "in": lambda a, b: _contains(b, a),
-    "not_in": lambda a, b: not _contains(b, a),
+    "eq": _eq,
+    "neq": _neq,
+    "gt": _gt,
+    "lt": _lt,
+    "gte": _gte,
+    "lte": _lte,
+    "in": _in,
+    "not_in": _not_in,
     "contains": _contains,
 }
 KNOWN_OPERATORS = frozenset(OPERATORS) | {"matches", "exists"}
