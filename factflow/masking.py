@@ -8,7 +8,11 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 MASK = "***"
 
-_KEYWORD_PASSWORD = re.compile(r"(\bpassword\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)", re.IGNORECASE)
+# ASCII: libpq splits keyword DSNs on ASCII whitespace only, so a password holding another
+# Unicode space (U+00A0, U+001F) is one value and must be masked whole.
+_KEYWORD_PASSWORD = re.compile(
+    r"(\bpassword\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)", re.IGNORECASE | re.ASCII
+)
 
 
 def mask_url(url: str | None) -> str:

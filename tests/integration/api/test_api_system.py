@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from urllib.parse import quote, urlencode
+
 import pytest
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from starlette.testclient import TestClient
 
 from factflow.api import ApiSettings
+from tests.integration.api.conftest import MakeApp
 
 pytestmark = pytest.mark.integration
 
@@ -21,7 +25,41 @@ def test_health_readiness_version(api: TestClient) -> None:
     assert api.get("/api/v1/system/version").json()["api"] == "v1"
     diagnostics = api.get("/api/v1/system/diagnostics").json()
     assert "split" in diagnostics["adapters"]
-    assert "***" in diagnostics["database_url"] or "password" not in diagnostics["database_url"]
+
+
+def _with_password(url: str, form: str) -> tuple[str, str]:
+    """The test database's URL written in `form`, with a password, and that password: the
+    real one when the URL has one, else an invented one (the embedded server trusts local
+    connections, so it ignores the password but the URL still carries it)."""
+    params = {k: str(v) for k, v in conninfo_to_dict(url).items() if v is not None}
+    password = params.pop("password", None) or "pw-Xq7-never-shown"
+    user = params.pop("user", "postgres")
+    dbname = params.pop("dbname")
+    if form == "dsn":
+        return make_conninfo("", user=user, password=password, dbname=dbname, **params), password
+    userinfo = quote(user, safe="")
+    if form == "url":
+        userinfo += ":" + quote(password, safe="")
+    else:  # the password as a query parameter, as libpq also accepts
+        params["password"] = password
+    query = urlencode(params, safe="/")
+    return f"postgresql://{userinfo}@/{dbname}?{query}", password
+
+
+@pytest.mark.parametrize("form", ["url", "query", "dsn"])
+def test_no_endpoint_shows_the_database_password(
+    make_app: MakeApp, api_db_url: str, form: str
+) -> None:
+    url, password = _with_password(api_db_url, form)
+    api = make_app(database_url=url)
+    diagnostics = api.get("/api/v1/system/diagnostics")
+    assert diagnostics.status_code == 200
+    shown = diagnostics.json()["database_url"]
+    assert "***" in shown
+    assert conninfo_to_dict(url)["dbname"] in shown  # masked, not dropped
+    for path in ("/api/v1/system/health?debug=true", "/api/v1/system/readiness", "/metrics"):
+        assert password not in api.get(path).text, path
+    assert password not in diagnostics.text
 
 
 def test_error_body_and_correlation_id(api: TestClient) -> None:

@@ -23,6 +23,7 @@ def holds(condition: dict[str, Any], payload: Any) -> bool:
 def leaf(field: str, op: str, value: Any) -> dict[str, Any]:
     return {"field": field, "operator": op, "value": value}
 
+
 ORDERING: dict[str, Callable[[Any, Any], bool]] = {
     "gt": operator.gt,
     "gte": operator.ge,
