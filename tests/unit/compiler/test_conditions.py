@@ -189,3 +189,50 @@ def test_unknown_operator_suggests_a_close_one() -> None:
     assert problem.suggestion.startswith("did you mean 'not_in'?")
     [far] = condition_problems({"field": "a", "operator": "equals"})
     assert far.suggestion.startswith("operators: contains, eq,")
+
+
+FORMS = "write `{field: F, operator: OP, value: V}`, or `all: [...]`, `any: [...]`, `not: {...}`"
+
+
+@pytest.mark.parametrize(
+    ("raw", "message", "suggestion"),
+    [
+        ("lang == en", "a condition must be a mapping", FORMS),
+        ({"field": "a", "any": []}, "a condition must have exactly one form", FORMS),
+        ({"operator": "eq"}, "the condition has no `field`", FORMS),
+        ({"all": {"field": "a"}}, "`all` needs a list", FORMS),
+        ({"field": "a"}, "the condition has no `operator`", FORMS),
+        ({"field": "a", "not": {"field": "b"}}, "a condition must have exactly one form", FORMS),
+        (
+            {"field": "a", "operator": "in", "value": "x"},
+            "`in` needs a list as `value`",
+            "write the value as a YAML list, e.g. `value: [en, no]`",
+        ),
+        (
+            {"field": "a[", "operator": "exists"},
+            "malformed field path 'a['",
+            "use a name like `url`, `payload.title`, `metadata.lang` or `items[0].id`",
+        ),
+        (
+            {"field": "a", "operator": "matches", "value": "(("},
+            "invalid regular expression '((': missing ), unterminated subpattern at position 1",
+            "fix the pattern (Python `re` syntax); quote it in YAML",
+        ),
+        (
+            {"field": "a", "operator": "gtee"},
+            "unknown condition operator 'gtee'",
+            "did you mean 'gte'? operators: contains, eq, exists, gt, gte, in, lt, lte, matches,"
+            " neq, not_in",
+        ),
+    ],
+)
+def test_condition_problems_say_what_is_wrong_and_how_to_fix_it(
+    raw: object, message: str, suggestion: str
+) -> None:
+    [problem] = condition_problems(raw)
+    assert (problem.message, problem.suggestion) == (message, suggestion)
+
+
+def test_a_matches_without_a_value_is_an_empty_pattern() -> None:
+    # an absent value is the empty pattern, which matches everything: no E111
+    assert condition_problems({"field": "a", "operator": "matches"}) == []
