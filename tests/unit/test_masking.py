@@ -41,6 +41,9 @@ def test_urls_without_secrets_are_unchanged() -> None:
         ("postgresql://app:p%40ss@db/x", "postgresql://app:***@db/x"),  # encoded '@'
         ("postgresql://app:p@ss@db/x", "postgresql://app:***@db/x"),  # a raw '@' in it
         ("postgresql://app:pw@[::1]:5432/x", "postgresql://app:***@[::1]:5432/x"),
+        ("postgresql://app:pa:ss@db/x", "postgresql://app:***@db/x"),  # a ':' in it
+        ("postgresql://db/x?password=pw", "postgresql://db/x?password=***"),
+        ("postgresql://db/x?sslmode=&password=pw", "postgresql://db/x?sslmode=&password=***"),
         ("postgresql://app:@db/x", "postgresql://app@db/x"),  # an empty password
         ("postgresql://app@db/x", "postgresql://app@db/x"),  # a user alone is no secret
         ("postgresql://db/x?PASSWORD=pw&sslmode=require", "postgresql://db/x?PASSWORD=***&sslmode=require"),
