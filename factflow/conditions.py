@@ -172,7 +172,8 @@ def compile_condition(condition: ConditionConfig) -> Predicate:
         want = expected if isinstance(expected, bool) else True
         return lambda m: (not is_missing(get(m))) == want
     if condition.operator == "matches":
-        pattern = compile_pattern(str(expected))
+        # no value is the empty pattern, as condition_problems checked it (not "None")
+        pattern = compile_pattern("" if expected is None else str(expected))
         return lambda m: isinstance(v := get(m), str) and pattern.search(v) is not None
     op = OPERATORS[condition.operator]
 

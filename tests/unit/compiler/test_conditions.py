@@ -236,3 +236,5 @@ def test_condition_problems_say_what_is_wrong_and_how_to_fix_it(
 def test_a_matches_without_a_value_is_an_empty_pattern() -> None:
     # an absent value is the empty pattern, which matches everything: no E111
     assert condition_problems({"field": "a", "operator": "matches"}) == []
+    assert holds({"field": "lang", "operator": "matches"}) is True
+    assert holds({"field": "n", "operator": "matches"}) is False  # still only strings
