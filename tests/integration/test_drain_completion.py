@@ -86,8 +86,9 @@ def _finish(proc: subprocess.Popen[str], timeout: float = 120) -> str:
     try:
         out, _ = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
-        proc.kill()
-        out, _ = proc.communicate()
+        # SIGTERM: `factflow run` stops its workers too (a SIGKILL would orphan them)
+        proc.terminate()
+        out, _ = proc.communicate(timeout=60)
         pytest.fail(f"the execution did not complete by itself within {timeout}s:\n{out[-3000:]}")
     assert proc.returncode == 0, out[-3000:]
     return out
