@@ -16,6 +16,7 @@ from fastapi import APIRouter
 
 from factflow.api.routers import (
     adapters,
+    chat,
     configs,
     content,
     deadletters,
@@ -29,6 +30,7 @@ from factflow.api.routers import (
     system,
     templates,
     triggers,
+    usage,
     users,
     webhooks,
 )
@@ -38,7 +40,7 @@ API_PREFIX = "/api/v1"
 api_router = APIRouter(prefix=API_PREFIX)
 for module in (
     system, configs, executions, pipelines, lineage, storage, content, adapters, templates,
-    search, webhooks, triggers, replay, deadletters, keys, users,
+    search, chat, usage, webhooks, triggers, replay, deadletters, keys, users,
 ):  # fmt: skip
     api_router.include_router(module.router)
 
