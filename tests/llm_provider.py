@@ -33,6 +33,8 @@ class FakeProvider:
     requests: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     reply: str = REPLY
     """What completions answer; streamed word by word."""
+    replies: list[str] = field(default_factory=list)
+    """Answers for the next completions, one each, before `reply` again."""
     latency: float = 0.0
     """Seconds before every answer (before the first streamed chunk)."""
     token_delay: float = 0.0
@@ -49,6 +51,10 @@ class FakeProvider:
         with self.lock:
             self.requests.append((path, body))
             return self.answers.pop(0) if self.answers else 200
+
+    def next_reply(self) -> str:
+        with self.lock:
+            return self.replies.pop(0) if self.replies else self.reply
 
     def chat_requests(self) -> list[dict[str, Any]]:
         with self.lock:
@@ -136,7 +142,7 @@ def serve_provider() -> Iterator[FakeProvider]:
             elif body.get("stream"):
                 self._stream(body)
             else:
-                self._send(200, _success(self.path, body, state.reply))
+                self._send(200, _success(self.path, body, state.next_reply()))
 
         def _send(self, status: int, data: dict[str, Any]) -> None:
             payload = json.dumps(data).encode()
@@ -156,7 +162,7 @@ def serve_provider() -> Iterator[FakeProvider]:
                 self.send_header("Content-Type", "text/event-stream")
                 self.send_header("Connection", "close")
                 self.end_headers()
-                for chunk in _chunks(body, state.reply):
+                for chunk in _chunks(body, state.next_reply()):
                     self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
                     self.wfile.flush()
                     if state.token_delay:

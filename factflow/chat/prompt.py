@@ -60,10 +60,13 @@ def pack(
         if used + cost > limit:
             if packed:
                 break
-            # the top source alone is over budget: keep the share of it that fits
+            # the top source alone is over budget: keep the share of it that fits (token
+            # counts are not additive at the cut, hence the few shrinking steps)
             share = max(0.0, (limit - used) / cost)
-            block = block[: int(len(block) * share)]
-            cost = count_tokens(model, block)
+            while used + cost > limit and block:
+                block = block[: int(len(block) * share * 0.95)]
+                cost = count_tokens(model, block)
+                share = 1.0
         # a prefix of the ranked citations: the prompt keeps their numbers
         packed.append(citation)
         blocks.append(block)

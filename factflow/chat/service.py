@@ -40,6 +40,7 @@ from factflow.llm import (
     LiteLLMClient,
     LLMConfig,
     LLMError,
+    check_model,
     provider_of,
 )
 from factflow.search import BadSearchRequestError, SearchService, SearchUnavailableError
@@ -96,6 +97,7 @@ class Ask:
 class Prepared:
     """An ask checked, rewritten and retrieved: what the answer is made from."""
 
+    pool: ConnectionPool[Any]
     ask: Ask
     thread: Thread | None
     mode: Mode
@@ -137,10 +139,9 @@ class Done:
 
 
 class ChatService:
-    def __init__(self, search: SearchService, settings: ChatSettings, pool: ConnectionPool[Any]):
+    def __init__(self, search: SearchService, settings: ChatSettings) -> None:
         self.search = search
         self.settings = settings
-        self.pool = pool
         self.transient = TransientThreads()
         self._clients: dict[tuple[str, int], LiteLLMClient] = {}
 
@@ -171,6 +172,7 @@ class ChatService:
         transient: bool,
     ) -> Thread:
         _check_title(title)
+        _check_model(model)
         retrieval.check()
         if transient:
             return Thread.of(
@@ -193,6 +195,8 @@ class ChatService:
     ) -> Thread:
         if "title" in changes:
             _check_title(changes["title"])
+        if "model" in changes:
+            _check_model(changes["model"])
         if "retrieval" in changes:
             settings = RetrievalSettings.of(changes["retrieval"])
             settings.check()
@@ -221,8 +225,9 @@ class ChatService:
 
     # -- answers -------------------------------------------------------------------
 
-    async def prepare(self, ask: Ask) -> Prepared:
-        """Check, rewrite, retrieve and cite; raises before anything is streamed."""
+    async def prepare(self, pool: ConnectionPool[Any], ask: Ask) -> Prepared:
+        """Check, rewrite, retrieve and cite; raises before anything is streamed. The
+        answer is stored through `pool` too."""
         started = time.perf_counter()
         question = ask.question.strip()
         if not question:
@@ -236,11 +241,12 @@ class ChatService:
             raise BadChatRequestError(msg)
         if ask.retrieval is not None:
             ask.retrieval.check()
+        _check_model(ask.model)
 
         def load() -> tuple[Thread | None, list[prompt.Turn]]:
             if ask.thread_id is None:
                 return None, list(ask.history)
-            with self.pool.connection() as conn:
+            with pool.connection() as conn:
                 thread = self.get_thread(conn, ask.thread_id)
                 history = self.messages(conn, ask.thread_id, limit=10_000, offset=0)
             return thread, [prompt.Turn(m.role, m.content) for m in history]
@@ -251,6 +257,7 @@ class ChatService:
         model = None if mode == "extractive" else model
         retrieval = ask.retrieval or (thread.retrieval if thread else RetrievalSettings())
         prepared = Prepared(
+            pool=pool,
             ask=ask,
             thread=thread,
             mode=mode,
@@ -266,7 +273,7 @@ class ChatService:
             prepared.standalone_question = await self._rewrite(prepared, question)
 
         def find() -> list[Citation]:
-            with self.pool.connection() as conn:
+            with prepared.pool.connection() as conn:
                 hits = retrieve(conn, self.search, prepared.standalone_question, retrieval)
                 return cite(conn, hits)
 
@@ -368,11 +375,13 @@ class ChatService:
     def _usage(
         self, prepared: Prepared, purpose: str, completion: Completion, started: float
     ) -> UsageRecord:
+        # the model as configured: providers answer with names of their own (no prefix)
+        model = prepared.model or completion.model
         return UsageRecord(
             kind="completion",
             purpose=purpose,
-            provider=provider_of(completion.model),
-            model=completion.model,
+            provider=provider_of(model),
+            model=model,
             prompt_tokens=completion.usage.prompt_tokens,
             completion_tokens=completion.usage.completion_tokens,
             cost_usd=completion.usage.cost_usd,
@@ -396,7 +405,7 @@ class ChatService:
         self, prepared: Prepared, answer: str, latency_ms: float, calls: list[UsageRecord]
     ) -> None:
         thread = prepared.thread
-        with self.pool.connection() as conn:
+        with prepared.pool.connection() as conn:
             if thread is not None:
                 messages = [
                     NewMessage(role="user", content=prepared.ask.question.strip()),
@@ -422,3 +431,12 @@ def _check_title(title: Any) -> None:
     if not isinstance(title, str) or len(title) > MAX_TITLE_CHARS or "\x00" in title:
         msg = f"title must be text of at most {MAX_TITLE_CHARS} characters, without NUL"
         raise BadChatRequestError(msg)
+
+
+def _check_model(model: str | None) -> None:
+    if model is None or model == EXTRACTIVE:
+        return
+    try:
+        check_model(model)
+    except ConfigurationError as exc:
+        raise BadChatRequestError(str(exc)) from exc

@@ -29,7 +29,7 @@ from factflow.llm.base import (
 )
 from factflow.llm.client import LiteLLMClient, LLMConfig, LLMLimits
 from factflow.llm.limiter import AdaptiveLimiter
-from factflow.llm.tokens import context_window, count_tokens, provider_of
+from factflow.llm.tokens import check_model, context_window, count_tokens, provider_of
 
 __all__ = [
     "AdaptiveLimiter",
@@ -43,6 +43,7 @@ __all__ = [
     "LLMLimits",
     "LiteLLMClient",
     "Usage",
+    "check_model",
     "context_window",
     "count_tokens",
     "provider_of",

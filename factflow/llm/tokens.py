@@ -3,6 +3,7 @@ the model's family, tiktoken's cl100k for models it does not know)."""
 
 from __future__ import annotations
 
+from factflow.exceptions import ConfigurationError
 from factflow.llm.client import _litellm
 
 DEFAULT_CONTEXT_TOKENS = 8192
@@ -27,3 +28,15 @@ def provider_of(model: str) -> str:
     """The provider part of a litellm model name (`openai/gpt-4o-mini` -> openai)."""
     provider, _, rest = model.partition("/")
     return provider if rest else "openai"
+
+
+def check_model(model: str) -> None:
+    """ConfigurationError when litellm cannot tell which provider serves `model`."""
+    try:
+        _litellm().get_llm_provider(model)
+    except Exception as exc:  # litellm raises its BadRequestError
+        msg = (
+            f"litellm does not know which provider serves model {model!r}: name it as "
+            "provider/model, e.g. openai/gpt-4o-mini (or `extractive` for no LLM)"
+        )
+        raise ConfigurationError(msg) from exc

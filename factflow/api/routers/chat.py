@@ -66,7 +66,7 @@ def get_chat(request: Request, search: SearchDep) -> ChatService:
     service: ChatService | None = getattr(request.app.state, "chat", None)
     if service is None:
         settings: Settings = request.app.state.settings
-        service = ChatService(search, ChatSettings.of(settings), get_pool(request))
+        service = ChatService(search, ChatSettings.of(settings))
         request.app.state.chat = service
     return service
 
@@ -336,7 +336,7 @@ def _dump(data: Any) -> str:
 
 async def _respond(request: Request, service: ChatService, ask: Ask, stream: bool) -> Any:
     with _answers():
-        prepared = await service.prepare(ask)
+        prepared = await service.prepare(get_pool(request), ask)
     if stream:
         return EventSourceResponse(_events(service, prepared), ping=15)
     done: Done | None = None

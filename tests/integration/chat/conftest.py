@@ -6,14 +6,18 @@ is reachable here) for the LLM path."""
 
 from __future__ import annotations
 
+import threading
+import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
+import uvicorn
 
 from factflow.api import ApiSettings, create_app
 from factflow.db.connection import connect
@@ -28,7 +32,7 @@ from tests.integration.search.conftest import TestClient, minilm
 from tests.integration.search.corpus import segments
 from tests.llm_provider import FakeProvider, serve_provider
 
-__all__ = ["TestClient", "chat_api", "chat_client", "chat_db", "minilm", "provider"]
+__all__ = ["TestClient", "chat_api", "chat_client", "chat_db", "minilm", "provider", "served"]
 
 CHAIN = ("web_scraper", "html_to_markdown", "markdown_segmenter", "embedding_generator")
 
@@ -106,3 +110,23 @@ def chat_client(url: str, root: Path, **overrides: Any) -> TestClient:
         **overrides,
     )
     return TestClient(create_app(settings))
+
+
+@contextmanager
+def served(settings: ApiSettings) -> Iterator[str]:
+    """The app on a real uvicorn server in a thread; yields its base URL."""
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(settings), host="127.0.0.1", port=0, log_level="warning")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 60
+    while not server.started:
+        assert time.monotonic() < deadline and thread.is_alive(), "uvicorn did not start"
+        time.sleep(0.05)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(30)

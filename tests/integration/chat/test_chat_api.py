@@ -185,7 +185,9 @@ def test_an_empty_index_answers_503_with_a_clear_body(pg_url: str, tmp_path: Pat
         ("POST", "/api/v1/chat", {"question": "q", "retrieval": {"slots": ["nope"]}}, 400),
         ("POST", "/api/v1/chat", {"question": "q", "retrieval": {"language": "klingon"}}, 400),
         ("POST", "/api/v1/chat", {"question": "q", "history": [{"role": "x", "content": ""}]}, 422),
+        ("POST", "/api/v1/chat", {"question": "q", "model": "0"}, 400),
         ("POST", "/api/v1/chat/threads", {"title": 5}, 422),
+        ("POST", "/api/v1/chat/threads", {"model": "no-provider"}, 400),
         (
             "POST",
             "/api/v1/chat/threads/00000000-0000-0000-0000-000000000007/messages",

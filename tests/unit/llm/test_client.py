@@ -16,6 +16,7 @@ from factflow.llm import (
     LLMConfig,
     LLMError,
     LLMLimits,
+    check_model,
     context_window,
     count_tokens,
     provider_of,
@@ -192,3 +193,10 @@ def test_token_counts_and_context_windows() -> None:
     assert context_window(KNOWN) == 128_000
     assert context_window(UNKNOWN) == DEFAULT_CONTEXT_TOKENS
     assert provider_of(KNOWN) == "openai" and provider_of("gpt-4o") == "openai"
+
+
+def test_a_model_litellm_cannot_place_is_a_configuration_error() -> None:
+    check_model(KNOWN)
+    check_model(UNKNOWN)  # a provider prefix is enough: self-hosted models have no entry
+    with pytest.raises(ConfigurationError, match="provider/model"):
+        check_model("0")
