@@ -112,9 +112,9 @@ def test_restart_without_recovery_from_lineage_and_storage(
     journals.mkdir()
     api = make_app(worker_env={"PYTHONPATH": str(REPO_ROOT)}, restart_window_seconds=5)
     docs = [{"payload": {"n": n}} for n in range(DOCS)]
+    pipeline = PIPELINE.replace("JOURNAL", str(journals))
     started = api.post(
-        "/api/v1/executions",
-        json={"pipeline_yaml": PIPELINE.replace("JOURNAL", str(journals)), "inputs": {"docs.in": docs}},
+        "/api/v1/executions", json={"pipeline_yaml": pipeline, "inputs": {"docs.in": docs}}
     )
     assert started.status_code == 201, started.text
     execution_id = started.json()["execution_id"]
