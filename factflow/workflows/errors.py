@@ -46,3 +46,10 @@ class FileSourceError(WorkflowError, NonRetryableError):
 class DocumentError(WorkflowError, NonRetryableError):
     """A document cannot be converted however often it is tried: the file is missing, is
     not a readable PDF, or is encrypted with a password factflow does not have."""
+
+
+class PayloadError(WorkflowError, NonRetryableError, ValueError):
+    """A message lacks what the adapter reads (`html`, `markdown`, `url`, ...): it comes
+    from the wrong adapter or producer. Non-retryable, so it is dead-lettered at once
+    (reason `non_retryable`) and does not count against the adapter's circuit breaker;
+    fix the chain or the producer and redrive it. A `ValueError`, as before."""
