@@ -52,7 +52,11 @@ def get_object(key: str, storage: StorageDep) -> Response:
     """The object's bytes, with a content type guessed from the key."""
     data = storage.get(key)
     media_type = mimetypes.guess_type(key)[0] or "application/octet-stream"
-    return Response(content=data, media_type=media_type)
+    # stored HTML is crawled content on the dashboard's origin: opened directly, it runs
+    # sandboxed (no scripts, no cookies), like the dashboard's previews
+    return Response(
+        content=data, media_type=media_type, headers={"Content-Security-Policy": "sandbox"}
+    )
 
 
 @router.post("/prune")
