@@ -165,7 +165,9 @@ def ask(
 
 @chat_app.command("threads")
 def threads(
-    limit: Annotated[int, typer.Option("--limit", "-n", min=1, max=500, metavar="N")] = 50,
+    limit: Annotated[
+        int, typer.Option("--limit", "-n", min=1, max=500, metavar="N", help="At most N threads.")
+    ] = 50,
     output: OutputOption = None,
 ) -> None:
     """Stored threads, the most recently active first."""
@@ -174,7 +176,8 @@ def threads(
 
 @chat_app.command("messages")
 def messages(
-    thread: Annotated[str, typer.Argument(metavar="THREAD_ID")], output: OutputOption = None
+    thread: Annotated[str, typer.Argument(metavar="THREAD_ID", help="The thread's id.")],
+    output: OutputOption = None,
 ) -> None:
     """A thread's questions and answers, oldest first."""
     data = call("GET", f"/chat/threads/{thread}/messages")
@@ -205,7 +208,8 @@ def usage_command(
     ] = None,
     thread: ThreadOption = None,
     execution: Annotated[
-        str | None, typer.Option("--execution", "-e", metavar="EXECUTION_ID")
+        str | None,
+        typer.Option("--execution", "-e", metavar="EXECUTION_ID", help="Only this execution."),
     ] = None,
     output: OutputOption = None,
 ) -> None:
