@@ -45,7 +45,7 @@ def signed_in(browser: Browser, dashboard: Dashboard, key: str) -> Iterator[Page
     page.on("pageerror", lambda error: errors.append(str(error)))
     page.goto(f"{dashboard.url}/")
     expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
-    page.get_by_label("API key").fill(key)
+    page.get_by_label("API key", exact=True).fill(key)
     page.get_by_role("button", name="Sign in").click()
     expect(page.get_by_role("heading", name="Overview")).to_be_visible()
     yield page
@@ -206,7 +206,7 @@ def test_signed_out_page_and_security_headers(browser: Browser, dashboard: Dashb
     page = context.new_page()
     page.goto(f"{dashboard.url}/#/executions")
     expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
-    page.get_by_label("API key").fill("ff_live_not_a_key")
+    page.get_by_label("API key", exact=True).fill("ff_live_not_a_key")
     page.get_by_role("button", name="Sign in").click()
     expect(page.get_by_role("alert")).to_be_visible()
     context.close()

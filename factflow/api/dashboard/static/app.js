@@ -151,12 +151,18 @@ function query(params) {
 }
 
 // Server-sent events over fetch (EventSource cannot send an API key header).
-async function sse(path, onEvent) {
-  const res = await fetch(`/api/v1/${path}`, {
-    headers: { ...headers('GET', false), Accept: 'text/event-stream' },
+async function sse(path, onEvent, { method = 'GET', body } = {}) {
+  const init = {
+    method,
+    headers: { ...headers(method, false), Accept: 'text/event-stream' },
     credentials: 'same-origin',
     signal: current.abort.signal,
-  });
+  };
+  if (body !== undefined) {
+    init.headers['Content-Type'] = 'application/json';
+    init.body = JSON.stringify(body);
+  }
+  const res = await fetch(`/api/v1/${path}`, init);
   if (!res.ok) throw await failure(res);
   const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
   let buffer = '';
@@ -1218,6 +1224,155 @@ async function webhook(id, params) {
   );
 }
 
+// ---------------------------------------------------------------- chat and usage
+
+// the answer's text with each [n] a link to source n below it
+function cited(text, count) {
+  return String(text)
+    .split(/(\[\d+\])/)
+    .map((part) => {
+      const n = /^\[(\d+)\]$/.exec(part);
+      return n && Number(n[1]) <= count ? h('a', { href: `#source-${n[1]}`, class: 'cite-ref' }, part) : part;
+    });
+}
+
+function sourcesList(citations) {
+  return h(
+    'ol',
+    { class: 'sources', 'aria-label': 'Sources' },
+    citations.map((c) =>
+      h(
+        'li',
+        { id: `source-${c.number}`, value: c.number, 'data-source': c.number },
+        h('strong', {}, c.title || c.url || 'untitled'),
+        c.heading_path?.length ? h('span', { class: 'muted' }, ` ${c.heading_path.join(' › ')}`) : null,
+        h('blockquote', {}, c.quote || c.text),
+        h(
+          'p',
+          { class: 'cite' },
+          c.url ? h('a', { href: c.url, rel: 'noopener noreferrer' }, c.url) : 'no URL',
+          c.lineage_id ? [' · ', link(`#/lineage?id=${c.lineage_id}`, 'lineage')] : null,
+        ),
+      ),
+    ),
+  );
+}
+
+async function chat() {
+  const caps = await api('chat/capabilities').catch((error) => ({ error }));
+  const question = h('textarea', { id: 'chat-q', class: 'question', 'aria-label': 'Question', placeholder: 'Ask about what was ingested' });
+  const thread = h('div', { id: 'chat-thread', 'aria-live': 'polite' });
+  const history = [];
+  main.append(
+    h('h1', {}, 'Chat'),
+    caps.error
+      ? errorBox(caps.error)
+      : h('p', { class: 'muted' }, caps.mode === 'llm' ? `answers by ${caps.model}` : 'extractive answers: the best sentences of the sources (no LLM configured)'),
+  );
+  if (!can('chat:use')) {
+    main.append(h('p', { class: 'muted' }, 'Asking needs the chat:use scope.'));
+    return;
+  }
+  async function ask() {
+    const text = question.value.trim();
+    if (!text) return;
+    question.value = '';
+    const answer = h('p', { class: 'answer', 'data-state': 'streaming' });
+    const sources = h('div', {});
+    const meta = h('p', { class: 'muted' });
+    const turn = h('article', { class: 'turn' }, h('h2', {}, text), answer, sources, meta);
+    thread.prepend(turn);
+    let raw = '';
+    let citations = [];
+    try {
+      await sse('chat', (event) => {
+        if (event.event === 'citations') {
+          citations = event.data.citations;
+          fill(sources, h('h3', {}, 'Sources'), sourcesList(citations));
+        } else if (event.event === 'token') {
+          raw += event.data.text;
+          fill(answer, cited(raw, citations.length));
+        } else if (event.event === 'done') {
+          raw = event.data.answer ?? raw;
+          fill(answer, cited(raw, citations.length));
+          answer.dataset.state = 'done';
+          const u = event.data.usage ?? {};
+          meta.textContent = `${event.data.mode}${event.data.model ? ` (${event.data.model})` : ''} · ${Math.round(event.data.latency_ms ?? 0)} ms · ${u.prompt_tokens ?? 0}+${u.completion_tokens ?? 0} tokens${u.cost_usd ? ` · $${u.cost_usd.toFixed(4)}` : ''}`;
+        } else if (event.event === 'error') {
+          answer.dataset.state = 'error';
+          add(turn, errorBox(new Error(event.data.detail ?? 'the answer failed')));
+        }
+      }, { method: 'POST', body: { question: text, stream: true, history: history.slice(-6) } });
+      history.push({ role: 'user', content: text }, { role: 'assistant', content: raw });
+    } catch (error) {
+      if (error?.name === 'AbortError') return;
+      answer.dataset.state = 'error';
+      add(turn, errorBox(error));
+    }
+  }
+  main.append(
+    h(
+      'form',
+      {
+        class: 'chat-form',
+        onsubmit: (e) => {
+          e.preventDefault();
+          ask();
+        },
+      },
+      question,
+      h('button', { type: 'submit', 'data-write': 'chat:use' }, 'Ask'),
+    ),
+    thread,
+  );
+}
+
+// tokens per day as stacked bars, one colour per model
+function usageChart(groups) {
+  const days = [...new Set(groups.map((g) => g.key.day))].sort();
+  const models = [...new Set(groups.map((g) => g.key.model ?? 'unknown'))];
+  const colours = ['#1f5fbf', '#c2410c', '#15803d', '#7e22ce', '#b91c1c', '#0e7490'];
+  const max = Math.max(1, ...days.map((d) => groups.filter((g) => g.key.day === d).reduce((n, g) => n + g.total_tokens, 0)));
+  const width = Math.max(300, days.length * 48 + 60);
+  const svg = s('svg', { class: 'chart', width, height: 220, viewBox: `0 0 ${width} 220`, role: 'img', 'aria-label': 'Tokens per day and model' });
+  days.forEach((day, i) => {
+    let y = 190;
+    for (const [m, model] of models.entries()) {
+      const g = groups.find((x) => x.key.day === day && (x.key.model ?? 'unknown') === model);
+      if (!g) continue;
+      const height = (g.total_tokens / max) * 170;
+      y -= height;
+      add(svg, s('rect', { x: 50 + i * 48, y, width: 36, height, fill: colours[m % colours.length] }, s('title', {}, `${day} ${model}: ${g.total_tokens} tokens`)));
+    }
+    add(svg, s('text', { x: 68 + i * 48, y: 206, 'text-anchor': 'middle', class: 'axis' }, String(day).slice(5, 10)));
+  });
+  add(svg, s('text', { x: 4, y: 24, class: 'axis' }, String(max)), s('text', { x: 4, y: 190, class: 'axis' }, '0'));
+  const legend = h('ul', { class: 'legend' }, models.map((m, i) => h('li', {}, h('span', { class: 'swatch', 'data-colour': i % colours.length }), m)));
+  return [svg, legend];
+}
+
+async function usage(params) {
+  const since = params.get('since') ?? new Date(Date.now() - 30 * 86400e3).toISOString().slice(0, 10);
+  const [byDay, byModel] = await Promise.all([
+    api(`usage?group_by=day&group_by=model&since=${encodeURIComponent(since)}`),
+    api(`usage?group_by=provider&group_by=model&since=${encodeURIComponent(since)}`),
+  ]);
+  const t = byModel.total;
+  main.append(
+    h('h1', {}, 'Usage and costs'),
+    h('p', { class: 'muted' }, `since ${since}: ${t.calls} LLM calls, ${t.total_tokens} tokens, $${t.cost_usd.toFixed(4)}${t.unpriced_calls ? ` (${t.unpriced_calls} calls of unpriced models)` : ''}`),
+    section('Tokens per day', byDay.groups.length ? usageChart(byDay.groups) : h('p', { class: 'empty' }, 'No LLM calls yet.')),
+    section(
+      'Per model',
+      table(
+        ['Provider', 'Model', 'Calls', 'Prompt tokens', 'Completion tokens', 'Cost (USD)'],
+        byModel.groups.map((g) => [g.key.provider ?? '', g.key.model ?? '', String(g.calls), String(g.prompt_tokens), String(g.completion_tokens), g.cost_usd.toFixed(4)]),
+        'No LLM calls yet.',
+      ),
+    ),
+  );
+}
+
 // ---------------------------------------------------------------- keys and users
 
 async function keys() {
@@ -1245,13 +1400,46 @@ async function users() {
 
 function signIn(reason) {
   const key = h('input', { id: 'api-key', type: 'password', size: 40, autocomplete: 'off', 'aria-label': 'API key' });
-  fill(main, 
+  const email = h('input', { id: 'login-email', type: 'email', autocomplete: 'username', size: 30 });
+  const password = h('input', { id: 'login-password', type: 'password', autocomplete: 'current-password', size: 30 });
+  const problem = h('div', {});
+  const withPassword = (session.features ?? []).includes('login');
+  fill(
+    main,
     h('h1', {}, 'Sign in'),
     reason ? h('p', { class: 'error', role: 'alert' }, reason) : null,
+    problem,
+    withPassword
+      ? h(
+          'form',
+          {
+            class: 'inline',
+            'aria-label': 'Sign in with a password',
+            onsubmit: async (e) => {
+              e.preventDefault();
+              try {
+                // the session cookie and the CSRF cookie come back with the answer
+                await api('auth/login', { method: 'POST', body: { email: email.value.trim(), password: password.value } });
+                sessionStorage.removeItem(KEY_STORAGE);
+                await loadSession();
+                route();
+              } catch (error) {
+                fill(problem, errorBox(error));
+              }
+            },
+          },
+          h('label', { for: 'login-email' }, 'Email'),
+          email,
+          h('label', { for: 'login-password' }, 'Password'),
+          password,
+          h('button', { type: 'submit' }, 'Sign in with password'),
+        )
+      : null,
     h(
       'form',
       {
         class: 'inline',
+        'aria-label': 'Sign in with an API key',
         onsubmit: async (e) => {
           e.preventDefault();
           sessionStorage.setItem(KEY_STORAGE, key.value.trim());
@@ -1263,8 +1451,15 @@ function signIn(reason) {
       key,
       h('button', { type: 'submit' }, 'Sign in'),
     ),
-    h('p', { class: 'muted' }, 'The key stays in this tab (sessionStorage) and is sent as X-API-Key.'),
+    h('p', { class: 'muted' }, 'A key stays in this tab (sessionStorage) and is sent as X-API-Key.'),
   );
+}
+
+async function signOut() {
+  if (session.principal?.kind === 'session') await api('auth/logout', { method: 'POST' }).catch(ignoreAbort);
+  sessionStorage.removeItem(KEY_STORAGE);
+  await loadSession();
+  route();
 }
 
 async function loadSession() {
@@ -1275,13 +1470,15 @@ async function loadSession() {
     session.auth === 'open'
       ? h('span', { class: 'warn', title: 'no FACTFLOW_AUTH_SECRET: anyone who reaches this port can do anything' }, 'open mode')
       : session.principal
-        ? [h('span', {}, `${session.principal.name} (${session.principal.role ?? session.principal.kind})`), ' ', button('Sign out', () => {
-            sessionStorage.removeItem(KEY_STORAGE);
-            loadSession().then(route);
-          })]
+        ? [h('span', {}, `${session.principal.name} (${session.principal.role ?? session.principal.kind})`), ' ', button('Sign out', signOut)]
         : h('span', {}, 'signed out'),
   );
-  for (const item of document.querySelectorAll('#nav [data-scope]')) item.hidden = !can(item.dataset.scope);
+  const features = session.features ?? [];
+  for (const item of document.querySelectorAll('#nav li')) {
+    const needs = item.dataset.needs;
+    const scope = item.dataset.scope;
+    item.hidden = Boolean((needs && !features.includes(needs)) || (scope && !can(scope)));
+  }
 }
 
 const PAGES = [
@@ -1297,6 +1494,8 @@ const PAGES = [
   [/^search$/, search],
   [/^webhooks$/, webhooks],
   [/^webhooks\/([^/]+)$/, (p, id) => webhook(id, p)],
+  [/^chat$/, chat],
+  [/^usage$/, usage],
   [/^keys$/, keys],
   [/^users$/, users],
 ];
