@@ -825,7 +825,10 @@ async function execution(id) {
     }, 300);
   };
   await refresh();
-  if (!TERMINAL.has(info.status)) every(1500, refresh);
+  // worker counts arrive with heartbeats, not events: poll while it runs
+  every(1500, async () => {
+    if (!TERMINAL.has(info.status)) await refresh();
+  });
   sse(`executions/${id}/events`, (event) => {
     if (event.event === 'status') return setStatus(event.data.status);
     log.prepend(h('li', {}, `${when(event.data.created_at)} ${event.event}`));
