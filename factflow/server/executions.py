@@ -25,6 +25,7 @@ from factflow.db.connection import DbConnection
 from factflow.db.repositories import configs as configs_repo
 from factflow.db.repositories import dead_letters as letters_repo
 from factflow.db.repositories import executions as repo
+from factflow.db.repositories.retention import reading_stages
 from factflow.exceptions import ConfigurationError
 from factflow.server import rundir
 from factflow.server.exceptions import (
@@ -185,7 +186,11 @@ class ExecutionService:
             raise InvalidPipelineError(result.report)
         entry, after = self._entry(result.plan, route.id, step.stage, request)
         plan = entered_at(result.plan, entry, after)
-        messages = select_messages(conn, storage, parent.id, route.id, step.stage, request.filter)
+        # a prune waits while the stored messages are read (the replay then has them)
+        with reading_stages(conn, parent.id):
+            messages = select_messages(
+                conn, storage, parent.id, route.id, step.stage, request.filter
+            )
         if not messages:
             msg = (
                 f"none of the stored messages of stage '{route.id}/{step.stage}' match the "
