@@ -10,6 +10,7 @@ screenshots of the main pages (the README's are made so).
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from collections.abc import Iterator
@@ -182,6 +183,25 @@ def test_pages_have_no_serious_accessibility_violations(admin: Page, dashboard: 
         if name in ("overview", "editor", "storage"):
             shot(admin, name)
     assert not problems, problems
+
+
+def test_stored_html_is_previewed_sandboxed(admin: Page, dashboard: Dashboard) -> None:
+    key = "executions/preview/crawl/web_scraper/page.json"
+    page_html = (
+        "<html><body><h1>Stored page</h1><p>" + "words " * 30 + "</p>"
+        "<script>parent.document.title = 'ran'; document.body.dataset.ran = 'yes'</script>"
+        "</body></html>"
+    )
+    stored = dashboard.root / "output" / "storage" / key
+    stored.parent.mkdir(parents=True, exist_ok=True)
+    stored.write_text(json.dumps({"payload": {"html": page_html}}))
+    admin.goto(f"{dashboard.url}/#/storage?prefix=executions/preview/crawl/web_scraper/&key={key}")
+    frame = admin.frame_locator(".preview iframe")
+    expect(frame.locator("h1")).to_have_text("Stored page")
+    assert admin.locator(".preview iframe").get_attribute("sandbox") == ""
+    assert frame.locator("body").get_attribute("data-ran") is None
+    assert admin.title() == "factflow"
+    expect(admin.locator(".preview summary")).to_have_text(["html (html)", "json"])
 
 
 def test_signed_out_page_and_security_headers(browser: Browser, dashboard: Dashboard) -> None:
