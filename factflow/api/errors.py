@@ -42,6 +42,8 @@ from factflow.server.exceptions import (
     InvalidPipelineError,
     MissingStoredMessagesError,
     ReplayError,
+    RetentionError,
+    StorageInUseError,
     SupervisorError,
     TooManyConcurrentExecutionsError,
     UnknownInputQueueError,
@@ -154,6 +156,7 @@ _MAPPING: tuple[tuple[type[Exception], int, str], ...] = (
     (UnknownInputQueueError, 400, "UNKNOWN_INPUT_QUEUE"),
     (ExecutionStateError, 409, "EXECUTION_STATE"),
     (ReplayError, 400, "REPLAY_INVALID"),
+    (RetentionError, 400, "RETENTION_INVALID"),
     (SupervisorError, 500, "SUPERVISOR_ERROR"),
     (NotFoundError, 404, "NOT_FOUND"),
     (IllegalTransitionError, 409, "ILLEGAL_TRANSITION"),
@@ -195,6 +198,10 @@ def install_error_handlers(app: FastAPI) -> None:
         assert isinstance(exc, MissingStoredMessagesError)
         return _response(409, str(exc), "STORED_MESSAGES_MISSING", missing=exc.missing)
 
+    async def storage_in_use(_: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, StorageInUseError)
+        return _response(409, str(exc), "STORAGE_IN_USE", kept=exc.kept)
+
     async def auth_error(_: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, AuthError)
         if isinstance(exc, AuthenticationError):
@@ -226,6 +233,7 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, validation_error)
     app.add_exception_handler(InvalidPipelineError, invalid_pipeline)
     app.add_exception_handler(MissingStoredMessagesError, missing_stored)
+    app.add_exception_handler(StorageInUseError, storage_in_use)
     for auth_cls in (AuthenticationError, PermissionDeniedError, KeyPolicyError):
         app.add_exception_handler(auth_cls, auth_error)
     for cls, _, _ in _MAPPING:
