@@ -27,7 +27,9 @@ from factflow.auth.exceptions import (
     AuthenticationError,
     AuthError,
     KeyPolicyError,
+    PasswordPolicyError,
     PermissionDeniedError,
+    RateLimitedError,
 )
 from factflow.db.exceptions import (
     ConflictError,
@@ -136,7 +138,7 @@ def _response(
 ) -> JSONResponse:
     headers = {**(headers or {}), CORRELATION_HEADER: correlation_id()}
     if status == 429:
-        headers["Retry-After"] = "5"
+        headers.setdefault("Retry-After", "5")
     body = json_safe(jsonable_encoder(error_body(detail, code, **extra)))
     return JSONResponse(body, status_code=status, headers=headers)
 
@@ -197,6 +199,16 @@ def install_error_handlers(app: FastAPI) -> None:
 
     async def auth_error(_: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, AuthError)
+        if isinstance(exc, RateLimitedError):
+            wait = max(1, math.ceil(exc.retry_after))  # Retry-After takes whole seconds
+            return _response(
+                429,
+                exc.detail,
+                exc.code,
+                headers={"Retry-After": str(wait)},
+                retry_after_seconds=wait,
+                limit=exc.limit,
+            )
         if isinstance(exc, AuthenticationError):
             # RFC 9110: a 401 names the scheme to use
             headers = {"WWW-Authenticate": 'Bearer realm="factflow"'}
@@ -226,7 +238,10 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, validation_error)
     app.add_exception_handler(InvalidPipelineError, invalid_pipeline)
     app.add_exception_handler(MissingStoredMessagesError, missing_stored)
-    for auth_cls in (AuthenticationError, PermissionDeniedError, KeyPolicyError):
+    for auth_cls in (
+        AuthenticationError, PermissionDeniedError, KeyPolicyError, PasswordPolicyError,
+        RateLimitedError,
+    ):  # fmt: skip
         app.add_exception_handler(auth_cls, auth_error)
     for cls, _, _ in _MAPPING:
         app.add_exception_handler(cls, mapped)
