@@ -37,6 +37,7 @@ from factflow.auth.sessions import CSRF_HEADER, SESSION_COOKIE, authenticate_ses
 from factflow.auth.settings import AuthMode, AuthSettings
 from factflow.auth.sso import sso_principal
 from factflow.exceptions import FactflowError
+from factflow.server.supervisor import StartedBy
 
 # methods that change nothing: they get a router's read scope, the others its `write`
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -182,6 +183,19 @@ def current_principal(request: Request) -> Principal:
 
 
 PrincipalDep = Annotated[Principal, Depends(current_principal)]
+
+
+def current_starter(request: Request) -> StartedBy:
+    """Who starts an execution, for its row and the cap on running executions per key
+    (the key's own `max_running_executions`, else the server's default)."""
+    principal = current_principal(request)
+    auth: AuthSettings = request.app.state.auth
+    cap = principal.max_running_executions or auth.limits.max_running_executions
+    return StartedBy(principal.label, principal.key_id, cap if principal.key_id else None)
+
+
+StarterDep = Annotated[StartedBy, Depends(current_starter)]
+"""For the routes that start executions: `service.start(..., started_by=starter)`."""
 
 
 def _requirement(route: RouteContext) -> ScopeRequirement:

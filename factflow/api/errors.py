@@ -42,6 +42,7 @@ from factflow.db.exceptions import (
 from factflow.server.exceptions import (
     ExecutionStateError,
     InvalidPipelineError,
+    KeyExecutionLimitError,
     MissingStoredMessagesError,
     ReplayError,
     SupervisorError,
@@ -152,6 +153,7 @@ def _code_for_status(status: int) -> str:
 
 # (exception class, status, error code), most specific first
 _MAPPING: tuple[tuple[type[Exception], int, str], ...] = (
+    (KeyExecutionLimitError, 429, "KEY_EXECUTION_LIMIT"),
     (TooManyConcurrentExecutionsError, 429, "TOO_MANY_CONCURRENT_EXECUTIONS"),
     (UnknownInputQueueError, 400, "UNKNOWN_INPUT_QUEUE"),
     (ExecutionStateError, 409, "EXECUTION_STATE"),

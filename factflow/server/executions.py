@@ -33,7 +33,7 @@ from factflow.server.exceptions import (
     UnknownInputQueueError,
 )
 from factflow.server.replay import ReplayRequest, replay_envelope, select_messages, source_step
-from factflow.server.supervisor import LaunchRequest, Supervisor
+from factflow.server.supervisor import LaunchRequest, StartedBy, Supervisor
 from factflow.storage.base import StageStorage
 from factflow.types import JsonDict
 
@@ -52,6 +52,7 @@ class StartRequest:
     trigger_context: JsonDict = field(default_factory=dict)
     idempotency_key: str | None = None
     source: str = "api"
+    started_by: StartedBy | None = None
 
 
 @dataclass(frozen=True)
@@ -110,6 +111,7 @@ class ExecutionService:
                 trigger_context=request.trigger_context,
                 idempotency_key=request.idempotency_key,
                 source=request.source,
+                started_by=request.started_by,
             ),
         )
 
@@ -215,6 +217,7 @@ class ExecutionService:
                 processes=request.processes,
                 source="replay",
                 replay_source=replay_source,
+                started_by=request.started_by,
             ),
         )
         return replace(outcome, execution=execution)
@@ -227,6 +230,7 @@ class ExecutionService:
         to_route: str | None = None,
         workers: int = 1,
         processes: int = 1,
+        started_by: StartedBy | None = None,
     ) -> list[repo.Execution]:
         """Dead letters into new executions of their execution's config snapshot, one per
         (execution, entry): each letter's message enters its route after the step that
@@ -268,6 +272,7 @@ class ExecutionService:
                         "entry_route": entry,
                         "after_index": after,
                     },
+                    started_by=started_by,
                 ),
             )
             letters_repo.mark_redriven(conn, ids=[letter.id for letter in group])
