@@ -69,6 +69,11 @@ class Settings(BaseSettings):
     inputs: dict[str, str] = Field(
         default_factory=dict, description='JSON {"queue": "file.jsonl"}: files read as queues'
     )
+    entries: dict[str, str] = Field(
+        default_factory=dict,
+        description='JSON {"route": "file.jsonl"}: messages entering a route part-way (a '
+        "restart from lineage and storage)",
+    )
     llm_model: str | None = Field(
         default=None, description="litellm model of Context.llm, e.g. openai/gpt-4o-mini"
     )
@@ -95,6 +100,12 @@ class Settings(BaseSettings):
     heartbeat_seconds: float = Field(default=2.0, gt=0)
     stale_after_seconds: float = Field(
         default=30.0, gt=0, description="a running execution without heartbeat is interrupted"
+    )
+    restart_window_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        description="a resume without recovery snapshot re-enters the stored outputs of the "
+        "last this many seconds that no later step took (longer than the longest epoch)",
     )
     default_queue_provider: str | None = Field(
         default=None, description="queue provider for pipelines without a `queue:` section"

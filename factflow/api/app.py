@@ -22,6 +22,7 @@ import factflow
 from factflow.adapters.registry import default_registry
 from factflow.api.audit import AuditMiddleware
 from factflow.api.auth import require, secure_routes
+from factflow.api.dashboard import install_dashboard
 from factflow.api.errors import CorrelationIdMiddleware, install_error_handlers
 from factflow.api.metrics import Metrics, MetricsMiddleware
 from factflow.api.routers import api_router
@@ -147,6 +148,7 @@ def create_app(settings: ApiSettings) -> FastAPI:
             generate_latest(request.app.state.metrics.registry), media_type=CONTENT_TYPE_LATEST
         )
 
+    install_dashboard(app)
     secure_routes(app)  # after every route is added: each must declare its scope
     # innermost: it sees the route and principal, and the correlation id is set
     app.add_middleware(AuditMiddleware)

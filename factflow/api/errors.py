@@ -45,6 +45,8 @@ from factflow.server.exceptions import (
     KeyExecutionLimitError,
     MissingStoredMessagesError,
     ReplayError,
+    RetentionError,
+    StorageInUseError,
     SupervisorError,
     TooManyConcurrentExecutionsError,
     UnknownInputQueueError,
@@ -158,6 +160,7 @@ _MAPPING: tuple[tuple[type[Exception], int, str], ...] = (
     (UnknownInputQueueError, 400, "UNKNOWN_INPUT_QUEUE"),
     (ExecutionStateError, 409, "EXECUTION_STATE"),
     (ReplayError, 400, "REPLAY_INVALID"),
+    (RetentionError, 400, "RETENTION_INVALID"),
     (SupervisorError, 500, "SUPERVISOR_ERROR"),
     (NotFoundError, 404, "NOT_FOUND"),
     (IllegalTransitionError, 409, "ILLEGAL_TRANSITION"),
@@ -198,6 +201,10 @@ def install_error_handlers(app: FastAPI) -> None:
     async def missing_stored(_: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, MissingStoredMessagesError)
         return _response(409, str(exc), "STORED_MESSAGES_MISSING", missing=exc.missing)
+
+    async def storage_in_use(_: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, StorageInUseError)
+        return _response(409, str(exc), "STORAGE_IN_USE", kept=exc.kept)
 
     async def auth_error(_: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, AuthError)
@@ -240,6 +247,7 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, validation_error)
     app.add_exception_handler(InvalidPipelineError, invalid_pipeline)
     app.add_exception_handler(MissingStoredMessagesError, missing_stored)
+    app.add_exception_handler(StorageInUseError, storage_in_use)
     for auth_cls in (
         AuthenticationError, PermissionDeniedError, KeyPolicyError, PasswordPolicyError,
         RateLimitedError,

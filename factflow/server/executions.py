@@ -25,7 +25,9 @@ from factflow.db.connection import DbConnection
 from factflow.db.repositories import configs as configs_repo
 from factflow.db.repositories import dead_letters as letters_repo
 from factflow.db.repositories import executions as repo
+from factflow.db.repositories.retention import reading_stages
 from factflow.exceptions import ConfigurationError
+from factflow.server import rundir
 from factflow.server.exceptions import (
     ExecutionStateError,
     InvalidPipelineError,
@@ -33,7 +35,9 @@ from factflow.server.exceptions import (
     UnknownInputQueueError,
 )
 from factflow.server.replay import ReplayRequest, replay_envelope, select_messages, source_step
+from factflow.server.restart import plan_restart
 from factflow.server.supervisor import LaunchRequest, StartedBy, Supervisor
+from factflow.storage import open_storage
 from factflow.storage.base import StageStorage
 from factflow.types import JsonDict
 
@@ -120,8 +124,27 @@ class ExecutionService:
 
     def resume(self, conn: DbConnection, execution_id: uuid.UUID) -> repo.Execution:
         """Relaunch an interrupted execution with the plan it ran (its `plan.json`, or
-        its config snapshot compiled again when the run folder is gone)."""
-        return self.supervisor.resume(conn, execution_id, self.plan_of(conn, execution_id))
+        its config snapshot compiled again when the run folder is gone), from its
+        recovery snapshot; when that is gone too, from lineage and stage storage
+        (`server.restart`)."""
+        plan = self.plan_of(conn, execution_id)
+        if self.supervisor.has_recovery(conn, execution_id):
+            return self.supervisor.resume(conn, execution_id, plan)
+        execution = repo.get_execution(conn, execution_id)
+        if execution.status != "interrupted":
+            # the supervisor refuses it with the reason; nothing to compute
+            return self.supervisor.resume(conn, execution_id, plan)
+        uri = plan.storage_uri or self.supervisor.absolute_storage_uri()
+        with open_storage(uri) as storage:
+            restart = plan_restart(
+                conn,
+                storage,
+                plan,
+                execution_id,
+                rundir.input_files(self.supervisor.run_dir(execution_id)),
+                window_seconds=self.supervisor.settings.restart_window_seconds,
+            )
+        return self.supervisor.resume(conn, execution_id, plan, restart)
 
     def plan_of(self, conn: DbConnection, execution_id: uuid.UUID) -> Plan:
         """The plan an execution runs (or ran); a replay's is cut again from its
@@ -165,7 +188,11 @@ class ExecutionService:
             raise InvalidPipelineError(result.report)
         entry, after = self._entry(result.plan, route.id, step.stage, request)
         plan = entered_at(result.plan, entry, after)
-        messages = select_messages(conn, storage, parent.id, route.id, step.stage, request.filter)
+        # a prune waits while the stored messages are read (the replay then has them)
+        with reading_stages(conn, parent.id):
+            messages = select_messages(
+                conn, storage, parent.id, route.id, step.stage, request.filter
+            )
         if not messages:
             msg = (
                 f"none of the stored messages of stage '{route.id}/{step.stage}' match the "

@@ -24,6 +24,7 @@ import collections
 import contextlib
 import logging
 import os
+import shutil
 import socket
 import subprocess
 import threading
@@ -46,6 +47,7 @@ from factflow.dataflows.progress import read_counts
 from factflow.db.connection import DbConnection
 from factflow.db.exceptions import IllegalTransitionError
 from factflow.db.repositories import executions as repo
+from factflow.db.repositories.recovery import latest_archive_time
 from factflow.server import rundir
 from factflow.server.exceptions import (
     ExecutionStateError,
@@ -53,6 +55,7 @@ from factflow.server.exceptions import (
     SupervisorError,
     TooManyConcurrentExecutionsError,
 )
+from factflow.server.restart import Restart
 from factflow.server.settings import SupervisorSettings
 from factflow.types import JsonDict
 
@@ -61,6 +64,7 @@ _log = logging.getLogger(__name__)
 _LAUNCH_LOCK = 0x46_46_4C_41  # "FFLA"
 _TICK_SECONDS = 0.2
 _ACTIVE: tuple[repo.ExecutionStatus, ...] = ("running", "cancelling")
+ENTRIES_INDEX = "entries.json"
 
 
 @dataclass(frozen=True, slots=True)
@@ -270,6 +274,7 @@ class Supervisor:
         inputs: dict[str, str],
         workers: int,
         processes: int,
+        entries: dict[str, str] | None = None,
     ) -> repo.Execution:
         run_dir = self.run_dir(execution_id)
         env = dict(self.settings.worker_env)
@@ -285,6 +290,7 @@ class Supervisor:
             workers=workers,
             processes=processes,
             inputs=inputs,
+            entries=entries or {},
             extra_env=env,
         )
         procs = launch.start()
@@ -323,9 +329,25 @@ class Supervisor:
             self._stop_run(run)
         return execution
 
-    def resume(self, conn: DbConnection, execution_id: uuid.UUID, plan: Plan) -> repo.Execution:
+    def has_recovery(self, conn: DbConnection, execution_id: uuid.UUID) -> bool:
+        """Whether a resume has a recovery snapshot to start from: the local directory's
+        partitions, or an archive in Postgres."""
+        local = self.settings.recovery_dir / str(execution_id)
+        if any(local.glob("part-*.sqlite3")):
+            return True
+        return latest_archive_time(conn, execution_id) is not None
+
+    def resume(
+        self,
+        conn: DbConnection,
+        execution_id: uuid.UUID,
+        plan: Plan,
+        restart: Restart | None = None,
+    ) -> repo.Execution:
         """Relaunch an interrupted execution (running `plan`, the one it ran) where its
-        recovery snapshot left it."""
+        recovery snapshot left it, or, with `restart`, from the entries lineage and
+        storage gave (`server.restart`; its inputs and entries are kept for later
+        resumes, which then have a snapshot of their own)."""
         execution = repo.get_execution(conn, execution_id)
         if execution.status != "interrupted" or self.is_local(execution_id):
             msg = (
@@ -340,19 +362,35 @@ class Supervisor:
         run_dir = self.run_dir(execution_id)
         try:
             run_dir.mkdir(parents=True, exist_ok=True)
+            if restart is not None:
+                self._prepare_restart(conn, execution_id, run_dir, restart)
             # Launch.prepare restores the recovery directory from Postgres when stale
             snapshot = execution.config_snapshot
             return self._start_workers(
                 conn,
                 execution_id,
-                plan,
+                plan if restart is None else restart.plan,
                 rundir.input_files(run_dir),
                 int(snapshot.get("workers", 1)),
                 int(snapshot.get("processes", 1)),
+                rundir.input_files(run_dir, ENTRIES_INDEX),
             )
         except Exception as exc:
             repo.transition(conn, execution_id, "interrupted", error=f"resume failed: {exc}")
             raise
+
+    def _prepare_restart(
+        self, conn: DbConnection, execution_id: uuid.UUID, run_dir: Path, restart: Restart
+    ) -> None:
+        """The restart's inputs and entries in the run folder, a fresh recovery directory
+        (what is left of the old one belongs to a lost snapshot), and the summary on the
+        execution's stats."""
+        inputs = rundir.write_inputs(run_dir, restart.inputs, "restart/inputs")
+        entries = rundir.write_inputs(run_dir, restart.entries, "restart/entries")
+        rundir.save_input_index(run_dir, inputs)
+        rundir.save_input_index(run_dir, entries, ENTRIES_INDEX)
+        shutil.rmtree(self.settings.recovery_dir / str(execution_id), ignore_errors=True)
+        repo.merge_stats(conn, execution_id, {"restart": restart.summary})
 
     def _stop_run(self, run: _Run) -> None:
         if run.stopper is not None:

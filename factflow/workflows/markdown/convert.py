@@ -19,6 +19,7 @@ from factflow.adapters.base import Context
 from factflow.messages import Message
 from factflow.types import JsonDict
 from factflow.workflows.config import WorkflowAdapter, WorkflowConfig
+from factflow.workflows.errors import PayloadError
 from factflow.workflows.markdown.blocks import split_blocks
 from factflow.workflows.markdown.tokens import Tokenizer, count_tokens, get_tokenizer
 
@@ -96,7 +97,7 @@ class HtmlToMarkdownAdapter(WorkflowAdapter):
         html = payload.get("html")
         if not isinstance(html, str):
             msg = "payload has no 'html' (the output of web_scraper or storage_retriever)"
-            raise ValueError(msg)
+            raise PayloadError(msg)
         url = payload.get("final_url") or payload.get("url") or payload.get("source_url")
         url = url if isinstance(url, str) else None
         markdown, facts = html_to_markdown(html, self.settings)

@@ -26,6 +26,7 @@ from factflow.adapters.base import Context
 from factflow.messages import Message, content_hash
 from factflow.types import JsonDict
 from factflow.workflows.config import WorkflowAdapter, WorkflowConfig
+from factflow.workflows.errors import PayloadError
 from factflow.workflows.storage import document_key, require_storage
 
 
@@ -46,7 +47,7 @@ class StorageRetrieverAdapter(WorkflowAdapter):
         key = payload.get(self.settings.key_field)
         if not isinstance(key, str) or not key:
             msg = f"payload has no '{self.settings.key_field}' (a stage storage key)"
-            raise ValueError(msg)
+            raise PayloadError(msg)
         storage = require_storage(context, self.name)
         html = storage.get(key).decode("utf-8", errors="replace")
         facts = storage.metadata(key)
@@ -90,7 +91,7 @@ class MarkdownStorageWriterAdapter(WorkflowAdapter):
         markdown = payload.get("markdown")
         if not isinstance(markdown, str):
             msg = "payload has no 'markdown' (the output of html_to_markdown)"
-            raise ValueError(msg)
+            raise PayloadError(msg)
         front = payload.get("front_matter") if isinstance(payload.get("front_matter"), dict) else {}
         storage = require_storage(context, self.name)
         document_id = str(front.get("document_id") or content_hash(markdown)[:32])
