@@ -306,7 +306,9 @@ def audit(
     since: Annotated[
         str | None, typer.Option("--since", metavar="WHEN", help="A duration (1h, 7d) or ISO time.")
     ] = None,
-    limit: Annotated[int, typer.Option("--limit", help="At most this many, newest first.")] = 50,
+    limit: Annotated[
+        int, typer.Option("--limit", metavar="N", help="At most this many, newest first.")
+    ] = 50,
     output: OutputOption = None,
 ) -> None:
     """Who changed what, when and from where (admins only), newest first."""
