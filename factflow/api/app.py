@@ -38,6 +38,7 @@ from factflow.server.executions import ExecutionService
 from factflow.server.settings import SupervisorSettings
 from factflow.server.supervisor import Supervisor
 from factflow.storage import open_storage
+from factflow.triggers.definitions import sync_all_configs
 from factflow.triggers.scheduler import Scheduler
 from factflow.webhooks.dispatcher import Dispatcher
 from factflow.webhooks.settings import WebhookSettings
@@ -73,6 +74,9 @@ def _startup(app: FastAPI, settings: ApiSettings) -> None:
             if settings.validate_pipelines_on_start
             else {}
         )
+        with pool.connection() as conn:
+            # configs saved before (or by an older server) get their `triggers:` too
+            sync_all_configs(conn, registry)
         supervisor = Supervisor(SupervisorSettings.of(settings), pool)
         supervisor.start()
     except BaseException:

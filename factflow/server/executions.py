@@ -56,6 +56,9 @@ class StartRequest:
     trigger_context: JsonDict = field(default_factory=dict)
     idempotency_key: str | None = None
     source: str = "api"
+    init_payload: JsonDict | None = None
+    """Merged over the pipeline's `init_message` payload (an event trigger's
+    `init_payload: true` sends the event's data)."""
     started_by: StartedBy | None = None
 
 
@@ -100,11 +103,16 @@ class ExecutionService:
         if result.plan is None:
             raise InvalidPipelineError(result.report)
         check_inputs(result.plan, request.inputs)
+        plan = result.plan
+        if request.init_payload is not None and plan.init_message is not None:
+            init = plan.init_message
+            payload = {**init.payload, **request.init_payload}
+            plan = replace(plan, init_message=replace(init, payload=payload))
         return self.supervisor.launch(
             conn,
             LaunchRequest(
                 execution_id=execution_id,
-                plan=result.plan,
+                plan=plan,
                 config_yaml=request.config_yaml,
                 pipeline_name=request.pipeline_name,
                 config_id=request.config_id,
