@@ -10,7 +10,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Response, status
 
-from factflow.api.auth import require
+from factflow.api.auth import StarterDep, require
 from factflow.api.deps import DbDep, ExecutionsDep, Offset, SettingsDep
 from factflow.api.schemas.replay import DeadLetterResponse, RedriveBody, RedriveResponse
 from factflow.dataflows.redrive import redrive_letters
@@ -61,7 +61,11 @@ def get_dead_letter(
 
 @router.post("/redrive")
 def redrive(
-    body: RedriveBody, db: DbDep, service: ExecutionsDep, settings: SettingsDep
+    body: RedriveBody,
+    db: DbDep,
+    service: ExecutionsDep,
+    settings: SettingsDep,
+    starter: StarterDep,
 ) -> RedriveResponse:
     """Redrive dead letters not redriven yet (by `ids`, or `execution_id` with filters):
     `into: queue` publishes each onto its route's inbound queue with the pipeline's
@@ -83,7 +87,9 @@ def redrive(
         )
     ids = [letter.id for letter in letters]
     if body.into == "execution":
-        started = service.redrive_into_executions(db, letters, to_route=body.to_route)
+        started = service.redrive_into_executions(
+            db, letters, to_route=body.to_route, started_by=starter
+        )
         return RedriveResponse(
             redriven=len(ids), dead_letter_ids=ids, executions=[e.id for e in started]
         )
