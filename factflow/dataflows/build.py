@@ -44,11 +44,11 @@ from factflow.exceptions import ConfigurationError
 from factflow.llm import LiteLLMClient, LLMConfig
 from factflow.messages import Message
 from factflow.perthread import PerThread
+from factflow.providers.registry import get_provider
 
 # providers without a broker to hold dead letters: with a database they go to its table
 TABLE_DEAD_LETTERS = frozenset({"file", "postgres"})
 # providers whose sources read what the queue holds and end: nothing to drain
-FINITE_PROVIDERS = frozenset({"memory", "file"})
 
 _STEP = re.compile(r"[^A-Za-z0-9_]+")
 
@@ -176,7 +176,7 @@ def _drain_detector(plan: Plan, queue: QueueSettings, options: FlowOptions) -> D
     queue from a broker (which never ends by itself) and none reads a global one."""
     if options.extra_sources or not plan.drains:
         return None
-    if queue.provider in FINITE_PROVIDERS or not any(
+    if get_provider(queue.provider).finite or not any(
         s.scope == SCOPE_EXECUTION and s.queue not in options.inputs for s in plan.sources
     ):
         return None
@@ -225,7 +225,7 @@ def _add_sources(plan: Plan, queue: QueueSettings, options: FlowOptions, w: _Wir
                 min_batch=min_batch,
             )
         else:
-            if name in plan.scoped_queues and queue.provider not in FINITE_PROVIDERS:
+            if name in plan.scoped_queues and not get_provider(queue.provider).finite:
                 drains_queue = name
             # a queue the caller feeds itself (`extra_sources`) is read under its own name
             physical = (

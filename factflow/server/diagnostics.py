@@ -1,8 +1,9 @@
 """`POST /system/mq-diagnostic`: a publish -> consume -> ack round trip per queue provider.
 
 Checked here: `postgres` (the table queue in the server's database) and `file` (a queue
-file in the data folder). Broker providers (rabbitmq, stomp, kafka, pulsar) are listed as
-`not_checked`: their URLs live in each pipeline, not in the server.
+file in the data folder). The other providers (the brokers, and any registered through the
+`factflow.providers` entry points) are listed as `not_checked`: their URLs live in each
+pipeline, not in the server.
 """
 
 from __future__ import annotations
@@ -16,9 +17,10 @@ from typing import Any
 from psycopg_pool import ConnectionPool
 
 from factflow.db import pgqueue
+from factflow.providers.registry import provider_names
 from factflow.types import JsonDict
 
-BROKERS = ("rabbitmq", "stomp", "kafka", "pulsar")
+CHECKED_HERE = ("postgres", "file", "memory")
 
 
 def _result(provider: str, started: float, **fields: Any) -> JsonDict:
@@ -66,7 +68,11 @@ def run_diagnostic(pool: ConnectionPool[Any], data_dir: Path) -> JsonDict:
         postgres_round_trip(pool),
         file_round_trip(data_dir / "mq-diagnostic"),
         _result("memory", time.perf_counter(), status="ok", queue=None),
-        *({"provider": broker, "status": "not_checked", "latency_ms": None} for broker in BROKERS),
+        *(
+            {"provider": name, "status": "not_checked", "latency_ms": None}
+            for name in provider_names()
+            if name not in CHECKED_HERE
+        ),
     ]
     healthy = all(r["status"] in ("ok", "not_checked") for r in results)
     return {"status": "ok" if healthy else "failed", "providers": results}
