@@ -22,14 +22,6 @@ from factflow.extras import KAFKA, Extra, MissingExtraError, module_installed
 
 ABSENT = "factflow_test_no_such_client"
 ROOT = Path(__file__).resolve().parents[2]
-KAFKA_PIPELINE = """\
-version: "1.0"
-queue: {provider: kafka, url: "127.0.0.1:9092"}
-routes:
-  clean:
-    inbound: {queue: docs.in}
-    outbound: docs.out
-"""
 
 
 def test_probe_tells_installed_from_missing_modules() -> None:

@@ -58,9 +58,7 @@ def echo_installed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[
     dist = tmp_path / "factflow_echo-0.1.dist-info"
     dist.mkdir()
     (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: factflow-echo\nVersion: 0.1\n")
-    (dist / "entry_points.txt").write_text(
-        "[factflow.providers]\necho = echo_provider:PROVIDER\n"
-    )
+    (dist / "entry_points.txt").write_text("[factflow.providers]\necho = echo_provider:PROVIDER\n")
     monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.setattr(registry, "PROVIDERS", provider_registry())
     yield
