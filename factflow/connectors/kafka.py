@@ -247,7 +247,7 @@ def make_source(spec: SourceSpec, settings: QueueSettings) -> KafkaSource:
         raw=spec.raw,
         idle_timeout=spec.idle_timeout,
         min_batch=spec.min_batch,
-        max_batch=int(options.get("prefetch", max(spec.prefetch or 0, MAX_BATCH))),
+        max_batch=spec.prefetch_or(options, MAX_BATCH),
         partitions=_partitions(options),
     )
 

@@ -238,7 +238,7 @@ def make_source(spec: SourceSpec, settings: QueueSettings) -> PostgresSource:
         spec.queue,
         url=settings.url,
         raw=spec.raw,
-        consumers=int(options.get("consumers", spec.partitions)),
+        consumers=spec.consumers(options),
         visibility_timeout=float(options.get("visibility_timeout", DEFAULT_VISIBILITY_SECONDS)),
         idle_timeout=spec.idle_timeout,
         min_batch=spec.min_batch,

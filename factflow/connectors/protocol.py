@@ -9,6 +9,7 @@ from bytewax.inputs import Source
 from bytewax.outputs import DynamicSink
 
 from factflow.compiler.plan import QueueSettings
+from factflow.types import JsonDict
 
 
 @dataclass(frozen=True)
@@ -24,6 +25,15 @@ class SourceSpec:
     min_batch: int = 1
     """The most messages the reading routes run at once: a source may always hand out
     that many in one batch (connectors/batching.py)."""
+
+    def consumers(self, options: JsonDict) -> int:
+        """`options.consumers`, else one consumer per partition."""
+        return int(options.get("consumers", self.partitions))
+
+    def prefetch_or(self, options: JsonDict, default: int) -> int:
+        """`options.prefetch`, else the routes' prefetch or the connector's default,
+        whichever is larger."""
+        return int(options.get("prefetch", max(self.prefetch or 0, default)))
 
 
 class Connector(Protocol):

@@ -287,8 +287,8 @@ def make_source(spec: SourceSpec, settings: QueueSettings) -> StompSource:
         spec.queue,
         url=settings.url,
         raw=spec.raw,
-        consumers=int(options.get("consumers", spec.partitions)),
-        prefetch=int(options.get("prefetch", max(spec.prefetch or 0, DEFAULT_PREFETCH))),
+        consumers=spec.consumers(options),
+        prefetch=spec.prefetch_or(options, DEFAULT_PREFETCH),
         idle_timeout=spec.idle_timeout,
         min_batch=spec.min_batch,
     )
