@@ -29,11 +29,14 @@ def delete_scoped_queues(plan: Plan, execution_id: str, settings: QueueSettings)
     if not names:
         return []
     try:
-        delete: DeleteQueues | None = getattr(
-            connector_module(settings.provider), "delete_queues", None
-        )
-        if delete is not None:
-            return delete(settings.url, names)
+        return delete_queues(settings, names)
     except Exception as exc:
         log.warning("could not delete the scoped queues of %s: %s", execution_id, exc)
     return []
+
+
+def delete_queues(settings: QueueSettings, names: list[str]) -> list[str]:
+    """Delete `names` on the provider if its connector can (the names deleted), else []."""
+    connector = connector_module(settings.provider)
+    delete: DeleteQueues | None = getattr(connector, "delete_queues", None)
+    return [] if delete is None else delete(settings.url, names)
