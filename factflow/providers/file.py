@@ -5,6 +5,7 @@ from factflow.providers.spec import ProviderSpec
 PROVIDER = ProviderSpec(
     name="file",
     connector="factflow.connectors.file",
+    table_dead_letters=True,
     summary="JSON-lines files in a folder",
     finite=True,
 )

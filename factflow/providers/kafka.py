@@ -21,4 +21,5 @@ PROVIDER = ProviderSpec(
         "Kafka topic names match [a-zA-Z0-9._-]{1,249} and are not '.' or '..'",
     ),
     scoped=scoped_topic,
+    log=True,
 )

@@ -5,5 +5,6 @@ from factflow.providers.spec import ProviderSpec
 PROVIDER = ProviderSpec(
     name="postgres",
     connector="factflow.connectors.postgres",
+    table_dead_letters=True,
     summary="a table queue in Postgres",
 )

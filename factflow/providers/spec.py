@@ -45,6 +45,17 @@ class ProviderSpec:
     finite: bool = False
     """True when a source reads to the end of its input (memory, file): such runs end by
     themselves and cannot carry a loop; a broker's never end, so a run drains instead."""
+    table_dead_letters: bool = False
+    """True when a run with a database keeps the dead letters in its `dead_letters` table
+    (file, postgres) rather than in the provider's dead-letter queues."""
+    log: bool = False
+    """True when reading does not remove a message (Kafka): a dead-letter queue can be
+    listed and peeked, not redriven or purged."""
+
+    @property
+    def broker_dead_letters(self) -> bool:
+        """Whether dead letters live in a queue on an outside broker."""
+        return not (self.finite or self.table_dead_letters)
 
     def queue_name_problem(self, name: str) -> str | None:
         """Why `name` is not a valid queue here, or None when it is."""
