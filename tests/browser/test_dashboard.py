@@ -108,6 +108,7 @@ def test_config_to_live_execution_to_lineage_and_redrive(admin: Page, dashboard:
     assert seen[0].startswith("done 0") and len(seen) >= 2, seen
     expect(page.locator('[data-adapter="work/1"]')).to_contain_text("failed 1", timeout=10_000)
     expect(page.locator("#events")).to_contain_text("execution.completed")
+    expect(page.locator("#worker-logs summary")).to_have_text(["process-0.log"])
     shot(page, "execution")
 
     # a work item's lineage: its chain back to the init message, its stored artefact
