@@ -1572,7 +1572,7 @@ async function chat() {
     question.value = '';
     const answer = h('p', { class: 'answer', 'data-state': 'streaming' });
     const sources = h('div', {});
-    const meta = h('p', { class: 'muted' });
+    const meta = h('p', { class: 'muted answer-meta' });
     const turn = h('article', { class: 'turn' }, h('h2', {}, text), answer, sources, meta);
     thread.prepend(turn);
     let raw = '';
