@@ -96,8 +96,10 @@ def receiver_main(port_file: Path, log_file: Path) -> None:
         def log_message(self, format: str, *args: Any) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.request_queue_size = 256
+    class Server(ThreadingHTTPServer):
+        request_queue_size = 256  # the default backlog of 5 resets a burst of connections
+
+    server = Server(("127.0.0.1", 0), Handler)
 
     def stop(*_: Any) -> None:
         # shutdown() waits for serve_forever, which runs in this thread: end it from another
