@@ -10,6 +10,7 @@ screenshots of the main pages (the README's are made so).
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from collections.abc import Iterator
@@ -22,6 +23,10 @@ from playwright.sync_api import Browser, Page, expect
 from tests.browser.conftest import Dashboard
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
+Axe = pytest.importorskip(
+    "axe_playwright_python.sync_playwright",
+    reason="pip install axe-playwright-python (the dev extra)",
+).Axe
 
 HERE = Path(__file__).parent
 DEMO = (HERE / "demo.yaml").read_text()
@@ -41,7 +46,7 @@ def signed_in(browser: Browser, dashboard: Dashboard, key: str) -> Iterator[Page
     page.on("pageerror", lambda error: errors.append(str(error)))
     page.goto(f"{dashboard.url}/")
     expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
-    page.get_by_label("API key").fill(key)
+    page.get_by_label("API key", exact=True).fill(key)
     page.get_by_role("button", name="Sign in").click()
     expect(page.get_by_role("heading", name="Overview")).to_be_visible()
     yield page
@@ -143,6 +148,62 @@ def test_viewer_sees_no_write_buttons(viewer: Page, dashboard: Dashboard) -> Non
     assert refused.status_code == 403
 
 
+def test_pages_have_no_serious_accessibility_violations(admin: Page, dashboard: Dashboard) -> None:
+    axe = Axe()
+    letter = dashboard.api("GET", "deadletters").json()[0]
+    run = dashboard.api("GET", "executions").json()[0]["id"]
+    row = dashboard.api("GET", f"executions/{run}/lineage", params={"limit": 1}).json()[0]
+    pages = {
+        "overview": "#/",
+        "configs": "#/configs",
+        "editor": "#/configs/new",
+        "executions": "#/executions",
+        "execution": f"#/executions/{run}",
+        "lineage": f"#/lineage?id={row['id']}",
+        "storage": f"#/storage?prefix=executions/{run}/",
+        "deadletters": "#/deadletters",
+        "deadletter": f"#/deadletters/{letter['id']}",
+        "search": "#/search?q=hello",
+        "webhooks": "#/webhooks",
+        "keys": "#/keys",
+        "users": "#/users",
+    }
+    problems = {}
+    for name, path in pages.items():
+        admin.goto(f"{dashboard.url}/{path}")
+        expect(admin.locator("main h1")).to_be_visible()
+        admin.wait_for_load_state("networkidle")
+        found = [
+            f"{v['id']} ({v['impact']}): {[n['target'] for n in v['nodes']][:3]}"
+            for v in axe.run(admin).response["violations"]
+            if v["impact"] in ("serious", "critical")
+        ]
+        if found:
+            problems[name] = found
+        if name in ("overview", "editor", "storage"):
+            shot(admin, name)
+    assert not problems, problems
+
+
+def test_stored_html_is_previewed_sandboxed(admin: Page, dashboard: Dashboard) -> None:
+    key = "executions/preview/crawl/web_scraper/page.json"
+    page_html = (
+        "<html><body><h1>Stored page</h1><p>" + "words " * 30 + "</p>"
+        "<script>parent.document.title = 'ran'; document.body.dataset.ran = 'yes'</script>"
+        "</body></html>"
+    )
+    stored = dashboard.root / "output" / "storage" / key
+    stored.parent.mkdir(parents=True, exist_ok=True)
+    stored.write_text(json.dumps({"payload": {"html": page_html}}))
+    admin.goto(f"{dashboard.url}/#/storage?prefix=executions/preview/crawl/web_scraper/&key={key}")
+    frame = admin.frame_locator(".preview iframe")
+    expect(frame.locator("h1")).to_have_text("Stored page")
+    assert admin.locator(".preview iframe").get_attribute("sandbox") == ""
+    assert frame.locator("body").get_attribute("data-ran") is None
+    assert admin.title() == "factflow"
+    expect(admin.locator(".preview summary")).to_have_text(["html (html)", "json"])
+
+
 def test_signed_out_page_and_security_headers(browser: Browser, dashboard: Dashboard) -> None:
     index = httpx.get(f"{dashboard.url}/")
     csp = index.headers["content-security-policy"]
@@ -165,7 +226,7 @@ def test_signed_out_page_and_security_headers(browser: Browser, dashboard: Dashb
     page = context.new_page()
     page.goto(f"{dashboard.url}/#/executions")
     expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
-    page.get_by_label("API key").fill("ff_live_not_a_key")
+    page.get_by_label("API key", exact=True).fill("ff_live_not_a_key")
     page.get_by_role("button", name="Sign in").click()
     expect(page.get_by_role("alert")).to_be_visible()
     context.close()

@@ -56,6 +56,18 @@ class DashboardSession(BaseModel):
         description="who the request's credentials name; null when none or not valid"
     )
     error: str | None = None
+    features: list[str] = Field(
+        description="optional parts this server has (chat, usage, login): the page shows them"
+    )
+
+
+# a feature is on when the app has a route under its path
+FEATURES = {"chat": "/api/v1/chat", "usage": "/api/v1/usage", "login": "/api/v1/auth/login"}
+
+
+def _features(app: FastAPI) -> list[str]:
+    paths = [str(getattr(route, "path", "")) for route in app.routes]
+    return [name for name, prefix in FEATURES.items() if any(p.startswith(prefix) for p in paths)]
 
 
 @router.get("/")
@@ -70,12 +82,14 @@ def dashboard_session(request: Request) -> DashboardSession:
     server refuses the rest anyway); public, as it tells a caller only about itself."""
     auth: AuthSettings = request.app.state.auth
     mode = "open" if auth.mode is AuthMode.OPEN else "keys"
+    features = _features(request.app)
     try:
         principal = authenticate(request)
     except AuthenticationError as exc:
-        return DashboardSession(auth=mode, principal=None, error=str(exc))
+        return DashboardSession(auth=mode, principal=None, error=str(exc), features=features)
     return DashboardSession(
         auth=mode,
+        features=features,
         principal=SessionPrincipal(
             name=principal.name,
             kind=principal.kind.value,

@@ -62,8 +62,26 @@ function table(headers, rows, empty = 'Nothing here yet.') {
   return h(
     'table',
     {},
-    h('thead', {}, h('tr', {}, headers.map((x) => h('th', { scope: 'col' }, x)))),
-    h('tbody', {}, rows.map((cells) => h('tr', {}, cells.map((c) => h('td', {}, c))))),
+    h(
+      'thead',
+      {},
+      h(
+        'tr',
+        {},
+        headers.map((x) => h('th', { scope: 'col' }, x)),
+      ),
+    ),
+    h(
+      'tbody',
+      {},
+      rows.map((cells) =>
+        h(
+          'tr',
+          {},
+          cells.map((c) => h('td', {}, c)),
+        ),
+      ),
+    ),
   );
 }
 
@@ -151,12 +169,18 @@ function query(params) {
 }
 
 // Server-sent events over fetch (EventSource cannot send an API key header).
-async function sse(path, onEvent) {
-  const res = await fetch(`/api/v1/${path}`, {
-    headers: { ...headers('GET', false), Accept: 'text/event-stream' },
+async function sse(path, onEvent, { method = 'GET', body } = {}) {
+  const init = {
+    method,
+    headers: { ...headers(method, false), Accept: 'text/event-stream' },
     credentials: 'same-origin',
     signal: current.abort.signal,
-  });
+  };
+  if (body !== undefined) {
+    init.headers['Content-Type'] = 'application/json';
+    init.body = JSON.stringify(body);
+  }
+  const res = await fetch(`/api/v1/${path}`, init);
   if (!res.ok) throw await failure(res);
   const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
   let buffer = '';
@@ -279,7 +303,10 @@ async function preview(key) {
       }
     }
   }
-  for (const [kind, content, field] of shown.reverse()) {
+  // rendered views (HTML, then markdown) before the raw JSON; the first one open
+  const rank = { html: 0, markdown: 1, json: 2, text: 2 };
+  shown.sort((a, b) => rank[a[0]] - rank[b[0]]);
+  shown.forEach(([kind, content, field], i) => {
     const label = field ? `${kind} (${field})` : kind;
     let view;
     if (kind === 'html') {
@@ -287,9 +314,8 @@ async function preview(key) {
       view = h('iframe', { sandbox: '', srcdoc: content, title: `stored HTML ${field ?? key}` });
     } else if (kind === 'markdown') view = markdown(content);
     else view = h('pre', { class: 'json' }, content);
-    add(box, h('details', { open: true }, h('summary', {}, label), view));
-    if (kind !== 'json' && kind !== 'text') break; // the rendered view first, one of them
-  }
+    add(box, h('details', { open: i === 0 }, h('summary', {}, label), view));
+  });
   return box;
 }
 
@@ -299,9 +325,17 @@ async function preview(key) {
 function pager(params, rows, go) {
   const offset = Number(params.get('offset') ?? 0);
   const nav = h('nav', { class: 'pager', 'aria-label': 'Pages of rows' });
-  if (offset > 0) add(nav, button('← Previous', () => go(Math.max(0, offset - PAGE_SIZE))));
+  if (offset > 0)
+    add(
+      nav,
+      button('← Previous', () => go(Math.max(0, offset - PAGE_SIZE))),
+    );
   add(nav, h('span', {}, `rows ${offset + 1}–${offset + rows.length}`));
-  if (rows.length === PAGE_SIZE) add(nav, button('Next →', () => go(offset + PAGE_SIZE)));
+  if (rows.length === PAGE_SIZE)
+    add(
+      nav,
+      button('Next →', () => go(offset + PAGE_SIZE)),
+    );
   return nav;
 }
 
@@ -322,7 +356,8 @@ async function overview() {
   const failures = h('div', {});
   const letters = h('div', {});
   const rates = new Map(); // route key -> [time, messages_in]
-  add(main, 
+  add(
+    main,
     h('h1', {}, 'Overview'),
     h(
       'div',
@@ -355,10 +390,9 @@ async function overview() {
         perRoute.join(', '),
       ]);
     }
-    fill(running, 
-      table(['Execution', 'Started', 'Messages in per route'], rows, 'Nothing is running.'),
-    );
-    fill(failures, 
+    fill(running, table(['Execution', 'Started', 'Messages in per route'], rows, 'Nothing is running.'));
+    fill(
+      failures,
       table(
         ['Execution', 'Failed at', 'Error'],
         failed.map((e) => [
@@ -369,7 +403,8 @@ async function overview() {
         'No failed executions.',
       ),
     );
-    fill(letters, 
+    fill(
+      letters,
       table(
         ['#', 'Route', 'Reason', 'Error'],
         dead.map((d) => [link(`#/deadletters/${d.id}`, String(d.id)), d.route_id, d.reason, d.error ?? '']),
@@ -387,7 +422,8 @@ async function overview() {
 async function configs(params) {
   const offset = Number(params.get('offset') ?? 0);
   const rows = await api(`configs${query({ limit: PAGE_SIZE, offset })}`);
-  add(main, 
+  add(
+    main,
     h('h1', {}, 'Configs'),
     writeButton('configs:write', 'New config', () => (location.hash = '#/configs/new')),
     table(
@@ -438,7 +474,8 @@ async function configEditor(id) {
     const byLine = new Map();
     for (const issue of issues) if (issue.line) byLine.set(issue.line, issue.severity);
     const lines = editor.value.split('\n').length;
-    fill(gutter, 
+    fill(
+      gutter,
       ...Array.from({ length: lines }, (_, i) => {
         const severity = byLine.get(i + 1);
         return h('span', { class: severity ?? null, 'data-line': i + 1 }, `${i + 1}\n`);
@@ -463,7 +500,8 @@ async function configEditor(id) {
       ? `valid (${report.warning_count} warnings)`
       : `${report.error_count} errors, ${report.warning_count} warnings`;
     verdict.className = report.is_valid ? 'ok' : 'bad';
-    fill(diagnostics, 
+    fill(
+      diagnostics,
       ...issues.map((issue) =>
         h(
           'li',
@@ -507,7 +545,8 @@ async function configEditor(id) {
     placeholder: '{"queue.name": [{"text": "hello"}]}',
   });
 
-  add(main, 
+  add(
+    main,
     h('h1', {}, config ? `Config ${config.name} (version ${config.version})` : 'New config'),
     h('label', { for: 'config-name' }, 'Name '),
     name,
@@ -542,19 +581,28 @@ async function configEditor(id) {
       api(`configs/${config.id}/versions`),
       api(`executions${query({ config_id: config.id, limit: 10 })}`),
     ]);
-    add(main, 
+    add(
+      main,
       section(
         'Versions',
         table(
           ['Version', 'Created', 'Valid'],
-          versions.map((v) => [String(v.version), when(v.created_at), v.validation_report?.is_valid ? 'yes' : 'no']),
+          versions.map((v) => [
+            String(v.version),
+            when(v.created_at),
+            v.validation_report?.is_valid ? 'yes' : 'no',
+          ]),
         ),
       ),
       section(
         'Recent executions',
         table(
           ['Execution', 'Status', 'Started'],
-          executions.map((e) => [link(`#/executions/${e.id}`, short(e.id)), badge(e.status), when(e.started_at)]),
+          executions.map((e) => [
+            link(`#/executions/${e.id}`, short(e.id)),
+            badge(e.status),
+            when(e.started_at),
+          ]),
           'Not run yet.',
         ),
       ),
@@ -573,10 +621,14 @@ async function executions(params) {
   const rows = await api(`executions${query({ status, limit: PAGE_SIZE, offset })}`);
   const filter = h(
     'select',
-    { id: 'status-filter', onchange: (e) => goWith('executions', params, { status: e.target.value, offset: '' }) },
+    {
+      id: 'status-filter',
+      onchange: (e) => goWith('executions', params, { status: e.target.value, offset: '' }),
+    },
     STATUSES.map((x) => h('option', { value: x, selected: x === status }, x || 'any status')),
   );
-  add(main, 
+  add(
+    main,
     h('h1', {}, 'Executions'),
     h('label', { for: 'status-filter' }, 'Status '),
     filter,
@@ -621,7 +673,14 @@ function layoutDag(dag) {
     boxes.set(r.id, { x: 10 + col * 320, y, width: 230, height, col });
     heights[col] = y + height + 30;
   }
-  return { routes, links, boxes, adapters, height: Math.max(...heights, 60) + 10, width: 10 + (Math.max(0, ...layer.values()) + 1) * 320 };
+  return {
+    routes,
+    links,
+    boxes,
+    adapters,
+    height: Math.max(...heights, 60) + 10,
+    width: 10 + (Math.max(0, ...layer.values()) + 1) * 320,
+  };
 }
 
 function drawDag(dag) {
@@ -634,11 +693,24 @@ function drawDag(dag) {
     role: 'img',
     'aria-label': `The routes and adapters of ${dag.pipeline}`,
   });
-  add(svg, 
+  add(
+    svg,
     s(
       'defs',
       {},
-      s('marker', { id: 'arrow', viewBox: '0 0 10 10', refX: 10, refY: 5, markerWidth: 8, markerHeight: 8, orient: 'auto' }, s('path', { d: 'M0,0 L10,5 L0,10 z' })),
+      s(
+        'marker',
+        {
+          id: 'arrow',
+          viewBox: '0 0 10 10',
+          refX: 10,
+          refY: 5,
+          markerWidth: 8,
+          markerHeight: 8,
+          orient: 'auto',
+        },
+        s('path', { d: 'M0,0 L10,5 L0,10 z' }),
+      ),
     ),
   );
   for (const e of links) {
@@ -650,28 +722,43 @@ function drawDag(dag) {
     const x2 = e.from === e.to ? a.x + a.width - 20 : b.x;
     const y2 = e.from === e.to ? a.y : b.y + 20;
     const mid = (x1 + x2) / 2;
-    add(svg, 
-      s('path', { class: 'edge', d: `M${x1},${y1} C${mid + 20},${y1} ${mid - 20},${y2} ${x2},${y2}`, 'marker-end': 'url(#arrow)' }),
+    add(
+      svg,
+      s('path', {
+        class: 'edge',
+        d: `M${x1},${y1} C${mid + 20},${y1} ${mid - 20},${y2} ${x2},${y2}`,
+        'marker-end': 'url(#arrow)',
+      }),
       s('text', { class: 'queue', x: mid, y: (y1 + y2) / 2 - 6, 'text-anchor': 'middle' }, e.queue),
     );
   }
   for (const r of routes) {
     const box = boxes.get(r.id);
     const group = s('g', { 'data-node': r.id, class: 'route' });
-    add(group, 
+    add(
+      group,
       s('rect', { x: box.x, y: box.y, width: box.width, height: box.height, rx: 8 }),
       s('text', { x: box.x + 10, y: box.y + 18, class: 'title' }, `${r.label} (${r.queue})`),
-      s('text', { x: box.x + 10, y: box.y + 36, class: 'count', 'data-route': r.id }, 'in 0 · out 0 · in flight 0'),
+      s(
+        'text',
+        { x: box.x + 10, y: box.y + 36, class: 'count', 'data-route': r.id },
+        'in 0 · out 0 · in flight 0',
+      ),
     );
     adapters(r.id).forEach((a, i) => {
       const y = box.y + 46 + i * 50;
-      add(group, 
+      add(
+        group,
         s(
           'g',
           { 'data-node': a.id, class: 'adapter' },
           s('rect', { x: box.x + 10, y, width: box.width - 20, height: 42, rx: 5 }),
           s('text', { x: box.x + 18, y: y + 16, class: 'title' }, a.label),
-          s('text', { x: box.x + 18, y: y + 33, class: 'count', 'data-adapter': a.id }, 'done 0 · running 0 · failed 0'),
+          s(
+            'text',
+            { x: box.x + 18, y: y + 33, class: 'count', 'data-adapter': a.id },
+            'done 0 · running 0 · failed 0',
+          ),
         ),
       );
     });
@@ -690,7 +777,8 @@ async function execution(id) {
   const log = h('ol', { id: 'events', class: 'events', reversed: true });
   const result = h('div', {});
   const lineageBox = h('div', {});
-  add(main, 
+  add(
+    main,
     head,
     h('p', {}, 'Status: ', status),
     buttons,
@@ -701,7 +789,8 @@ async function execution(id) {
     h('div', { class: 'grid' }, section('Events (live)', log), section('Lineage', lineageBox)),
   );
   let info = await api(`executions/${id}`);
-  fill(head, 
+  fill(
+    head,
     h('h1', {}, `Execution ${short(id)} of ${info.pipeline_name}`),
     info.config_id ? link(`#/configs/${info.config_id}`, `config version ${info.config_version}`) : null,
   );
@@ -722,9 +811,12 @@ async function execution(id) {
     const stage = h(
       'select',
       { id: 'replay-stage', 'aria-label': 'Stage to replay from' },
-      stages.map((n) => h('option', { value: `${n.route_id}\t${n.stage_name}` }, `${n.route_id} / ${n.stage_name}`)),
+      stages.map((n) =>
+        h('option', { value: `${n.route_id}\t${n.stage_name}` }, `${n.route_id} / ${n.stage_name}`),
+      ),
     );
-    fill(buttons, 
+    fill(
+      buttons,
       info.status === 'running' || info.status === 'pending'
         ? writeButton('executions:run', 'Cancel', () =>
             act(async () => {
@@ -740,14 +832,22 @@ async function execution(id) {
             }),
           )
         : null,
-      TERMINAL.has(info.status) && can('executions:run') && stages.length ? [stage, writeButton('executions:run', 'Replay from stage', () =>
-        act(async () => {
-          const [route, name] = stage.value.split('\t');
-          const replay = await api(`executions/${id}/replay`, { method: 'POST', body: { from_stage: name, from_route: route } });
-          if (replay.execution_id) location.hash = `#/executions/${replay.execution_id}`;
-          else fill(result, h('p', {}, `nothing to replay (${replay.messages} messages)`));
-        }),
-      )] : null,
+      TERMINAL.has(info.status) && can('executions:run') && stages.length
+        ? [
+            stage,
+            writeButton('executions:run', 'Replay from stage', () =>
+              act(async () => {
+                const [route, name] = stage.value.split('\t');
+                const replay = await api(`executions/${id}/replay`, {
+                  method: 'POST',
+                  body: { from_stage: name, from_route: route },
+                });
+                if (replay.execution_id) location.hash = `#/executions/${replay.execution_id}`;
+                else fill(result, h('p', {}, `nothing to replay (${replay.messages} messages)`));
+              }),
+            ),
+          ]
+        : null,
     );
   }
 
@@ -761,18 +861,26 @@ async function execution(id) {
 
   let lineageShown = 0;
   async function refresh() {
-    const [routes, stats] = await Promise.all([api(`executions/${id}/routes`), api(`executions/${id}/stats`)]);
+    const [routes, stats] = await Promise.all([
+      api(`executions/${id}/routes`),
+      api(`executions/${id}/stats`),
+    ]);
     for (const r of routes) {
       const text = dagBox.querySelector(`[data-route="${CSS.escape(r.route_id)}"]`);
-      if (text) text.textContent = `in ${num(r.messages_in)} · out ${num(r.messages_out)} · in flight ${num(r.in_flight)}`;
+      if (text)
+        text.textContent = `in ${num(r.messages_in)} · out ${num(r.messages_out)} · in flight ${num(r.in_flight)}`;
     }
     for (const a of stats.adapters) {
       const text = dagBox.querySelector(`[data-adapter="${CSS.escape(`${a.route_id}/${a.adapter_index}`)}"]`);
-      if (text) text.textContent = `done ${num(a.completed)} · running ${num(a.in_progress)} · failed ${num(a.failed + a.dead_lettered)}`;
+      if (text)
+        text.textContent = `done ${num(a.completed)} · running ${num(a.in_progress)} · failed ${num(a.failed + a.dead_lettered)}`;
     }
     const t = stats.totals;
-    totals.textContent = `${t.total} stage runs: ${t.completed} completed, ${t.filtered} filtered, ${t.failed} failed, ${t.dead_lettered} dead-lettered, ${t.in_progress} in progress` + (stats.throughput_per_second ? ` · ${stats.throughput_per_second}/s` : '');
-    fill(routesBox, 
+    totals.textContent =
+      `${t.total} stage runs: ${t.completed} completed, ${t.filtered} filtered, ${t.failed} failed, ${t.dead_lettered} dead-lettered, ${t.in_progress} in progress` +
+      (stats.throughput_per_second ? ` · ${stats.throughput_per_second}/s` : '');
+    fill(
+      routesBox,
       table(
         ['Route', 'Queue', 'Processor', 'In', 'Out', 'In flight', 'Completed', 'Failed', 'Dead', ''],
         routes.map((r) => [
@@ -784,13 +892,24 @@ async function execution(id) {
           num(r.in_flight),
           num(r.completed),
           num(r.failed),
-          r.dead_letters ? link(`#/deadletters?execution_id=${id}&route_id=${encodeURIComponent(r.route_id)}`, String(r.dead_letters)) : '0',
+          r.dead_letters
+            ? link(
+                `#/deadletters?execution_id=${id}&route_id=${encodeURIComponent(r.route_id)}`,
+                String(r.dead_letters),
+              )
+            : '0',
           r.processor_status === 'running' || r.processor_status === 'paused'
-            ? writeButton('executions:run', r.processor_status === 'paused' ? 'Resume route' : 'Pause route', () =>
-                act(async () => {
-                  await api(`pipelines/${encodeURIComponent(r.route_id)}`, { method: 'PATCH', body: { state: r.processor_status === 'paused' ? 'running' : 'paused' } });
-                  await refresh();
-                }),
+            ? writeButton(
+                'executions:run',
+                r.processor_status === 'paused' ? 'Resume route' : 'Pause route',
+                () =>
+                  act(async () => {
+                    await api(`pipelines/${encodeURIComponent(r.route_id)}`, {
+                      method: 'PATCH',
+                      body: { state: r.processor_status === 'paused' ? 'running' : 'paused' },
+                    });
+                    await refresh();
+                  }),
               )
             : '',
         ]),
@@ -799,10 +918,15 @@ async function execution(id) {
     if (lineageShown < LINEAGE_ROWS) {
       const rows = await api(`executions/${id}/lineage?limit=${LINEAGE_ROWS}`);
       lineageShown = rows.length;
-      fill(lineageBox, 
+      fill(
+        lineageBox,
         table(
           ['Stage', 'Status', 'ms'],
-          rows.map((row) => [link(`#/lineage?id=${row.id}`, `${row.route_id}/${row.stage_name}`), badge(row.status), row.duration_ms ? row.duration_ms.toFixed(1) : '']),
+          rows.map((row) => [
+            link(`#/lineage?id=${row.id}`, `${row.route_id}/${row.stage_name}`),
+            badge(row.status),
+            row.duration_ms ? row.duration_ms.toFixed(1) : '',
+          ]),
           'No lineage yet.',
         ),
         link(`#/lineage?execution_id=${id}`, 'Explore all of its lineage'),
@@ -819,7 +943,10 @@ async function execution(id) {
     }, 300);
   };
   await refresh();
-  if (!TERMINAL.has(info.status)) every(1500, refresh);
+  // worker counts arrive with heartbeats, not events: poll while it runs
+  every(1500, async () => {
+    if (!TERMINAL.has(info.status)) await refresh();
+  });
   sse(`executions/${id}/events`, (event) => {
     if (event.event === 'status') return setStatus(event.data.status);
     log.prepend(h('li', {}, `${when(event.data.created_at)} ${event.event}`));
@@ -849,7 +976,10 @@ function chainNode(row, selected, onSelect) {
   return h(
     'li',
     { class: `chain-node ${row.id === selected ? 'selected' : ''}`, 'data-lineage': row.id },
-    button(`${row.route_id} / ${row.stage_name}`, () => onSelect(row), { class: 'linkish', 'aria-pressed': String(row.id === selected) }),
+    button(`${row.route_id} / ${row.stage_name}`, () => onSelect(row), {
+      class: 'linkish',
+      'aria-pressed': String(row.id === selected),
+    }),
     ' ',
     badge(row.status),
     row.duration_ms !== null && row.duration_ms !== undefined ? ` ${row.duration_ms.toFixed(0)} ms` : '',
@@ -860,7 +990,11 @@ function chainNode(row, selected, onSelect) {
 async function lineage(params) {
   const field = FINDERS.find(([k]) => params.get(k))?.[0] ?? 'id';
   const value = params.get(field) ?? '';
-  const select = h('select', { id: 'find-by', 'aria-label': 'Find by' }, FINDERS.map(([k, label]) => h('option', { value: k, selected: k === field }, label)));
+  const select = h(
+    'select',
+    { id: 'find-by', 'aria-label': 'Find by' },
+    FINDERS.map(([k, label]) => h('option', { value: k, selected: k === field }, label)),
+  );
   const input = h('input', { id: 'find-value', value, 'aria-label': 'Value', size: 50 });
   const form = h(
     'form',
@@ -877,16 +1011,26 @@ async function lineage(params) {
   );
   add(main, h('h1', {}, 'Lineage explorer'), form);
   if (!value) {
-    add(main, h('p', { class: 'muted' }, 'Find a chain by lineage id, message id, URL, document id or execution.'));
+    add(
+      main,
+      h('p', { class: 'muted' }, 'Find a chain by lineage id, message id, URL, document id or execution.'),
+    );
     return;
   }
   if (field !== 'id') {
     const offset = Number(params.get('offset') ?? 0);
     const rows = await api(`lineage${query({ [field]: value, limit: PAGE_SIZE, offset })}`);
-    add(main, 
+    add(
+      main,
       table(
         ['Stage', 'Status', 'Execution', 'URL', 'Started'],
-        rows.map((r) => [link(`#/lineage?id=${r.id}`, `${r.route_id}/${r.stage_name}`), badge(r.status), short(r.execution_id), r.metadata?.url ?? '', when(r.started_at)]),
+        rows.map((r) => [
+          link(`#/lineage?id=${r.id}`, `${r.route_id}/${r.stage_name}`),
+          badge(r.status),
+          short(r.execution_id),
+          r.metadata?.url ?? '',
+          when(r.started_at),
+        ]),
         'No lineage rows match.',
       ),
       pager(params, rows, (o) => goWith('lineage', params, { offset: o })),
@@ -902,12 +1046,16 @@ async function lineage(params) {
   function choose(row) {
     selected = row.id;
     draw();
-    fill(panel, 
+    fill(
+      panel,
       h('h3', {}, `${row.route_id} / ${row.stage_name}`),
       h(
         'dl',
         {},
-        ['id', 'status', 'execution_id', 'message_id', 'started_at', 'attempts'].flatMap((k) => [h('dt', {}, k), h('dd', {}, String(row[k] ?? ''))]),
+        ['id', 'status', 'execution_id', 'message_id', 'started_at', 'attempts'].flatMap((k) => [
+          h('dt', {}, k),
+          h('dd', {}, String(row[k] ?? '')),
+        ]),
       ),
       row.error_info ? h('pre', { class: 'json' }, JSON.stringify(row.error_info, null, 2)) : null,
       row.id !== chain.entry.id ? link(`#/lineage?id=${row.id}`, 'Follow this one') : null,
@@ -926,9 +1074,26 @@ async function lineage(params) {
       node.style.marginLeft = `${(d - 1) * 1.2}em`;
       add(kids, node);
     }
-    if (chain.descendants.length) add(graph, h('li', { class: 'chain-kids' }, h('span', { class: 'muted' }, `${chain.descendants.length} descendants`), kids));
+    if (chain.descendants.length)
+      add(
+        graph,
+        h(
+          'li',
+          { class: 'chain-kids' },
+          h('span', { class: 'muted' }, `${chain.descendants.length} descendants`),
+          kids,
+        ),
+      );
   }
-  add(main, h('div', { class: 'split' }, section('Chain (ancestors → this → descendants)', graph), section('Stage', panel)));
+  add(
+    main,
+    h(
+      'div',
+      { class: 'split' },
+      section('Chain (ancestors → this → descendants)', graph),
+      section('Stage', panel),
+    ),
+  );
   choose(chain.entry);
 }
 
@@ -953,10 +1118,13 @@ async function storage(params) {
     crumbs.push(' / ', link(`#/storage?prefix=${encodeURIComponent(acc)}`, part));
   }
   const panel = h('div', {});
-  add(main, 
+  add(
+    main,
     h('h1', {}, 'Storage'),
     h('nav', { class: 'crumbs', 'aria-label': 'Folder' }, crumbs),
-    listing.truncated ? h('p', { class: 'muted' }, 'Showing the first 500 objects; open a folder to narrow.') : null,
+    listing.truncated
+      ? h('p', { class: 'muted' }, 'Showing the first 500 objects; open a folder to narrow.')
+      : null,
     h(
       'div',
       { class: 'split' },
@@ -965,8 +1133,19 @@ async function storage(params) {
         table(
           ['Name', 'Size', 'Modified'],
           [
-            ...[...folders].map(([name, count]) => [link(`#/storage?prefix=${encodeURIComponent(prefix + name)}`, name), `${count} objects`, '']),
-            ...files.map((o) => [link(`#/storage?prefix=${encodeURIComponent(prefix)}&key=${encodeURIComponent(o.key)}`, o.key.slice(prefix.length)), `${o.size} B`, when(o.last_modified)]),
+            ...[...folders].map(([name, count]) => [
+              link(`#/storage?prefix=${encodeURIComponent(prefix + name)}`, name),
+              `${count} objects`,
+              '',
+            ]),
+            ...files.map((o) => [
+              link(
+                `#/storage?prefix=${encodeURIComponent(prefix)}&key=${encodeURIComponent(o.key)}`,
+                o.key.slice(prefix.length),
+              ),
+              `${o.size} B`,
+              when(o.last_modified),
+            ]),
           ],
           'No objects.',
         ),
@@ -989,11 +1168,15 @@ async function deadletters(params) {
   };
   const rows = await api(`deadletters${query({ ...filters, limit: PAGE_SIZE, offset })}`);
   const inputs = Object.fromEntries(
-    ['execution_id', 'route_id', 'reason'].map((k) => [k, h('input', { id: `dl-${k}`, value: filters[k], 'aria-label': k.replace('_', ' ') })]),
+    ['execution_id', 'route_id', 'reason'].map((k) => [
+      k,
+      h('input', { id: `dl-${k}`, value: filters[k], 'aria-label': k.replace('_', ' ') }),
+    ]),
   );
   const pending = h('input', { id: 'dl-pending', type: 'checkbox', checked: filters.pending === 'true' });
   const result = h('div', {});
-  add(main, 
+  add(
+    main,
     h('h1', {}, 'Dead letters'),
     h(
       'form',
@@ -1023,7 +1206,9 @@ async function deadletters(params) {
         String(d.attempts),
         when(d.created_at),
         d.redriven_at ? when(d.redriven_at) : 'no',
-        d.redriven_at ? '' : writeButton('executions:run', 'Redrive', () => redrive(d.id, result), { 'data-letter': d.id }),
+        d.redriven_at
+          ? ''
+          : writeButton('executions:run', 'Redrive', () => redrive(d.id, result), { 'data-letter': d.id }),
       ]),
       'No dead letters.',
     ),
@@ -1034,7 +1219,15 @@ async function deadletters(params) {
 async function redrive(id, result, into = 'queue') {
   try {
     const answer = await api('deadletters/redrive', { method: 'POST', body: { ids: [id], into } });
-    fill(result, h('p', { class: 'ok', role: 'status' }, `redriven: ${answer.redriven}`, answer.executions.map((e) => [' ', link(`#/executions/${e}`, short(e))])));
+    fill(
+      result,
+      h(
+        'p',
+        { class: 'ok', role: 'status' },
+        `redriven: ${answer.redriven}`,
+        answer.executions.map((e) => [' ', link(`#/executions/${e}`, short(e))]),
+      ),
+    );
     setTimeout(route, 800);
   } catch (error) {
     fill(result, errorBox(error));
@@ -1044,12 +1237,23 @@ async function redrive(id, result, into = 'queue') {
 async function deadletter(id) {
   const d = await api(`deadletters/${id}`);
   const result = h('div', {});
-  add(main, 
+  add(
+    main,
     h('h1', {}, `Dead letter ${d.id}`),
     h(
       'dl',
       {},
-      ['execution_id', 'route_id', 'queue', 'reason', 'error_type', 'error', 'attempts', 'created_at', 'redriven_at'].flatMap((k) => [h('dt', {}, k), h('dd', {}, String(d[k] ?? ''))]),
+      [
+        'execution_id',
+        'route_id',
+        'queue',
+        'reason',
+        'error_type',
+        'error',
+        'attempts',
+        'created_at',
+        'redriven_at',
+      ].flatMap((k) => [h('dt', {}, k), h('dd', {}, String(d[k] ?? ''))]),
     ),
     d.lineage_id ? link(`#/lineage?id=${d.lineage_id}`, 'Its lineage') : null,
     h('h2', {}, 'Message'),
@@ -1057,8 +1261,14 @@ async function deadletter(id) {
     h(
       'div',
       { class: 'actions' },
-      d.redriven_at ? null : writeButton('executions:run', 'Redrive onto its queue', () => redrive(d.id, result)),
-      d.redriven_at ? null : writeButton('executions:run', 'Redrive into a new execution', () => redrive(d.id, result, 'execution')),
+      d.redriven_at
+        ? null
+        : writeButton('executions:run', 'Redrive onto its queue', () => redrive(d.id, result)),
+      d.redriven_at
+        ? null
+        : writeButton('executions:run', 'Redrive into a new execution', () =>
+            redrive(d.id, result, 'execution'),
+          ),
       writeButton('executions:run', 'Discard', async () => {
         try {
           await api(`deadletters/${d.id}`, { method: 'DELETE' });
@@ -1077,9 +1287,20 @@ async function deadletter(id) {
 async function search(params) {
   const q = params.get('q') ?? '';
   const mode = params.get('mode') ?? 'keyword';
-  const input = h('input', { id: 'search-q', type: 'search', value: q, size: 50, 'aria-label': 'Search text' });
-  const modes = h('select', { id: 'search-mode', 'aria-label': 'Search mode' }, ['keyword', 'hybrid', 'semantic'].map((m) => h('option', { value: m, selected: m === mode }, m)));
-  add(main, 
+  const input = h('input', {
+    id: 'search-q',
+    type: 'search',
+    value: q,
+    size: 50,
+    'aria-label': 'Search text',
+  });
+  const modes = h(
+    'select',
+    { id: 'search-mode', 'aria-label': 'Search mode' },
+    ['keyword', 'hybrid', 'semantic'].map((m) => h('option', { value: m, selected: m === mode }, m)),
+  );
+  add(
+    main,
     h('h1', {}, 'Search'),
     h(
       'form',
@@ -1100,7 +1321,8 @@ async function search(params) {
   const offset = Number(params.get('offset') ?? 0);
   const path = mode === 'semantic' ? 'search' : `search/${mode}`;
   const answer = await api(path, { method: 'POST', body: { query: q, limit: 20, offset } });
-  add(main, 
+  add(
+    main,
     h('p', { class: 'muted' }, `${answer.total} results (${answer.mode})`),
     h(
       'ol',
@@ -1132,8 +1354,14 @@ async function webhooks(params) {
   const rows = await api(`webhooks${query({ limit: PAGE_SIZE, offset })}`);
   const result = h('div', {});
   const url = h('input', { id: 'hook-url', type: 'url', size: 40, 'aria-label': 'Receiver URL' });
-  const events = h('input', { id: 'hook-events', value: 'execution.completed,execution.failed', size: 40, 'aria-label': 'Event types, comma-separated' });
-  add(main, 
+  const events = h('input', {
+    id: 'hook-events',
+    value: 'execution.completed,execution.failed',
+    size: 40,
+    'aria-label': 'Event types, comma-separated',
+  });
+  add(
+    main,
     h('h1', {}, 'Webhooks'),
     can('webhooks:manage')
       ? h(
@@ -1143,8 +1371,20 @@ async function webhooks(params) {
             onsubmit: async (e) => {
               e.preventDefault();
               try {
-                const made = await api('webhooks', { method: 'POST', body: { url: url.value, event_types: events.value.split(',').map((x) => x.trim()).filter(Boolean) } });
-                fill(result, h('p', { class: 'ok' }, `created; its signing secret (shown once): ${made.secret}`));
+                const made = await api('webhooks', {
+                  method: 'POST',
+                  body: {
+                    url: url.value,
+                    event_types: events.value
+                      .split(',')
+                      .map((x) => x.trim())
+                      .filter(Boolean),
+                  },
+                });
+                fill(
+                  result,
+                  h('p', { class: 'ok' }, `created; its signing secret (shown once): ${made.secret}`),
+                );
               } catch (error) {
                 fill(result, errorBox(error));
               }
@@ -1160,7 +1400,12 @@ async function webhooks(params) {
     result,
     table(
       ['URL', 'Events', 'Active', 'Created'],
-      rows.map((w) => [link(`#/webhooks/${w.webhook_id}`, w.url), w.event_types.join(', '), w.is_active ? 'yes' : 'paused', when(w.created_at)]),
+      rows.map((w) => [
+        link(`#/webhooks/${w.webhook_id}`, w.url),
+        w.event_types.join(', '),
+        w.is_active ? 'yes' : 'paused',
+        when(w.created_at),
+      ]),
       'No webhooks.',
     ),
     pager(params, rows, (o) => goWith('webhooks', params, { offset: o })),
@@ -1181,35 +1426,56 @@ async function webhook(id, params) {
       fill(result, errorBox(error));
     }
   };
-  add(main, 
+  add(
+    main,
     h('h1', {}, `Webhook ${w.url}`),
     h('p', {}, `events: ${w.event_types.join(', ')} · ${w.is_active ? 'active' : 'paused'}`),
     h(
       'div',
       { class: 'actions' },
-      writeButton('webhooks:manage', 'Send a test event', () => act(() => api(`webhooks/${id}/test`, { method: 'POST' }))),
-      writeButton('webhooks:manage', w.is_active ? 'Pause' : 'Resume', () => act(() => api(`webhooks/${id}/${w.is_active ? 'pause' : 'resume'}`, { method: 'POST' }))),
+      writeButton('webhooks:manage', 'Send a test event', () =>
+        act(() => api(`webhooks/${id}/test`, { method: 'POST' })),
+      ),
+      writeButton('webhooks:manage', w.is_active ? 'Pause' : 'Resume', () =>
+        act(() => api(`webhooks/${id}/${w.is_active ? 'pause' : 'resume'}`, { method: 'POST' })),
+      ),
     ),
     result,
     table(
       ['Event', 'Status', 'Attempts', 'Last code', 'Last error', 'Created', ''],
       deliveries.map((d) => [
-        button(d.event_type, async () => {
-          const full = await api(`webhooks/${id}/deliveries/${d.delivery_id}`);
-          fill(detail, 
-            section(
-              `Delivery ${short(d.delivery_id)}`,
-              table(['#', 'Started', 'Code', 'ms', 'Error'], (full.attempt_log ?? []).map((a) => [String(a.attempt), when(a.started_at), String(a.status_code ?? ''), a.latency_ms.toFixed(0), a.error ?? ''])),
-              h('pre', { class: 'json' }, JSON.stringify(full.body, null, 2)),
-            ),
-          );
-        }, { class: 'linkish' }),
+        button(
+          d.event_type,
+          async () => {
+            const full = await api(`webhooks/${id}/deliveries/${d.delivery_id}`);
+            fill(
+              detail,
+              section(
+                `Delivery ${short(d.delivery_id)}`,
+                table(
+                  ['#', 'Started', 'Code', 'ms', 'Error'],
+                  (full.attempt_log ?? []).map((a) => [
+                    String(a.attempt),
+                    when(a.started_at),
+                    String(a.status_code ?? ''),
+                    a.latency_ms.toFixed(0),
+                    a.error ?? '',
+                  ]),
+                ),
+                h('pre', { class: 'json' }, JSON.stringify(full.body, null, 2)),
+              ),
+            );
+          },
+          { class: 'linkish' },
+        ),
         badge(d.status),
         String(d.attempts),
         String(d.last_status_code ?? ''),
         d.last_error ?? '',
         when(d.created_at),
-        writeButton('webhooks:manage', 'Redeliver', () => act(() => api(`webhooks/${id}/deliveries/${d.delivery_id}/redeliver`, { method: 'POST' }))),
+        writeButton('webhooks:manage', 'Redeliver', () =>
+          act(() => api(`webhooks/${id}/deliveries/${d.delivery_id}/redeliver`, { method: 'POST' })),
+        ),
       ]),
       'No deliveries yet.',
     ),
@@ -1218,40 +1484,310 @@ async function webhook(id, params) {
   );
 }
 
+// ---------------------------------------------------------------- chat and usage
+
+// the answer's text with each [n] a link to source n below it
+function cited(text, count) {
+  return String(text)
+    .split(/(\[\d+\])/)
+    .map((part) => {
+      const n = /^\[(\d+)\]$/.exec(part);
+      return n && Number(n[1]) <= count ? h('a', { href: `#source-${n[1]}`, class: 'cite-ref' }, part) : part;
+    });
+}
+
+function sourcesList(citations) {
+  return h(
+    'ol',
+    { class: 'sources', 'aria-label': 'Sources' },
+    citations.map((c) =>
+      h(
+        'li',
+        { id: `source-${c.number}`, value: c.number, 'data-source': c.number },
+        h('strong', {}, c.title || c.url || 'untitled'),
+        c.heading_path?.length ? h('span', { class: 'muted' }, ` ${c.heading_path.join(' › ')}`) : null,
+        h('blockquote', {}, c.quote || c.text),
+        h(
+          'p',
+          { class: 'cite' },
+          c.url ? h('a', { href: c.url, rel: 'noopener noreferrer' }, c.url) : 'no URL',
+          c.lineage_id ? [' · ', link(`#/lineage?id=${c.lineage_id}`, 'lineage')] : null,
+        ),
+      ),
+    ),
+  );
+}
+
+async function chat() {
+  const caps = await api('chat/capabilities').catch((error) => ({ error }));
+  const question = h('textarea', {
+    id: 'chat-q',
+    class: 'question',
+    'aria-label': 'Question',
+    placeholder: 'Ask about what was ingested',
+  });
+  const thread = h('div', { id: 'chat-thread', 'aria-live': 'polite' });
+  const history = [];
+  main.append(
+    h('h1', {}, 'Chat'),
+    caps.error
+      ? errorBox(caps.error)
+      : h(
+          'p',
+          { class: 'muted' },
+          caps.mode === 'llm'
+            ? `answers by ${caps.model}`
+            : 'extractive answers: the best sentences of the sources (no LLM configured)',
+        ),
+  );
+  if (!can('chat:use')) {
+    main.append(h('p', { class: 'muted' }, 'Asking needs the chat:use scope.'));
+    return;
+  }
+  async function ask() {
+    const text = question.value.trim();
+    if (!text) return;
+    question.value = '';
+    const answer = h('p', { class: 'answer', 'data-state': 'streaming' });
+    const sources = h('div', {});
+    const meta = h('p', { class: 'muted' });
+    const turn = h('article', { class: 'turn' }, h('h2', {}, text), answer, sources, meta);
+    thread.prepend(turn);
+    let raw = '';
+    let citations = [];
+    try {
+      await sse(
+        'chat',
+        (event) => {
+          if (event.event === 'citations') {
+            citations = event.data.citations;
+            fill(sources, h('h3', {}, 'Sources'), sourcesList(citations));
+          } else if (event.event === 'token') {
+            raw += event.data.text;
+            fill(answer, cited(raw, citations.length));
+          } else if (event.event === 'done') {
+            raw = event.data.answer ?? raw;
+            fill(answer, cited(raw, citations.length));
+            answer.dataset.state = 'done';
+            const u = event.data.usage ?? {};
+            meta.textContent = `${event.data.mode}${event.data.model ? ` (${event.data.model})` : ''} · ${Math.round(event.data.latency_ms ?? 0)} ms · ${u.prompt_tokens ?? 0}+${u.completion_tokens ?? 0} tokens${u.cost_usd ? ` · $${u.cost_usd.toFixed(4)}` : ''}`;
+          } else if (event.event === 'error') {
+            answer.dataset.state = 'error';
+            add(turn, errorBox(new Error(event.data.detail ?? 'the answer failed')));
+          }
+        },
+        { method: 'POST', body: { question: text, stream: true, history: history.slice(-6) } },
+      );
+      history.push({ role: 'user', content: text }, { role: 'assistant', content: raw });
+    } catch (error) {
+      if (error?.name === 'AbortError') return;
+      answer.dataset.state = 'error';
+      add(turn, errorBox(error));
+    }
+  }
+  main.append(
+    h(
+      'form',
+      {
+        class: 'chat-form',
+        onsubmit: (e) => {
+          e.preventDefault();
+          ask();
+        },
+      },
+      question,
+      h('button', { type: 'submit', 'data-write': 'chat:use' }, 'Ask'),
+    ),
+    thread,
+  );
+}
+
+// tokens per day as stacked bars, one colour per model
+function usageChart(groups) {
+  const days = [...new Set(groups.map((g) => g.key.day))].sort();
+  const models = [...new Set(groups.map((g) => g.key.model ?? 'unknown'))];
+  const colours = ['#1f5fbf', '#c2410c', '#15803d', '#7e22ce', '#b91c1c', '#0e7490'];
+  const max = Math.max(
+    1,
+    ...days.map((d) => groups.filter((g) => g.key.day === d).reduce((n, g) => n + g.total_tokens, 0)),
+  );
+  const width = Math.max(300, days.length * 48 + 60);
+  const svg = s('svg', {
+    class: 'chart',
+    width,
+    height: 220,
+    viewBox: `0 0 ${width} 220`,
+    role: 'img',
+    'aria-label': 'Tokens per day and model',
+  });
+  days.forEach((day, i) => {
+    let y = 190;
+    for (const [m, model] of models.entries()) {
+      const g = groups.find((x) => x.key.day === day && (x.key.model ?? 'unknown') === model);
+      if (!g) continue;
+      const height = (g.total_tokens / max) * 170;
+      y -= height;
+      add(
+        svg,
+        s(
+          'rect',
+          { x: 50 + i * 48, y, width: 36, height, fill: colours[m % colours.length] },
+          s('title', {}, `${day} ${model}: ${g.total_tokens} tokens`),
+        ),
+      );
+    }
+    add(
+      svg,
+      s('text', { x: 68 + i * 48, y: 206, 'text-anchor': 'middle', class: 'axis' }, String(day).slice(5, 10)),
+    );
+  });
+  add(
+    svg,
+    s('text', { x: 4, y: 24, class: 'axis' }, String(max)),
+    s('text', { x: 4, y: 190, class: 'axis' }, '0'),
+  );
+  const legend = h(
+    'ul',
+    { class: 'legend' },
+    models.map((m, i) => h('li', {}, h('span', { class: 'swatch', 'data-colour': i % colours.length }), m)),
+  );
+  return [svg, legend];
+}
+
+async function usage(params) {
+  const since = params.get('since') ?? new Date(Date.now() - 30 * 86400e3).toISOString().slice(0, 10);
+  const [byDay, byModel] = await Promise.all([
+    api(`usage?group_by=day&group_by=model&since=${encodeURIComponent(since)}`),
+    api(`usage?group_by=provider&group_by=model&since=${encodeURIComponent(since)}`),
+  ]);
+  const t = byModel.total;
+  main.append(
+    h('h1', {}, 'Usage and costs'),
+    h(
+      'p',
+      { class: 'muted' },
+      `since ${since}: ${t.calls} LLM calls, ${t.total_tokens} tokens, $${t.cost_usd.toFixed(4)}${t.unpriced_calls ? ` (${t.unpriced_calls} calls of unpriced models)` : ''}`,
+    ),
+    section(
+      'Tokens per day',
+      byDay.groups.length ? usageChart(byDay.groups) : h('p', { class: 'empty' }, 'No LLM calls yet.'),
+    ),
+    section(
+      'Per model',
+      table(
+        ['Provider', 'Model', 'Calls', 'Prompt tokens', 'Completion tokens', 'Cost (USD)'],
+        byModel.groups.map((g) => [
+          g.key.provider ?? '',
+          g.key.model ?? '',
+          String(g.calls),
+          String(g.prompt_tokens),
+          String(g.completion_tokens),
+          g.cost_usd.toFixed(4),
+        ]),
+        'No LLM calls yet.',
+      ),
+    ),
+  );
+}
+
 // ---------------------------------------------------------------- keys and users
 
 async function keys() {
   const rows = await api('keys');
-  add(main, 
+  add(
+    main,
     h('h1', {}, 'API keys'),
     table(
       ['Prefix', 'Name', 'Owner', 'Scopes', 'Expires', 'Revoked'],
-      rows.map((k) => [k.prefix ?? k.key_prefix ?? '', k.name ?? '', k.owner_email ?? k.user_email ?? '', (k.scopes ?? []).join(', '), when(k.expires_at), k.revoked_at ? when(k.revoked_at) : 'no']),
+      rows.map((k) => [
+        k.prefix ?? k.key_prefix ?? '',
+        k.name ?? '',
+        k.owner_email ?? k.user_email ?? '',
+        (k.scopes ?? []).join(', '),
+        when(k.expires_at),
+        k.revoked_at ? when(k.revoked_at) : 'no',
+      ]),
       'No keys.',
     ),
-    h('p', { class: 'muted' }, 'Create and revoke keys with `factflow keys create` / `factflow keys revoke`.'),
+    h(
+      'p',
+      { class: 'muted' },
+      'Create and revoke keys with `factflow keys create` / `factflow keys revoke`.',
+    ),
   );
 }
 
 async function users() {
   const rows = await api('users');
-  add(main, 
+  add(
+    main,
     h('h1', {}, 'Users'),
-    table(['Email', 'Role', 'Active', 'Created'], rows.map((u) => [u.email, u.role, u.is_active === false ? 'no' : 'yes', when(u.created_at)]), 'No users.'),
+    table(
+      ['Email', 'Role', 'Active', 'Created'],
+      rows.map((u) => [u.email, u.role, u.is_active === false ? 'no' : 'yes', when(u.created_at)]),
+      'No users.',
+    ),
   );
 }
 
 // ---------------------------------------------------------------- session and routing
 
 function signIn(reason) {
-  const key = h('input', { id: 'api-key', type: 'password', size: 40, autocomplete: 'off', 'aria-label': 'API key' });
-  fill(main, 
+  const key = h('input', {
+    id: 'api-key',
+    type: 'password',
+    size: 40,
+    autocomplete: 'off',
+    'aria-label': 'API key',
+  });
+  const email = h('input', { id: 'login-email', type: 'email', autocomplete: 'username', size: 30 });
+  const password = h('input', {
+    id: 'login-password',
+    type: 'password',
+    autocomplete: 'current-password',
+    size: 30,
+  });
+  const problem = h('div', {});
+  const withPassword = (session.features ?? []).includes('login');
+  fill(
+    main,
     h('h1', {}, 'Sign in'),
     reason ? h('p', { class: 'error', role: 'alert' }, reason) : null,
+    problem,
+    withPassword
+      ? h(
+          'form',
+          {
+            class: 'inline',
+            'aria-label': 'Sign in with a password',
+            onsubmit: async (e) => {
+              e.preventDefault();
+              try {
+                // the session cookie and the CSRF cookie come back with the answer
+                await api('auth/login', {
+                  method: 'POST',
+                  body: { email: email.value.trim(), password: password.value },
+                });
+                sessionStorage.removeItem(KEY_STORAGE);
+                await loadSession();
+                route();
+              } catch (error) {
+                fill(problem, errorBox(error));
+              }
+            },
+          },
+          h('label', { for: 'login-email' }, 'Email'),
+          email,
+          h('label', { for: 'login-password' }, 'Password'),
+          password,
+          h('button', { type: 'submit' }, 'Sign in with password'),
+        )
+      : null,
     h(
       'form',
       {
         class: 'inline',
+        'aria-label': 'Sign in with an API key',
         onsubmit: async (e) => {
           e.preventDefault();
           sessionStorage.setItem(KEY_STORAGE, key.value.trim());
@@ -1263,25 +1799,43 @@ function signIn(reason) {
       key,
       h('button', { type: 'submit' }, 'Sign in'),
     ),
-    h('p', { class: 'muted' }, 'The key stays in this tab (sessionStorage) and is sent as X-API-Key.'),
+    h('p', { class: 'muted' }, 'A key stays in this tab (sessionStorage) and is sent as X-API-Key.'),
   );
+}
+
+async function signOut() {
+  if (session.principal?.kind === 'session') await api('auth/logout', { method: 'POST' }).catch(ignoreAbort);
+  sessionStorage.removeItem(KEY_STORAGE);
+  await loadSession();
+  route();
 }
 
 async function loadSession() {
   const res = await fetch('/ui/session', { headers: headers('GET', true), credentials: 'same-origin' });
   session = await res.json();
   const who = document.getElementById('who');
-  fill(who, 
+  fill(
+    who,
     session.auth === 'open'
-      ? h('span', { class: 'warn', title: 'no FACTFLOW_AUTH_SECRET: anyone who reaches this port can do anything' }, 'open mode')
+      ? h(
+          'span',
+          { class: 'warn', title: 'no FACTFLOW_AUTH_SECRET: anyone who reaches this port can do anything' },
+          'open mode',
+        )
       : session.principal
-        ? [h('span', {}, `${session.principal.name} (${session.principal.role ?? session.principal.kind})`), ' ', button('Sign out', () => {
-            sessionStorage.removeItem(KEY_STORAGE);
-            loadSession().then(route);
-          })]
+        ? [
+            h('span', {}, `${session.principal.name} (${session.principal.role ?? session.principal.kind})`),
+            ' ',
+            button('Sign out', signOut),
+          ]
         : h('span', {}, 'signed out'),
   );
-  for (const item of document.querySelectorAll('#nav [data-scope]')) item.hidden = !can(item.dataset.scope);
+  const features = session.features ?? [];
+  for (const item of document.querySelectorAll('#nav li')) {
+    const needs = item.dataset.needs;
+    const scope = item.dataset.scope;
+    item.hidden = Boolean((needs && !features.includes(needs)) || (scope && !can(scope)));
+  }
 }
 
 const PAGES = [
@@ -1297,6 +1851,8 @@ const PAGES = [
   [/^search$/, search],
   [/^webhooks$/, webhooks],
   [/^webhooks\/([^/]+)$/, (p, id) => webhook(id, p)],
+  [/^chat$/, chat],
+  [/^usage$/, usage],
   [/^keys$/, keys],
   [/^users$/, users],
 ];
