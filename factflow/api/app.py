@@ -20,6 +20,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 import factflow
 from factflow.adapters.registry import default_registry
+from factflow.api.audit import AuditMiddleware
 from factflow.api.auth import require, secure_routes
 from factflow.api.dashboard import install_dashboard
 from factflow.api.errors import CorrelationIdMiddleware, install_error_handlers
@@ -153,6 +154,8 @@ def create_app(settings: ApiSettings) -> FastAPI:
 
     install_dashboard(app)
     secure_routes(app)  # after every route is added: each must declare its scope
+    # innermost: it sees the route and principal, and the correlation id is set
+    app.add_middleware(AuditMiddleware)
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
     app.add_middleware(CorrelationIdMiddleware)
     return app

@@ -15,6 +15,12 @@ class TooManyConcurrentExecutionsError(SupervisorError):
     """
 
 
+class KeyExecutionLimitError(TooManyConcurrentExecutionsError):
+    """The API key that asks has as many executions running as it may
+    (`max_running_executions`, FACTFLOW_AUTH_KEY_MAX_RUNNING_EXECUTIONS): wait for one to
+    finish, cancel one, or ask an admin for a key with a higher cap."""
+
+
 class ExecutionStateError(SupervisorError):
     """The execution is not in a state that allows the request (resume a running one...)."""
 

@@ -36,7 +36,7 @@ from factflow.server.exceptions import (
 )
 from factflow.server.replay import ReplayRequest, replay_envelope, select_messages, source_step
 from factflow.server.restart import plan_restart
-from factflow.server.supervisor import LaunchRequest, Supervisor
+from factflow.server.supervisor import LaunchRequest, StartedBy, Supervisor
 from factflow.storage import open_storage
 from factflow.storage.base import StageStorage
 from factflow.types import JsonDict
@@ -59,6 +59,7 @@ class StartRequest:
     init_payload: JsonDict | None = None
     """Merged over the pipeline's `init_message` payload (an event trigger's
     `init_payload: true` sends the event's data)."""
+    started_by: StartedBy | None = None
 
 
 @dataclass(frozen=True)
@@ -122,6 +123,7 @@ class ExecutionService:
                 trigger_context=request.trigger_context,
                 idempotency_key=request.idempotency_key,
                 source=request.source,
+                started_by=request.started_by,
             ),
         )
 
@@ -250,6 +252,7 @@ class ExecutionService:
                 processes=request.processes,
                 source="replay",
                 replay_source=replay_source,
+                started_by=request.started_by,
             ),
         )
         return replace(outcome, execution=execution)
@@ -262,6 +265,7 @@ class ExecutionService:
         to_route: str | None = None,
         workers: int = 1,
         processes: int = 1,
+        started_by: StartedBy | None = None,
     ) -> list[repo.Execution]:
         """Dead letters into new executions of their execution's config snapshot, one per
         (execution, entry): each letter's message enters its route after the step that
@@ -303,6 +307,7 @@ class ExecutionService:
                         "entry_route": entry,
                         "after_index": after,
                     },
+                    started_by=started_by,
                 ),
             )
             letters_repo.mark_redriven(conn, ids=[letter.id for letter in group])

@@ -10,6 +10,7 @@ screenshots of the main pages (the README's are made so).
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from collections.abc import Iterator
@@ -19,7 +20,7 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from tests.browser.conftest import Dashboard
+from tests.browser.conftest import ADMIN_EMAIL, ADMIN_PASSWORD, Dashboard
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 Axe = pytest.importorskip(
@@ -38,15 +39,22 @@ def shot(page: Page, name: str) -> None:
         page.screenshot(path=str(Path(SHOTS) / f"{name}.png"), full_page=True)
 
 
-def signed_in(browser: Browser, dashboard: Dashboard, key: str) -> Iterator[Page]:
+def signed_in(browser: Browser, dashboard: Dashboard, key: str | None = None) -> Iterator[Page]:
+    """A page signed in with `key`, or else with the admin's password (a session cookie,
+    whose writes carry the CSRF token)."""
     context = browser.new_context(viewport={"width": 1280, "height": 900})
     page = context.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda error: errors.append(str(error)))
     page.goto(f"{dashboard.url}/")
     expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
-    page.get_by_label("API key", exact=True).fill(key)
-    page.get_by_role("button", name="Sign in").click()
+    if key is None:
+        page.get_by_label("Email", exact=True).fill(ADMIN_EMAIL)
+        page.get_by_label("Password", exact=True).fill(ADMIN_PASSWORD)
+        page.get_by_role("button", name="Sign in with password").click()
+    else:
+        page.get_by_label("API key", exact=True).fill(key)
+        page.get_by_role("button", name="Sign in", exact=True).click()
     expect(page.get_by_role("heading", name="Overview")).to_be_visible()
     yield page
     context.close()
@@ -55,7 +63,7 @@ def signed_in(browser: Browser, dashboard: Dashboard, key: str) -> Iterator[Page
 
 @pytest.fixture
 def admin(browser: Browser, dashboard: Dashboard) -> Iterator[Page]:
-    yield from signed_in(browser, dashboard, dashboard.admin_key)
+    yield from signed_in(browser, dashboard)
 
 
 @pytest.fixture
@@ -117,6 +125,10 @@ def test_config_to_live_execution_to_lineage_and_redrive(admin: Page, dashboard:
     page.get_by_role("button", name="Redrive").click()
     expect(page.get_by_role("status")).to_contain_text("redriven: 1")
     expect(page.get_by_role("button", name="Redrive")).to_have_count(0, timeout=5_000)
+
+    # signing out ends the session: the page asks again
+    page.get_by_role("button", name="Sign out").click()
+    expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
     assert dashboard.api("GET", "deadletters").json()[0]["redriven_at"] is not None
 
 
@@ -184,6 +196,25 @@ def test_pages_have_no_serious_accessibility_violations(admin: Page, dashboard: 
     assert not problems, problems
 
 
+def test_stored_html_is_previewed_sandboxed(admin: Page, dashboard: Dashboard) -> None:
+    key = "executions/preview/crawl/web_scraper/page.json"
+    page_html = (
+        "<html><body><h1>Stored page</h1><p>" + "words " * 30 + "</p>"
+        "<script>parent.document.title = 'ran'; document.body.dataset.ran = 'yes'</script>"
+        "</body></html>"
+    )
+    stored = dashboard.root / "output" / "storage" / key
+    stored.parent.mkdir(parents=True, exist_ok=True)
+    stored.write_text(json.dumps({"payload": {"html": page_html}}))
+    admin.goto(f"{dashboard.url}/#/storage?prefix=executions/preview/crawl/web_scraper/&key={key}")
+    frame = admin.frame_locator(".preview iframe")
+    expect(frame.locator("h1")).to_have_text("Stored page")
+    assert admin.locator(".preview iframe").get_attribute("sandbox") == ""
+    assert frame.locator("body").get_attribute("data-ran") is None
+    assert admin.title() == "factflow"
+    expect(admin.locator(".preview summary")).to_have_text(["html (html)", "json"])
+
+
 def test_signed_out_page_and_security_headers(browser: Browser, dashboard: Dashboard) -> None:
     index = httpx.get(f"{dashboard.url}/")
     csp = index.headers["content-security-policy"]
@@ -207,6 +238,6 @@ def test_signed_out_page_and_security_headers(browser: Browser, dashboard: Dashb
     page.goto(f"{dashboard.url}/#/executions")
     expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
     page.get_by_label("API key", exact=True).fill("ff_live_not_a_key")
-    page.get_by_role("button", name="Sign in").click()
+    page.get_by_role("button", name="Sign in", exact=True).click()
     expect(page.get_by_role("alert")).to_be_visible()
     context.close()

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Body, Query, Response, status
 from pydantic import BaseModel, Field
 
 from factflow.adapters.registry import AdapterRegistry
-from factflow.api.auth import require
+from factflow.api.auth import StarterDep, require
 from factflow.api.bodies import RequestBody
 from factflow.api.compiling import compile_yaml
 from factflow.api.deps import MAX_INT4, DbDep, ExecutionsDep, Offset, RegistryDep
@@ -238,8 +238,11 @@ def run_config(
     db: DbDep,
     service: ExecutionsDep,
     response: Response,
+    starter: StarterDep,
     options: Annotated[RunRequest | None, Body()] = None,
 ) -> ExecutionStarted:
     """Start an execution of the active version; 400 with the report if it is invalid."""
     config = repo.get_config(db, config_id)
-    return start_execution(service, db, response, options or RunRequest(), config=config)
+    return start_execution(
+        service, db, response, options or RunRequest(), config=config, started_by=starter
+    )

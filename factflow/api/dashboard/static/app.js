@@ -303,7 +303,10 @@ async function preview(key) {
       }
     }
   }
-  for (const [kind, content, field] of shown.reverse()) {
+  // rendered views (HTML, then markdown) before the raw JSON; the first one open
+  const rank = { html: 0, markdown: 1, json: 2, text: 2 };
+  shown.sort((a, b) => rank[a[0]] - rank[b[0]]);
+  shown.forEach(([kind, content, field], i) => {
     const label = field ? `${kind} (${field})` : kind;
     let view;
     if (kind === 'html') {
@@ -311,9 +314,8 @@ async function preview(key) {
       view = h('iframe', { sandbox: '', srcdoc: content, title: `stored HTML ${field ?? key}` });
     } else if (kind === 'markdown') view = markdown(content);
     else view = h('pre', { class: 'json' }, content);
-    add(box, h('details', { open: true }, h('summary', {}, label), view));
-    if (kind !== 'json' && kind !== 'text') break; // the rendered view first, one of them
-  }
+    add(box, h('details', { open: i === 0 }, h('summary', {}, label), view));
+  });
   return box;
 }
 
