@@ -22,6 +22,8 @@ class SupervisorSettings:
     heartbeat_seconds: float = 2.0
     stale_after_seconds: float = 30.0
     default_queue_provider: str | None = None
+    worker_restarts: int = 2
+    resume_abandoned: bool = False
     worker_env: dict[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -37,6 +39,8 @@ class SupervisorSettings:
             heartbeat_seconds=settings.heartbeat_seconds,
             stale_after_seconds=settings.stale_after_seconds,
             default_queue_provider=settings.default_queue_provider,
+            worker_restarts=settings.worker_restarts,
+            resume_abandoned=settings.resume_abandoned,
             # workers read the same settings: a production server's must pass its checks
             worker_env={
                 "FACTFLOW_DATA_DIR": str(settings.data_dir.resolve()),
