@@ -140,7 +140,7 @@ class Settings(BaseSettings):
         default=2,
         ge=0,
         description="times an execution's processes are restarted from recovery after one "
-        "of them dies (then it fails)",
+        "of them is killed by a signal (then it fails)",
     )
     resume_abandoned: bool = Field(
         default=False,

@@ -10,10 +10,10 @@ heartbeat and stops its workers).
   factflow.flow` processes start (`factflow.dataflows.launch.Launch`).
 - Watch: a thread polls exit codes; while workers live it beats the row's heartbeat and
   copies the workers' counters into `stats.counts`. All exited with 0 -> completed; after
-  a cancel -> cancelled. When a process dies (a non-zero exit or a signal), the others
-  cannot go on (a Bytewax cluster needs every process), so all of them are stopped and
-  started again from the recovery directory, up to `worker_restarts` times
-  (`stats.restarts`); after that -> failed with the log tail.
+  a cancel -> cancelled; a non-zero exit -> failed with the log tail. When a process is
+  killed by a signal (SIGKILL, the OOM killer), the others cannot go on (a Bytewax
+  cluster needs every process), so all of them are stopped and started again from the
+  recovery directory, up to `worker_restarts` times (`stats.restarts`); then it fails.
 - Cancel: `running -> cancelling`, then SIGTERM and SIGKILL after the grace period.
 - Abandoned executions (their server is gone, or no heartbeat for `stale_after_seconds`)
   become `interrupted` (a `cancelling` one `cancelled`); orphaned workers on this host
@@ -384,7 +384,9 @@ class Supervisor:
                     continue
                 run.restarter = None
             codes = [proc.poll() for proc in run.procs]
-            died = any(code not in (None, 0) for code in codes)
+            # killed by a signal nobody here sent (SIGKILL, the OOM killer): restart; an
+            # exit status is the program's own verdict and fails the execution
+            died = any(code is not None and code < 0 for code in codes)
             if died and run.stopper is None and run.restarts < self.settings.worker_restarts:
                 self._restart(run, codes)
             elif all(code is not None for code in codes):

@@ -22,22 +22,10 @@ import yaml
 from factflow.compiler.compile import compile_text
 from factflow.dataflows.metrics import WorkerMetrics
 from factflow.settings import OTHER_VARIABLES, Settings, reference_page
+from tests.deploy_files import DOCKERFILE, ROOT, instructions
 
-ROOT = Path(__file__).resolve().parents[2]
-DOCKERFILE = ROOT / "Dockerfile"
 K8S = ROOT / "deploy" / "k8s"
 SETTINGS = {f"FACTFLOW_{name.upper()}" for name in Settings.model_fields} | set(OTHER_VARIABLES)
-
-
-def _instructions() -> list[tuple[str, str]]:
-    """(INSTRUCTION, arguments) with continuation lines joined and comments dropped."""
-    text = re.sub(r"\\\n", " ", DOCKERFILE.read_text())
-    lines = [line.strip() for line in text.splitlines()]
-    return [
-        (line.split(None, 1)[0].upper(), line.split(None, 1)[1] if " " in line else "")
-        for line in lines
-        if line and not line.startswith("#")
-    ]
 
 
 def _manifests() -> list[dict[str, Any]]:
@@ -70,7 +58,7 @@ def test_everything_the_dockerfile_copies_exists_and_is_not_ignored() -> None:
         if line.startswith("!")
     }
     copied = []
-    for instruction, args in _instructions():
+    for instruction, args in instructions():
         if instruction != "COPY" or "--from=" in args:
             continue
         sources = [a for a in shlex.split(args) if not a.startswith("--")][:-1]
@@ -83,7 +71,7 @@ def test_everything_the_dockerfile_copies_exists_and_is_not_ignored() -> None:
 
 def test_image_settings_are_real_settings_and_pass_production_checks(tmp_path: Path) -> None:
     env = {}
-    for instruction, args in _instructions():
+    for instruction, args in instructions():
         if instruction == "ENV":
             env.update(dict(re.findall(r"(\w+)=(\S+)", args)))
     factflow_env = {k: v for k, v in env.items() if k.startswith("FACTFLOW_")}
@@ -95,11 +83,9 @@ def test_image_settings_are_real_settings_and_pass_production_checks(tmp_path: P
 
 
 def test_image_commands_exist_here() -> None:
-    commands = [json.loads(args) for instruction, args in _instructions() if instruction == "CMD"]
+    commands = [json.loads(args) for instruction, args in instructions() if instruction == "CMD"]
     assert ["factflow", "serve", "--host", "0.0.0.0", "--port", "8000"] in commands
-    healthcheck = next(
-        args for instruction, args in _instructions() if instruction == "HEALTHCHECK"
-    )
+    healthcheck = next(args for instruction, args in instructions() if instruction == "HEALTHCHECK")
     probe = json.loads(healthcheck.split("CMD", 1)[1])
     assert probe[:2] == ["python", "-c"]
     compile(probe[2], "<healthcheck>", "exec")  # valid Python
