@@ -231,10 +231,6 @@ class Settings(BaseSettings):
     def runs_dir(self) -> Path:
         return self.data_dir / "runs"
 
-    @property
-    def archives_dir(self) -> Path:
-        return self.data_dir / "archives"
-
 
 def _shown_type(annotation: object) -> str:
     args = typing.get_args(annotation)
