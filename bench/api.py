@@ -52,7 +52,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
@@ -60,6 +59,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from benchdb import scratch_postgres
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
@@ -241,39 +241,6 @@ def server(kind: str, env: dict[str, str], log: Path) -> Iterator[Server]:
                 proc.wait()
 
 
-@contextlib.contextmanager
-def postgres(root: Path) -> Iterator[str]:
-    """FACTFLOW_DATABASE_URL (a scratch database in it when allowed), else embedded."""
-    from psycopg.conninfo import make_conninfo
-
-    from factflow.db.connection import connect
-
-    url = os.environ.get("FACTFLOW_DATABASE_URL")
-    if url:
-        name = f"factflow_bench_{uuid.uuid4().hex[:12]}"
-        try:
-            with connect(url) as conn:
-                conn.execute(f"CREATE DATABASE {name}")
-        except Exception as exc:
-            print(f"using FACTFLOW_DATABASE_URL as is (cannot CREATE DATABASE: {exc})")
-            yield url
-            return
-        try:
-            yield make_conninfo(url, dbname=name)
-        finally:
-            with connect(url) as conn:
-                conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-        return
-    from factflow.db.embedded import start_embedded, stop_embedded
-
-    data_dir = root / "pg"
-    embedded = start_embedded(data_dir, keep_running=False)
-    try:
-        yield embedded.url
-    finally:
-        stop_embedded(data_dir)
-
-
 def wait_all(server: Server, ids: list[str], timeout: float) -> Counter[str]:
     """Poll until every execution is final; cancel the rest after `timeout`; their statuses."""
     final: dict[str, str] = {}
@@ -333,7 +300,7 @@ def main() -> int:
     began = time.monotonic()
     root = Path(tempfile.mkdtemp(prefix="factflow-bench-api-"))
     try:
-        with postgres(root) as database_url:
+        with scratch_postgres("api") as database_url:
             env = {
                 **os.environ,
                 "FACTFLOW_DATABASE_URL": database_url,

@@ -36,19 +36,17 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, ClassVar
 
+from benchdb import postgres_server
 from psycopg.types.json import Jsonb
 
 from factflow import Adapter, Context, Message
 from factflow.db import connect, migrate
 from factflow.db.connection import DbConnection
-from factflow.db.embedded import start_embedded, stop_embedded
 from factflow.db.lineage_writer import LINEAGE_COLUMNS, LineageWriter
 
 TARGET_ROWS_PER_SECOND = 100_000
@@ -58,21 +56,6 @@ SLOW_MS = 5
 IDENTITY = Path(__file__).resolve().parent / "pipelines" / "identity.yaml"
 PIPELINE_TIMEOUT_SECONDS = 600
 POLL_SECONDS = 0.02
-
-
-@contextmanager
-def database() -> Iterator[str]:
-    url = os.environ.get("FACTFLOW_DATABASE_URL")
-    if url:
-        yield url
-        return
-    with tempfile.TemporaryDirectory(prefix="ffbench-") as tmp:
-        data_dir = Path(tmp) / "pg"
-        server = start_embedded(data_dir, keep_running=False)
-        try:
-            yield server.url
-        finally:
-            stop_embedded(data_dir)
 
 
 def message_ids(count: int) -> list[str]:
@@ -346,7 +329,7 @@ def main() -> int:
     parser.add_argument("--slow-messages", type=int, default=2000, help="0: no row visibility run")
     args = parser.parse_args()
     rounds: list[tuple[PipelineRun, PipelineRun]] = []
-    with database() as url:
+    with postgres_server() as url:
         with connect(url) as conn:
             migrate(conn)
             bench_copy(conn, min(args.rows, 10_000), args.epoch_rows)  # warm-up

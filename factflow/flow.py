@@ -66,6 +66,7 @@ def run_options(plan: Plan, settings: Settings) -> FlowOptions:
         storage=storage,
         source_partitions=settings.source_partitions,
         inputs=dict(settings.inputs),
+        entries=dict(settings.entries),
         database_url=settings.database_url,
         processes=settings.processes,
         llm=LLMConfig.from_settings(settings),

@@ -89,6 +89,11 @@ class Settings(BaseSettings):
     inputs: dict[str, str] = Field(
         default_factory=dict, description='JSON {"queue": "file.jsonl"}: files read as queues'
     )
+    entries: dict[str, str] = Field(
+        default_factory=dict,
+        description='JSON {"route": "file.jsonl"}: messages entering a route part-way (a '
+        "restart from lineage and storage)",
+    )
     llm_model: str | None = Field(
         default=None, description="litellm model of Context.llm, e.g. openai/gpt-4o-mini"
     )
@@ -129,6 +134,12 @@ class Settings(BaseSettings):
     )
     stale_after_seconds: float = Field(
         default=30.0, gt=0, description="a running execution without heartbeat is interrupted"
+    )
+    restart_window_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        description="a resume without recovery snapshot re-enters the stored outputs of the "
+        "last this many seconds that no later step took (longer than the longest epoch)",
     )
     default_queue_provider: str | None = Field(
         default=None, description="queue provider for pipelines without a `queue:` section"
@@ -208,6 +219,33 @@ class Settings(BaseSettings):
     )
     auth_sso_default_role: Role | None = Field(
         default=None, description="role of an SSO user whose groups map to none (none: 403)"
+    )
+    auth_session_ttl_seconds: float = Field(
+        default=8 * 3600, gt=0, description="a login's session cookie lasts this long"
+    )
+    auth_cookie_secure: bool | None = Field(
+        default=None,
+        description="mark the session cookies Secure (HTTPS only); default: in production",
+    )
+    auth_login_max_failures: int = Field(
+        default=5, ge=1, description="failed logins in a row that lock the address out"
+    )
+    auth_login_lockout_seconds: float = Field(
+        default=900, gt=0, description="how long a lockout lasts (and failures are counted)"
+    )
+    auth_login_rate_per_minute: int = Field(
+        default=30, ge=1, description="login attempts per minute from one client address"
+    )
+    auth_rate_limit_per_minute: int | None = Field(
+        default=600,
+        ge=1,
+        description="requests per minute per key (or user); a key may set its own; none: off",
+    )
+    auth_key_max_running_executions: int | None = Field(
+        default=None,
+        ge=1,
+        description="executions one key may have running at once (a key may set its own);"
+        " none: only max_concurrent_executions",
     )
 
     @model_validator(mode="after")

@@ -32,6 +32,7 @@ from factflow.connectors.registry import SourceSpec, make_sink, make_source
 from factflow.dataflows.backpressure import ConcurrencyController
 from factflow.dataflows.circuit import CircuitBreaker
 from factflow.dataflows.counting import CountingSink
+from factflow.dataflows.entries import passes, unmarked
 from factflow.dataflows.invoke import AdapterInvoker, Outcome, StepRuntime
 from factflow.dataflows.lineage import LineageLog, LineageMark, LineageSink, lineage_log
 from factflow.dataflows.metrics import RouteMetrics, TimedSource, worker_metrics
@@ -68,6 +69,9 @@ class FlowOptions:
     queue_override: QueueSettings | None = None
     inputs: dict[str, str] = field(default_factory=dict)
     """Queue -> a JSON-lines file read instead of (or as) that queue's source."""
+    entries: dict[str, str] = field(default_factory=dict)
+    """Route -> a JSON-lines file of messages entering that route part-way
+    (`dataflows.entries`: a restart from lineage and storage)."""
     extra_sources: tuple[str, ...] = ()
     """Queues to read from the provider even where the plan has no source for them."""
     database_url: str | None = None
@@ -124,6 +128,7 @@ def build_dataflow(
             init_source = PausableSource(init_source, watcher, (plan.init_message.route,))
         init = op.input("init", wiring.flow, _draining(init_source, wiring, None))
         wiring.route_inputs[plan.init_message.route].append(init)
+    _add_entries(plan, options, wiring)
     llm = PerThread(partial(LiteLLMClient, options.llm)) if options.llm is not None else None
     for route in _topological(plan):
         _add_route(plan, route, options, registry, wiring, llm)
@@ -258,6 +263,21 @@ def _add_sources(plan: Plan, queue: QueueSettings, options: FlowOptions, w: _Wir
         )
 
 
+def _add_entries(plan: Plan, options: FlowOptions, w: _Wiring) -> None:
+    """Each route's entry file as one more input of that route (a finite source)."""
+    for route_id, path in sorted(options.entries.items()):
+        route = plan.route(route_id)
+        step = f"entry__{_sid(route_id)}"
+        source = FileSource(path, f"entry:{route_id}", partitions=options.source_partitions)
+        items = op.input(step, w.flow, _draining(source, w, None))
+        decoded = op.branch(f"{step}__decoded", items, _is_decoded)
+        w.route_inputs[route_id].append(decoded.trues)
+        undecodable = cast(Stream[Undecodable], decoded.falses)
+        w.dead[route.dead_letter_queue].append(
+            op.map(f"{step}__undecodable", undecodable, _undecodable_letter(route_id))
+        )
+
+
 _watchers: dict[str, PauseWatcher] = {}
 
 
@@ -327,7 +347,14 @@ def _add_route(
     side: list[Stream[Outcome]] = []
     # positions, not adapter indexes: a replay's plan enters a route part-way
     last = len(route.adapters) - 1
+    entering = route.id in options.entries
     for position, step in enumerate(route.adapters):
+        passing: Stream[Message] | None = None
+        if entering:
+            # messages entering after this step go round it (see dataflows.entries)
+            entry = op.branch(f"{step.step_id}__enters", stream, passes(step.index))
+            passing = entry.trues
+            stream = op.map(f"{step.step_id}__entered", entry.falses, unmarked)
         runtime = StepRuntime(
             route=route,
             step=step,
@@ -350,6 +377,11 @@ def _add_route(
         split = op.branch(f"{step.step_id}__ok", outcomes, _is_message)
         stream = split.trues
         side.append(split.falses)
+        if passing is not None:
+            stream = op.merge(f"{step.step_id}__rejoin", stream, passing)
+    if entering:
+        # a message entering after the route's last step leaves it unmarked too
+        stream = op.map(f"{route.id}__entries_out", stream, unmarked)
     _add_side_outputs(route, side, options, w)
     for index, outbound in enumerate(route.outbound):
         out = stream

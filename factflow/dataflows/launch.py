@@ -53,6 +53,8 @@ class Launch:
     workers: int = 1
     processes: int = 1
     inputs: dict[str, str] = field(default_factory=dict)
+    entries: dict[str, str] = field(default_factory=dict)
+    """Route -> a JSON-lines file of messages entering it part-way (`FlowOptions.entries`)."""
     snapshot_seconds: int = DEFAULT_SNAPSHOT_SECONDS
     backup_seconds: int = DEFAULT_BACKUP_SECONDS
     extra_env: dict[str, str] = field(default_factory=dict)
@@ -124,6 +126,7 @@ class Launch:
             "FACTFLOW_PROCESSES": str(self.processes),
             "FACTFLOW_SOURCE_PARTITIONS": str(self.workers * self.processes),
             "FACTFLOW_INPUTS": json.dumps(self.inputs),
+            "FACTFLOW_ENTRIES": json.dumps(self.entries),
             **self.extra_env,
         }
 

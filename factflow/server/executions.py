@@ -25,7 +25,9 @@ from factflow.db.connection import DbConnection
 from factflow.db.repositories import configs as configs_repo
 from factflow.db.repositories import dead_letters as letters_repo
 from factflow.db.repositories import executions as repo
+from factflow.db.repositories.retention import reading_stages
 from factflow.exceptions import ConfigurationError
+from factflow.server import rundir
 from factflow.server.exceptions import (
     ExecutionStateError,
     InvalidPipelineError,
@@ -33,7 +35,9 @@ from factflow.server.exceptions import (
     UnknownInputQueueError,
 )
 from factflow.server.replay import ReplayRequest, replay_envelope, select_messages, source_step
-from factflow.server.supervisor import LaunchRequest, Supervisor
+from factflow.server.restart import plan_restart
+from factflow.server.supervisor import LaunchRequest, StartedBy, Supervisor
+from factflow.storage import open_storage
 from factflow.storage.base import StageStorage
 from factflow.types import JsonDict
 
@@ -52,6 +56,10 @@ class StartRequest:
     trigger_context: JsonDict = field(default_factory=dict)
     idempotency_key: str | None = None
     source: str = "api"
+    init_payload: JsonDict | None = None
+    """Merged over the pipeline's `init_message` payload (an event trigger's
+    `init_payload: true` sends the event's data)."""
+    started_by: StartedBy | None = None
 
 
 @dataclass(frozen=True)
@@ -98,11 +106,16 @@ class ExecutionService:
         if result.plan is None:
             raise InvalidPipelineError(result.report)
         check_inputs(result.plan, request.inputs)
+        plan = result.plan
+        if request.init_payload is not None and plan.init_message is not None:
+            init = plan.init_message
+            payload = {**init.payload, **request.init_payload}
+            plan = replace(plan, init_message=replace(init, payload=payload))
         return self.supervisor.launch(
             conn,
             LaunchRequest(
                 execution_id=execution_id,
-                plan=result.plan,
+                plan=plan,
                 config_yaml=request.config_yaml,
                 pipeline_name=request.pipeline_name,
                 config_id=request.config_id,
@@ -113,6 +126,7 @@ class ExecutionService:
                 trigger_context=request.trigger_context,
                 idempotency_key=request.idempotency_key,
                 source=request.source,
+                started_by=request.started_by,
             ),
         )
 
@@ -121,8 +135,27 @@ class ExecutionService:
 
     def resume(self, conn: DbConnection, execution_id: uuid.UUID) -> repo.Execution:
         """Relaunch an interrupted execution with the plan it ran (its `plan.json`, or
-        its config snapshot compiled again when the run folder is gone)."""
-        return self.supervisor.resume(conn, execution_id, self.plan_of(conn, execution_id))
+        its config snapshot compiled again when the run folder is gone), from its
+        recovery snapshot; when that is gone too, from lineage and stage storage
+        (`server.restart`)."""
+        plan = self.plan_of(conn, execution_id)
+        if self.supervisor.has_recovery(conn, execution_id):
+            return self.supervisor.resume(conn, execution_id, plan)
+        execution = repo.get_execution(conn, execution_id)
+        if execution.status != "interrupted":
+            # the supervisor refuses it with the reason; nothing to compute
+            return self.supervisor.resume(conn, execution_id, plan)
+        uri = plan.storage_uri or self.supervisor.absolute_storage_uri()
+        with open_storage(uri) as storage:
+            restart = plan_restart(
+                conn,
+                storage,
+                plan,
+                execution_id,
+                rundir.input_files(self.supervisor.run_dir(execution_id)),
+                window_seconds=self.supervisor.settings.restart_window_seconds,
+            )
+        return self.supervisor.resume(conn, execution_id, plan, restart)
 
     def plan_of(self, conn: DbConnection, execution_id: uuid.UUID) -> Plan:
         """The plan an execution runs (or ran); a replay's is cut again from its
@@ -166,7 +199,11 @@ class ExecutionService:
             raise InvalidPipelineError(result.report)
         entry, after = self._entry(result.plan, route.id, step.stage, request)
         plan = entered_at(result.plan, entry, after)
-        messages = select_messages(conn, storage, parent.id, route.id, step.stage, request.filter)
+        # a prune waits while the stored messages are read (the replay then has them)
+        with reading_stages(conn, parent.id):
+            messages = select_messages(
+                conn, storage, parent.id, route.id, step.stage, request.filter
+            )
         if not messages:
             msg = (
                 f"none of the stored messages of stage '{route.id}/{step.stage}' match the "
@@ -218,6 +255,7 @@ class ExecutionService:
                 processes=request.processes,
                 source="replay",
                 replay_source=replay_source,
+                started_by=request.started_by,
             ),
         )
         return replace(outcome, execution=execution)
@@ -230,6 +268,7 @@ class ExecutionService:
         to_route: str | None = None,
         workers: int = 1,
         processes: int = 1,
+        started_by: StartedBy | None = None,
     ) -> list[repo.Execution]:
         """Dead letters into new executions of their execution's config snapshot, one per
         (execution, entry): each letter's message enters its route after the step that
@@ -271,6 +310,7 @@ class ExecutionService:
                         "entry_route": entry,
                         "after_index": after,
                     },
+                    started_by=started_by,
                 ),
             )
             letters_repo.mark_redriven(conn, ids=[letter.id for letter in group])

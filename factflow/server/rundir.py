@@ -3,6 +3,9 @@
 <data_dir>/runs/<execution-id>/
     plan.json            the compiled plan the workers run (file queues moved here)
     inputs/<queue>.jsonl inline inputs from `POST /executions`
+    inputs.json          {queue: file} the workers read (a resume reads the same)
+    restart/             a restart from lineage and storage: emptied inputs, and
+                         entries/<route>.jsonl (entries.json: {route: file})
     queues/              the `file` provider's queues, one folder per execution
     logs/process-N.log   worker output
     progress/*.json      worker counters
@@ -19,33 +22,37 @@ from typing import Any
 from factflow.compiler.naming import queue_file_name
 
 
-def write_inputs(run_dir: Path, inputs: Mapping[str, Sequence[Any]]) -> dict[str, str]:
-    """Each queue's payloads as a JSONL file; returns `{queue: absolute file}` for Launch.
+def write_inputs(
+    run_dir: Path, inputs: Mapping[str, Sequence[Any]], folder: str = "inputs"
+) -> dict[str, str]:
+    """Each queue's (or route's) items as a JSONL file in `run_dir/folder`; returns
+    `{name: absolute file}` for Launch.
 
     An item is written as given: an envelope `{"payload": ..., "metadata": ...}` or a bare
     payload.
     """
-    folder = run_dir / "inputs"
-    folder.mkdir(parents=True, exist_ok=True)
+    directory = run_dir / folder
+    directory.mkdir(parents=True, exist_ok=True)
     files = {}
     for queue, items in inputs.items():
-        path = folder / queue_file_name(queue)
+        path = directory / queue_file_name(queue)
         path.write_text("".join(json.dumps(item, ensure_ascii=False) + "\n" for item in items))
         files[queue] = str(path.resolve())
     return files
 
 
-def input_files(run_dir: Path) -> dict[str, str]:
-    """The inputs a run was started with, read back for a resume (queue from the file)."""
-    meta = run_dir / "inputs.json"
+def input_files(run_dir: Path, index: str = "inputs.json") -> dict[str, str]:
+    """The inputs (or, `entries.json`, the entries) a run was started with, read back
+    for a resume."""
+    meta = run_dir / index
     if not meta.is_file():
         return {}
     data: dict[str, str] = json.loads(meta.read_text())
     return data
 
 
-def save_input_index(run_dir: Path, files: Mapping[str, str]) -> None:
-    (run_dir / "inputs.json").write_text(json.dumps(dict(files)))
+def save_input_index(run_dir: Path, files: Mapping[str, str], index: str = "inputs.json") -> None:
+    (run_dir / index).write_text(json.dumps(dict(files)))
 
 
 def log_tail(run_dir: Path, limit: int = 2000) -> str:

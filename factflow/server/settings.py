@@ -21,6 +21,7 @@ class SupervisorSettings:
     cancel_grace_seconds: float = 10.0
     heartbeat_seconds: float = 2.0
     stale_after_seconds: float = 30.0
+    restart_window_seconds: float = 10.0
     default_queue_provider: str | None = None
     worker_restarts: int = 2
     resume_abandoned: bool = False
@@ -38,6 +39,7 @@ class SupervisorSettings:
             cancel_grace_seconds=settings.cancel_grace_seconds,
             heartbeat_seconds=settings.heartbeat_seconds,
             stale_after_seconds=settings.stale_after_seconds,
+            restart_window_seconds=settings.restart_window_seconds,
             default_queue_provider=settings.default_queue_provider,
             worker_restarts=settings.worker_restarts,
             resume_abandoned=settings.resume_abandoned,

@@ -30,6 +30,7 @@ import collections
 import contextlib
 import logging
 import os
+import shutil
 import socket
 import subprocess
 import threading
@@ -52,12 +53,15 @@ from factflow.dataflows.progress import read_counts
 from factflow.db.connection import DbConnection
 from factflow.db.exceptions import IllegalTransitionError
 from factflow.db.repositories import executions as repo
+from factflow.db.repositories.recovery import latest_archive_time
 from factflow.server import rundir
 from factflow.server.exceptions import (
     ExecutionStateError,
+    KeyExecutionLimitError,
     SupervisorError,
     TooManyConcurrentExecutionsError,
 )
+from factflow.server.restart import Restart
 from factflow.server.settings import SupervisorSettings
 from factflow.types import JsonDict
 
@@ -68,6 +72,17 @@ _TICK_SECONDS = 0.2
 _ACTIVE: tuple[repo.ExecutionStatus, ...] = ("running", "cancelling")
 # a finished run's worker metrics stay on /metrics this long, so a scrape sees the end
 METRICS_KEPT_SECONDS = 300.0
+ENTRIES_INDEX = "entries.json"
+
+
+@dataclass(frozen=True, slots=True)
+class StartedBy:
+    """Who asks for an execution: recorded on its row; with a key and a cap, the key may
+    have at most `max_running` executions running at once (on every server instance)."""
+
+    label: str
+    key_id: uuid.UUID | None = None
+    max_running: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +104,7 @@ class LaunchRequest:
     source: str = "api"
     replay_source: JsonDict | None = None
     """For a replay: the parent execution, stage and entry route (`source: replay`)."""
+    started_by: StartedBy | None = None
 
     def snapshot(self) -> JsonDict:
         """The immutable `config_snapshot`: the YAML as given, parsed, and where it came from."""
@@ -204,7 +220,7 @@ class Supervisor:
         with conn.transaction():
             conn.execute("SELECT pg_advisory_xact_lock(%s)", (_LAUNCH_LOCK,))
             if request.idempotency_key is None:
-                self._check_capacity(conn)
+                self._check_capacity(conn, started_by=request.started_by)
             execution = repo.create_execution(
                 conn,
                 execution_id=execution_id,
@@ -216,12 +232,14 @@ class Supervisor:
                 replay_source=request.replay_source,
                 trigger_context=request.trigger_context,
                 idempotency_key=request.idempotency_key,
+                started_by=request.started_by.label if request.started_by else None,
+                started_by_key=request.started_by.key_id if request.started_by else None,
             )
             if execution.id != execution_id:
                 return execution, False
             if request.idempotency_key is not None:
                 # checked after the insert so a repeated key never gets a 429
-                self._check_capacity(conn, exclude=execution_id)
+                self._check_capacity(conn, exclude=execution_id, started_by=request.started_by)
         run_dir = self.run_dir(execution_id)
         try:
             run_dir.mkdir(parents=True, exist_ok=True)
@@ -245,7 +263,22 @@ class Supervisor:
             return f"file://{Path(uri.removeprefix('file://')).resolve()}"
         return uri
 
-    def _check_capacity(self, conn: DbConnection, exclude: uuid.UUID | None = None) -> None:
+    def _check_capacity(
+        self,
+        conn: DbConnection,
+        exclude: uuid.UUID | None = None,
+        started_by: StartedBy | None = None,
+    ) -> None:
+        """Under the launch lock: the server-wide cap, then the asking key's own."""
+        if started_by is not None and started_by.key_id and started_by.max_running:
+            running = repo.count_running_by_key(conn, started_by.key_id, exclude=exclude)
+            if running >= started_by.max_running:
+                msg = (
+                    f"{started_by.label} has {running} executions running, its limit is"
+                    f" {started_by.max_running} (max_running_executions): wait for one to"
+                    " finish or cancel one"
+                )
+                raise KeyExecutionLimitError(msg)
         active = [e.id for e in repo.list_executions(conn, status=list(_ACTIVE), limit=10_000)]
         count = len([i for i in active if i != exclude])
         limit = self.settings.max_concurrent_executions
@@ -265,6 +298,7 @@ class Supervisor:
         inputs: dict[str, str],
         workers: int,
         processes: int,
+        entries: dict[str, str] | None = None,
     ) -> repo.Execution:
         run_dir = self.run_dir(execution_id)
         env = dict(self.settings.worker_env)
@@ -280,6 +314,7 @@ class Supervisor:
             workers=workers,
             processes=processes,
             inputs=inputs,
+            entries=entries or {},
             extra_env=env,
         )
         procs = launch.start()
@@ -322,9 +357,25 @@ class Supervisor:
             self._stop_run(run)
         return execution
 
-    def resume(self, conn: DbConnection, execution_id: uuid.UUID, plan: Plan) -> repo.Execution:
+    def has_recovery(self, conn: DbConnection, execution_id: uuid.UUID) -> bool:
+        """Whether a resume has a recovery snapshot to start from: the local directory's
+        partitions, or an archive in Postgres."""
+        local = self.settings.recovery_dir / str(execution_id)
+        if any(local.glob("part-*.sqlite3")):
+            return True
+        return latest_archive_time(conn, execution_id) is not None
+
+    def resume(
+        self,
+        conn: DbConnection,
+        execution_id: uuid.UUID,
+        plan: Plan,
+        restart: Restart | None = None,
+    ) -> repo.Execution:
         """Relaunch an interrupted execution (running `plan`, the one it ran) where its
-        recovery snapshot left it."""
+        recovery snapshot left it, or, with `restart`, from the entries lineage and
+        storage gave (`server.restart`; its inputs and entries are kept for later
+        resumes, which then have a snapshot of their own)."""
         execution = repo.get_execution(conn, execution_id)
         if execution.status != "interrupted" or self.is_local(execution_id):
             msg = (
@@ -339,19 +390,35 @@ class Supervisor:
         run_dir = self.run_dir(execution_id)
         try:
             run_dir.mkdir(parents=True, exist_ok=True)
+            if restart is not None:
+                self._prepare_restart(conn, execution_id, run_dir, restart)
             # Launch.prepare restores the recovery directory from Postgres when stale
             snapshot = execution.config_snapshot
             return self._start_workers(
                 conn,
                 execution_id,
-                plan,
+                plan if restart is None else restart.plan,
                 rundir.input_files(run_dir),
                 int(snapshot.get("workers", 1)),
                 int(snapshot.get("processes", 1)),
+                rundir.input_files(run_dir, ENTRIES_INDEX),
             )
         except Exception as exc:
             repo.transition(conn, execution_id, "interrupted", error=f"resume failed: {exc}")
             raise
+
+    def _prepare_restart(
+        self, conn: DbConnection, execution_id: uuid.UUID, run_dir: Path, restart: Restart
+    ) -> None:
+        """The restart's inputs and entries in the run folder, a fresh recovery directory
+        (what is left of the old one belongs to a lost snapshot), and the summary on the
+        execution's stats."""
+        inputs = rundir.write_inputs(run_dir, restart.inputs, "restart/inputs")
+        entries = rundir.write_inputs(run_dir, restart.entries, "restart/entries")
+        rundir.save_input_index(run_dir, inputs)
+        rundir.save_input_index(run_dir, entries, ENTRIES_INDEX)
+        shutil.rmtree(self.settings.recovery_dir / str(execution_id), ignore_errors=True)
+        repo.merge_stats(conn, execution_id, {"restart": restart.summary})
 
     def _stop_run(self, run: _Run) -> None:
         if run.stopper is not None:

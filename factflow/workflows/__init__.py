@@ -5,7 +5,7 @@
 - `markdown/`: storage_retriever, html_to_markdown, smart_segmenter, segment_publisher,
   markdown_storage_writer
 - `embeddings/`: embedding_generator (adapter) and embedding_index (writer)
-- `files/`: local folders and PDFs (beyond the seed system)
+- `files/`: file_source, pdf_to_markdown (local folders and PDFs, beyond the seed system)
 
 Workflows know no engine, compiler or server: everything comes through the adapter
 `Context` (execution, route, stage storage, logger, metrics). `docs/adapters.md` documents
@@ -14,6 +14,7 @@ every adapter's config and emitted shape.
 
 from factflow.adapters.base import Adapter
 from factflow.workflows.embeddings import INDEX_WRITER, EmbeddingGeneratorAdapter
+from factflow.workflows.files import FileSourceAdapter, PdfToMarkdownAdapter
 from factflow.workflows.markdown import (
     HtmlToMarkdownAdapter,
     MarkdownStorageWriterAdapter,
@@ -42,6 +43,8 @@ WORKFLOW_ADAPTERS: tuple[type[Adapter], ...] = (
     SmartSegmenterAdapter,
     SegmentPublisherAdapter,
     MarkdownStorageWriterAdapter,
+    FileSourceAdapter,
+    PdfToMarkdownAdapter,
     EmbeddingGeneratorAdapter,
 )
 

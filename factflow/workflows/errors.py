@@ -35,3 +35,21 @@ class StorageRequiredError(WorkflowError):
     Give the pipeline `storage: {uri: ...}` or set FACTFLOW_STORAGE_URI (and do not set
     FACTFLOW_STORE_STAGES=0).
     """
+
+
+class FileSourceError(WorkflowError, NonRetryableError):
+    """`file_source` cannot scan what it was given: the folder does not exist, is not a
+    folder, or the message names no path. Non-retryable: fix the path (relative paths are
+    relative to the run's working directory) and start the scan again."""
+
+
+class DocumentError(WorkflowError, NonRetryableError):
+    """A document cannot be converted however often it is tried: the file is missing, is
+    not a readable PDF, or is encrypted with a password factflow does not have."""
+
+
+class PayloadError(WorkflowError, NonRetryableError, ValueError):
+    """A message lacks what the adapter reads (`html`, `markdown`, `url`, ...): it comes
+    from the wrong adapter or producer. Non-retryable, so it is dead-lettered at once
+    (reason `non_retryable`) and does not count against the adapter's circuit breaker;
+    fix the chain or the producer and redrive it. A `ValueError`, as before."""

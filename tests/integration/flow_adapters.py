@@ -50,3 +50,27 @@ class TaggedSlow(Adapter):
     def process(self, message: Message, context: Context) -> list[Message]:
         time.sleep(self._seconds)
         return [message.with_changes(metadata={**message.metadata, "pid": os.getpid()})]
+
+
+class Journaled(Adapter):
+    """Appends each input's message id to the file `journal` (one line per call, so a
+    test sees every invocation across worker processes and restarts), sleeps `sleep_ms`,
+    then emits a child message tagged with the step's `tag`."""
+
+    name = "journaled"
+    config_schema: JsonSchema = {
+        "type": "object",
+        "properties": {
+            "journal": {"type": "string"},
+            "sleep_ms": {"type": "number", "minimum": 0},
+            "tag": {"type": "string"},
+        },
+        "required": ["journal"],
+        "additionalProperties": False,
+    }
+
+    def process(self, message: Message, context: Context) -> list[Message]:
+        with Path(self.config["journal"]).open("a") as journal:
+            journal.write(message.message_id + "\n")
+        time.sleep(float(self.config.get("sleep_ms", 0)) / 1000)
+        return [message.derive(metadata={self.config.get("tag", "journaled"): True})]

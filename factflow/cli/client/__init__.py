@@ -1,6 +1,6 @@
 """The CLI's server commands (httpx): config create|list|get|edit|run|delete, execution,
-lineage, storage, pipeline, system, search, index, webhook, event, schedule, keys and
-users groups, with global --server / --output / --timeout / --api-key.
+lineage, storage, pipeline, system, search, index, webhook, event, schedule, keys, users
+and audit groups, `create-admin`, with global --server / --output / --timeout / --api-key.
 
 `mount(app)` adds them to the root typer app; `factflow serve` starts the server.
 """
@@ -12,7 +12,7 @@ import typer
 from factflow.cli.client import configs as _configs  # noqa: F401 - registers on config_app
 from factflow.cli.client.executions import execution_app
 from factflow.cli.client.http import client_options
-from factflow.cli.client.keys import keys_app, users_app
+from factflow.cli.client.keys import audit_app, create_admin, keys_app, users_app
 from factflow.cli.client.lineage import lineage_app
 from factflow.cli.client.search import index_app, search_app
 from factflow.cli.client.storage import storage_app
@@ -39,6 +39,8 @@ def mount(app: typer.Typer) -> None:
     app.add_typer(schedule_app, name="schedule")
     app.add_typer(keys_app, name="keys")
     app.add_typer(users_app, name="users")
+    app.add_typer(audit_app, name="audit")
+    app.command("create-admin")(create_admin)
 
 
 __all__ = ["mount"]

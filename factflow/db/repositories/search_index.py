@@ -9,7 +9,8 @@ batch written again after a crash changes nothing.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -144,6 +145,41 @@ def _create_hnsw(conn: DbConnection, slot: str, m: int, ef_construction: int) ->
             sql.Literal(ef_construction),
         )
     )
+
+
+@contextmanager
+def deferred_hnsw(
+    conn: DbConnection, slots: Sequence[str], *, maintenance_work_mem: str = "1GB"
+) -> Iterator[None]:
+    """A bulk load: the slots' HNSW indexes are dropped for the block and built once after
+    it, with their recorded `m` / `ef_construction`.
+
+    Inserting into an HNSW graph costs a graph search per vector (a few ms each at 100k
+    vectors); building the graph from the loaded table costs a fraction of that, and
+    Postgres builds it in parallel. Meant for large loads (a first index, a rebuild from
+    storage): while the block runs, semantic searches in these slots scan every vector
+    (exact, slower). The index is built again when the block raises, too.
+    """
+    found = [get_slot(conn, name) for name in dict.fromkeys(slots)]
+    for slot in found:
+        index = sql.Identifier(f"search_vectors_{slot.name}_hnsw")
+        conn.execute(sql.SQL("DROP INDEX IF EXISTS {}").format(index))
+    try:
+        yield
+    finally:
+        # the graph must fit in maintenance_work_mem, or the build slows down many times
+        previous = conn.execute("SHOW maintenance_work_mem").fetchone()
+        conn.execute(
+            sql.SQL("SET maintenance_work_mem = {}").format(sql.Literal(maintenance_work_mem))
+        )
+        try:
+            for slot in found:
+                _create_hnsw(conn, slot.name, slot.hnsw_m, slot.hnsw_ef_construction)
+        finally:
+            if previous is not None:
+                conn.execute(
+                    sql.SQL("SET maintenance_work_mem = {}").format(sql.Literal(previous[0]))
+                )
 
 
 def drop_slot(conn: DbConnection, name: str) -> None:

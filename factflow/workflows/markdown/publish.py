@@ -11,6 +11,7 @@ from factflow.adapters.base import Context
 from factflow.messages import Message
 from factflow.types import JsonDict
 from factflow.workflows.config import WorkflowAdapter, WorkflowConfig
+from factflow.workflows.errors import PayloadError
 
 PROVENANCE = ("url", "title", "document_id", "language")
 
@@ -28,7 +29,7 @@ class SegmentPublisherAdapter(WorkflowAdapter):
         segments = payload.get("segments")
         if not isinstance(segments, list):
             msg = "payload has no 'segments' list (the output of smart_segmenter)"
-            raise ValueError(msg)
+            raise PayloadError(msg)
         front = payload.get("front_matter")
         front = front if isinstance(front, dict) else {}
         provenance: JsonDict = {
@@ -38,7 +39,7 @@ class SegmentPublisherAdapter(WorkflowAdapter):
         for index, segment in enumerate(segments):
             if not isinstance(segment, dict) or not isinstance(segment.get("text"), str):
                 msg = f"segment {index} has no 'text'"
-                raise ValueError(msg)
+                raise PayloadError(msg)
             body = {**segment, "segment_count": len(segments), **provenance}
             body.setdefault("index", index)
             metadata = {**provenance, "heading_path": list(segment.get("heading_path") or [])}

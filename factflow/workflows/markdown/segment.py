@@ -21,6 +21,7 @@ from factflow.adapters.base import Context
 from factflow.messages import Message
 from factflow.types import JsonDict
 from factflow.workflows.config import WorkflowAdapter, WorkflowConfig
+from factflow.workflows.errors import PayloadError
 from factflow.workflows.markdown.blocks import Block, split_blocks
 from factflow.workflows.markdown.tokens import Tokenizer, count_tokens, get_tokenizer
 
@@ -221,7 +222,7 @@ class SmartSegmenterAdapter(WorkflowAdapter):
         markdown = payload.get("markdown")
         if not isinstance(markdown, str):
             msg = "payload has no 'markdown' (the output of html_to_markdown)"
-            raise ValueError(msg)
+            raise PayloadError(msg)
         segments = [
             s
             for s in self.segmenter().segments(markdown)

@@ -31,7 +31,7 @@ from factflow.adapters.base import Context
 from factflow.messages import Message
 from factflow.types import JsonDict
 from factflow.workflows.config import WorkflowAdapter, WorkflowConfig
-from factflow.workflows.errors import FetchError, PageRejectedError
+from factflow.workflows.errors import FetchError, PageRejectedError, PayloadError
 from factflow.workflows.webscraper.http import (
     DEFAULT_USER_AGENT,
     Fetched,
@@ -193,7 +193,7 @@ def http_url(payload: object, field: str) -> str:
     url = payload.get(field) if isinstance(payload, dict) else None
     if not isinstance(url, str) or urlsplit(url).scheme not in ("http", "https"):
         msg = f"payload has no http(s) '{field}' (got {url!r})"
-        raise ValueError(msg)
+        raise PayloadError(msg)
     return url
 
 

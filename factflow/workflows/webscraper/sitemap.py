@@ -19,7 +19,7 @@ from factflow.adapters.base import Context
 from factflow.messages import Message
 from factflow.types import JsonDict
 from factflow.workflows.config import WorkflowAdapter, WorkflowConfig
-from factflow.workflows.errors import FetchError
+from factflow.workflows.errors import FetchError, PayloadError
 from factflow.workflows.webscraper.http import DEFAULT_USER_AGENT, fetch, make_client
 
 _GZIP_MAGIC = b"\x1f\x8b"
@@ -119,7 +119,7 @@ class SitemapParserAdapter(WorkflowAdapter):
         root = payload.get(self.settings.url_field) or payload.get("url")
         if not isinstance(root, str) or not root:
             msg = f"payload has no '{self.settings.url_field}' (the sitemap's URL)"
-            raise ValueError(msg)
+            raise PayloadError(msg)
         result = await self.collect(root)
         context.metrics.add("sitemap_parser.urls", len(result.urls))
         body: JsonDict = {"urls": result.urls, "sitemap_url": root, "sitemaps": result.sitemaps}

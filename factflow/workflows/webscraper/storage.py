@@ -19,6 +19,7 @@ from factflow.messages import Message
 from factflow.storage import StageStorage
 from factflow.types import JsonDict
 from factflow.workflows.config import WorkflowAdapter, WorkflowConfig
+from factflow.workflows.errors import PayloadError
 from factflow.workflows.storage import document_key, require_storage
 
 DEFAULT_FOLDER = "web_content_storage"
@@ -89,7 +90,7 @@ class WebContentStorageAdapter(WorkflowAdapter):
         url = payload.get("url")
         if not isinstance(html, str) or not isinstance(url, str):
             msg = "payload needs 'html' and 'url' (the output of web_scraper or web_crawler)"
-            raise ValueError(msg)
+            raise PayloadError(msg)
         storage = require_storage(context, self.name)
         key = page_key(context, self.settings.folder, url)
         if payload.get("storage_key") == key or storage.exists(key):

@@ -17,6 +17,7 @@ from factflow.adapters.base import Context
 from factflow.messages import Message
 from factflow.types import JsonDict
 from factflow.workflows.config import WorkflowAdapter, WorkflowConfig
+from factflow.workflows.errors import PayloadError
 
 
 class UrlPatterns(WorkflowConfig):
@@ -72,7 +73,7 @@ class UrlExpanderAdapter(WorkflowAdapter):
         urls = payload.get(self.settings.field)
         if not isinstance(urls, list):
             msg = f"payload field '{self.settings.field}' is not a list of URLs"
-            raise ValueError(msg)
+            raise PayloadError(msg)
         out: list[Message] = []
         for raw in urls:
             if not isinstance(raw, str) or not raw.strip():

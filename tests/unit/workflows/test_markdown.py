@@ -1,4 +1,5 @@
-"""html_to_markdown, smart_segmenter, segment_publisher and the storage adapters."""
+"""html_to_markdown, smart_segmenter, segment_publisher and the storage adapters; every
+workflow adapter refuses a payload from the wrong producer without retrying it."""
 
 from __future__ import annotations
 
@@ -7,8 +8,11 @@ from pathlib import Path
 
 import pytest
 
+from factflow import Adapter, NonRetryableError
 from factflow.storage import open_storage
-from factflow.workflows.errors import StorageRequiredError
+from factflow.storage.exceptions import ObjectNotFoundError
+from factflow.testing import run_pipeline
+from factflow.workflows.errors import PayloadError, StorageRequiredError
 from factflow.workflows.markdown.blocks import split_blocks
 from factflow.workflows.markdown.convert import HtmlToMarkdownAdapter
 from factflow.workflows.markdown.publish import SegmentPublisherAdapter
@@ -18,7 +22,10 @@ from factflow.workflows.markdown.storage import (
     StorageRetrieverAdapter,
 )
 from factflow.workflows.markdown.tokens import count_tokens, get_tokenizer
+from factflow.workflows.webscraper.scraper import WebScraperAdapter
+from factflow.workflows.webscraper.sitemap import SitemapParserAdapter
 from factflow.workflows.webscraper.storage import WebContentStorageAdapter
+from factflow.workflows.webscraper.urls import UrlExpanderAdapter
 from tests.docsite import _INSTALL, _NB
 from tests.unit.workflows.helpers import call, context
 
@@ -224,3 +231,87 @@ def test_markdown_writer_keeps_first_or_versions(tmp_path: Path) -> None:
         )
         assert versioned.payload["markdown_key"] != key
         assert b"new text" in storage.get(versioned.payload["markdown_key"])
+
+
+def test_segmenter_edges_empty_documents_preambles_and_min_tokens() -> None:
+    [empty] = call(SmartSegmenterAdapter({}), {"markdown": "  \n\n"})
+    assert empty.payload["segments"] == []
+    markdown = "Text before any heading.\n\n# A\n\nBody.\n\n## B\n\nx"
+    [out] = call(SmartSegmenterAdapter({}), {"markdown": markdown})
+    assert [s["heading_path"] for s in out.payload["segments"]] == [[], ["A"], ["A", "B"]]
+    assert [s["index"] for s in out.payload["segments"]] == [0, 1, 2]
+    [kept] = call(SmartSegmenterAdapter({"min_tokens": 5}), {"markdown": markdown})
+    assert [s["text"] for s in kept.payload["segments"]] == [
+        "Text before any heading.",
+        "# A\n\nBody.",
+    ]  # "## B\n\nx" is 4 tokens
+    assert call(SegmentPublisherAdapter({}), {"segments": []}) == []
+
+
+def test_storage_adapter_edges(tmp_path: Path) -> None:
+    with open_storage(f"file://{tmp_path}") as storage:
+        ctx = context(storage)
+        [out] = call(
+            WebContentStorageAdapter({"keep_html": True}),
+            {"url": "http://s/", "html": "<p>x</p>"},
+            ctx,
+        )
+        assert out.payload["html"] == "<p>x</p>"
+        doc = {"markdown": "# A", "segments": [{"text": "# A"}]}  # no front matter
+        [written] = call(MarkdownStorageWriterAdapter({"store_segments": False}), doc, ctx)
+        assert "segments_key" not in written.payload
+        assert storage.get(written.payload["markdown_key"]) == b"# A\n"  # no empty front matter
+        with pytest.raises(ObjectNotFoundError):  # retried: a store may lag behind its writer
+            call(StorageRetrieverAdapter({}), {"storage_key": "executions/e/r/s/none.html"}, ctx)
+
+
+@pytest.mark.parametrize(
+    ("adapter", "payload", "what"),
+    [
+        (StorageRetrieverAdapter, {"key": "x"}, "storage_key"),
+        (WebContentStorageAdapter, {"html": "x"}, "'url'"),
+        (HtmlToMarkdownAdapter, {"text": "x"}, "'html'"),
+        (SmartSegmenterAdapter, {"html": "x"}, "'markdown'"),
+        (MarkdownStorageWriterAdapter, {"front_matter": {}}, "'markdown'"),
+        (SegmentPublisherAdapter, {"markdown": "x"}, "'segments'"),
+        (UrlExpanderAdapter, {"urls": "http://s/"}, "not a list"),
+        (SitemapParserAdapter, {"url": 7}, "sitemap"),
+        (WebScraperAdapter, {"url": "ftp://s/"}, "no http"),
+    ],
+    ids=lambda v: v.name if isinstance(v, type) else None,
+)
+def test_a_payload_from_the_wrong_producer_is_not_retried(
+    adapter: type[Adapter], payload: dict[str, object], what: str, tmp_path: Path
+) -> None:
+    with open_storage(f"file://{tmp_path}") as storage, pytest.raises(PayloadError) as caught:
+        call(adapter({}), payload, context(storage))
+    assert what in str(caught.value)
+    assert isinstance(caught.value, NonRetryableError)
+    assert isinstance(caught.value, ValueError)
+
+
+def test_in_a_pipeline_bad_payloads_dead_letter_at_once_and_leave_the_circuit_closed() -> None:
+    result = run_pipeline(
+        """
+version: "1.0"
+name: t
+queue: {provider: memory}
+error_handling: {max_retries: 3, retry_delay_seconds: 1, circuit_breaker_threshold: 2}
+routes:
+  segment:
+    inbound: {queue: docs}
+    adapters:
+      - type: smart_segmenter
+    outbound: segments
+""",
+        inputs={
+            "docs": [{"html": f"<p>{i}</p>"} for i in range(4)] + [{"markdown": "# Fine\n\nBody."}]
+        },
+    )
+    [good] = result.payloads("segments")
+    assert good["segments"][0]["text"] == "# Fine\n\nBody."
+    letters = result.dead_letters("segment")
+    assert len(letters) == 4
+    assert {(d["reason"], d["attempts"], d["error_type"]) for d in letters} == {
+        ("non_retryable", 1, "PayloadError")
+    }
