@@ -116,6 +116,16 @@ class Settings(BaseSettings):
     validate_pipelines_on_start: bool = True
     instance_id: str = Field(default_factory=_instance_id)
 
+    # --- chat (the server) ---------------------------------------------------------------
+    chat_model: str | None = Field(
+        default=None,
+        description="litellm model of chat answers (default: FACTFLOW_LLM_MODEL); with "
+        "neither, answers are extractive (the best sentences of the sources, offline)",
+    )
+    chat_context_tokens: int = Field(
+        default=6000, ge=256, description="token budget of the sources in an answer's prompt"
+    )
+
     # --- webhooks and schedules (the server) ---------------------------------------------
     webhook_retry_schedule_seconds: tuple[float, ...] = Field(
         default=DEFAULT_RETRY_SCHEDULE,
@@ -153,6 +163,33 @@ class Settings(BaseSettings):
     )
     auth_sso_default_role: Role | None = Field(
         default=None, description="role of an SSO user whose groups map to none (none: 403)"
+    )
+    auth_session_ttl_seconds: float = Field(
+        default=8 * 3600, gt=0, description="a login's session cookie lasts this long"
+    )
+    auth_cookie_secure: bool | None = Field(
+        default=None,
+        description="mark the session cookies Secure (HTTPS only); default: in production",
+    )
+    auth_login_max_failures: int = Field(
+        default=5, ge=1, description="failed logins in a row that lock the address out"
+    )
+    auth_login_lockout_seconds: float = Field(
+        default=900, gt=0, description="how long a lockout lasts (and failures are counted)"
+    )
+    auth_login_rate_per_minute: int = Field(
+        default=30, ge=1, description="login attempts per minute from one client address"
+    )
+    auth_rate_limit_per_minute: int | None = Field(
+        default=600,
+        ge=1,
+        description="requests per minute per key (or user); a key may set its own; none: off",
+    )
+    auth_key_max_running_executions: int | None = Field(
+        default=None,
+        ge=1,
+        description="executions one key may have running at once (a key may set its own);"
+        " none: only max_concurrent_executions",
     )
 
     @model_validator(mode="after")

@@ -47,6 +47,7 @@ for i in $(seq 1 120); do
 done
 curl -sf "$site/sitemap.xml" > /dev/null || { cat output/demo-site.log; exit 1; }
 factflow system health -o text
+echo "dashboard: $FACTFLOW_SERVER_URL/ (open it to follow the run live)"
 
 step 4/7 "storing pipelines/docs-search.yaml as a config and running it through the API"
 # the shipped pipeline's init payload is {"sitemap_url": "http://127.0.0.1:8765/sitemap.xml"};
@@ -57,6 +58,7 @@ config=$(factflow config create -f output/docs-search.yaml --name "docs-search-d
   | json 'd["id"]')
 execution=$(factflow config run "$config" -o json | json 'd["execution_id"]')
 echo "config $config, execution $execution (init payload {\"sitemap_url\": \"$site/sitemap.xml\"})"
+echo "follow it live: $FACTFLOW_SERVER_URL/#/executions/$execution"
 # the server loads the query model while the pipeline embeds (not on the first question)
 python scripts/demo_report.py warm "$execution" > output/demo-warm.log 2>&1 &
 pids+=($!)
@@ -78,6 +80,10 @@ factflow lineage chain "$row" -o json | python scripts/demo_report.py chain
 echo
 echo "site: $site  server: $FACTFLOW_SERVER_URL  (API docs $FACTFLOW_SERVER_URL/docs)"
 echo "logs: output/demo-server.log, output/server/runs/$execution/logs/"
+echo "dashboard: $FACTFLOW_SERVER_URL/  (the first answer's lineage: $FACTFLOW_SERVER_URL/#/lineage?id=$row)"
 if [ "${DEMO_KEEP_SERVER:-0}" = "1" ]; then
   echo "both servers keep running (DEMO_KEEP_SERVER=1); stop them with: kill ${pids[*]}"
+elif [ -t 0 ]; then
+  # on a terminal the dashboard stays up to be looked at; scripts and CI go straight on
+  read -r -p "the servers run until you press Enter " _ || true
 fi

@@ -20,7 +20,9 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 import factflow
 from factflow.adapters.registry import default_registry
+from factflow.api.audit import AuditMiddleware
 from factflow.api.auth import require, secure_routes
+from factflow.api.dashboard import install_dashboard
 from factflow.api.errors import CorrelationIdMiddleware, install_error_handlers
 from factflow.api.metrics import Metrics, MetricsMiddleware
 from factflow.api.routers import api_router
@@ -36,6 +38,7 @@ from factflow.server.executions import ExecutionService
 from factflow.server.settings import SupervisorSettings
 from factflow.server.supervisor import Supervisor
 from factflow.storage import open_storage
+from factflow.triggers.definitions import sync_all_configs
 from factflow.triggers.scheduler import Scheduler
 from factflow.webhooks.dispatcher import Dispatcher
 from factflow.webhooks.settings import WebhookSettings
@@ -71,6 +74,9 @@ def _startup(app: FastAPI, settings: ApiSettings) -> None:
             if settings.validate_pipelines_on_start
             else {}
         )
+        with pool.connection() as conn:
+            # configs saved before (or by an older server) get their `triggers:` too
+            sync_all_configs(conn, registry)
         supervisor = Supervisor(SupervisorSettings.of(settings), pool)
         supervisor.start()
     except BaseException:
@@ -146,7 +152,10 @@ def create_app(settings: ApiSettings) -> FastAPI:
             generate_latest(request.app.state.metrics.registry), media_type=CONTENT_TYPE_LATEST
         )
 
+    install_dashboard(app)
     secure_routes(app)  # after every route is added: each must declare its scope
+    # innermost: it sees the route and principal, and the correlation id is set
+    app.add_middleware(AuditMiddleware)
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
     app.add_middleware(CorrelationIdMiddleware)
     return app

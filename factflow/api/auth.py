@@ -6,7 +6,11 @@ A router declares its scopes in one line:
 
 `require(scope)` needs `scope` on every route of the router; `require(read, write=w)`
 needs `w` on unsafe methods (POST, PUT, PATCH, DELETE); `routes={"endpoint_name": scope}`
-names the exceptions (`PUBLIC` for health and readiness). `secure_routes(app)` refuses to
+names the exceptions (`PUBLIC` for health, readiness and login; `AUTHENTICATED` for any
+valid credentials whatever their scopes, e.g. `GET /auth/me`). Credentials are an API key,
+else a login's session cookie (whose unsafe requests must carry the CSRF token), else a
+trusted proxy's SSO headers; each principal's requests count against its rate limit
+(factflow/auth/limits.py). `secure_routes(app)` refuses to
 build an app with a route that declares no scope (or names a route that does not exist)
 and writes each operation's scope into the OpenAPI document (`x-required-scope`,
 `security`, and the first line of its description).
@@ -15,7 +19,7 @@ and writes each operation's scope into the OpenAPI document (`x-required-scope`,
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Annotated, Any, Final
+from typing import Annotated, Any, Final, Literal
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.params import Depends as DependsParam
@@ -23,18 +27,27 @@ from fastapi.routing import APIRoute, RouteContext, iter_route_contexts
 from starlette.datastructures import Headers
 
 from factflow.api.deps import get_pool
-from factflow.auth.exceptions import AuthCode, AuthenticationError
+from factflow.auth.exceptions import AuthCode, AuthenticationError, PermissionDeniedError
+from factflow.auth.keys import KeyType
+from factflow.auth.limits import check_rate
 from factflow.auth.principal import OPEN_PRINCIPAL, Principal, authorize
 from factflow.auth.scopes import Scope
 from factflow.auth.service import authenticate_key
+from factflow.auth.sessions import CSRF_HEADER, SESSION_COOKIE, authenticate_session, check_csrf
 from factflow.auth.settings import AuthMode, AuthSettings
 from factflow.auth.sso import sso_principal
 from factflow.exceptions import FactflowError
+from factflow.server.supervisor import StartedBy
 
 # methods that change nothing: they get a router's read scope, the others its `write`
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 PUBLIC: Final = "public"
-"""A route anyone may call (health, readiness): `routes={"health": PUBLIC}`."""
+"""A route anyone may call (health, readiness, login): `routes={"health": PUBLIC}`."""
+AUTHENTICATED: Final = "authenticated"
+"""A route any valid credentials may call, whatever their scopes (`GET /auth/me`, logout);
+an `ff_ro_` key only with a safe method."""
+Needed = Scope | Literal["authenticated"] | None
+"""What a route needs: a scope, any credentials, or nothing (None: public)."""
 
 API_KEY_HEADER = "X-API-Key"
 _SCHEMES = {
@@ -44,6 +57,13 @@ _SCHEMES = {
         "description": "an API key (ff_live_..., ff_test_..., ff_ro_...) as a bearer token",
     },
     "apiKey": {"type": "apiKey", "in": "header", "name": API_KEY_HEADER},
+    "session": {
+        "type": "apiKey",
+        "in": "cookie",
+        "name": SESSION_COOKIE,
+        "description": "a login's session (POST /api/v1/auth/login); unsafe methods also"
+        f" need the CSRF token in {CSRF_HEADER}",
+    },
 }
 
 
@@ -57,14 +77,12 @@ class RouteScopeError(FactflowError):
 class ScopeRequirement:
     """The dependency: authenticates the request, then checks the route's scope."""
 
-    def __init__(
-        self, read: Scope, write: Scope | None, routes: Mapping[str, Scope | None]
-    ) -> None:
+    def __init__(self, read: Scope, write: Scope | None, routes: Mapping[str, Needed]) -> None:
         self.read = read
         self.write = write
         self.routes = dict(routes)
 
-    def scope_for(self, route_name: str, method: str) -> Scope | None:
+    def scope_for(self, route_name: str, method: str) -> Needed:
         """The scope a route needs for `method`; None when the route is public."""
         if route_name in self.routes:
             return self.routes[route_name]
@@ -76,22 +94,32 @@ class ScopeRequirement:
         route = request.scope.get("route")
         assert isinstance(route, APIRoute), "a ScopeRequirement runs only on API routes"
         needed = self.scope_for(route.name, request.method)
+        request.state.required_scope = needed  # the audit log keeps what is not a read
         if needed is None:
             return
         principal = authenticate(request)
+        request.state.principal = principal  # the audit log names who was refused, too
+        if needed == AUTHENTICATED:
+            if principal.key_type is KeyType.RO and request.method.upper() not in SAFE_METHODS:
+                msg = f"{principal.key_prefix} is a read-only key (ff_ro_): this is a write"
+                raise PermissionDeniedError(AuthCode.READ_ONLY_KEY, msg)
+            return
+        assert isinstance(needed, Scope)
         authorize(principal, needed)
-        request.state.principal = principal
 
 
-def _scope(value: str) -> Scope | None:
-    return None if value == PUBLIC else Scope(value)
+def _scope(value: str) -> Needed:
+    if value == PUBLIC:
+        return None
+    return AUTHENTICATED if value == AUTHENTICATED else Scope(value)
 
 
 def require(
     scope: str, *, write: str | None = None, routes: Mapping[str, str] | None = None
 ) -> DependsParam:
     """The router's auth dependency: `scope` for its routes (and `write` for unsafe
-    methods when given), with per-endpoint exceptions in `routes` (`PUBLIC` for none)."""
+    methods when given), with per-endpoint exceptions in `routes` (`PUBLIC` for none,
+    `AUTHENTICATED` for any credentials)."""
     requirement = ScopeRequirement(
         Scope(scope),
         Scope(write) if write else None,
@@ -109,25 +137,40 @@ def presented_key(headers: Headers) -> str | None:
 
 
 def authenticate(request: Request) -> Principal:
-    """Who sent the request: anyone in open mode; else the key sent, else the SSO user a
-    trusted proxy forwarded; AuthenticationError (401) when neither."""
+    """Who sent the request: anyone in open mode; else the key sent, else the session
+    cookie (with its CSRF token on unsafe methods), else the SSO user a trusted proxy
+    forwarded; AuthenticationError (401) when none. The principal's request is counted
+    against its rate limit (RateLimitedError, 429)."""
     auth: AuthSettings = request.app.state.auth
     if auth.mode is AuthMode.OPEN:
         return OPEN_PRINCIPAL
+    assert auth.secret is not None
     key = presented_key(request.headers)
-    if key is None:
-        if auth.sso is not None:
-            peer = request.client.host if request.client else None
-            principal = sso_principal(auth.sso, peer, request.headers)
-            if principal is not None:
-                return principal
-        msg = (
-            "this route needs credentials: send an API key as `Authorization: Bearer ff_...`"
-            f" or `{API_KEY_HEADER}: ff_...`"
-        )
-        raise AuthenticationError(AuthCode.AUTHENTICATION_REQUIRED, msg)
+    cookie = request.cookies.get(SESSION_COOKIE) if key is None else None
     with get_pool(request).connection() as conn:
-        return authenticate_key(conn, auth, key)
+        if key is not None:
+            principal = authenticate_key(conn, auth, key)
+        elif cookie:
+            principal = authenticate_session(conn, auth, cookie)
+            if request.method.upper() not in SAFE_METHODS:
+                check_csrf(auth.secret, cookie, request.headers.get(CSRF_HEADER))
+        else:
+            principal = _sso(request, auth)
+        check_rate(conn, auth, principal)
+    return principal
+
+
+def _sso(request: Request, auth: AuthSettings) -> Principal:
+    if auth.sso is not None:
+        peer = request.client.host if request.client else None
+        principal = sso_principal(auth.sso, peer, request.headers)
+        if principal is not None:
+            return principal
+    msg = (
+        "this route needs credentials: send an API key as `Authorization: Bearer ff_...`"
+        f" or `{API_KEY_HEADER}: ff_...`, or log in (POST /api/v1/auth/login)"
+    )
+    raise AuthenticationError(AuthCode.AUTHENTICATION_REQUIRED, msg)
 
 
 def current_principal(request: Request) -> Principal:
@@ -140,6 +183,19 @@ def current_principal(request: Request) -> Principal:
 
 
 PrincipalDep = Annotated[Principal, Depends(current_principal)]
+
+
+def current_starter(request: Request) -> StartedBy:
+    """Who starts an execution, for its row and the cap on running executions per key
+    (the key's own `max_running_executions`, else the server's default)."""
+    principal = current_principal(request)
+    auth: AuthSettings = request.app.state.auth
+    cap = principal.max_running_executions or auth.limits.max_running_executions
+    return StartedBy(principal.label, principal.key_id, cap if principal.key_id else None)
+
+
+StarterDep = Annotated[StartedBy, Depends(current_starter)]
+"""For the routes that start executions: `service.start(..., started_by=starter)`."""
 
 
 def _requirement(route: RouteContext) -> ScopeRequirement:
@@ -157,11 +213,11 @@ def _requirement(route: RouteContext) -> ScopeRequirement:
     return requirement
 
 
-def route_scopes(app: FastAPI) -> dict[tuple[str, str], Scope | None]:
+def route_scopes(app: FastAPI) -> dict[tuple[str, str], Needed]:
     """(path, METHOD) -> the scope it needs (None: public) for every API route of `app`;
     RouteScopeError for a route without exactly one requirement, or an exception that
     names no route of its router."""
-    table: dict[tuple[str, str], Scope | None] = {}
+    table: dict[tuple[str, str], Needed] = {}
     names: dict[int, set[str]] = {}
     requirements: dict[int, ScopeRequirement] = {}
     # FastAPI keeps included routers as such; their routes, with the prefixes and the
@@ -202,6 +258,10 @@ def secure_routes(app: FastAPI) -> None:
                     operation["security"] = []
                     operation["x-required-scope"] = None
                     note = "Public: no credentials needed."
+                elif scope == AUTHENTICATED:
+                    operation["security"] = [{name: []} for name in _SCHEMES]
+                    operation["x-required-scope"] = AUTHENTICATED
+                    note = "Requires credentials (any scope)."
                 else:
                     operation["security"] = [{name: [scope.value]} for name in _SCHEMES]
                     operation["x-required-scope"] = scope.value

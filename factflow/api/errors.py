@@ -27,7 +27,9 @@ from factflow.auth.exceptions import (
     AuthenticationError,
     AuthError,
     KeyPolicyError,
+    PasswordPolicyError,
     PermissionDeniedError,
+    RateLimitedError,
 )
 from factflow.db.exceptions import (
     ConflictError,
@@ -40,8 +42,11 @@ from factflow.db.exceptions import (
 from factflow.server.exceptions import (
     ExecutionStateError,
     InvalidPipelineError,
+    KeyExecutionLimitError,
     MissingStoredMessagesError,
     ReplayError,
+    RetentionError,
+    StorageInUseError,
     SupervisorError,
     TooManyConcurrentExecutionsError,
     UnknownInputQueueError,
@@ -136,7 +141,7 @@ def _response(
 ) -> JSONResponse:
     headers = {**(headers or {}), CORRELATION_HEADER: correlation_id()}
     if status == 429:
-        headers["Retry-After"] = "5"
+        headers.setdefault("Retry-After", "5")
     body = json_safe(jsonable_encoder(error_body(detail, code, **extra)))
     return JSONResponse(body, status_code=status, headers=headers)
 
@@ -150,10 +155,12 @@ def _code_for_status(status: int) -> str:
 
 # (exception class, status, error code), most specific first
 _MAPPING: tuple[tuple[type[Exception], int, str], ...] = (
+    (KeyExecutionLimitError, 429, "KEY_EXECUTION_LIMIT"),
     (TooManyConcurrentExecutionsError, 429, "TOO_MANY_CONCURRENT_EXECUTIONS"),
     (UnknownInputQueueError, 400, "UNKNOWN_INPUT_QUEUE"),
     (ExecutionStateError, 409, "EXECUTION_STATE"),
     (ReplayError, 400, "REPLAY_INVALID"),
+    (RetentionError, 400, "RETENTION_INVALID"),
     (SupervisorError, 500, "SUPERVISOR_ERROR"),
     (NotFoundError, 404, "NOT_FOUND"),
     (IllegalTransitionError, 409, "ILLEGAL_TRANSITION"),
@@ -195,8 +202,22 @@ def install_error_handlers(app: FastAPI) -> None:
         assert isinstance(exc, MissingStoredMessagesError)
         return _response(409, str(exc), "STORED_MESSAGES_MISSING", missing=exc.missing)
 
+    async def storage_in_use(_: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, StorageInUseError)
+        return _response(409, str(exc), "STORAGE_IN_USE", kept=exc.kept)
+
     async def auth_error(_: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, AuthError)
+        if isinstance(exc, RateLimitedError):
+            wait = max(1, math.ceil(exc.retry_after))  # Retry-After takes whole seconds
+            return _response(
+                429,
+                exc.detail,
+                exc.code,
+                headers={"Retry-After": str(wait)},
+                retry_after_seconds=wait,
+                limit=exc.limit,
+            )
         if isinstance(exc, AuthenticationError):
             # RFC 9110: a 401 names the scheme to use
             headers = {"WWW-Authenticate": 'Bearer realm="factflow"'}
@@ -226,7 +247,11 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, validation_error)
     app.add_exception_handler(InvalidPipelineError, invalid_pipeline)
     app.add_exception_handler(MissingStoredMessagesError, missing_stored)
-    for auth_cls in (AuthenticationError, PermissionDeniedError, KeyPolicyError):
+    app.add_exception_handler(StorageInUseError, storage_in_use)
+    for auth_cls in (
+        AuthenticationError, PermissionDeniedError, KeyPolicyError, PasswordPolicyError,
+        RateLimitedError,
+    ):  # fmt: skip
         app.add_exception_handler(auth_cls, auth_error)
     for cls, _, _ in _MAPPING:
         app.add_exception_handler(cls, mapped)

@@ -1,7 +1,10 @@
-"""Access control: API keys with scopes, people with roles, trusted SSO headers.
+"""Access control: API keys with scopes, people with roles, trusted SSO headers, password
+logins with sessions and CSRF tokens (sessions.py, passwords.py), and per-key rate limits
+(limits.py).
 
 Knows no HTTP: `factflow.api.auth` turns requests into calls of `authenticate_key`,
-`sso_principal` and `authorize`, and errors into 401 / 403 responses.
+`authenticate_session`, `sso_principal`, `check_rate` and `authorize`, and errors into 401 /
+403 / 429 responses; `factflow.api.audit` writes the audit log.
 """
 
 from factflow.auth.exceptions import (

@@ -8,6 +8,14 @@ from factflow.exceptions import FactflowError
 class AuthCode(StrEnum):
     """The `error_code` of every access-control error (stable: clients match on them)."""
 
+    ACCOUNT_LOCKED = "ACCOUNT_LOCKED"
+    CSRF_TOKEN_INVALID = "CSRF_TOKEN_INVALID"
+    CSRF_TOKEN_MISSING = "CSRF_TOKEN_MISSING"
+    INVALID_CREDENTIALS = "INVALID_CREDENTIALS"
+    RATE_LIMITED = "RATE_LIMITED"
+    SESSION_EXPIRED = "SESSION_EXPIRED"
+    SESSION_INVALID = "SESSION_INVALID"
+    WEAK_PASSWORD = "WEAK_PASSWORD"
     API_KEY_EXPIRED = "API_KEY_EXPIRED"
     API_KEY_REVOKED = "API_KEY_REVOKED"
     AUTHENTICATION_REQUIRED = "AUTHENTICATION_REQUIRED"
@@ -51,3 +59,19 @@ class PermissionDeniedError(AuthError):
 class KeyPolicyError(AuthError):
     """A key cannot be issued as asked: an unknown scope, a write scope on an `ff_ro_`
     key, or more scopes than the owner's role (or the issuer) holds."""
+
+
+class RateLimitedError(AuthError):
+    """Too many requests (HTTP 429 with `Retry-After`): a key's (or user's) rate limit, the
+    login attempts from one address, or a login locked out after repeated failures. Wait
+    `retry_after` seconds; an admin can raise a key's limit (`rate_limit_per_minute`)."""
+
+    def __init__(self, code: AuthCode, detail: str, *, retry_after: float, limit: int) -> None:
+        super().__init__(code, detail)
+        self.retry_after = retry_after
+        self.limit = limit
+
+
+class PasswordPolicyError(AuthError):
+    """A password cannot be set as given (HTTP 400): shorter than 12 characters or longer
+    than 1024. Choose a longer passphrase."""

@@ -13,6 +13,8 @@ from factflow.auth.scopes import ALL_SCOPES, Role, Scope, grants
 
 class PrincipalKind(StrEnum):
     KEY = "key"
+    SESSION = "session"
+    """A password login's session cookie."""
     SSO = "sso"
     OPEN = "open"
     """Development without a server secret: everyone is an anonymous admin."""
@@ -28,11 +30,26 @@ class Principal:
     key_id: uuid.UUID | None = None
     key_prefix: str | None = None
     key_type: KeyType | None = None
+    user_id: uuid.UUID | None = None
+    session_id: uuid.UUID | None = None
+    rate_limit_per_minute: int | None = None
+    """The key's own limit (None: the server's default)."""
+    max_running_executions: int | None = None
+    """The key's own cap on running executions (None: the server's default)."""
 
     @property
     def label(self) -> str:
         """For `created_by` columns and logs: the name, and the key prefix when a key."""
         return f"{self.name} ({self.key_prefix})" if self.key_prefix else self.name
+
+    @property
+    def subject(self) -> str:
+        """What rate limits count against: the key, else the user (or SSO name)."""
+        if self.key_id is not None:
+            return f"key:{self.key_id}"
+        if self.user_id is not None:
+            return f"user:{self.user_id}"
+        return f"{self.kind.value}:{self.name.lower()}"
 
 
 OPEN_PRINCIPAL = Principal(PrincipalKind.OPEN, "anonymous", ALL_SCOPES, Role.ADMIN)

@@ -71,6 +71,9 @@ def authenticate_key(
         key_id=record.id,
         key_prefix=record.prefix,
         key_type=parsed.key_type,
+        user_id=record.owner_id,
+        rate_limit_per_minute=record.rate_limit_per_minute,
+        max_running_executions=record.max_running_executions,
     )
 
 
@@ -112,6 +115,8 @@ def issue_key(
     issuer: Principal | None,
     expires_at: datetime | None = None,
     rotated_from: uuid.UUID | None = None,
+    rate_limit_per_minute: int | None = None,
+    max_running_executions: int | None = None,
 ) -> IssuedKey:
     """A new key for `owner_id`; `issuer` None is the bootstrap (database access)."""
     owner = users_repo.get_user(conn, owner_id)
@@ -128,6 +133,8 @@ def issue_key(
         created_by=issuer.label if issuer else "bootstrap",
         expires_at=expires_at,
         rotated_from=rotated_from,
+        rate_limit_per_minute=rate_limit_per_minute,
+        max_running_executions=max_running_executions,
     )
     return IssuedKey(key, record)
 
@@ -140,7 +147,7 @@ def rotate_key(
     issuer: Principal | None,
     grace: timedelta = DEFAULT_ROTATION_GRACE,
 ) -> IssuedKey:
-    """A successor with the same owner, name, type, scopes and expiry; the old key stays
+    """A successor with the same owner, name, type, scopes, expiry and limits; the old key stays
     valid for `grace` (both work meanwhile, so clients switch without downtime)."""
     old = keys_repo.get_key(conn, key_id)
     if old.revoked_at is not None:
@@ -157,6 +164,8 @@ def rotate_key(
             issuer=issuer,
             expires_at=old.expires_at,
             rotated_from=old.id,
+            rate_limit_per_minute=old.rate_limit_per_minute,
+            max_running_executions=old.max_running_executions,
         )
         keys_repo.expire_key_by(conn, old.id, datetime.now(UTC) + grace)
     return issued

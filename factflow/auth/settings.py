@@ -51,13 +51,36 @@ class SsoSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class LoginPolicy:
+    """Password login: lockout after `max_failures` failures in a row (counted within
+    `lockout_seconds`, then locked for as long), attempts per minute per client address,
+    and the session cookie's lifetime."""
+
+    max_failures: int = 5
+    lockout_seconds: float = 900.0
+    rate_per_minute: int = 30
+    session_ttl_seconds: float = 8 * 3600.0
+    cookie_secure: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """Per key (or user) defaults; a key's own values win. None: no limit."""
+
+    rate_per_minute: int | None = 600
+    max_running_executions: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class AuthSettings:
     mode: AuthMode
     secret: str | None
-    """The server secret keying the key hashes; required in KEYS mode."""
+    """The server secret keying the key and session hashes; required in KEYS mode."""
     production: bool = False
     """`environment: production`: `ff_test_` keys are refused."""
     sso: SsoSettings | None = None
+    login: LoginPolicy = field(default_factory=LoginPolicy)
+    limits: Limits = field(default_factory=Limits)
 
     @classmethod
     def of(cls, settings: Settings) -> AuthSettings:
@@ -88,4 +111,17 @@ class AuthSettings:
             secret=secret,
             production=settings.environment == "production",
             sso=sso,
+            login=LoginPolicy(
+                max_failures=settings.auth_login_max_failures,
+                lockout_seconds=settings.auth_login_lockout_seconds,
+                rate_per_minute=settings.auth_login_rate_per_minute,
+                session_ttl_seconds=settings.auth_session_ttl_seconds,
+                cookie_secure=settings.environment == "production"
+                if settings.auth_cookie_secure is None
+                else settings.auth_cookie_secure,
+            ),
+            limits=Limits(
+                rate_per_minute=settings.auth_rate_limit_per_minute,
+                max_running_executions=settings.auth_key_max_running_executions,
+            ),
         )

@@ -138,6 +138,53 @@ class InitMessageConfig(StrictModel):
     metadata: JsonDict = Field(default_factory=dict)
 
 
+class RateLimitConfig(StrictModel):
+    """factflow: at most `limit` executions started by the trigger per `period_seconds`
+    (per value of `key` in the event's data, when given); events beyond it start none."""
+
+    limit: int = Field(ge=1, le=1_000_000)
+    period_seconds: float = Field(gt=0, le=31 * 86400)
+    key: str | None = None
+
+
+class DebounceConfig(StrictModel):
+    """factflow: a burst of events (with the same `key` value) starts one execution, with
+    the burst's last event, once `period_seconds` pass without another; `timeout_seconds`
+    bounds how long a burst that never pauses is held back."""
+
+    period_seconds: float = Field(gt=0, le=86400)
+    key: str | None = None
+    timeout_seconds: float | None = Field(default=None, gt=0, le=7 * 86400)
+
+
+TRIGGER_EVENT_KEYS = ("event", "condition", "input_queue", "init_payload", "rate_limit", "debounce")
+TRIGGER_SCHEDULE_KEYS = ("cron", "timezone", "missed")
+
+
+class TriggerConfig(StrictModel):
+    """factflow: one entry of `triggers:`, an event trigger (`event:`, a glob over event
+    names) or a schedule (`cron:`); which keys fit which kind is checked by `validate`
+    (E117), so every problem is reported with its position."""
+
+    event: str | None = Field(default=None, min_length=1)
+    condition: ConditionConfig | None = None
+    input_queue: str | None = None
+    """Send the event's data as one message to this queue (a route's inbound queue)."""
+    init_payload: bool = False
+    """Merge the event's data into the `init_message` payload."""
+    rate_limit: RateLimitConfig | None = None
+    debounce: DebounceConfig | None = None
+    cron: str | None = None
+    timezone: str = "UTC"
+    missed: Literal["skip", "run_once"] = "skip"
+    max_running: int | None = Field(default=None, ge=1, le=10_000)
+    """Refuse to start beyond this many running executions of the config."""
+
+    @property
+    def kind(self) -> Literal["event", "schedule"]:
+        return "schedule" if self.cron is not None else "event"
+
+
 class PipelineConfig(StrictModel):
     """The root of a pipeline YAML."""
 
@@ -151,6 +198,7 @@ class PipelineConfig(StrictModel):
     idle_timeout_seconds: float | None = Field(default=None, gt=0)
     routes: dict[str, RouteConfig] = Field(min_length=1)
     init_message: InitMessageConfig | None = None
+    triggers: list[TriggerConfig] = Field(default_factory=list)
 
     @field_validator("version", mode="before")
     @classmethod

@@ -16,6 +16,7 @@ from factflow.compiler.config import (
     ErrorHandlingConfig,
     PipelineConfig,
     RouteConfig,
+    TriggerConfig,
 )
 from factflow.compiler.graph import QueueGraph
 from factflow.compiler.naming import default_dead_letter_queue, is_topic, scoped_queue
@@ -186,6 +187,9 @@ class Plan:
     init_message: InitMessage | None
     dead_letters: tuple[DeadLetters, ...]
     scoped_queues: frozenset[str] = frozenset()
+    triggers: tuple[TriggerConfig, ...] = ()
+    """factflow: what starts executions of the config (the server registers them when the
+    config is saved); workers ignore them."""
 
     def queue_name(self, queue: str, execution_id: str, provider: str | None = None) -> str:
         """`queue`'s name on the provider for one execution (scoped queues carry its id)."""
@@ -228,6 +232,10 @@ class Plan:
             "init_message": asdict(self.init_message) if self.init_message else None,
             "dead_letters": [asdict(d) for d in self.dead_letters],
             "scoped_queues": sorted(self.scoped_queues),
+            "triggers": [
+                t.model_dump(mode="json", by_alias=True, exclude_defaults=True)
+                for t in self.triggers
+            ],
         }
 
 
@@ -410,6 +418,7 @@ def build_plan(
         ),
         dead_letters=tuple(DeadLetters(r.id, r.dead_letter_queue, provider) for r in routes),
         scoped_queues=frozenset(scoped),
+        triggers=tuple(config.triggers),
     )
 
 

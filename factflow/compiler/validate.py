@@ -32,6 +32,7 @@ from factflow.compiler.naming import (
     STORAGE_SCHEMES,
     queue_name_problem,
 )
+from factflow.compiler.triggers import trigger_problems
 from factflow.conditions import condition_problems, field_path_problem
 from factflow.exceptions import AdapterRegistrationError
 from factflow.extras import PROVIDER_EXTRAS, STORAGE_EXTRAS, Extra
@@ -296,6 +297,11 @@ def _check_raw(data: dict[str, Any], registry: AdapterRegistry, out: _Collector)
         )
     _check_providers(data, out)
     _check_numbers(("backpressure",), data.get("backpressure"), out)
+    triggers = data.get("triggers")
+    if isinstance(triggers, list):
+        for index, trigger in enumerate(triggers):
+            for found in trigger_problems(trigger, ("triggers", index)):
+                out.add_problem((), found)
     routes = data.get("routes")
     if not isinstance(routes, dict):
         return
@@ -529,12 +535,15 @@ def _check_references(config: PipelineConfig, registry: AdapterRegistry, out: _C
     init_route = config.routes.get(init.route) if init else None
     init_queue = init_route.inbound.queue if init_route else None
     inbound_queues = {r.inbound.queue for r in config.routes.values()}
+    trigger_queues = {t.input_queue for t in config.triggers if t.input_queue is not None}
     for route_id, route in config.routes.items():
         base: PathKey = ("routes", route_id)
         queue = route.inbound.queue
         written = queue in graph.writers
         init_unknown = init is not None and init_route is None  # E201 says it already
-        unfed = not written and queue != init_queue and not init_unknown
+        # a trigger's input_queue is fed by the events it starts executions for
+        fed = queue == init_queue or queue in trigger_queues
+        unfed = not written and not fed and not init_unknown
         typo = _similar_written(queue, graph) if unfed else None
         hint = (
             f"did you mean '{typo}' (written by {_routes(graph.writers[typo])})? " if typo else ""
@@ -581,6 +590,7 @@ def _check_references(config: PipelineConfig, registry: AdapterRegistry, out: _C
                 )
             _check_queue_name(provider, dlq, _dlq_path(config, route_id), out)
         _check_route_warnings(config, route_id, registry, out)
+    _check_trigger_references(config, inbound_queues, out)
     for route_id, route in config.routes.items():
         if route.loop and provider not in LOOP_PROVIDERS:
             out.add(
@@ -600,7 +610,7 @@ def _check_references(config: PipelineConfig, registry: AdapterRegistry, out: _C
                 "set `loop: true` on one route of the cycle if it is meant, or break it",
                 at_key=True,
             )
-    if init is None and provider in (None, "memory"):
+    if init is None and provider in (None, "memory") and not trigger_queues:
         out.add(
             "W504",
             ("routes",),
@@ -609,6 +619,32 @@ def _check_references(config: PipelineConfig, registry: AdapterRegistry, out: _C
             "add `init_message:` naming the first route, or a `queue:` provider to read from",
             at_key=True,
         )
+
+
+def _check_trigger_references(
+    config: PipelineConfig, inbound_queues: set[str], out: _Collector
+) -> None:
+    for index, trigger in enumerate(config.triggers):
+        at: PathKey = ("triggers", index)
+        queue = trigger.input_queue
+        if queue is not None and queue not in inbound_queues:
+            close = difflib.get_close_matches(queue, sorted(inbound_queues), n=1)
+            hint = f"did you mean '{close[0]}'? " if close else ""
+            out.add(
+                "E207",
+                (*at, "input_queue"),
+                f"trigger input_queue '{queue}' is no route's inbound queue: the event's "
+                "data would reach no route",
+                f"{hint}inbound queues: {', '.join(sorted(inbound_queues))}",
+            )
+        if trigger.init_payload and config.init_message is None:
+            out.add(
+                "E208",
+                (*at, "init_payload"),
+                "the trigger merges the event into the init_message payload, but the "
+                "pipeline has no init_message",
+                "add `init_message:`, or send the event with `input_queue:` instead",
+            )
 
 
 TYPO_CUTOFF = 0.85

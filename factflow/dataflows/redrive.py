@@ -13,6 +13,7 @@ from __future__ import annotations
 import uuid
 from collections import defaultdict
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 from factflow.compiler.plan import Plan, QueueSettings
@@ -49,6 +50,12 @@ def redrive_letters(
     """`redrive` of the selected letters (by ids, execution, route) through `plan`'s
     queue provider: the server's redrive, with the plan its execution ran."""
     failure: tuple[str, int, Exception] | None = None
+    queue_settings = plan.queue
+    if queue_settings.provider == "postgres" and not queue_settings.url:
+        # the workers' postgres queues default to the server's database (their
+        # FACTFLOW_DATABASE_URL), which is this one; the server itself may have no such
+        # variable (`serve --embedded`)
+        queue_settings = replace(queue_settings, url=url)
     with connect(url) as conn, conn.transaction():
         letters = claim_dead_letters(conn, ids=ids, execution_id=execution_id, route_id=route_id)
         by_queue: dict[str, list[DeadLetter]] = defaultdict(list)
@@ -57,7 +64,7 @@ def redrive_letters(
         published: list[int] = []
         for queue, group in by_queue.items():
             try:
-                _publish(queue, plan.queue, group)
+                _publish(queue, queue_settings, group)
             except Exception as exc:  # whatever the provider raises: keep the letters
                 failure = (queue, len(group), exc)
                 break

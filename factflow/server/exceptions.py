@@ -15,6 +15,12 @@ class TooManyConcurrentExecutionsError(SupervisorError):
     """
 
 
+class KeyExecutionLimitError(TooManyConcurrentExecutionsError):
+    """The API key that asks has as many executions running as it may
+    (`max_running_executions`, FACTFLOW_AUTH_KEY_MAX_RUNNING_EXECUTIONS): wait for one to
+    finish, cancel one, or ask an admin for a key with a higher cap."""
+
+
 class ExecutionStateError(SupervisorError):
     """The execution is not in a state that allows the request (resume a running one...)."""
 
@@ -46,3 +52,17 @@ class MissingStoredMessagesError(ReplayError):
     def __init__(self, message: str, missing: list[str]) -> None:
         super().__init__(message)
         self.missing = missing
+
+
+class RetentionError(SupervisorError):
+    """A prune was asked for without saying what to prune: give an age, execution ids,
+    or both."""
+
+
+class StorageInUseError(RetentionError):
+    """Executions named for pruning are still needed (live, or read by a live replay or
+    restart): `kept` says which and why. Wait for them to finish, or cancel them."""
+
+    def __init__(self, message: str, kept: list[dict[str, str]]) -> None:
+        super().__init__(message)
+        self.kept = kept

@@ -25,6 +25,7 @@ from factflow.db.connection import DbConnection
 from factflow.db.repositories import configs as configs_repo
 from factflow.db.repositories import dead_letters as letters_repo
 from factflow.db.repositories import executions as repo
+from factflow.db.repositories.retention import reading_stages
 from factflow.exceptions import ConfigurationError
 from factflow.server import rundir
 from factflow.server.exceptions import (
@@ -35,7 +36,7 @@ from factflow.server.exceptions import (
 )
 from factflow.server.replay import ReplayRequest, replay_envelope, select_messages, source_step
 from factflow.server.restart import plan_restart
-from factflow.server.supervisor import LaunchRequest, Supervisor
+from factflow.server.supervisor import LaunchRequest, StartedBy, Supervisor
 from factflow.storage import open_storage
 from factflow.storage.base import StageStorage
 from factflow.types import JsonDict
@@ -55,6 +56,10 @@ class StartRequest:
     trigger_context: JsonDict = field(default_factory=dict)
     idempotency_key: str | None = None
     source: str = "api"
+    init_payload: JsonDict | None = None
+    """Merged over the pipeline's `init_message` payload (an event trigger's
+    `init_payload: true` sends the event's data)."""
+    started_by: StartedBy | None = None
 
 
 @dataclass(frozen=True)
@@ -98,11 +103,16 @@ class ExecutionService:
         if result.plan is None:
             raise InvalidPipelineError(result.report)
         check_inputs(result.plan, request.inputs)
+        plan = result.plan
+        if request.init_payload is not None and plan.init_message is not None:
+            init = plan.init_message
+            payload = {**init.payload, **request.init_payload}
+            plan = replace(plan, init_message=replace(init, payload=payload))
         return self.supervisor.launch(
             conn,
             LaunchRequest(
                 execution_id=execution_id,
-                plan=result.plan,
+                plan=plan,
                 config_yaml=request.config_yaml,
                 pipeline_name=request.pipeline_name,
                 config_id=request.config_id,
@@ -113,6 +123,7 @@ class ExecutionService:
                 trigger_context=request.trigger_context,
                 idempotency_key=request.idempotency_key,
                 source=request.source,
+                started_by=request.started_by,
             ),
         )
 
@@ -185,7 +196,11 @@ class ExecutionService:
             raise InvalidPipelineError(result.report)
         entry, after = self._entry(result.plan, route.id, step.stage, request)
         plan = entered_at(result.plan, entry, after)
-        messages = select_messages(conn, storage, parent.id, route.id, step.stage, request.filter)
+        # a prune waits while the stored messages are read (the replay then has them)
+        with reading_stages(conn, parent.id):
+            messages = select_messages(
+                conn, storage, parent.id, route.id, step.stage, request.filter
+            )
         if not messages:
             msg = (
                 f"none of the stored messages of stage '{route.id}/{step.stage}' match the "
@@ -237,6 +252,7 @@ class ExecutionService:
                 processes=request.processes,
                 source="replay",
                 replay_source=replay_source,
+                started_by=request.started_by,
             ),
         )
         return replace(outcome, execution=execution)
@@ -249,6 +265,7 @@ class ExecutionService:
         to_route: str | None = None,
         workers: int = 1,
         processes: int = 1,
+        started_by: StartedBy | None = None,
     ) -> list[repo.Execution]:
         """Dead letters into new executions of their execution's config snapshot, one per
         (execution, entry): each letter's message enters its route after the step that
@@ -290,6 +307,7 @@ class ExecutionService:
                         "entry_route": entry,
                         "after_index": after,
                     },
+                    started_by=started_by,
                 ),
             )
             letters_repo.mark_redriven(conn, ids=[letter.id for letter in group])

@@ -20,6 +20,7 @@ from factflow.compiler.plan import AdapterStep, Plan, RoutePlan
 from factflow.db.connection import DbConnection
 from factflow.db.repositories.replay import consumed_outputs
 from factflow.server.exceptions import MissingStoredMessagesError, ReplayError
+from factflow.server.supervisor import StartedBy
 from factflow.storage.base import StageStorage
 from factflow.storage.keys import parse_stage_key, stage_key, stage_prefix
 from factflow.types import JsonDict
@@ -93,6 +94,7 @@ class ReplayRequest:
     dry_run: bool = False
     workers: int = 1
     processes: int = 1
+    started_by: StartedBy | None = None
 
     @property
     def cross_pipeline(self) -> bool:

@@ -51,6 +51,7 @@ from factflow.db.repositories.recovery import latest_archive_time
 from factflow.server import rundir
 from factflow.server.exceptions import (
     ExecutionStateError,
+    KeyExecutionLimitError,
     SupervisorError,
     TooManyConcurrentExecutionsError,
 )
@@ -64,6 +65,16 @@ _LAUNCH_LOCK = 0x46_46_4C_41  # "FFLA"
 _TICK_SECONDS = 0.2
 _ACTIVE: tuple[repo.ExecutionStatus, ...] = ("running", "cancelling")
 ENTRIES_INDEX = "entries.json"
+
+
+@dataclass(frozen=True, slots=True)
+class StartedBy:
+    """Who asks for an execution: recorded on its row; with a key and a cap, the key may
+    have at most `max_running` executions running at once (on every server instance)."""
+
+    label: str
+    key_id: uuid.UUID | None = None
+    max_running: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +96,7 @@ class LaunchRequest:
     source: str = "api"
     replay_source: JsonDict | None = None
     """For a replay: the parent execution, stage and entry route (`source: replay`)."""
+    started_by: StartedBy | None = None
 
     def snapshot(self) -> JsonDict:
         """The immutable `config_snapshot`: the YAML as given, parsed, and where it came from."""
@@ -184,7 +196,7 @@ class Supervisor:
         with conn.transaction():
             conn.execute("SELECT pg_advisory_xact_lock(%s)", (_LAUNCH_LOCK,))
             if request.idempotency_key is None:
-                self._check_capacity(conn)
+                self._check_capacity(conn, started_by=request.started_by)
             execution = repo.create_execution(
                 conn,
                 execution_id=execution_id,
@@ -196,12 +208,14 @@ class Supervisor:
                 replay_source=request.replay_source,
                 trigger_context=request.trigger_context,
                 idempotency_key=request.idempotency_key,
+                started_by=request.started_by.label if request.started_by else None,
+                started_by_key=request.started_by.key_id if request.started_by else None,
             )
             if execution.id != execution_id:
                 return execution, False
             if request.idempotency_key is not None:
                 # checked after the insert so a repeated key never gets a 429
-                self._check_capacity(conn, exclude=execution_id)
+                self._check_capacity(conn, exclude=execution_id, started_by=request.started_by)
         run_dir = self.run_dir(execution_id)
         try:
             run_dir.mkdir(parents=True, exist_ok=True)
@@ -225,7 +239,22 @@ class Supervisor:
             return f"file://{Path(uri.removeprefix('file://')).resolve()}"
         return uri
 
-    def _check_capacity(self, conn: DbConnection, exclude: uuid.UUID | None = None) -> None:
+    def _check_capacity(
+        self,
+        conn: DbConnection,
+        exclude: uuid.UUID | None = None,
+        started_by: StartedBy | None = None,
+    ) -> None:
+        """Under the launch lock: the server-wide cap, then the asking key's own."""
+        if started_by is not None and started_by.key_id and started_by.max_running:
+            running = repo.count_running_by_key(conn, started_by.key_id, exclude=exclude)
+            if running >= started_by.max_running:
+                msg = (
+                    f"{started_by.label} has {running} executions running, its limit is"
+                    f" {started_by.max_running} (max_running_executions): wait for one to"
+                    " finish or cancel one"
+                )
+                raise KeyExecutionLimitError(msg)
         active = [e.id for e in repo.list_executions(conn, status=list(_ACTIVE), limit=10_000)]
         count = len([i for i in active if i != exclude])
         limit = self.settings.max_concurrent_executions

@@ -113,6 +113,14 @@ class StageStorage(abc.ABC):
             return []
         return self._list(prefix, limit)
 
+    def delete(self, key: str) -> bool:
+        """Remove the object under `key` and its metadata; False when there was none.
+
+        Only retention calls this (`factflow storage prune`): storage is otherwise
+        write-once. A reader sees the whole object or none, as for `put`.
+        """
+        return self._delete(check_key(key))
+
     def close(self) -> None:  # noqa: B027 - optional hook: a backend may hold no connections
         """Release connections. Idempotent; the storage reconnects if used again."""
 
@@ -149,3 +157,6 @@ class StageStorage(abc.ABC):
 
     @abc.abstractmethod
     def _list(self, prefix: str, limit: int | None) -> builtins.list[ObjectInfo]: ...
+
+    @abc.abstractmethod
+    def _delete(self, key: str) -> bool: ...

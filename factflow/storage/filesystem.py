@@ -188,7 +188,30 @@ class FileSystemStorage(StageStorage):
             raise StorageUnavailableError(msg) from exc
         return found
 
+    def _delete(self, key: str) -> bool:
+        path = self._path(key)
+        try:
+            if self._stat_object(path) is None:
+                return False
+            # the object first: without it the sidecar is never read (see `_metadata`)
+            path.unlink()
+            self._sidecar(path).unlink(missing_ok=True)
+            self._remove_empty_folders(path.parent)
+        except OSError as exc:
+            msg = f"{self.uri}: cannot delete {key!r}: {exc.strerror or exc}"
+            raise StorageUnavailableError(msg) from exc
+        return True
+
     # Helpers
+
+    def _remove_empty_folders(self, folder: Path) -> None:
+        """`folder` and its parents up to the root, while they are empty."""
+        while folder != self._root and self._root in folder.parents:
+            try:
+                folder.rmdir()
+            except OSError:
+                return  # not empty (or gone): the folders above are not empty either
+            folder = folder.parent
 
     def _not_found(self, key: str) -> ObjectNotFoundError:
         return ObjectNotFoundError(f"{self.uri}: no object stored under {key!r}")

@@ -324,6 +324,15 @@ class S3Storage(StageStorage):
                 return []  # nothing was ever stored here
         return found
 
+    def _delete(self, key: str) -> bool:
+        name = self._object_name(key)
+        client = self._client()
+        with self._errors("delete", key):
+            if self._stat(client, name) is None:
+                return False
+            client.remove_object(self._bucket, name)
+        return True
+
     # Helpers
 
     def _object_name(self, key: str) -> str:

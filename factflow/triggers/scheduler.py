@@ -1,4 +1,5 @@
-"""Cron schedules: exactly one execution per tick across all server instances.
+"""Cron schedules: exactly one execution per tick across all server instances; and the
+debounced bursts of event triggers, started once their quiet period is over.
 
 Each instance's `Scheduler` looks for due schedules every `poll_seconds`. A due schedule
 is row-locked (FOR UPDATE SKIP LOCKED) while its tick is handled, so two instances never
@@ -18,9 +19,10 @@ import threading
 import uuid
 from datetime import UTC, datetime, timedelta
 
+from factflow.cron import Cron
 from factflow.db.connection import DbConnection, connect
 from factflow.db.repositories import triggers as repo
-from factflow.triggers.cron import Cron
+from factflow.triggers.events import run_due_debounces
 from factflow.triggers.starter import Starter, TriggerStart
 
 _log = logging.getLogger(__name__)
@@ -86,7 +88,8 @@ def _tick(
 
 
 class Scheduler:
-    """Runs `run_due_schedules` every `poll_seconds` on a thread until `close()`."""
+    """Runs `run_due_schedules` and `run_due_debounces` every `poll_seconds` on a thread
+    until `close()`."""
 
     def __init__(
         self,
@@ -120,6 +123,7 @@ class Scheduler:
                 if conn is None or conn.closed:
                     conn = connect(self.database_url)
                 run_due_schedules(conn, self.starter, misfire_grace=self.misfire_grace)
+                run_due_debounces(conn, self.starter)
             except Exception:
                 _log.exception("scheduler: retrying after an error")
                 if conn is not None:

@@ -17,6 +17,8 @@ class TriggerStart:
     source: str
     """The execution's `source`: `event` or `schedule`."""
     inputs: dict[str, list[Any]] = field(default_factory=dict)
+    init_payload: JsonDict | None = None
+    """Merged into the pipeline's `init_message` payload (a trigger's `init_payload`)."""
 
 
 class Starter(Protocol):

@@ -2,7 +2,9 @@
 
 It verifies every delivery with the `standardwebhooks` package and the seed system's
 `X-Factflow-Signature` HMAC, records it, and answers with the status codes it is told to
-(`fail_first=2` answers 500 twice, then 200; `status=500` always).
+(`fail_first=2` answers 500 twice, then 200; `status=500` always). `hold=N` keeps the
+first N requests open, recorded but unanswered, until `release` is set: a delivery in
+flight, for tests that kill the sender meanwhile.
 """
 
 from __future__ import annotations
@@ -38,11 +40,21 @@ class Receiver:
     received: list[Received] = field(default_factory=list)
     url: str = ""
     lock: threading.Lock = field(default_factory=threading.Lock)
+    hold: int = 0
+    release: threading.Event = field(default_factory=threading.Event)
+    held: list[Received] = field(default_factory=list)
 
     def verify(self, headers: dict[str, str], body: bytes) -> tuple[bool, Any]:
         payload = Webhook(secret_key(self.secret)).verify(body, headers)
         ours = verify_factflow_signature(self.secret, body, headers["X-Factflow-Signature"])
         return ours, payload
+
+    def take_hold(self) -> bool:
+        with self.lock:
+            if self.hold > 0:
+                self.hold -= 1
+                return True
+            return False
 
     def answer(self) -> int:
         with self.lock:
@@ -83,6 +95,12 @@ def receiving(secret: str, **options: Any) -> Iterator[Receiver]:
                 verified, payload = receiver.verify(headers, body)
             except Exception:
                 verified, payload = False, None
+            if receiver.take_hold():
+                got = Received(time.monotonic(), headers, body, payload, verified, 0)
+                with receiver.lock:
+                    receiver.held.append(got)
+                receiver.release.wait(60)
+                return  # unanswered: the sender is gone by now
             code = receiver.answer()
             with receiver.lock:
                 receiver.received.append(
@@ -103,5 +121,6 @@ def receiving(secret: str, **options: Any) -> Iterator[Receiver]:
     try:
         yield receiver
     finally:
+        receiver.release.set()
         server.shutdown()
         server.server_close()

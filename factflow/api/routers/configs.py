@@ -10,14 +10,17 @@ from fastapi import APIRouter, Body, Query, Response, status
 from pydantic import BaseModel, Field
 
 from factflow.adapters.registry import AdapterRegistry
-from factflow.api.auth import require
+from factflow.api.auth import StarterDep, require
 from factflow.api.bodies import RequestBody
 from factflow.api.compiling import compile_yaml
 from factflow.api.deps import MAX_INT4, DbDep, ExecutionsDep, Offset, RegistryDep
 from factflow.api.routers.executions import start_execution
 from factflow.api.schemas.executions import ExecutionStarted, RunRequest
+from factflow.db.connection import DbConnection
 from factflow.db.repositories import configs as repo
 from factflow.db.repositories.config_versions import list_inactive_versions
+from factflow.db.repositories.triggers import delete_config_triggers
+from factflow.triggers.definitions import config_triggers, sync_config_triggers
 
 router = APIRouter(
     prefix="/configs",
@@ -116,15 +119,26 @@ def create_config(body: ConfigCreate, db: DbDep, registry: RegistryDep) -> Pipel
     """Store a config (even an invalid one: see `is_runnable`); 400 when the YAML cannot
     be parsed, 409 when an active config has the name."""
     compile_yaml(body.config_yaml, registry, name=body.name).require_parsable()
-    config = repo.create_config(
-        db,
-        name=body.name,
-        config_yaml=body.config_yaml,
-        description=body.description,
-        source_type=body.source_type,
-        source_path=body.source_path,
-    )
+    with db.transaction():
+        config = repo.create_config(
+            db,
+            name=body.name,
+            config_yaml=body.config_yaml,
+            description=body.description,
+            source_type=body.source_type,
+            source_path=body.source_path,
+        )
+        _register_triggers(db, config, registry)
     return _response(config, registry)
+
+
+def _register_triggers(
+    db: DbConnection, config: repo.PipelineConfig, registry: AdapterRegistry
+) -> None:
+    """The saved version's `triggers:` replace the config's earlier ones, in the save's
+    transaction (an invalid version has none: nothing could start it)."""
+    specs = config_triggers(config.config_yaml, config.name, registry)
+    sync_config_triggers(db, config.id, specs)
 
 
 @router.post("/validate")
@@ -178,15 +192,17 @@ def _update(
     if body.config_yaml is not None:
         name = body.name or repo.get_config(db, config_id).name
         compile_yaml(body.config_yaml, registry, name=name).require_parsable()
-    config = repo.update_config(
-        db,
-        config_id,
-        config_yaml=body.config_yaml,
-        name=body.name,
-        description=body.description,
-        source_type=body.source_type,
-        source_path=body.source_path,
-    )
+    with db.transaction():
+        config = repo.update_config(
+            db,
+            config_id,
+            config_yaml=body.config_yaml,
+            name=body.name,
+            description=body.description,
+            source_type=body.source_type,
+            source_path=body.source_path,
+        )
+        _register_triggers(db, config, registry)
     return _response(config, registry)
 
 
@@ -208,8 +224,11 @@ def patch_config(
 
 @router.delete("/{config_id}", status_code=status.HTTP_204_NO_CONTENT)
 def delete_config(config_id: uuid.UUID, db: DbDep) -> Response:
-    """Delete every version; executions keep their config snapshot."""
-    repo.delete_config(db, config_id)
+    """Delete every version, with its triggers and schedules; executions keep their
+    config snapshot."""
+    with db.transaction():
+        repo.delete_config(db, config_id)
+        delete_config_triggers(db, config_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
@@ -219,8 +238,11 @@ def run_config(
     db: DbDep,
     service: ExecutionsDep,
     response: Response,
+    starter: StarterDep,
     options: Annotated[RunRequest | None, Body()] = None,
 ) -> ExecutionStarted:
     """Start an execution of the active version; 400 with the report if it is invalid."""
     config = repo.get_config(db, config_id)
-    return start_execution(service, db, response, options or RunRequest(), config=config)
+    return start_execution(
+        service, db, response, options or RunRequest(), config=config, started_by=starter
+    )

@@ -9,7 +9,7 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Query, Request, Response, status
 from sse_starlette.sse import EventSourceResponse
 
-from factflow.api.auth import require
+from factflow.api.auth import StarterDep, require
 from factflow.api.compiling import bad_request, pipeline_name
 from factflow.api.deps import (
     DbDep,
@@ -41,7 +41,7 @@ from factflow.db.repositories import lineage as lineage_repo
 from factflow.db.repositories.configs import PipelineConfig
 from factflow.db.repositories.route_states import paused_routes
 from factflow.server.executions import ExecutionService, StartRequest
-from factflow.server.supervisor import Supervisor
+from factflow.server.supervisor import StartedBy, Supervisor
 from factflow.types import JsonDict
 
 router = APIRouter(
@@ -60,6 +60,7 @@ def start_execution(
     *,
     config: PipelineConfig | None = None,
     pipeline_yaml: str | None = None,
+    started_by: StartedBy | None = None,
 ) -> ExecutionStarted:
     """Start through the execution service; 201 when created, 200 for a known key."""
     if config is not None:
@@ -79,6 +80,7 @@ def start_execution(
             processes=body.processes,
             trigger_context=body.trigger_context,
             idempotency_key=body.idempotency_key,
+            started_by=started_by,
         ),
     )
     response.status_code = status.HTTP_201_CREATED if created else status.HTTP_200_OK
@@ -91,12 +93,14 @@ def create_execution(
     db: DbDep,
     service: ExecutionsDep,
     response: Response,
+    starter: StarterDep,
 ) -> ExecutionStarted:
     """Start an execution of a stored config (`config_id`) or of inline `pipeline_yaml`.
 
     201 with `status: running`; 200 with the existing execution when `idempotency_key`
     was used before; 400 with `validation_report` when the pipeline is invalid; 429 over
-    `max_concurrent_executions`.
+    `max_concurrent_executions`, and 429 `KEY_EXECUTION_LIMIT` when the key has as many
+    running as it may (`max_running_executions`).
     """
     config = None
     if body.config_id is not None:
@@ -104,7 +108,13 @@ def create_execution(
 
         config = get_config(db, body.config_id)
     return start_execution(
-        service, db, response, body, config=config, pipeline_yaml=body.pipeline_yaml
+        service,
+        db,
+        response,
+        body,
+        config=config,
+        pipeline_yaml=body.pipeline_yaml,
+        started_by=starter,
     )
 
 
@@ -181,10 +191,11 @@ def replay_execution(
     service: ExecutionsDep,
     storage: StorageDep,
     response: Response,
+    starter: StarterDep,
 ) -> ReplayResponse:
     """A new execution (`source: replay`) fed the stored outputs of `from_stage`: only the
     steps after it run (or `to_route`'s); see `POST /replay`."""
-    return run_replay(service, db, storage, response, execution_id, body)
+    return run_replay(service, db, storage, response, execution_id, body, started_by=starter)
 
 
 @router.get("/{execution_id}/events")

@@ -51,6 +51,8 @@ def create_key(body: KeyCreate, request: Request, db: DbDep, principal: Principa
         scopes=[s.value for s in body.scopes],
         issuer=principal,
         expires_at=body.expires_at,
+        rate_limit_per_minute=body.rate_limit_per_minute,
+        max_running_executions=body.max_running_executions,
     )
     return _created(issued)
 

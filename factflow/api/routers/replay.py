@@ -7,13 +7,14 @@ import uuid
 
 from fastapi import APIRouter, Response, status
 
-from factflow.api.auth import require
+from factflow.api.auth import StarterDep, require
 from factflow.api.compiling import pipeline_name
 from factflow.api.deps import DbDep, ExecutionsDep, StorageDep
 from factflow.api.schemas.replay import CrossReplayBody, ReplayBody, ReplayResponse
 from factflow.db.connection import DbConnection
 from factflow.server.executions import ExecutionService
 from factflow.server.replay import ReplayRequest
+from factflow.server.supervisor import StartedBy
 from factflow.storage.base import StageStorage
 
 router = APIRouter(prefix="/replay", tags=["replay"], dependencies=[require("executions:run")])
@@ -29,6 +30,7 @@ def run_replay(
     *,
     target_config_id: uuid.UUID | None = None,
     target_yaml: str | None = None,
+    started_by: StartedBy | None = None,
 ) -> ReplayResponse:
     """The replay through the execution service: 201 when started, 200 for a dry run."""
     outcome = service.replay(
@@ -47,6 +49,7 @@ def run_replay(
             dry_run=body.dry_run,
             workers=body.workers,
             processes=body.processes,
+            started_by=started_by,
         ),
     )
     response.status_code = status.HTTP_200_OK if body.dry_run else status.HTTP_201_CREATED
@@ -60,6 +63,7 @@ def replay(
     service: ExecutionsDep,
     storage: StorageDep,
     response: Response,
+    starter: StarterDep,
 ) -> ReplayResponse:
     """Replay `from_stage` of `source_execution_id` into `to_route` of a stored config
     (`target_config_id`), inline YAML (`target_pipeline_yaml`), or the source's own
@@ -75,4 +79,5 @@ def replay(
         body,
         target_config_id=body.target_config_id,
         target_yaml=body.target_pipeline_yaml,
+        started_by=starter,
     )

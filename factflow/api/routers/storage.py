@@ -1,4 +1,5 @@
-"""Storage: stage artefacts by prefix, one object's bytes, its metadata sidecar."""
+"""Storage: stage artefacts by prefix, one object's bytes, its metadata sidecar, and
+retention (`POST /storage/prune`, admin only: it deletes)."""
 
 from __future__ import annotations
 
@@ -8,10 +9,14 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response
 
 from factflow.api.auth import require
-from factflow.api.deps import StorageDep
+from factflow.api.deps import DbDep, StorageDep
+from factflow.api.schemas.storage import PruneBody
+from factflow.server.retention import prune
 from factflow.types import JsonDict
 
-router = APIRouter(prefix="/storage", tags=["storage"], dependencies=[require("storage:read")])
+router = APIRouter(
+    prefix="/storage", tags=["storage"], dependencies=[require("storage:read", write="admin")]
+)
 
 
 @router.get("/objects")
@@ -47,4 +52,15 @@ def get_object(key: str, storage: StorageDep) -> Response:
     """The object's bytes, with a content type guessed from the key."""
     data = storage.get(key)
     media_type = mimetypes.guess_type(key)[0] or "application/octet-stream"
-    return Response(content=data, media_type=media_type)
+    # stored HTML is crawled content on the dashboard's origin: opened directly, it runs
+    # sandboxed (no scripts, no cookies), like the dashboard's previews
+    return Response(
+        content=data, media_type=media_type, headers={"Content-Security-Policy": "sandbox"}
+    )
+
+
+@router.post("/prune")
+def prune_storage(body: PruneBody, conn: DbDep, storage: StorageDep) -> JsonDict:
+    """Delete (or, `dry_run`, list) the stored stages of finished executions, keeping what
+    a live execution, replay or restart needs; 409 STORAGE_IN_USE when a named one is."""
+    return prune(conn, storage, body.to_request()).to_dict()

@@ -4,8 +4,8 @@ and cron schedules (`/schedules`)."""
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
-from typing import Annotated, Any, Literal
+from datetime import datetime
+from typing import Annotated, Any, Literal, overload
 
 from fastapi import APIRouter, Path, Query, Request, Response, status
 from psycopg_pool import ConnectionPool
@@ -15,13 +15,17 @@ from factflow.api.auth import require
 from factflow.api.bodies import RequestBody
 from factflow.api.compiling import bad_request
 from factflow.api.deps import DbDep, Offset
+from factflow.compiler.config import DebounceConfig, RateLimitConfig, TriggerConfig
+from factflow.compiler.diagnostics import format_path
+from factflow.compiler.triggers import trigger_problems
+from factflow.cron import Cron
+from factflow.db.connection import DbConnection
+from factflow.db.exceptions import ConflictError
 from factflow.db.repositories import triggers as repo
 from factflow.db.repositories.configs import get_config
 from factflow.server.executions import ExecutionService, StartRequest
-from factflow.triggers.cron import Cron
+from factflow.triggers import definitions
 from factflow.triggers.events import receive_event
-from factflow.triggers.exceptions import TriggerError
-from factflow.triggers.matching import check_condition
 from factflow.triggers.starter import Starter, TriggerStart
 from factflow.types import JsonDict
 
@@ -52,6 +56,7 @@ def make_starter(pool: ConnectionPool[Any], service: ExecutionService) -> Starte
                     trigger_context=request.trigger_context,
                     idempotency_key=request.idempotency_key,
                     source=request.source,
+                    init_payload=request.init_payload,
                 ),
             )
         return execution.id
@@ -124,7 +129,7 @@ def get_event(event_id: Annotated[str, Path(max_length=300)], db: DbDep) -> Even
     return _event(repo.get_inbound_event(db, event_id))
 
 
-# --- event triggers ---------------------------------------------------------------------
+# --- event triggers and schedules -------------------------------------------------------
 
 
 class TriggerCreate(RequestBody):
@@ -136,7 +141,78 @@ class TriggerCreate(RequestBody):
     input_queue: Text | None = Field(
         default=None, description="send the event's data as one message to this queue"
     )
+    init_payload: bool = Field(
+        default=False, description="merge the event's data into the init_message payload"
+    )
     max_running: int | None = Field(default=None, ge=1, le=10_000)
+    rate_limit: RateLimitConfig | None = Field(
+        default=None, description="at most `limit` starts per `period_seconds` (per `key`)"
+    )
+    debounce: DebounceConfig | None = Field(
+        default=None,
+        description="a burst (per `key`) starts once, with its last event, after "
+        "`period_seconds` without another",
+    )
+
+
+class ScheduleCreate(RequestBody):
+    config_id: uuid.UUID
+    cron: Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[^\x00]*$")]
+    timezone: Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[^\x00]*$")] = "UTC"
+    missed: Literal["skip", "run_once"] = Field(
+        default="skip", description="ticks missed while no server ran: skip, or run once"
+    )
+    max_running: int | None = Field(default=None, ge=1, le=10_000)
+
+
+Kind = Literal["trigger", "schedule"]
+
+
+@overload
+def _create(
+    kind: Literal["trigger"], body: TriggerCreate, db: DbConnection
+) -> repo.EventTrigger: ...
+
+
+@overload
+def _create(kind: Literal["schedule"], body: ScheduleCreate, db: DbConnection) -> repo.Schedule: ...
+
+
+def _create(
+    kind: Kind, body: TriggerCreate | ScheduleCreate, db: DbConnection
+) -> repo.EventTrigger | repo.Schedule:
+    """What `POST /triggers` and `POST /schedules` share: the config exists, the body
+    passes the checks a `triggers:` entry of a pipeline gets (400 `TRIGGER_INVALID` /
+    `SCHEDULE_INVALID` with their E-codes), then it is registered."""
+    get_config(db, body.config_id)
+    spec = body.model_dump(mode="json", exclude={"config_id"}, exclude_none=True)
+    problems = trigger_problems(spec)
+    if problems:
+        detail = "; ".join(
+            f"{p.code} at {format_path(p.path) or kind}: {p.message} ({p.suggestion})"
+            for p in problems
+        )
+        msg = f"invalid {kind}: {detail}"
+        raise bad_request(msg, f"{kind.upper()}_INVALID")
+    created = definitions.register(db, body.config_id, TriggerConfig.model_validate(spec))
+    assert created is not None  # only a config's own entries (a spec key) can exist already
+    return created
+
+
+def _delete(kind: Kind, found: repo.EventTrigger | repo.Schedule, db: DbConnection) -> Response:
+    """Delete a trigger or schedule made through the API; one from the config's
+    `triggers:` is removed by editing the config (409 here: it would come back)."""
+    if found.origin == repo.ORIGIN_CONFIG:
+        msg = (
+            f"{kind} {found.id} comes from the `triggers:` of config {found.config_id}: "
+            "remove it there (saving the config removes it)"
+        )
+        raise ConflictError(msg)
+    if kind == "trigger":
+        repo.delete_trigger(db, found.id)
+    else:
+        repo.delete_schedule(db, found.id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
 class TriggerResponse(BaseModel):
@@ -145,7 +221,13 @@ class TriggerResponse(BaseModel):
     event: str
     condition: JsonDict | None
     input_queue: str | None
+    init_payload: bool
     max_running: int | None
+    rate_limit: JsonDict | None
+    debounce: JsonDict | None
+    origin: Literal["api", "config"] = Field(
+        description="`config`: registered from the config's `triggers:`"
+    )
     is_active: bool
     created_at: datetime
 
@@ -157,7 +239,11 @@ def _trigger(t: repo.EventTrigger) -> TriggerResponse:
         event=t.event_pattern,
         condition=t.condition,
         input_queue=t.input_queue,
+        init_payload=t.init_payload,
         max_running=t.max_running,
+        rate_limit=t.rate_limit,
+        debounce=t.debounce,
+        origin="config" if t.origin == repo.ORIGIN_CONFIG else "api",
         is_active=t.is_active,
         created_at=t.created_at,
     )
@@ -166,21 +252,7 @@ def _trigger(t: repo.EventTrigger) -> TriggerResponse:
 @router.post("/triggers", status_code=status.HTTP_201_CREATED)
 def create_trigger(body: TriggerCreate, db: DbDep) -> TriggerResponse:
     """Start the config on every event matching `event` and `condition`."""
-    get_config(db, body.config_id)
-    try:
-        check_condition(body.condition)
-    except TriggerError as exc:
-        raise bad_request(str(exc), "TRIGGER_INVALID") from exc
-    return _trigger(
-        repo.create_trigger(
-            db,
-            config_id=body.config_id,
-            event_pattern=body.event,
-            condition=body.condition,
-            input_queue=body.input_queue,
-            max_running=body.max_running,
-        )
-    )
+    return _trigger(_create("trigger", body, db))
 
 
 @router.get("/triggers")
@@ -195,21 +267,7 @@ def get_trigger(trigger_id: uuid.UUID, db: DbDep) -> TriggerResponse:
 
 @router.delete("/triggers/{trigger_id}", status_code=status.HTTP_204_NO_CONTENT)
 def delete_trigger(trigger_id: uuid.UUID, db: DbDep) -> Response:
-    repo.delete_trigger(db, trigger_id)
-    return Response(status_code=status.HTTP_204_NO_CONTENT)
-
-
-# --- schedules --------------------------------------------------------------------------
-
-
-class ScheduleCreate(RequestBody):
-    config_id: uuid.UUID
-    cron: Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[^\x00]*$")]
-    timezone: Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[^\x00]*$")] = "UTC"
-    missed: Literal["skip", "run_once"] = Field(
-        default="skip", description="ticks missed while no server ran: skip, or run once"
-    )
-    max_running: int | None = Field(default=None, ge=1, le=10_000)
+    return _delete("trigger", repo.get_trigger(db, trigger_id), db)
 
 
 class ScheduleResponse(BaseModel):
@@ -219,6 +277,9 @@ class ScheduleResponse(BaseModel):
     timezone: str
     missed: str
     max_running: int | None
+    origin: Literal["api", "config"] = Field(
+        description="`config`: registered from the config's `triggers:`"
+    )
     is_active: bool
     next_run_at: datetime
     next_runs: list[datetime] = Field(description=f"the next {UPCOMING} ticks")
@@ -237,6 +298,7 @@ def _schedule(s: repo.Schedule) -> ScheduleResponse:
         timezone=s.timezone,
         missed=s.missed,
         max_running=s.max_running,
+        origin="config" if s.origin == repo.ORIGIN_CONFIG else "api",
         is_active=s.is_active,
         next_run_at=s.next_run_at,
         next_runs=[s.next_run_at, *cron.upcoming(s.next_run_at, UPCOMING - 1)],
@@ -251,22 +313,7 @@ def _schedule(s: repo.Schedule) -> ScheduleResponse:
 def create_schedule(body: ScheduleCreate, db: DbDep) -> ScheduleResponse:
     """Run the config at every tick of `cron` in `timezone`: one execution per tick
     across all server instances."""
-    get_config(db, body.config_id)
-    try:
-        cron = Cron(body.cron, body.timezone)
-    except TriggerError as exc:
-        raise bad_request(str(exc), "SCHEDULE_INVALID") from exc
-    return _schedule(
-        repo.create_schedule(
-            db,
-            config_id=body.config_id,
-            cron=body.cron,
-            timezone=body.timezone,
-            missed=body.missed,
-            next_run_at=cron.next_after(datetime.now(UTC)),
-            max_running=body.max_running,
-        )
-    )
+    return _schedule(_create("schedule", body, db))
 
 
 @router.get("/schedules")
@@ -281,5 +328,4 @@ def get_schedule(schedule_id: uuid.UUID, db: DbDep) -> ScheduleResponse:
 
 @router.delete("/schedules/{schedule_id}", status_code=status.HTTP_204_NO_CONTENT)
 def delete_schedule(schedule_id: uuid.UUID, db: DbDep) -> Response:
-    repo.delete_schedule(db, schedule_id)
-    return Response(status_code=status.HTTP_204_NO_CONTENT)
+    return _delete("schedule", repo.get_schedule(db, schedule_id), db)

@@ -9,7 +9,8 @@ from fastapi import APIRouter, Query, status
 
 from factflow.api.auth import require
 from factflow.api.deps import DbDep, Offset
-from factflow.api.schemas.auth import UserCreate, UserResponse, UserUpdate
+from factflow.api.schemas.auth import PasswordSet, UserCreate, UserResponse, UserUpdate
+from factflow.auth.sessions import set_password
 from factflow.db.repositories import users as repo
 
 router = APIRouter(prefix="/users", tags=["users"], dependencies=[require("admin")])
@@ -41,3 +42,10 @@ def update_user(user_id: uuid.UUID, body: UserUpdate, db: DbDep) -> UserResponse
     disable the user (their keys stop working)."""
     role = body.role.value if body.role else None
     return UserResponse.of(repo.update_user(db, user_id, role=role, disabled=body.disabled))
+
+
+@router.put("/{user_id}/password")
+def set_user_password(user_id: uuid.UUID, body: PasswordSet, db: DbDep) -> UserResponse:
+    """Set the user's login password (argon2id; 12 to 1024 characters, else 400
+    `WEAK_PASSWORD`); their sessions end."""
+    return UserResponse.of(set_password(db, user_id, body.password))

@@ -27,6 +27,15 @@ class KeyCreate(RequestBody):
         default=None, description="an existing user; default: the caller"
     )
     expires_at: datetime | None = Field(default=None, description="none: never expires")
+    rate_limit_per_minute: int | None = Field(
+        default=None, ge=1, le=1_000_000, description="none: the server's default"
+    )
+    max_running_executions: int | None = Field(
+        default=None,
+        ge=1,
+        le=100_000,
+        description="executions this key may have running at once; none: the server's default",
+    )
 
 
 class KeyRotate(RequestBody):
@@ -52,6 +61,8 @@ class KeyResponse(BaseModel):
     last_used_at: datetime | None
     revoked_at: datetime | None
     rotated_from: uuid.UUID | None
+    rate_limit_per_minute: int | None = Field(description="none: the server's default")
+    max_running_executions: int | None = Field(description="none: the server's default")
 
     @classmethod
     def of(cls, key: ApiKey) -> KeyResponse:
@@ -77,6 +88,8 @@ class KeyResponse(BaseModel):
             last_used_at=key.last_used_at,
             revoked_at=key.revoked_at,
             rotated_from=key.rotated_from,
+            rate_limit_per_minute=key.rate_limit_per_minute,
+            max_running_executions=key.max_running_executions,
         )
 
 
@@ -103,6 +116,8 @@ class UserResponse(BaseModel):
     disabled: bool
     created_at: datetime
     updated_at: datetime
+    has_password: bool = Field(description="whether the user can log in with a password")
+    last_login_at: datetime | None
 
     @classmethod
     def of(cls, user: User) -> UserResponse:
@@ -114,4 +129,36 @@ class UserResponse(BaseModel):
             disabled=user.disabled,
             created_at=user.created_at,
             updated_at=user.updated_at,
+            has_password=user.password_hash is not None,
+            last_login_at=user.last_login_at,
         )
+
+
+class PasswordSet(RequestBody):
+    password: str = Field(min_length=1, max_length=4096, description="12 to 1024 characters")
+
+
+class LoginBody(RequestBody):
+    email: Email
+    password: str = Field(min_length=1, max_length=4096)
+
+
+class LoginResponse(BaseModel):
+    user: UserResponse
+    session_id: uuid.UUID
+    expires_at: datetime
+    csrf_token: str = Field(
+        description="send it as X-CSRF-Token on every POST, PUT, PATCH and DELETE made with"
+        " the session cookie (it is also in the factflow_csrf cookie)"
+    )
+
+
+class WhoAmI(BaseModel):
+    name: str = Field(description="the user's email, the SSO user, or anonymous (open mode)")
+    kind: str = Field(description="key, session, sso or open")
+    role: Role | None
+    scopes: list[Scope]
+    key_prefix: str | None = None
+    session_id: uuid.UUID | None = None
+    csrf_token: str | None = Field(default=None, description="for a session only")
+    auth: str = Field(description="the server's mode: open or keys")

@@ -69,6 +69,9 @@ class ExecutionResponse(BaseModel):
     error: str | None
     stats: JsonDict
     config_snapshot: JsonDict | None = None
+    started_by: str | None = Field(
+        default=None, description="who started it (factflow addition); none for the system's"
+    )
 
 
 class CancelResponse(BaseModel):
@@ -105,6 +108,7 @@ def execution_response(
         error=execution.error,
         stats=stats if stats is not None else execution.stats,
         config_snapshot=execution.config_snapshot if snapshot else None,
+        started_by=execution.started_by,
     )
 
 

@@ -1,9 +1,10 @@
-"""`factflow keys create|list|get|revoke|rotate` and `factflow users create|list|set-role|
-disable|enable`, through the API with FACTFLOW_API_KEY.
+"""`factflow keys create|list|get|revoke|rotate`, `factflow users create|list|set-role|
+set-password|disable|enable` and `factflow audit`, through the API with FACTFLOW_API_KEY.
 
-`factflow keys create --admin --owner EMAIL` is the bootstrap: it writes the first admin key
+`factflow keys create --admin --owner EMAIL` and `factflow create-admin --email EMAIL` are
+the bootstrap: they write the first admin key, or the first admin with a login password,
 straight into the database (FACTFLOW_DATABASE_URL, FACTFLOW_AUTH_SECRET: the server's own),
-for a server that no key can reach yet.
+for a server that nobody can reach yet.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ keys_app = typer.Typer(
     help="API keys: create (shown once), list, revoke, rotate.", no_args_is_help=True
 )
 users_app = typer.Typer(help="Users and their roles (admin, member, viewer).", no_args_is_help=True)
+audit_app = typer.Typer(help="The audit log: who changed what, when, from where.")
 
 KEY_COLUMNS = ("id", "prefix", "type", "name", "owner_email", "scopes", "status", "expires_at",
                "last_used_at")  # fmt: skip
@@ -42,14 +44,11 @@ def _show_created(data: dict[str, Any], output: OutputOption) -> None:
     )
 
 
-def _bootstrap(owner: str, name: str, output: OutputOption) -> None:
+def _server_database() -> tuple[str, str]:
+    """The database URL and auth secret of the server's settings (for the bootstraps)."""
     from pydantic import ValidationError
 
-    from factflow.api.schemas.auth import KeyCreated, KeyResponse
-    from factflow.auth.service import bootstrap_admin_key
-    from factflow.db.connection import connect
-    from factflow.db.exceptions import DatabaseError
-    from factflow.db.migrate import migrate
+    from factflow.db.exceptions import DatabaseNotConfiguredError
     from factflow.db.settings import DatabaseSettings
     from factflow.settings import Settings
 
@@ -58,17 +57,75 @@ def _bootstrap(owner: str, name: str, output: OutputOption) -> None:
     except ValidationError as exc:
         fail(str(exc))
     if settings.auth_secret is None:
-        fail(f"--admin writes to the database: set {AUTH_SECRET_ENV} (the server's, >= 32 chars)")
+        fail(f"this writes to the database: set {AUTH_SECRET_ENV} (the server's, >= 32 chars)")
     try:
-        with connect(DatabaseSettings.of(settings).require_url()) as conn:
+        url = DatabaseSettings.of(settings).require_url()
+    except DatabaseNotConfiguredError as exc:
+        fail(str(exc))
+    return url, settings.auth_secret.get_secret_value()
+
+
+def _bootstrap(owner: str, name: str, output: OutputOption) -> None:
+    from factflow.api.schemas.auth import KeyCreated, KeyResponse
+    from factflow.auth.service import bootstrap_admin_key
+    from factflow.db.connection import connect
+    from factflow.db.exceptions import DatabaseError
+    from factflow.db.migrate import migrate
+
+    url, secret = _server_database()
+    try:
+        with connect(url) as conn:
             migrate(conn)
-            issued = bootstrap_admin_key(
-                conn, settings.auth_secret.get_secret_value(), owner, name=name
-            )
+            issued = bootstrap_admin_key(conn, secret, owner, name=name)
     except DatabaseError as exc:
         fail(str(exc))
     created = KeyCreated(**KeyResponse.of(issued.record).model_dump(), key=issued.key)
     _show_created(created.model_dump(mode="json"), output)
+
+
+def _read_password(from_stdin: bool) -> str:
+    import sys
+
+    if from_stdin:
+        return sys.stdin.readline().rstrip("\r\n")
+    password: str = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+    return password
+
+
+PasswordStdinOption = Annotated[
+    bool,
+    typer.Option(
+        "--password-stdin", help="Read the password from the first line of stdin (scripts)."
+    ),
+]
+
+
+def create_admin(
+    email: Annotated[str, typer.Option("--email", metavar="EMAIL", help="The admin's email.")],
+    password_stdin: PasswordStdinOption = False,
+    output: OutputOption = None,
+) -> None:
+    """Create the first admin (or make EMAIL one) with a login password, written straight
+    into the database (FACTFLOW_DATABASE_URL and FACTFLOW_AUTH_SECRET: the server's)."""
+    from factflow.api.schemas.auth import UserResponse
+    from factflow.auth.exceptions import PasswordPolicyError
+    from factflow.auth.sessions import bootstrap_admin
+    from factflow.db.connection import connect
+    from factflow.db.exceptions import DatabaseError
+    from factflow.db.migrate import migrate
+
+    url, _ = _server_database()
+    password = _read_password(password_stdin)
+    try:
+        with connect(url) as conn:
+            migrate(conn)
+            user = bootstrap_admin(conn, email, password)
+    except (DatabaseError, PasswordPolicyError) as exc:
+        fail(str(exc))
+    if wants_json(output):
+        emit_json(UserResponse.of(user).model_dump(mode="json"))
+        return
+    typer.echo(f"{user.email} is an admin and can log in (POST /api/v1/auth/login)")
 
 
 def _expiry(expires: str | None) -> str | None:
@@ -204,6 +261,18 @@ def set_role(
     emit(call("PATCH", f"/users/{_user_id(user)}", json={"role": role}), output)
 
 
+@users_app.command("set-password")
+def set_password(
+    user: UserArg, password_stdin: PasswordStdinOption = False, output: OutputOption = None
+) -> None:
+    """Set the user's login password (12 to 1024 characters); their sessions end."""
+    body = {"password": _read_password(password_stdin)}
+    emit(call("PUT", f"/users/{_user_id(user)}/password", json=body), output, USER_COLUMNS)
+
+
+users_app.command("create-admin")(create_admin)
+
+
 @users_app.command("disable")
 def disable(user: UserArg, output: OutputOption = None) -> None:
     """Disable the user: their keys stop working until enabled."""
@@ -214,3 +283,43 @@ def disable(user: UserArg, output: OutputOption = None) -> None:
 def enable(user: UserArg, output: OutputOption = None) -> None:
     """Enable a disabled user again."""
     emit(call("PATCH", f"/users/{_user_id(user)}", json={"disabled": False}), output)
+
+
+AUDIT_COLUMNS = ("id", "occurred_at", "actor", "key_prefix", "action", "resource_id",
+                 "status_code", "client_address")  # fmt: skip
+
+
+@audit_app.callback(invoke_without_command=True)
+def audit(
+    actor: Annotated[
+        str | None, typer.Option("--actor", metavar="EMAIL", help="Only this actor.")
+    ] = None,
+    action: Annotated[
+        str | None, typer.Option("--action", metavar="NAME", help="e.g. delete_config.")
+    ] = None,
+    resource: Annotated[
+        str | None, typer.Option("--resource", metavar="ID", help="Only this resource id.")
+    ] = None,
+    outcome: Annotated[
+        str | None, typer.Option("--outcome", metavar="OUTCOME", help="success, denied, failed.")
+    ] = None,
+    since: Annotated[
+        str | None, typer.Option("--since", metavar="WHEN", help="A duration (1h, 7d) or ISO time.")
+    ] = None,
+    limit: Annotated[
+        int, typer.Option("--limit", metavar="N", help="At most this many, newest first.")
+    ] = 50,
+    output: OutputOption = None,
+) -> None:
+    """Who changed what, when and from where (admins only), newest first."""
+    params: dict[str, Any] = {"limit": limit, "actor": actor, "action": action,
+                              "resource_id": resource, "outcome": outcome}  # fmt: skip
+    if since is not None:
+        try:
+            params["since"] = datetime.fromisoformat(since).isoformat()
+        except ValueError:
+            params["since"] = (
+                datetime.now(UTC) - timedelta(seconds=parse_duration(since))
+            ).isoformat()
+    params = {k: v for k, v in params.items() if v is not None}
+    emit(call("GET", "/audit", params=params), output, AUDIT_COLUMNS)

@@ -1,4 +1,4 @@
-"""`factflow storage list|browse|get|metadata|download|watch`."""
+"""`factflow storage list|browse|get|metadata|download|watch|prune`."""
 
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ from factflow.cli.client.http import (
     emit,
     fail,
     output_format,
+    parse_duration,
     request,
     stream_events,
     wants_json,
@@ -156,3 +157,42 @@ def watch(
     status = call("GET", f"/executions/{execution}").get("status")
     typer.secho(f"execution {execution} {status}", err=True)
     raise typer.Exit(0 if status == "completed" else 1)
+
+
+@storage_app.command("prune")
+def prune(
+    older_than: Annotated[
+        str | None,
+        typer.Option(
+            "--older-than", metavar="AGE", help="Executions that finished AGE ago (30d, 12h)."
+        ),
+    ] = None,
+    execution: Annotated[
+        list[str] | None,
+        typer.Option("--execution", "-e", metavar="EXECUTION_ID", help="This one (repeatable)."),
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="List what would be deleted, delete nothing.")
+    ] = False,
+    output: OutputOption = None,
+) -> None:
+    """Delete the stored stages of finished executions (admin); what a live execution, a
+    replay or a restart still needs is kept, and a named one that is needed refuses all."""
+    if older_than is None and not execution:
+        fail("say what to prune: --older-than AGE, --execution ID, or both", 2)
+    body: dict[str, Any] = {"execution_ids": execution or [], "dry_run": dry_run}
+    if older_than is not None:
+        body["older_than_seconds"] = parse_duration(older_than)
+    data = call("POST", "/storage/prune", json=body)
+    if wants_json(output):
+        emit(data, output)
+        return
+    verb = "would delete" if data["dry_run"] else "deleted"
+    typer.echo(
+        f"{verb} {data['objects']} object(s), {data['bytes']} bytes, "
+        f"of {data['executions']} execution(s)"
+    )
+    if data["pruned"]:
+        emit(data["pruned"], output, ("execution_id", "status", "completed_at", "objects", "bytes"))
+    for kept in data["kept"]:
+        typer.echo(f"kept {kept['execution_id']}: {kept['reason']}")

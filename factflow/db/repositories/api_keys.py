@@ -19,7 +19,8 @@ _SELECT = (
     "SELECT k.id, k.prefix, k.key_type, k.key_hash, k.name, k.owner_id,"
     " u.email AS owner_email, u.role AS owner_role, u.disabled AS owner_disabled,"
     " k.scopes, k.created_by, k.created_at, k.expires_at, k.last_used_at, k.revoked_at,"
-    " k.rotated_from FROM api_keys k JOIN users u ON u.id = k.owner_id"
+    " k.rotated_from, k.rate_limit_per_minute, k.max_running_executions"
+    " FROM api_keys k JOIN users u ON u.id = k.owner_id"
 )
 # last_used_at is a hint for people, not an audit record: writing it at most once a
 # minute keeps an authenticated GET a single read
@@ -44,6 +45,8 @@ class ApiKey:
     last_used_at: datetime | None
     revoked_at: datetime | None
     rotated_from: uuid.UUID | None
+    rate_limit_per_minute: int | None = None
+    max_running_executions: int | None = None
 
 
 def insert_key(
@@ -58,16 +61,20 @@ def insert_key(
     created_by: str | None,
     expires_at: datetime | None,
     rotated_from: uuid.UUID | None = None,
+    rate_limit_per_minute: int | None = None,
+    max_running_executions: int | None = None,
 ) -> ApiKey:
     key_id = uuid.uuid4()
     with conn.transaction():
         conn.execute(
             "INSERT INTO api_keys (id, prefix, key_type, key_hash, name, owner_id, scopes,"
-            " created_by, expires_at, rotated_from)"
-            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+            " created_by, expires_at, rotated_from, rate_limit_per_minute,"
+            " max_running_executions)"
+            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
             (
                 key_id, prefix, key_type, key_hash, name, owner_id, sorted(scopes),
-                created_by, expires_at, rotated_from,
+                created_by, expires_at, rotated_from, rate_limit_per_minute,
+                max_running_executions,
             ),
         )  # fmt: skip
         return get_key(conn, key_id)

@@ -40,7 +40,7 @@ TRANSITIONS: Mapping[ExecutionStatus, frozenset[ExecutionStatus]] = {
 _COLUMNS = (
     "id, config_id, config_version, pipeline_name, config_snapshot, status, source,"
     " replay_source, trigger_context, idempotency_key, workers, started_at, completed_at,"
-    " heartbeat_at, updated_at, error, stats"
+    " heartbeat_at, updated_at, error, stats, started_by"
 )
 
 
@@ -63,6 +63,8 @@ class Execution:
     updated_at: datetime
     error: str | None
     stats: JsonDict
+    started_by: str | None = None
+    """Who started it (a user or SSO name with the key's prefix); None for the system's."""
 
     @property
     def is_terminal(self) -> bool:
@@ -82,6 +84,8 @@ def create_execution(
     trigger_context: JsonDict | None = None,
     idempotency_key: str | None = None,
     workers: Sequence[JsonDict] = (),
+    started_by: str | None = None,
+    started_by_key: uuid.UUID | None = None,
 ) -> Execution:
     """A new running execution (event `execution.started`).
 
@@ -98,15 +102,18 @@ def create_execution(
         "trigger_context": Jsonb(trigger_context or {}),
         "idempotency_key": idempotency_key,
         "workers": Jsonb(list(workers)),
+        "started_by": started_by,
+        "started_by_key": started_by_key,
     }
     try:
         with conn.transaction(), conn.cursor(row_factory=class_row(Execution)) as cur:
             cur.execute(
                 "INSERT INTO executions (id, config_id, config_version, pipeline_name,"
                 " config_snapshot, source, replay_source, trigger_context, idempotency_key,"
-                " workers) VALUES (%(id)s, %(config_id)s, %(config_version)s,"
-                " %(pipeline_name)s, %(config_snapshot)s, %(source)s, %(replay_source)s,"
-                " %(trigger_context)s, %(idempotency_key)s, %(workers)s)"
+                " workers, started_by, started_by_key) VALUES (%(id)s, %(config_id)s,"
+                " %(config_version)s, %(pipeline_name)s, %(config_snapshot)s, %(source)s,"
+                " %(replay_source)s, %(trigger_context)s, %(idempotency_key)s, %(workers)s,"
+                " %(started_by)s, %(started_by_key)s)"
                 f" ON CONFLICT (idempotency_key) DO NOTHING RETURNING {_COLUMNS}",
                 params,
             )
@@ -306,3 +313,16 @@ def delete_execution(conn: DbConnection, execution_id: uuid.UUID) -> None:
         for table in ("lineage", "dead_letters", "recovery_archives", "events"):
             conn.execute(f"DELETE FROM {table} WHERE execution_id = %s", (execution_id,))
         conn.execute("DELETE FROM executions WHERE id = %s", (execution_id,))
+
+
+def count_running_by_key(
+    conn: DbConnection, key_id: uuid.UUID, *, exclude: uuid.UUID | None = None
+) -> int:
+    """Executions started with API key `key_id` that are running or cancelling (but
+    `exclude`)."""
+    row = conn.execute(
+        "SELECT count(*) FROM executions WHERE started_by_key = %s"
+        " AND status IN ('running', 'cancelling') AND id IS DISTINCT FROM %s",
+        (key_id, exclude),
+    ).fetchone()
+    return int(row[0]) if row else 0

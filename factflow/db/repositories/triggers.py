@@ -15,12 +15,16 @@ from factflow.db.exceptions import NotFoundError
 from factflow.types import JsonDict
 
 _TRIGGER_COLUMNS = (
-    "id, config_id, event_pattern, condition, input_queue, max_running, is_active, created_at"
+    "id, config_id, event_pattern, condition, input_queue, max_running, is_active, created_at,"
+    " origin, init_payload, rate_limit, debounce"
 )
 _SCHEDULE_COLUMNS = (
     "id, config_id, cron, timezone, missed, max_running, next_run_at, last_run_at,"
-    " last_execution_id, last_error, is_active, created_at"
+    " last_execution_id, last_error, is_active, created_at, origin"
 )
+ORIGIN_API = "api"
+ORIGIN_CONFIG = "config"
+"""Registered from the config's `triggers:` when it is saved (or the server starts)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +37,12 @@ class EventTrigger:
     max_running: int | None
     is_active: bool
     created_at: datetime
+    origin: str
+    init_payload: bool
+    rate_limit: JsonDict | None
+    """{limit, period_seconds, key?}"""
+    debounce: JsonDict | None
+    """{period_seconds, key?, timeout_seconds?}"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +68,25 @@ class Schedule:
     last_error: str | None
     is_active: bool
     created_at: datetime
+    origin: str
+
+
+@dataclass(frozen=True, slots=True)
+class Debounce:
+    """An open burst of a debounced trigger: its last event, and when it starts."""
+
+    trigger_id: uuid.UUID
+    rate_key: str
+    event_id: str
+    event_name: str
+    data: JsonDict
+    events: int
+    first_at: datetime
+    due_at: datetime
+
+
+def _json(value: JsonDict | None) -> Jsonb | None:
+    return None if value is None else Jsonb(value)
 
 
 # --- event triggers ---------------------------------------------------------------------
@@ -71,22 +100,34 @@ def create_trigger(
     condition: JsonDict | None = None,
     input_queue: str | None = None,
     max_running: int | None = None,
-) -> EventTrigger:
+    init_payload: bool = False,
+    rate_limit: JsonDict | None = None,
+    debounce: JsonDict | None = None,
+    spec_key: str | None = None,
+) -> EventTrigger | None:
+    """A trigger made through the API, or (with `spec_key`) one of the config's YAML;
+    None when the config already has that YAML entry."""
     with conn.transaction(), conn.cursor(row_factory=class_row(EventTrigger)) as cur:
         cur.execute(
             "INSERT INTO event_triggers (config_id, event_pattern, condition, input_queue,"
-            f" max_running) VALUES (%s, %s, %s, %s, %s) RETURNING {_TRIGGER_COLUMNS}",
+            " max_running, init_payload, rate_limit, debounce, origin, spec_key)"
+            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+            " ON CONFLICT (config_id, spec_key) WHERE origin = 'config' DO NOTHING"
+            f" RETURNING {_TRIGGER_COLUMNS}",
             (
                 config_id,
                 event_pattern,
-                None if condition is None else Jsonb(condition),
+                _json(condition),
                 input_queue,
                 max_running,
+                init_payload,
+                _json(rate_limit),
+                _json(debounce),
+                ORIGIN_API if spec_key is None else ORIGIN_CONFIG,
+                spec_key,
             ),
         )
-        created = cur.fetchone()
-    assert created is not None
-    return created
+        return cur.fetchone()
 
 
 def list_triggers(
@@ -201,16 +242,28 @@ def create_schedule(
     missed: str,
     next_run_at: datetime,
     max_running: int | None = None,
-) -> Schedule:
+    spec_key: str | None = None,
+) -> Schedule | None:
+    """A schedule made through the API, or (with `spec_key`) one of the config's YAML;
+    None when the config already has that YAML entry (it keeps its next tick)."""
     with conn.transaction(), conn.cursor(row_factory=class_row(Schedule)) as cur:
         cur.execute(
-            "INSERT INTO schedules (config_id, cron, timezone, missed, next_run_at, max_running)"
-            f" VALUES (%s, %s, %s, %s, %s, %s) RETURNING {_SCHEDULE_COLUMNS}",
-            (config_id, cron, timezone, missed, next_run_at, max_running),
+            "INSERT INTO schedules (config_id, cron, timezone, missed, next_run_at, max_running,"
+            " origin, spec_key) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)"
+            " ON CONFLICT (config_id, spec_key) WHERE origin = 'config' DO NOTHING"
+            f" RETURNING {_SCHEDULE_COLUMNS}",
+            (
+                config_id,
+                cron,
+                timezone,
+                missed,
+                next_run_at,
+                max_running,
+                ORIGIN_API if spec_key is None else ORIGIN_CONFIG,
+                spec_key,
+            ),
         )
-        created = cur.fetchone()
-    assert created is not None
-    return created
+        return cur.fetchone()
 
 
 def get_schedule(conn: DbConnection, schedule_id: uuid.UUID) -> Schedule:
@@ -273,4 +326,131 @@ def advance_schedule(
         " last_execution_id = coalesce(%(execution)s, last_execution_id),"
         " last_error = %(error)s WHERE id = %(id)s",
         values,
+    )
+
+
+# --- a config's own triggers (its YAML `triggers:`) -----------------------------------
+
+
+def keep_config_triggers(conn: DbConnection, config_id: uuid.UUID, keep: set[str]) -> None:
+    """Delete the YAML-registered triggers and schedules of a config whose entry is not
+    in `keep` (spec keys); API-made ones stay."""
+    with conn.transaction():
+        for table in ("event_triggers", "schedules"):
+            conn.execute(
+                f"DELETE FROM {table} WHERE config_id = %s AND origin = 'config'"
+                " AND NOT (spec_key = ANY(%s::text[]))",
+                (config_id, sorted(keep)),
+            )
+
+
+def delete_config_triggers(conn: DbConnection, config_id: uuid.UUID) -> None:
+    """Every trigger and schedule of a deleted config: nothing could start it any more."""
+    with conn.transaction():
+        conn.execute("DELETE FROM event_triggers WHERE config_id = %s", (config_id,))
+        conn.execute("DELETE FROM schedules WHERE config_id = %s", (config_id,))
+
+
+# --- flow control: rate limits and debounce ---------------------------------------------
+
+
+def take_rate_slot(
+    conn: DbConnection, trigger_id: uuid.UUID, rate_key: str, limit: int, period_seconds: float
+) -> bool:
+    """Count one start against the trigger's limit for `rate_key`; False when `limit`
+    starts were counted in the last `period_seconds` (nothing is counted then).
+
+    A transaction-scoped advisory lock per trigger and key serialises the check across
+    server instances, so two events at once cannot both take the last slot."""
+    with conn.transaction():
+        conn.execute(
+            "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (f"{trigger_id}:{rate_key}",)
+        )
+        conn.execute(
+            "DELETE FROM trigger_rate_starts WHERE trigger_id = %s AND rate_key = %s"
+            " AND started_at <= now() - make_interval(secs => %s)",
+            (trigger_id, rate_key, period_seconds),
+        )
+        row = conn.execute(
+            "SELECT count(*) FROM trigger_rate_starts WHERE trigger_id = %s AND rate_key = %s",
+            (trigger_id, rate_key),
+        ).fetchone()
+        assert row is not None
+        if int(row[0]) >= limit:
+            return False
+        conn.execute(
+            "INSERT INTO trigger_rate_starts (trigger_id, rate_key) VALUES (%s, %s)",
+            (trigger_id, rate_key),
+        )
+    return True
+
+
+def debounce_event(
+    conn: DbConnection,
+    trigger_id: uuid.UUID,
+    rate_key: str,
+    *,
+    event_id: str,
+    event_name: str,
+    data: JsonDict,
+    period_seconds: float,
+    timeout_seconds: float | None,
+) -> Debounce:
+    """Open a burst or add the event to the open one: the burst's start moves to
+    `period_seconds` from now, but never past `timeout_seconds` after its first event."""
+    with conn.transaction(), conn.cursor(row_factory=class_row(Debounce)) as cur:
+        cur.execute(
+            "INSERT INTO trigger_debounces AS d (trigger_id, rate_key, event_id, event_name,"
+            " data, due_at) VALUES (%(trigger)s, %(key)s, %(event)s, %(name)s, %(data)s,"
+            " now() + make_interval(secs => %(period)s))"
+            " ON CONFLICT (trigger_id, rate_key) DO UPDATE SET event_id = EXCLUDED.event_id,"
+            " event_name = EXCLUDED.event_name, data = EXCLUDED.data, events = d.events + 1,"
+            " due_at = CASE WHEN %(timeout)s::float8 IS NULL THEN EXCLUDED.due_at"
+            " ELSE least(EXCLUDED.due_at, d.first_at + make_interval(secs => %(timeout)s)) END"
+            " RETURNING trigger_id, rate_key, event_id, event_name, data, events, first_at,"
+            " due_at",
+            {
+                "trigger": trigger_id,
+                "key": rate_key,
+                "event": event_id,
+                "name": event_name,
+                "data": Jsonb(data),
+                "period": period_seconds,
+                "timeout": timeout_seconds,
+            },
+        )
+        burst = cur.fetchone()
+    assert burst is not None
+    return burst
+
+
+def lock_due_debounce(conn: DbConnection) -> Debounce | None:
+    """One burst whose start is due, row-locked until the caller's transaction ends;
+    another instance's are skipped. An event of the burst arriving meanwhile waits for
+    the lock, then opens a new burst."""
+    with conn.cursor(row_factory=class_row(Debounce)) as cur:
+        cur.execute(
+            "SELECT trigger_id, rate_key, event_id, event_name, data, events, first_at, due_at"
+            " FROM trigger_debounces WHERE due_at <= now() ORDER BY due_at LIMIT 1"
+            " FOR UPDATE SKIP LOCKED"
+        )
+        return cur.fetchone()
+
+
+def close_debounce(conn: DbConnection, trigger_id: uuid.UUID, rate_key: str) -> None:
+    conn.execute(
+        "DELETE FROM trigger_debounces WHERE trigger_id = %s AND rate_key = %s",
+        (trigger_id, rate_key),
+    )
+
+
+def update_event_result(
+    conn: DbConnection, event_id: str, trigger_id: uuid.UUID, changes: JsonDict
+) -> None:
+    """Merge `changes` into the event's result for one trigger (a debounced start)."""
+    conn.execute(
+        "UPDATE inbound_events SET results = (SELECT coalesce(jsonb_agg(CASE WHEN"
+        " r->>'trigger_id' = %s THEN r || %s ELSE r END ORDER BY n), '[]')"
+        " FROM jsonb_array_elements(results) WITH ORDINALITY AS t(r, n)) WHERE id = %s",
+        (str(trigger_id), Jsonb(changes), event_id),
     )

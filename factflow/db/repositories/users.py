@@ -1,9 +1,10 @@
-"""People (`users`): an email, a role (admin, member, viewer) and whether they are disabled."""
+"""People (`users`): an email, a role (admin, member, viewer), whether they are disabled,
+and an optional argon2 password hash for login."""
 
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 import psycopg
@@ -12,7 +13,7 @@ from psycopg.rows import class_row
 from factflow.db.connection import DbConnection
 from factflow.db.exceptions import ConflictError, NotFoundError
 
-_COLUMNS = "id, email, name, role, disabled, created_at, updated_at"
+_COLUMNS = "id, email, name, role, disabled, created_at, updated_at, password_hash, last_login_at"
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,6 +25,8 @@ class User:
     disabled: bool
     created_at: datetime
     updated_at: datetime
+    password_hash: str | None = field(default=None, repr=False)
+    last_login_at: datetime | None = None
 
 
 def create_user(conn: DbConnection, *, email: str, role: str, name: str | None = None) -> User:
@@ -97,3 +100,27 @@ def update_user(
         msg = f"user {user_id} does not exist"
         raise NotFoundError(msg)
     return row
+
+
+def set_password_hash(conn: DbConnection, user_id: uuid.UUID, password_hash: str) -> User:
+    """Store a new password hash; NotFoundError when the user is missing."""
+    with conn.transaction(), conn.cursor(row_factory=class_row(User)) as cur:
+        cur.execute(
+            f"UPDATE users SET password_hash = %s, password_changed_at = now(),"
+            f" updated_at = now() WHERE id = %s RETURNING {_COLUMNS}",
+            (password_hash, user_id),
+        )
+        row = cur.fetchone()
+    if row is None:
+        msg = f"user {user_id} does not exist"
+        raise NotFoundError(msg)
+    return row
+
+
+def record_login(conn: DbConnection, user_id: uuid.UUID, password_hash: str | None) -> None:
+    """The login time, and a re-hashed password when the hasher's parameters changed."""
+    conn.execute(
+        "UPDATE users SET last_login_at = now(), password_hash = coalesce(%s, password_hash)"
+        " WHERE id = %s",
+        (password_hash, user_id),
+    )

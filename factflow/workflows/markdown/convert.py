@@ -11,7 +11,8 @@ content is filtered (counted as `html_to_markdown.empty` in the metrics).
 from __future__ import annotations
 
 import hashlib
-from typing import Any
+from contextlib import suppress
+from typing import TYPE_CHECKING, Any
 
 from pydantic import Field
 
@@ -22,6 +23,10 @@ from factflow.workflows.config import WorkflowAdapter, WorkflowConfig
 from factflow.workflows.errors import PayloadError
 from factflow.workflows.markdown.blocks import split_blocks
 from factflow.workflows.markdown.tokens import Tokenizer, count_tokens, get_tokenizer
+
+if TYPE_CHECKING:
+    from lxml.html import HtmlElement
+    from trafilatura.settings import Document
 
 
 class HtmlToMarkdownConfig(WorkflowConfig):
@@ -40,6 +45,22 @@ def document_id_for(url: str | None, markdown: str) -> str:
     return hashlib.sha256(seed.encode()).hexdigest()[:32]
 
 
+def page_metadata(tree: HtmlElement) -> Document:
+    """Title and description the way `trafilatura.extract_metadata` finds them (meta tags,
+    then JSON-LD, then the title heuristics), without the rest of it: its date search
+    (htmldate), authors, categories and licence cost as much as the content extraction
+    itself and nothing here uses them."""
+    from trafilatura.metadata import examine_meta, extract_meta_json, extract_title
+
+    meta = examine_meta(tree)
+    with suppress(Exception):  # trafilatura guards its JSON-LD parser the same way
+        meta = extract_meta_json(tree, meta)
+    if not meta.title:
+        meta.title = extract_title(tree)
+    meta.clean_and_trim()
+    return meta
+
+
 def html_to_markdown(html: str, config: HtmlToMarkdownConfig) -> tuple[str, JsonDict]:
     """(markdown, page facts: title, description, language) of one HTML page."""
     import trafilatura
@@ -48,7 +69,7 @@ def html_to_markdown(html: str, config: HtmlToMarkdownConfig) -> tuple[str, Json
     tree = load_html(html)
     if tree is None:
         return "", {}
-    meta = trafilatura.extract_metadata(tree)
+    meta = page_metadata(tree)
     language = tree.get("lang") or None
     markdown = trafilatura.extract(
         tree,
@@ -62,8 +83,8 @@ def html_to_markdown(html: str, config: HtmlToMarkdownConfig) -> tuple[str, Json
         deduplicate=False,
     )
     facts: JsonDict = {
-        "title": meta.title if meta else None,
-        "description": meta.description if meta else None,
+        "title": meta.title,
+        "description": meta.description,
         "language": language.split("-")[0].lower() if language else None,
     }
     return (markdown or "").strip(), facts

@@ -15,6 +15,7 @@ content beside it as `<document_id>.<content-hash>.md`. It emits its input plus
 
 from __future__ import annotations
 
+import asyncio
 import json
 from enum import StrEnum
 from typing import Any
@@ -24,6 +25,7 @@ from pydantic import Field
 
 from factflow.adapters.base import Context
 from factflow.messages import Message, content_hash
+from factflow.storage import StageStorage
 from factflow.types import JsonDict
 from factflow.workflows.config import WorkflowAdapter, WorkflowConfig
 from factflow.workflows.errors import PayloadError
@@ -86,14 +88,23 @@ class MarkdownStorageWriterAdapter(WorkflowAdapter):
         super().__init__(config)
         self.settings = MarkdownStorageConfig.model_validate(self.config)
 
-    def process(self, message: Message, context: Context) -> list[Message]:
+    async def process(self, message: Message, context: Context) -> list[Message]:
         payload: Any = message.payload if isinstance(message.payload, dict) else {}
         markdown = payload.get("markdown")
         if not isinstance(markdown, str):
             msg = "payload has no 'markdown' (the output of html_to_markdown)"
             raise PayloadError(msg)
-        front = payload.get("front_matter") if isinstance(payload.get("front_matter"), dict) else {}
         storage = require_storage(context, self.name)
+        # the durable writes (two fsynced objects) run off the worker's thread, so the
+        # messages of a batch write at once instead of one fsync after another
+        body = await asyncio.to_thread(self._write, storage, payload, markdown, context)
+        return [message.derive(payload=body)]
+
+    def _write(
+        self, storage: StageStorage, payload: JsonDict, markdown: str, context: Context
+    ) -> JsonDict:
+        given = payload.get("front_matter")
+        front: JsonDict = given if isinstance(given, dict) else {}
         document_id = str(front.get("document_id") or content_hash(markdown)[:32])
         name = document_id
         doc_key = document_key(context, self.settings.folder, name, ".md")
@@ -118,4 +129,4 @@ class MarkdownStorageWriterAdapter(WorkflowAdapter):
             data = json.dumps(segments, ensure_ascii=False).encode()
             storage.put(seg_key, data, metadata, "application/json")
             body["segments_key"] = seg_key
-        return [message.derive(payload=body)]
+        return body

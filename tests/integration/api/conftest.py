@@ -72,6 +72,8 @@ def make_app(api_db_url: str, tmp_path: Path) -> Iterator[MakeApp]:
             "heartbeat_seconds": 0.3,
             "cancel_grace_seconds": 5,
             "max_concurrent_executions": 50,
+            # the limiter runs on every request, but only the rate-limit tests reach it
+            "auth_rate_limit_per_minute": 1_000_000,
             **overrides,
         }
         client = TestClient(create_app(ApiSettings(**values)), client=(peer, 50000))

@@ -59,7 +59,7 @@ def server(api_db_url: str, tmp_path: Path) -> Iterator[str]:
 
 
 def cli(
-    server: str, db: str, *args: str, key: str | None = None
+    server: str, db: str, *args: str, key: str | None = None, stdin: str | None = None
 ) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "FACTFLOW_SERVER_URL": server,
            "FACTFLOW_DATABASE_URL": db, "FACTFLOW_AUTH_SECRET": SECRET}  # fmt: skip
@@ -72,6 +72,7 @@ def cli(
         capture_output=True,
         text=True,
         timeout=60,
+        input=stdin,
     )
 
 
@@ -124,3 +125,31 @@ def test_keys_and_users_from_the_cli(server: str, api_db_url: str) -> None:
 
     demoted = ok(cli(server, api_db_url, "users", "set-role", "dev@cli.test", "viewer", key=key))
     assert demoted["role"] == "viewer"
+
+
+def test_create_admin_logs_in_and_is_audited(server: str, api_db_url: str) -> None:
+    weak = cli(server, api_db_url, "create-admin", "--email", "root@cli.test",
+               "--password-stdin", stdin="short\n")  # fmt: skip
+    assert weak.returncode == 1 and "at least 12 characters" in weak.stderr
+    made = ok(cli(server, api_db_url, "create-admin", "--email", "root@cli.test",
+                  "--password-stdin", stdin="a long enough passphrase\n"))  # fmt: skip
+    assert made["role"] == "admin" and made["has_password"] is True
+    with httpx.Client(base_url=server) as browser:
+        r = browser.post(
+            "/api/v1/auth/login",
+            json={"email": "root@cli.test", "password": "a long enough passphrase"},
+        )
+        assert r.status_code == 200, r.text
+        token = r.json()["csrf_token"]
+        created = browser.post(
+            "/api/v1/users", json={"email": "new@cli.test"}, headers={"X-CSRF-Token": token}
+        )
+        assert created.status_code == 201, created.text
+    key = ok(cli(server, api_db_url, "keys", "create", "--admin", "--owner", "root@cli.test"))
+    audit = ok(cli(server, api_db_url, "audit", "--action", "create_user",
+                   "--actor", "root@cli.test", key=key["key"]))  # fmt: skip
+    assert [(e["actor"], e["status_code"]) for e in audit] == [("root@cli.test", 201)]
+    new_password = "the new user's password\n"
+    set_pw = ok(cli(server, api_db_url, "users", "set-password", "new@cli.test",
+                    "--password-stdin", stdin=new_password, key=key["key"]))  # fmt: skip
+    assert set_pw["has_password"] is True

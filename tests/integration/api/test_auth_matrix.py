@@ -20,13 +20,14 @@ import pytest
 from fastapi import APIRouter, FastAPI
 from fastapi.testclient import TestClient
 
-from factflow.api.auth import PUBLIC, RouteScopeError, require, secure_routes
+from factflow.api.auth import AUTHENTICATED, PUBLIC, Needed, RouteScopeError, require, secure_routes
 from factflow.auth.scopes import ALL_SCOPES, READ_SCOPES, ROLE_SCOPES, Role, Scope
 from tests.integration.api.conftest import MakeApp
 
 pytestmark = pytest.mark.integration
 
 SAFE = {"GET", "HEAD", "OPTIONS"}
+FORGED = "factflow_session=ffs_" + "x" * 43
 # POST /system/mq-diagnostic publishes on every reachable provider: it is called, but only
 # by the credentials it refuses (it is in the table like every other route)
 NOT_CALLED_WHEN_ALLOWED = {("POST", "/api/v1/system/mq-diagnostic")}
@@ -36,7 +37,7 @@ NOT_CALLED_WHEN_ALLOWED = {("POST", "/api/v1/system/mq-diagnostic")}
 class Operation:
     method: str
     path: str
-    scope: Scope | None
+    scope: Needed
 
     @property
     def url(self) -> str:
@@ -56,10 +57,14 @@ def operations() -> list[Operation]:
     from factflow.api import ApiSettings, create_app
 
     spec = create_app(ApiSettings(environment="test", auth_secret="m" * 32)).openapi()
+
+    def needed(value: str | None) -> Needed:
+        if value is None:
+            return None
+        return AUTHENTICATED if value == AUTHENTICATED else Scope(value)
+
     found = [
-        Operation(
-            method.upper(), path, Scope(op["x-required-scope"]) if op["x-required-scope"] else None
-        )
+        Operation(method.upper(), path, needed(op["x-required-scope"]))
         for path, ops in spec["paths"].items()
         for method, op in ops.items()
     ]
@@ -107,7 +112,9 @@ def bearer(key: str) -> dict[str, str]:
 
 def test_every_operation_declares_a_scope_or_public(operations: list[Operation]) -> None:
     public = sorted(op.path for op in operations if op.scope is None)
-    assert public == ["/api/v1/system/health", "/api/v1/system/readiness"]
+    assert public == ["/api/v1/auth/login", "/api/v1/system/health", "/api/v1/system/readiness"]
+    authenticated = sorted(op.path for op in operations if op.scope == AUTHENTICATED)
+    assert authenticated == ["/api/v1/auth/logout", "/api/v1/auth/me"]
 
 
 def test_matrix(world: dict[str, Any], operations: list[Operation]) -> None:
@@ -141,6 +148,17 @@ def test_matrix(world: dict[str, Any], operations: list[Operation]) -> None:
         expect(op, "a malformed key", bearer("ff_live_short"), "401 INVALID_API_KEY")
         expect(op, "a revoked key", bearer(world["revoked"]), "401 API_KEY_REVOKED")
         expect(op, "an expired key", bearer(world["expired"]), "401 API_KEY_EXPIRED")
+        expect(
+            op, "a forged session", {"Authorization": "", "Cookie": FORGED}, "401 SESSION_INVALID"
+        )
+        if op.scope == AUTHENTICATED:  # any credentials; ff_ro_ keys only for reads
+            ro_want = "allowed" if op.method in SAFE else "403 READ_ONLY_KEY"
+            expect(op, "an ff_ro_ key", bearer(world["ro"]), ro_want)
+            for role in (Role.MEMBER, Role.VIEWER):
+                expect(op, role.value, bearer(world[role.value]), "allowed")
+            expect(op, "admin", {}, "allowed")
+            continue
+        assert isinstance(op.scope, Scope)
         # ff_ro_: through on every :read route (POST searches too), refused on all others
         ro_want = "allowed" if op.scope.reads_only else "403 READ_ONLY_KEY"
         expect(op, "an ff_ro_ key", bearer(world["ro"]), ro_want)

@@ -46,7 +46,9 @@ LINEAGE_COLUMNS_IN_DESIGN = [
 
 def test_migrations_apply_once_then_are_idempotent(fresh_database: Callable[[], str]) -> None:
     shipped = [m.version for m in available_migrations()]
-    assert shipped == list(range(1, len(shipped) + 1))
+    # unique and ascending; numbers are handed out per branch, so one may land before a
+    # lower one (the runner applies every version it has not applied, gaps or not)
+    assert shipped == sorted(set(shipped)) and shipped[0] == 1
     with connect(fresh_database()) as conn:
         assert current_version(conn) == 0
         assert migrate(conn) == shipped

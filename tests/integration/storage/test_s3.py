@@ -314,3 +314,12 @@ def test_wrong_credentials_fail_clearly_and_masked(s3_server: S3Server, bucket: 
     reason = f"{s3_server.name} accepts any credentials; nothing to check"
     print(reason)
     pytest.skip(reason)
+
+
+def test_delete_removes_the_object(storage: S3Storage, raw_client: Minio, bucket: str) -> None:
+    storage.put(KEY, b"data", {"attempt": "1"})
+    storage.put(KEY + ".other", b"kept")
+    assert storage.delete(KEY) is True
+    assert not storage.exists(KEY)
+    assert storage.delete(KEY) is False
+    assert raw_names(raw_client, bucket) == [f"run-1/{KEY}.other"]

@@ -719,6 +719,87 @@ CASES = [
         22,
         "routes.b.inbound.queue",
     ),
+    Case(
+        "E115",
+        """
+        version: "1.0"
+        routes:
+          a:
+            inbound: {queue: q}
+            outbound: out
+        init_message: {route: a}
+        triggers:
+          - cron: "* * *"
+        """,
+        8,
+        11,
+        "triggers[0].cron",
+    ),
+    Case(
+        "E116",
+        """
+        version: "1.0"
+        routes:
+          a:
+            inbound: {queue: q}
+            outbound: out
+        init_message: {route: a}
+        triggers:
+          - {cron: "0 3 * * *", timezone: Mars/Olympus}
+        """,
+        8,
+        35,
+        "triggers[0].timezone",
+    ),
+    Case(
+        "E117",
+        """
+        version: "1.0"
+        routes:
+          a:
+            inbound: {queue: q}
+            outbound: out
+        init_message: {route: a}
+        triggers:
+          - max_running: 1
+        """,
+        8,
+        5,
+        "triggers[0]",
+    ),
+    Case(
+        "E207",
+        """
+        version: "1.0"
+        routes:
+          a:
+            inbound: {queue: q}
+            outbound: out
+        init_message: {route: a}
+        triggers:
+          - {event: "x.*", input_queue: out}
+        """,
+        8,
+        33,
+        "triggers[0].input_queue",
+    ),
+    Case(
+        "E208",
+        """
+        version: "1.0"
+        routes:
+          a:
+            inbound: {queue: q}
+            outbound: out
+        triggers:
+          - event: "x.*"
+            input_queue: q
+            init_payload: true
+        """,
+        9,
+        19,
+        "triggers[0].init_payload",
+    ),
 ]
 
 

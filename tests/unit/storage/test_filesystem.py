@@ -295,3 +295,16 @@ def test_kill_at_a_random_moment_leaves_only_whole_objects(tmp_path: Path) -> No
         assert info.size == size
         assert storage.get(info.key) == bytes([i % 251]) * size
         assert storage.metadata(info.key) == {"i": str(i)}
+
+
+def test_delete_removes_object_sidecar_and_empty_folders(storage: FileSystemStorage) -> None:
+    storage.put(KEY, b"data", {"execution-id": "e1"})
+    other = KEY.rsplit("/", 2)[0] + "/other/m2.json"
+    storage.put(other, b"kept")
+    assert storage.delete(KEY) is True
+    assert not storage.exists(KEY)
+    assert storage.delete(KEY) is False  # nothing there any more
+    # the sidecar went with it, and so did the stage folder it emptied
+    assert files_under(storage.root) == sorted([other, other + ".meta.json"])
+    assert not (storage.root / KEY).parent.exists()
+    assert storage.get(other) == b"kept"

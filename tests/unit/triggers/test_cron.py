@@ -6,7 +6,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from factflow.triggers.cron import Cron
+from factflow.cron import Cron
+from factflow.exceptions import ConfigurationError
 from factflow.triggers.exceptions import TriggerError
 from factflow.triggers.matching import check_condition, matches
 
@@ -28,12 +29,12 @@ def test_ticks_follow_the_zone_across_dst() -> None:
 
 @pytest.mark.parametrize("expression", ["* * *", "61 * * * *", "every minute", "* * * * * *"])
 def test_invalid_expressions(expression: str) -> None:
-    with pytest.raises(TriggerError, match="cron expression"):
+    with pytest.raises(ConfigurationError, match="E115 not a cron expression"):
         Cron(expression)
 
 
 def test_unknown_zone() -> None:
-    with pytest.raises(TriggerError, match="time zone"):
+    with pytest.raises(ConfigurationError, match="E116 unknown time zone"):
         Cron("* * * * *", "Mars/Olympus")
 
 
