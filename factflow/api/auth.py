@@ -149,8 +149,8 @@ def authenticate(request: Request) -> Principal:
     cookie = request.cookies.get(SESSION_COOKIE) if key is None else None
     with get_pool(request).connection() as conn:
         if key is not None:
-            return authenticate_key(conn, auth, key)  # counts the request as it looks up
-        if cookie:
+            principal = authenticate_key(conn, auth, key)
+        elif cookie:
             principal = authenticate_session(conn, auth, cookie)
             if request.method.upper() not in SAFE_METHODS:
                 check_csrf(auth.secret, cookie, request.headers.get(CSRF_HEADER))

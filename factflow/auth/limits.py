@@ -25,23 +25,18 @@ def rate_of(settings: AuthSettings, principal: Principal) -> int | None:
     return principal.rate_limit_per_minute or settings.limits.rate_per_minute
 
 
-def rate_limited(principal: Principal, per_minute: int, wait: float) -> RateLimitedError:
-    msg = (
-        f"{principal.label} is over its rate limit of {per_minute} requests per minute:"
-        f" retry in {wait:.1f} s"
-    )
-    return RateLimitedError(AuthCode.RATE_LIMITED, msg, retry_after=wait, limit=per_minute)
-
-
 def check_rate(conn: DbConnection, settings: AuthSettings, principal: Principal) -> None:
-    """Count one request of `principal`; RateLimitedError (429) over its limit. (A key's
-    requests are counted by `authenticate_key`, in the lookup's round trip.)"""
+    """Count one request of `principal`; RateLimitedError (429) over its limit."""
     per_minute = rate_of(settings, principal)
     if per_minute is None:
         return
     wait = _take(conn, principal.subject, per_minute)
     if wait is not None:
-        raise rate_limited(principal, per_minute, wait)
+        msg = (
+            f"{principal.label} is over its rate limit of {per_minute} requests per minute:"
+            f" retry in {wait:.1f} s"
+        )
+        raise RateLimitedError(AuthCode.RATE_LIMITED, msg, retry_after=wait, limit=per_minute)
 
 
 def check_login_rate(conn: DbConnection, settings: AuthSettings, address: str | None) -> None:

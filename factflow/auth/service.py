@@ -9,7 +9,6 @@ from datetime import UTC, datetime, timedelta
 
 from factflow.auth.exceptions import AuthCode, AuthenticationError, KeyPolicyError
 from factflow.auth.keys import KeyType, generate_key, hash_key, key_matches, parse_key
-from factflow.auth.limits import WINDOW_SECONDS, rate_limited, rate_of
 from factflow.auth.principal import Principal, PrincipalKind
 from factflow.auth.scopes import READ_SCOPES, ROLE_SCOPES, Role, Scope, parse_scopes
 from factflow.auth.settings import AuthSettings
@@ -40,25 +39,14 @@ def key_scopes(record: ApiKey) -> frozenset[Scope]:
 def authenticate_key(
     conn: DbConnection, settings: AuthSettings, key: str, *, now: datetime | None = None
 ) -> Principal:
-    """The principal a key stands for, its request counted against the key's rate limit
-    (in the same round trip as the lookup); AuthenticationError (with its code) when it is
-    malformed, unknown, revoked, expired, a test key in production, or its owner disabled,
-    RateLimitedError (429) over its limit."""
+    """The principal a key stands for; AuthenticationError (with its code) when it is
+    malformed, unknown, revoked, expired, a test key in production, or its owner disabled."""
     assert settings.secret is not None, "keys are checked only in KEYS mode"
     parsed = parse_key(key)
     if parsed is None:
         msg = "not a factflow API key (they look like ff_live_..., ff_test_..., ff_ro_...)"
         raise AuthenticationError(AuthCode.INVALID_API_KEY, msg)
-    key_hash = hash_key(settings.secret, key)
-    check = keys_repo.find_key_and_take(
-        conn,
-        parsed.prefix,
-        key_hash,
-        default_rate=settings.limits.rate_per_minute,
-        window=WINDOW_SECONDS,
-    )
-    record = check.key
-    # the query matched the hash too, but the comparison that decides is constant-time
+    record = keys_repo.find_key_by_prefix(conn, parsed.prefix)
     if record is None or not key_matches(settings.secret, key, record.key_hash):
         raise AuthenticationError(AuthCode.INVALID_API_KEY, f"unknown API key {parsed.prefix}")
     now = now or datetime.now(UTC)
@@ -74,7 +62,8 @@ def authenticate_key(
     if record.owner_disabled:
         msg = f"the owner of API key {parsed.prefix} ({record.owner_email}) is disabled"
         raise AuthenticationError(AuthCode.USER_DISABLED, msg)
-    principal = Principal(
+    keys_repo.touch_key(conn, record, now)
+    return Principal(
         PrincipalKind.KEY,
         record.owner_email,
         key_scopes(record),
@@ -86,10 +75,6 @@ def authenticate_key(
         rate_limit_per_minute=record.rate_limit_per_minute,
         max_running_executions=record.max_running_executions,
     )
-    if check.limited:
-        raise rate_limited(principal, rate_of(settings, principal) or 0, check.wait_seconds)
-    keys_repo.touch_key(conn, record, now)
-    return principal
 
 
 def check_key_scopes(

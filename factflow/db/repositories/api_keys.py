@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from psycopg.rows import class_row, dict_row
+from psycopg.rows import class_row
 
 from factflow.db.connection import DbConnection
 from factflow.db.exceptions import NotFoundError
@@ -88,54 +88,6 @@ def get_key(conn: DbConnection, key_id: uuid.UUID) -> ApiKey:
         msg = f"API key {key_id} does not exist"
         raise NotFoundError(msg)
     return row
-
-
-@dataclass(frozen=True, slots=True)
-class KeyCheck:
-    key: ApiKey | None
-    """The row of the prefix (whether the hash matches is for the caller to check)."""
-    limited: bool
-    """The key is over its rate limit: this request was not counted."""
-    wait_seconds: float
-    """When limited: the seconds until the next request is allowed."""
-
-
-def find_key_and_take(
-    conn: DbConnection, prefix: str, key_hash: str, *, default_rate: int | None, window: float
-) -> KeyCheck:
-    """The key of `prefix` and, in the same statement, one request taken from its rate
-    limit (GCRA, db/repositories/rate_limits.py; subject `key:<id>`, its own limit else
-    `default_rate` a `window`). Only a usable key is counted (the hash matches, neither
-    revoked nor expired, owner enabled), so nobody spends a key's budget without it; one
-    round trip instead of two is the point (it runs on every request)."""
-    with conn.cursor(row_factory=dict_row) as cur:
-        cur.execute(
-            f"WITH k AS ({_SELECT} WHERE k.prefix = %(prefix)s),"
-            " lim AS (SELECT 'key:' || k.id AS subject,"
-            "  (%(window)s / coalesce(k.rate_limit_per_minute, %(rate)s::int))::float8 AS step"
-            "  FROM k WHERE k.key_hash = %(hash)s AND k.revoked_at IS NULL"
-            "  AND (k.expires_at IS NULL OR k.expires_at > now()) AND NOT k.owner_disabled"
-            "  AND coalesce(k.rate_limit_per_minute, %(rate)s::int) IS NOT NULL),"
-            " taken AS (INSERT INTO rate_limits AS r (subject, tat)"
-            "  SELECT subject, now() + make_interval(secs => step) FROM lim"
-            "  ON CONFLICT (subject) DO UPDATE"
-            "  SET tat = greatest(r.tat, now()) + (EXCLUDED.tat - now())"
-            "  WHERE greatest(r.tat, now()) + (EXCLUDED.tat - now())"
-            "   <= now() + make_interval(secs => %(window)s)"
-            "  RETURNING 1)"
-            " SELECT k.*,"
-            " EXISTS (SELECT 1 FROM lim) AND NOT EXISTS (SELECT 1 FROM taken) AS limited,"
-            " (SELECT extract(epoch FROM greatest(r.tat, now()) + make_interval(secs => step)"
-            "  - make_interval(secs => %(window)s) - now())"
-            "  FROM rate_limits r JOIN lim ON r.subject = lim.subject) AS wait"
-            " FROM k",
-            {"prefix": prefix, "hash": key_hash, "rate": default_rate, "window": window},
-        )
-        row = cur.fetchone()
-    if row is None:
-        return KeyCheck(None, False, 0.0)
-    limited, wait = bool(row.pop("limited")), row.pop("wait")
-    return KeyCheck(ApiKey(**row), limited, max(float(wait or 0.0), 0.0))
 
 
 def find_key_by_prefix(conn: DbConnection, prefix: str) -> ApiKey | None:
