@@ -172,3 +172,14 @@ def test_a_key_may_run_only_its_cap_of_executions_at_once(
     assert again.status_code == 201, again.text
     api.post(f"/api/v1/executions/{again.json()['execution_id']}/cancel")
     wait_status(api, again.json()["execution_id"], ("cancelled", "completed"))
+
+
+def test_wrong_keys_with_a_real_prefix_do_not_spend_its_budget(make_app: MakeApp) -> None:
+    api = make_app(auth_rate_limit_per_minute=2)
+    key = new_key(api, ["configs:read"])["key"]
+    forged = key[:-1] + ("a" if key[-1] != "a" else "b")  # same prefix, wrong secret part
+    for _ in range(5):
+        r = api.get(CONFIGS, headers=bearer(forged))
+        assert (r.status_code, r.json()["error_code"]) == (401, "INVALID_API_KEY")
+    codes = [api.get(CONFIGS, headers=bearer(key)).status_code for _ in range(3)]
+    assert codes == [200, 200, 429]
