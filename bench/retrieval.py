@@ -16,6 +16,12 @@ hybrid and RRF search, side by side, on the demo's site and a question set shipp
    segment comes from one of its pages: hit@1 and hit@5 count the questions answered at
    rank 1 and within 5, MRR is the mean of 1/r (0 when no page is in the top 10).
 
+4. The chat path: each question asked as `POST /api/v1/chat` answers it in extractive
+   mode (chat retrieval: RRF, top 5, the relevance bar; the numbered citations; the
+   extractive answer): how often a page that answers it is among the first three
+   citations (the issue's target on a hidden set: >= 42/45), and how often the answer
+   says nothing was found.
+
 `--misses` lists, per mode, the questions not answered at rank 1 with what came first.
 """
 
@@ -36,6 +42,8 @@ from pathlib import Path
 import yaml
 from benchdb import scratch_postgres
 
+from factflow.chat.extractive import NOTHING_FOUND, extract
+from factflow.chat.retrieval import RetrievalSettings, cite, retrieve
 from factflow.db.connection import DbConnection, connect
 from factflow.search import QueryEmbedder, SearchOptions, SearchResult, SearchService
 
@@ -160,6 +168,30 @@ def evaluate(
     return score
 
 
+@dataclass
+class ChatScore:
+    top3: int = 0
+    nothing_found: int = 0
+    misses: list[tuple[str, str]] = field(default_factory=list)
+
+
+def evaluate_chat(
+    conn: DbConnection, site: str, questions: list[Question], service: SearchService
+) -> ChatScore:
+    """The chat path's citations (what an extractive answer cites, in its order)."""
+    score = ChatScore()
+    for question in questions:
+        citations = cite(conn, retrieve(conn, service, question.text, RetrievalSettings()))
+        if extract(question.text, citations) == NOTHING_FOUND:
+            score.nothing_found += 1
+        pages = [page_of(c.url, site) for c in citations[:3]]
+        if any(p in question.pages for p in pages):
+            score.top3 += 1
+        else:
+            score.misses.append((question.text, f"cited: {', '.join(pages) or '(nothing)'}"))
+    return score
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--questions", type=Path, default=HERE / "retrieval_questions.yaml")
@@ -181,6 +213,7 @@ def main() -> int:
                 evaluate(conn, site, questions, mode, getattr(service, mode), args.candidates)
                 for mode in MODES
             ]
+            chat = evaluate_chat(conn, site, questions, service)
     n = len(questions)
     print(
         f"{n} questions over {pages} pages, {segments} segments "
@@ -192,7 +225,14 @@ def main() -> int:
             f"  {s.mode:10} {s.hits_at(1):>4}/{n:<4} {s.hits_at(5):>4}/{n:<4}"
             f" {s.mrr():6.3f} {statistics.median(s.milliseconds):9.1f}"
         )
+    print(
+        f"  chat (extractive): answering page among the first three citations "
+        f"{chat.top3}/{n}, nothing found {chat.nothing_found}/{n}"
+    )
     if args.misses:
+        print("\nchat: no answering page among the first three citations")
+        for text, what in chat.misses:
+            print(f"  {text:70} {what}")
         for s in scores:
             print(f"\n{s.mode}: not first")
             for text, what in s.misses:

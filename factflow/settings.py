@@ -116,6 +116,16 @@ class Settings(BaseSettings):
     validate_pipelines_on_start: bool = True
     instance_id: str = Field(default_factory=_instance_id)
 
+    # --- chat (the server) ---------------------------------------------------------------
+    chat_model: str | None = Field(
+        default=None,
+        description="litellm model of chat answers (default: FACTFLOW_LLM_MODEL); with "
+        "neither, answers are extractive (the best sentences of the sources, offline)",
+    )
+    chat_context_tokens: int = Field(
+        default=6000, ge=256, description="token budget of the sources in an answer's prompt"
+    )
+
     # --- webhooks and schedules (the server) ---------------------------------------------
     webhook_retry_schedule_seconds: tuple[float, ...] = Field(
         default=DEFAULT_RETRY_SCHEDULE,

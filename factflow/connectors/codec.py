@@ -116,7 +116,9 @@ def decode_body(
             data = msgpack.unpackb(body)
         except Exception:  # not msgpack: read it as a raw body below
             data = None
-        if isinstance(data, dict) and "payload" in data:
+        if isinstance(data, dict):
+            # an envelope; else a msgpack record such as a dead letter (its payload, as a
+            # file queue's JSON line of one is)
             return message_from_data(data, raw=False, queue=queue, position=fallback_id)
     try:
         payload: Any = json.loads(body)

@@ -10,7 +10,9 @@ What lives here:
   `AdaptiveRateLimiter`: starts at 50, +1 on success, halved on a 429, floor 5).
 - `client`: `LiteLLMClient`, both protocols over `litellm.acompletion` / `aembedding`
   with the seed system's limits (up to 7 attempts with jittered backoff; a 429 feeds the
-  limiter, 5xx and timeouts the retries), and `LLMConfig`, its settings (`FACTFLOW_LLM_*`).
+  limiter, 5xx and timeouts the retries), `stream` for token-by-token answers, and
+  `LLMConfig`, its settings (`FACTFLOW_LLM_*`).
+- `tokens`: token counts, context windows and provider names as litellm knows them.
 
 litellm is the `llm` extra and is imported on the first call, so adapters that never call
 the client cost nothing. This package knows no engine, compiler or server.
@@ -27,6 +29,7 @@ from factflow.llm.base import (
 )
 from factflow.llm.client import LiteLLMClient, LLMConfig, LLMLimits
 from factflow.llm.limiter import AdaptiveLimiter
+from factflow.llm.tokens import check_model, context_window, count_tokens, provider_of
 
 __all__ = [
     "AdaptiveLimiter",
@@ -40,4 +43,8 @@ __all__ = [
     "LLMLimits",
     "LiteLLMClient",
     "Usage",
+    "check_model",
+    "context_window",
+    "count_tokens",
+    "provider_of",
 ]

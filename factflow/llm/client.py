@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import os
 import random
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -91,6 +91,58 @@ class LiteLLMClient:
             usage=_usage(litellm, response, completion=True),
             attempts=attempts,
             finish_reason=choice.finish_reason,
+        )
+
+    async def stream(
+        self, messages: Sequence[ChatMessage], **options: Any
+    ) -> AsyncGenerator[str | Completion, None]:
+        """One completion streamed: each text delta as it arrives, then the `Completion`
+        (whole text, usage). Opening the stream is retried like `complete`; a stream that
+        breaks after its first token raises `LLMError` (the tokens were already used).
+        Closing the iterator early (a client that left) closes the provider's stream."""
+        model = self._model(self.config.model, "FACTFLOW_LLM_MODEL")
+        litellm = _litellm()
+        arguments = {
+            **self._arguments(),
+            **options,
+            "model": model,
+            "messages": list(messages),
+            "stream": True,
+            "stream_options": {"include_usage": True},
+        }
+        response, attempts = await self._call(model, lambda: litellm.acompletion(**arguments))
+        parts: list[str] = []
+        prompt = completed = 0
+        finish: str | None = None
+        try:
+            async for chunk in response:
+                usage = getattr(chunk, "usage", None)
+                if usage is not None:
+                    prompt = int(getattr(usage, "prompt_tokens", 0) or 0)
+                    completed = int(getattr(usage, "completion_tokens", 0) or 0)
+                for choice in chunk.choices or []:
+                    delta = getattr(choice.delta, "content", None)
+                    if delta:
+                        parts.append(delta)
+                        yield delta
+                    finish = choice.finish_reason or finish
+        except Exception as exc:
+            msg = f"the stream from {model} broke: {type(exc).__name__}: {exc}"
+            raise LLMError(msg, attempts) from exc
+        finally:
+            close = getattr(response, "aclose", None)
+            if close is not None:
+                await close()
+        text = "".join(parts)
+        if not prompt:  # the provider sent no usage: count as litellm would bill it
+            prompt = int(litellm.token_counter(model=model, messages=list(messages)))
+            completed = int(litellm.token_counter(model=model, text=text))
+        yield Completion(
+            text=text,
+            model=model,
+            usage=Usage(prompt, completed, _price(litellm, model, prompt, completed)),
+            attempts=attempts,
+            finish_reason=finish,
         )
 
     async def embed(self, texts: Sequence[str], **options: Any) -> Embeddings:
@@ -173,6 +225,16 @@ def _usage(litellm: Any, response: Any, *, completion: bool) -> Usage:
     except Exception:  # litellm raises for models it has no price for
         cost = None
     return Usage(prompt, completed, cost)
+
+
+def _price(litellm: Any, model: str, prompt: int, completed: int) -> float | None:
+    try:
+        prompt_cost, completion_cost = litellm.cost_per_token(
+            model=model, prompt_tokens=prompt, completion_tokens=completed
+        )
+    except Exception:  # litellm raises for models it has no price for
+        return None
+    return float(prompt_cost + completion_cost)
 
 
 def _litellm() -> Any:

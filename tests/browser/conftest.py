@@ -1,6 +1,7 @@
 """One real server for the module's browser tests, in key mode (so sign-in and a viewer's
 page can be tested): embedded Postgres in tmp, worker processes that can import the test
-adapters, an admin key (the CLI's bootstrap) and a viewer's read-only key (the API).
+adapters, an admin (the bootstrap key, and a login password the page signs in with) and a
+viewer's read-only key (made through the API).
 Playwright's own browser download cannot run here, so it drives the system Chromium."""
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ from tests.e2e.helpers import worker_env
 
 CHROMIUM = find_chromium()
 SECRET = "browser-tests-secret-0123456789abcdef"
+ADMIN_EMAIL = "admin@example.com"
+ADMIN_PASSWORD = "correct horse battery staple"
 READS = ["configs:read", "executions:read", "lineage:read", "storage:read", "search:read",
          "system:read"]  # fmt: skip
 
@@ -95,8 +98,16 @@ def dashboard() -> Iterator[Dashboard]:
         _wait_healthy(proc, url, log)
         with connect(pg.url) as conn:
             migrate(conn)
-            admin = bootstrap_admin_key(conn, SECRET, "admin@example.com", name="browser tests")
+            admin = bootstrap_admin_key(conn, SECRET, ADMIN_EMAIL, name="browser tests")
         headers = {"X-API-Key": admin.key}
+        # the admin signs in with a password (session cookie + CSRF), the viewer with a key
+        users = httpx.get(f"{url}/api/v1/users", headers=headers).json()
+        admin_id = next(u["id"] for u in users if u["email"] == ADMIN_EMAIL)
+        httpx.put(
+            f"{url}/api/v1/users/{admin_id}/password",
+            headers=headers,
+            json={"password": ADMIN_PASSWORD},
+        ).raise_for_status()
         httpx.post(
             f"{url}/api/v1/users", headers=headers, json={"email": "viewer@example.com"}
         ).raise_for_status()

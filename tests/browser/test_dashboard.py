@@ -20,7 +20,7 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from tests.browser.conftest import Dashboard
+from tests.browser.conftest import ADMIN_EMAIL, ADMIN_PASSWORD, Dashboard
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 Axe = pytest.importorskip(
@@ -39,15 +39,22 @@ def shot(page: Page, name: str) -> None:
         page.screenshot(path=str(Path(SHOTS) / f"{name}.png"), full_page=True)
 
 
-def signed_in(browser: Browser, dashboard: Dashboard, key: str) -> Iterator[Page]:
+def signed_in(browser: Browser, dashboard: Dashboard, key: str | None = None) -> Iterator[Page]:
+    """A page signed in with `key`, or else with the admin's password (a session cookie,
+    whose writes carry the CSRF token)."""
     context = browser.new_context(viewport={"width": 1280, "height": 900})
     page = context.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda error: errors.append(str(error)))
     page.goto(f"{dashboard.url}/")
     expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
-    page.get_by_label("API key", exact=True).fill(key)
-    page.get_by_role("button", name="Sign in").click()
+    if key is None:
+        page.get_by_label("Email", exact=True).fill(ADMIN_EMAIL)
+        page.get_by_label("Password", exact=True).fill(ADMIN_PASSWORD)
+        page.get_by_role("button", name="Sign in with password").click()
+    else:
+        page.get_by_label("API key", exact=True).fill(key)
+        page.get_by_role("button", name="Sign in", exact=True).click()
     expect(page.get_by_role("heading", name="Overview")).to_be_visible()
     yield page
     context.close()
@@ -56,7 +63,7 @@ def signed_in(browser: Browser, dashboard: Dashboard, key: str) -> Iterator[Page
 
 @pytest.fixture
 def admin(browser: Browser, dashboard: Dashboard) -> Iterator[Page]:
-    yield from signed_in(browser, dashboard, dashboard.admin_key)
+    yield from signed_in(browser, dashboard)
 
 
 @pytest.fixture
@@ -118,6 +125,10 @@ def test_config_to_live_execution_to_lineage_and_redrive(admin: Page, dashboard:
     page.get_by_role("button", name="Redrive").click()
     expect(page.get_by_role("status")).to_contain_text("redriven: 1")
     expect(page.get_by_role("button", name="Redrive")).to_have_count(0, timeout=5_000)
+
+    # signing out ends the session: the page asks again
+    page.get_by_role("button", name="Sign out").click()
+    expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
     assert dashboard.api("GET", "deadletters").json()[0]["redriven_at"] is not None
 
 
@@ -227,6 +238,6 @@ def test_signed_out_page_and_security_headers(browser: Browser, dashboard: Dashb
     page.goto(f"{dashboard.url}/#/executions")
     expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
     page.get_by_label("API key", exact=True).fill("ff_live_not_a_key")
-    page.get_by_role("button", name="Sign in").click()
+    page.get_by_role("button", name="Sign in", exact=True).click()
     expect(page.get_by_role("alert")).to_be_visible()
     context.close()

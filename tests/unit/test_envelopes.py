@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from factflow.connectors.codec import decode_json_line, message_from_data
+from factflow.connectors.codec import decode_body, decode_json_line, encode_body, message_from_data
+from factflow.deadletter import DeadLetter
 from factflow.messages import Message
 
 
@@ -31,3 +32,14 @@ def test_a_line_that_is_not_json_is_undecodable_not_an_exception() -> None:
     item = decode_json_line(b"{nope\n", raw=False, queue="q", position=0)
     assert not isinstance(item, Message)
     assert "not JSON" in item.error
+
+
+def test_a_msgpack_dead_letter_decodes_as_its_payload() -> None:
+    """A broker dead-letter queue's record (msgpack, no envelope) is read as a message
+    whose payload is the letter, as a file queue's JSON line of one is."""
+    letter = DeadLetter.of("r", "s", "r__0_s", Message(payload={"n": 1}), ValueError("no"), 2)
+    body, headers = encode_body(letter, raw=False)
+    decoded = decode_body(body, headers, raw=False, queue="r.dlq", fallback_id="7")
+    assert isinstance(decoded, Message)
+    assert decoded.payload == letter.to_dict()
+    assert decoded.payload["message"]["payload"] == {"n": 1}

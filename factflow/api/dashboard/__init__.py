@@ -12,6 +12,7 @@ from pathlib import Path
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import FileResponse
+from fastapi.routing import iter_route_contexts
 from pydantic import BaseModel, Field
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -61,13 +62,14 @@ class DashboardSession(BaseModel):
     )
 
 
-# a feature is on when the app has a route under its path
+# a feature is on when the app has the route that is its entry point
 FEATURES = {"chat": "/api/v1/chat", "usage": "/api/v1/usage", "login": "/api/v1/auth/login"}
 
 
 def _features(app: FastAPI) -> list[str]:
-    paths = [str(getattr(route, "path", "")) for route in app.routes]
-    return [name for name, prefix in FEATURES.items() if any(p.startswith(prefix) for p in paths)]
+    # included routers stay routers in app.routes; their contexts carry the full paths
+    paths = {str(route.path_format) for route in iter_route_contexts(app.routes)}
+    return [name for name, path in FEATURES.items() if path in paths]
 
 
 @router.get("/")

@@ -18,6 +18,7 @@ from fastapi import APIRouter
 from factflow.api.routers import (
     adapters,
     audit,
+    chat,
     configs,
     content,
     deadletters,
@@ -32,6 +33,7 @@ from factflow.api.routers import (
     system,
     templates,
     triggers,
+    usage,
     users,
     webhooks,
 )
@@ -41,7 +43,8 @@ API_PREFIX = "/api/v1"
 api_router = APIRouter(prefix=API_PREFIX)
 for module in (
     system, configs, executions, pipelines, lineage, storage, content, adapters, templates,
-    search, webhooks, triggers, replay, deadletters, keys, users, sessions, audit,
+    search, chat, usage, webhooks, triggers, replay, deadletters, keys, users, sessions,
+    audit,
 ):  # fmt: skip
     api_router.include_router(module.router)
 

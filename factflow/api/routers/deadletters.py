@@ -1,5 +1,6 @@
 """Dead letters kept in Postgres: list, inspect, redrive (onto their queue or into new
-executions) and discard."""
+executions) and discard; and the brokers' dead-letter queues (`/deadletters/queues`):
+list, peek, redrive and purge (`factflow.server.broker_dlq`)."""
 
 from __future__ import annotations
 
@@ -12,9 +13,18 @@ from fastapi import APIRouter, Path, Query, Response, status
 
 from factflow.api.auth import StarterDep, require
 from factflow.api.deps import DbDep, ExecutionsDep, Offset, SettingsDep
-from factflow.api.schemas.replay import DeadLetterResponse, RedriveBody, RedriveResponse
+from factflow.api.schemas.replay import (
+    DeadLetterResponse,
+    QueueRedriveBody,
+    RedriveBody,
+    RedriveResponse,
+)
 from factflow.dataflows.redrive import redrive_letters
+from factflow.db.connection import DbConnection
 from factflow.db.repositories import dead_letters as repo
+from factflow.db.repositories.events import emit_event
+from factflow.server import broker_dlq
+from factflow.types import JsonDict
 
 router = APIRouter(
     prefix="/deadletters",
@@ -22,6 +32,7 @@ router = APIRouter(
     dependencies=[require("executions:read", write="executions:run")],
 )
 MAX_ID = 2**63 - 1  # dead_letters.id is a bigint
+RouteId = Annotated[str, Path(min_length=1, max_length=200)]
 
 
 @router.get("")
@@ -49,6 +60,77 @@ def list_dead_letters(
         offset=offset,
     )
     return [DeadLetterResponse.of(row) for row in rows]
+
+
+@router.get("/queues")
+def list_queues(execution_id: uuid.UUID, db: DbDep, service: ExecutionsDep) -> list[JsonDict]:
+    """The execution's dead-letter queues on its broker (none for file and postgres
+    pipelines: their letters are the table's)."""
+    plan = service.plan_of(db, execution_id)
+    return [
+        {"route_id": d.route, "queue": d.queue, "provider": d.provider}
+        for d in broker_dlq.broker_queues(plan)
+    ]
+
+
+@router.get("/queues/{route_id}/messages")
+def peek_queue(
+    route_id: RouteId,
+    execution_id: uuid.UUID,
+    db: DbDep,
+    service: ExecutionsDep,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 50,
+    all_executions: bool = False,
+) -> JsonDict:
+    """Up to `limit` letters of the route's dead-letter queue, left on it (the queue is
+    the pipeline's, shared by its executions: only this execution's unless
+    `all_executions`)."""
+    plan = service.plan_of(db, execution_id)
+    only = None if all_executions else str(execution_id)
+    return broker_dlq.peek(plan, route_id, only, limit, _owners(db)).to_dict(with_letters=True)
+
+
+@router.post("/queues/{route_id}/redrive")
+def redrive_queue(
+    body: QueueRedriveBody, route_id: RouteId, db: DbDep, service: ExecutionsDep
+) -> JsonDict:
+    """Up to `limit` of the execution's letters back onto their route's inbound queue:
+    published and confirmed, then taken off the dead-letter queue (event
+    `deadletter.redriven`)."""
+    plan = service.plan_of(db, body.execution_id)
+    outcome = broker_dlq.redrive(plan, route_id, str(body.execution_id), body.limit, _owners(db))
+    data = outcome.to_dict(with_letters=False)
+    emit_event(
+        db, "deadletter.redriven", {"route_id": route_id, **data}, execution_id=body.execution_id
+    )
+    return data
+
+
+@router.delete("/queues/{route_id}")
+def purge_queue(
+    route_id: RouteId,
+    execution_id: uuid.UUID,
+    db: DbDep,
+    service: ExecutionsDep,
+    limit: Annotated[int, Query(ge=1, le=100_000)] = 1000,
+    all_executions: bool = False,
+) -> JsonDict:
+    """Discard up to `limit` letters of the route's dead-letter queue (the execution's, or
+    every execution's); the event `deadletter.purged` records what they were."""
+    plan = service.plan_of(db, execution_id)
+    only = None if all_executions else str(execution_id)
+    outcome = broker_dlq.purge(plan, route_id, only, limit, _owners(db))
+    emit_event(
+        db,
+        "deadletter.purged",
+        {"route_id": route_id, **outcome.to_dict(with_letters=True)},
+        execution_id=execution_id,
+    )
+    return outcome.to_dict(with_letters=False)
+
+
+def _owners(db: DbConnection) -> broker_dlq.Owners:
+    return lambda rows: repo.executions_of_rows(db, rows)
 
 
 @router.get("/{letter_id}")

@@ -173,3 +173,10 @@ class RedriveResponse(BaseModel):
     redriven: int
     dead_letter_ids: list[int]
     executions: list[uuid.UUID] = Field(description="new executions (into: execution)")
+
+
+class QueueRedriveBody(RequestBody):
+    """Redrive letters of a broker dead-letter queue (`/deadletters/queues/{route}/redrive`)."""
+
+    execution_id: uuid.UUID
+    limit: int = Field(default=1000, ge=1, le=100_000)

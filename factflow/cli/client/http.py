@@ -239,6 +239,47 @@ class SseEvent:
             return self.data
 
 
+def parse_sse(lines: Iterator[str]) -> Iterator[SseEvent]:
+    """The events of an SSE body, from its lines."""
+    event, event_id = "message", None
+    data: list[str] = []
+    for line in lines:
+        if not line:
+            if data:
+                yield SseEvent(event, "\n".join(data), event_id)
+            event, data, event_id = "message", [], None
+        elif line.startswith(":"):
+            continue
+        else:
+            name, _, value = line.partition(":")
+            value = value.removeprefix(" ")
+            if name == "event":
+                event = value
+            elif name == "data":
+                data.append(value)
+            elif name == "id":
+                event_id = value
+
+
+def post_events(path: str, body: Any) -> Iterator[SseEvent]:
+    """The SSE answer of one POST (no reconnect: a POST may not be repeated safely)."""
+    try:
+        with (
+            client() as http,
+            http.stream(
+                "POST", API + path, json=body, headers={"Accept": "text/event-stream"}
+            ) as response,
+        ):
+            if response.status_code >= 400:
+                response.read()
+                fail(_error_line(response))
+            yield from parse_sse(response.iter_lines())
+    except httpx.TimeoutException:
+        fail(f"the factflow server at {STATE.server} did not answer in time (--timeout)")
+    except httpx.HTTPError as exc:
+        fail(f"the stream from {STATE.server} broke: {exc}")
+
+
 def stream_events(path: str, *, deadline: float | None) -> Iterator[SseEvent]:
     """The SSE events at `path`, reconnecting with Last-Event-ID until the server closes
     the stream after a final event; ends at `deadline` (monotonic) with exit code 2."""
@@ -255,28 +296,12 @@ def stream_events(path: str, *, deadline: float | None) -> Iterator[SseEvent]:
                 if response.status_code >= 400:
                     response.read()
                     fail(_error_line(response))
-                event, event_id = "message", None
-                data: list[str] = []
-                for line in response.iter_lines():
+                for item in parse_sse(response.iter_lines()):
                     if deadline is not None and time.monotonic() > deadline:
                         fail("timed out (--timeout) before the execution finished", 2)
-                    if not line:
-                        if data:
-                            yield SseEvent(event, "\n".join(data), event_id)
-                            if event_id:
-                                last_id = event_id
-                        event, data, event_id = "message", [], None
-                    elif line.startswith(":"):
-                        continue
-                    else:
-                        name, _, value = line.partition(":")
-                        value = value.removeprefix(" ")
-                        if name == "event":
-                            event = value
-                        elif name == "data":
-                            data.append(value)
-                        elif name == "id":
-                            event_id = value
+                    yield item
+                    if item.id:
+                        last_id = item.id
                 ended = True
         except httpx.TimeoutException:
             fail("timed out (--timeout) before the execution finished", 2)

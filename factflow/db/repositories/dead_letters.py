@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -228,3 +229,18 @@ def discard_dead_letter(conn: DbConnection, letter_id: int) -> DeadLetter:
             execution_id=letter.execution_id,
         )
     return letter
+
+
+def executions_of_rows(conn: DbConnection, row_ids: list[str]) -> dict[str, str]:
+    """Lineage row id -> its execution id, for the rows among `row_ids` that exist (the
+    owner of a broker dead letter, through the row of its failed attempt)."""
+    ids = []
+    for value in row_ids:
+        with contextlib.suppress(ValueError):
+            ids.append(uuid.UUID(value))
+    if not ids:
+        return {}
+    rows = conn.execute(
+        "SELECT id, execution_id FROM lineage WHERE id = ANY(%s)", (ids,)
+    ).fetchall()
+    return {str(row[0]): str(row[1]) for row in rows}

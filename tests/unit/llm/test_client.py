@@ -5,11 +5,23 @@ cue; the tests count the requests it saw and watch the limiter."""
 from __future__ import annotations
 
 import asyncio
+import time
 
 import pytest
 
 from factflow.exceptions import ConfigurationError
-from factflow.llm import LiteLLMClient, LLMConfig, LLMError, LLMLimits
+from factflow.llm import (
+    Completion,
+    LiteLLMClient,
+    LLMConfig,
+    LLMError,
+    LLMLimits,
+    check_model,
+    context_window,
+    count_tokens,
+    provider_of,
+)
+from factflow.llm.tokens import DEFAULT_CONTEXT_TOKENS
 from factflow.settings import Settings
 from tests.unit.llm.conftest import COMPLETION_TOKENS, PROMPT_TOKENS, FakeProvider
 
@@ -137,3 +149,54 @@ def test_config_from_settings() -> None:
     assert (config.model, config.embedding_model, config.api_key) == (KNOWN, None, "sk-secret")
     assert "sk-secret" not in repr(config)  # the key never shows in logs
     assert config.limits.max_attempts == 7
+
+
+def test_a_streamed_completion_yields_tokens_then_the_completion(provider: FakeProvider) -> None:
+    llm = client(provider)
+    provider.reply = "streamed answer in five words"
+    provider.queue(429)  # opening the stream is retried like any call
+
+    async def collect() -> list[object]:
+        return [item async for item in llm.stream(HELLO)]
+
+    items = asyncio.run(collect())
+    tokens, final = items[:-1], items[-1]
+    assert tokens == ["streamed", " answer", " in", " five", " words"]
+    assert isinstance(final, Completion)
+    assert final.text == "streamed answer in five words"
+    assert final.attempts == 2 and final.finish_reason == "stop"
+    assert (final.usage.prompt_tokens, final.usage.completion_tokens) == (PROMPT_TOKENS, 5)
+    assert final.usage.cost_usd is not None and final.usage.cost_usd > 0
+    assert provider.requests[-1][1]["stream"] is True
+
+
+def test_closing_a_stream_early_closes_the_providers_stream(provider: FakeProvider) -> None:
+    llm = client(provider, UNKNOWN)
+    provider.reply = " ".join(f"w{i}" for i in range(40))
+    provider.token_delay = 0.05
+
+    async def first_token() -> str:
+        stream = llm.stream(HELLO)
+        token = await anext(stream)
+        await stream.aclose()
+        return str(token)
+
+    assert asyncio.run(first_token()) == "w0"
+    deadline = time.monotonic() + 5
+    while provider.cut == 0 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert provider.cut == 1  # the server saw the client leave before its last chunk
+
+
+def test_token_counts_and_context_windows() -> None:
+    assert count_tokens(KNOWN, "hello world how are you") == 5
+    assert context_window(KNOWN) == 128_000
+    assert context_window(UNKNOWN) == DEFAULT_CONTEXT_TOKENS
+    assert provider_of(KNOWN) == "openai" and provider_of("gpt-4o") == "openai"
+
+
+def test_a_model_litellm_cannot_place_is_a_configuration_error() -> None:
+    check_model(KNOWN)
+    check_model(UNKNOWN)  # a provider prefix is enough: self-hosted models have no entry
+    with pytest.raises(ConfigurationError, match="provider/model"):
+        check_model("0")
