@@ -183,3 +183,52 @@ def test_wrong_keys_with_a_real_prefix_do_not_spend_its_budget(make_app: MakeApp
         assert (r.status_code, r.json()["error_code"]) == (401, "INVALID_API_KEY")
     codes = [api.get(CONFIGS, headers=bearer(key)).status_code for _ in range(3)]
     assert codes == [200, 200, 429]
+
+
+def test_a_streamed_answer_is_audited_when_its_headers_go_out(api_db_url: str) -> None:
+    """A POST answered with SSE (chat streams so) is recorded at its start, not held until
+    its first event; the app is a minimal one with the real middleware and dependency."""
+    from collections.abc import AsyncIterator
+
+    from fastapi import APIRouter, FastAPI
+    from sse_starlette.sse import EventSourceResponse
+
+    from factflow.api.audit import AuditMiddleware
+    from factflow.api.auth import require
+    from factflow.auth.settings import AuthMode, AuthSettings
+    from factflow.db.connection import connect, create_pool
+    from factflow.db.migrate import migrate
+    from factflow.db.settings import DatabaseSettings
+    from factflow.settings import Settings
+
+    with connect(api_db_url) as conn:
+        migrate(conn)
+
+    router = APIRouter(prefix="/api/v1/streams", dependencies=[require("chat:use")])
+
+    @router.post("")
+    def stream_answer() -> EventSourceResponse:
+        async def events() -> AsyncIterator[dict[str, str]]:
+            yield {"event": "token", "data": "hello"}
+
+        return EventSourceResponse(events())
+
+    app = FastAPI()
+    app.include_router(router)
+    app.add_middleware(AuditMiddleware)
+    app.state.auth = AuthSettings(AuthMode.OPEN, None)
+    app.state.pool = create_pool(
+        DatabaseSettings.of(Settings(database_url=api_db_url)), name="audit-sse"
+    )
+    try:
+        with TestClient(app) as client:
+            r = client.post("/api/v1/streams")
+            assert r.status_code == 200 and "hello" in r.text
+    finally:
+        app.state.pool.close()
+    with connect(api_db_url) as conn:
+        row = conn.execute(
+            "SELECT action, resource_type, status_code, actor_kind FROM audit_log"
+            " WHERE path = '/api/v1/streams' ORDER BY id DESC LIMIT 1"
+        ).fetchone()
+    assert row == ("stream_answer", "streams", 200, "open")
