@@ -158,6 +158,7 @@ def test_chat_streams_an_answer_whose_sources_lead_into_lineage(
     expect(answer).to_have_attribute("data-state", "done", timeout=30_000)
     expect(answer.locator("a.cite-ref").first).to_have_text("[1]")
     expect(page.locator(".answer-meta")).to_contain_text("extractive")
+    shot(page, "chat")
     sources.first.get_by_role("link", name="lineage").click()
     expect(page.locator(".chain > .chain-node")).to_have_count(len(CHAIN))
     expect(page.locator(".chain-node.selected")).to_contain_text(CHAIN[-1])
