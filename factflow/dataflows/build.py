@@ -35,6 +35,7 @@ from factflow.dataflows.counting import CountingSink
 from factflow.dataflows.entries import passes, unmarked
 from factflow.dataflows.invoke import AdapterInvoker, Outcome, StepRuntime
 from factflow.dataflows.lineage import LineageLog, LineageMark, LineageSink, lineage_log
+from factflow.dataflows.metrics import RouteMetrics, TimedSource, worker_metrics
 from factflow.dataflows.pause import PausableSource, PauseWatcher
 from factflow.dataflows.progress import progress
 from factflow.dataflows.stateful import AdapterStateLogic
@@ -45,11 +46,7 @@ from factflow.exceptions import ConfigurationError
 from factflow.llm import LiteLLMClient, LLMConfig
 from factflow.messages import Message
 from factflow.perthread import PerThread
-
-# providers without a broker to hold dead letters: with a database they go to its table
-TABLE_DEAD_LETTERS = frozenset({"file", "postgres"})
-# providers whose sources read what the queue holds and end: nothing to drain
-FINITE_PROVIDERS = frozenset({"memory", "file"})
+from factflow.providers.registry import get_provider
 
 _STEP = re.compile(r"[^A-Za-z0-9_]+")
 
@@ -163,7 +160,7 @@ def _add_dead_letter_sinks(
     """Dead letters go to their queue on a broker; without one, to the dead-letter table
     when there is a database (the file and postgres providers), else to the queue."""
     execution = options.lineage_execution
-    to_table = options.database_url is not None and queue.provider in TABLE_DEAD_LETTERS
+    to_table = options.database_url is not None and get_provider(queue.provider).table_dead_letters
     if to_table and execution is not None and options.database_url is not None:
         streams = [s for name in sorted(w.dead) for s in w.dead[name]]
         if streams:
@@ -181,7 +178,7 @@ def _drain_detector(plan: Plan, queue: QueueSettings, options: FlowOptions) -> D
     queue from a broker (which never ends by itself) and none reads a global one."""
     if options.extra_sources or not plan.drains:
         return None
-    if queue.provider in FINITE_PROVIDERS or not any(
+    if get_provider(queue.provider).finite or not any(
         s.scope == SCOPE_EXECUTION and s.queue not in options.inputs for s in plan.sources
     ):
         return None
@@ -230,7 +227,7 @@ def _add_sources(plan: Plan, queue: QueueSettings, options: FlowOptions, w: _Wir
                 min_batch=min_batch,
             )
         else:
-            if name in plan.scoped_queues and queue.provider not in FINITE_PROVIDERS:
+            if name in plan.scoped_queues and not get_provider(queue.provider).finite:
                 drains_queue = name
             # a queue the caller feeds itself (`extra_sources`) is read under its own name
             physical = (
@@ -251,7 +248,7 @@ def _add_sources(plan: Plan, queue: QueueSettings, options: FlowOptions, w: _Wir
         if options.database_url is not None and isinstance(source, FixedPartitionedSource):
             source = PausableSource(source, _pause_watcher(options.database_url), tuple(route_ids))
         if isinstance(source, FixedPartitionedSource):
-            source = _draining(source, w, drains_queue)
+            source = TimedSource(_draining(source, w, drains_queue), name)
         items = op.input(step, w.flow, source)
         decoded = op.branch(f"{step}__decoded", items, _is_decoded)
         w.queue_inputs[name].append(decoded.trues)
@@ -292,6 +289,7 @@ def _is_decoded(item: Message | Undecodable) -> TypeGuard[Message]:
 def _undecodable_letter(route_id: str) -> Callable[[Undecodable], DeadLetter]:
     def letter(item: Undecodable) -> DeadLetter:
         progress().add(f"route:{route_id}:dead")
+        worker_metrics().route(route_id).dead_letters.inc()
         return DeadLetter(
             route_id=route_id,
             stage="decode",
@@ -429,20 +427,31 @@ class RouteCounter:
     route_id: str
     first: bool
     last: bool
+    metrics: RouteMetrics = field(init=False)
+    """The same counts as Prometheus metrics (`factflow.dataflows.metrics`)."""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "metrics", worker_metrics().route(self.route_id))
 
     def begin(self, consumed: int) -> None:
         progress().add(f"route:{self.route_id}:in_flight", consumed)
+        self.metrics.in_flight.inc(consumed)
 
     def record(self, consumed: int, outcomes: list[Outcome]) -> None:
         counters = progress()
         counters.add(f"route:{self.route_id}:in_flight", -consumed)
+        self.metrics.in_flight.dec(consumed)
         if self.first:
             counters.add(f"route:{self.route_id}:in", consumed)
+            self.metrics.messages_in.inc(consumed)
         dead = sum(1 for o in outcomes if isinstance(o, DeadLetter))
         counters.add(f"route:{self.route_id}:dead", dead)
+        if dead:
+            self.metrics.dead_letters.inc(dead)
         if self.last:
             emitted = sum(1 for o in outcomes if isinstance(o, Message))
             counters.add(f"route:{self.route_id}:out", emitted)
+            self.metrics.messages_out.inc(emitted)
 
     def wrap(
         self, run: Callable[[list[Message]], list[Outcome]]

@@ -12,6 +12,7 @@ import typer
 
 from factflow.cli.client import configs as _configs  # noqa: F401 - registers on config_app
 from factflow.cli.client.chat import chat_app, usage_command
+from factflow.cli.client.deadletters import queue_app
 from factflow.cli.client.executions import execution_app
 from factflow.cli.client.http import client_options
 from factflow.cli.client.keys import audit_app, create_admin, keys_app, users_app
@@ -25,7 +26,10 @@ from factflow.cli.client.webhooks import webhook_app
 
 def mount(app: typer.Typer) -> None:
     """Add the global client options and the server command groups to `app`."""
+    from factflow.cli.recovery import deadletters_app
     from factflow.cli.serve import serve_command
+
+    deadletters_app.add_typer(queue_app, name="queue")
 
     app.callback()(client_options)
     app.command("serve")(serve_command)
