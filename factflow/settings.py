@@ -13,6 +13,8 @@ from __future__ import annotations
 import ipaddress
 import os
 import socket
+import types
+import typing
 from pathlib import Path
 from typing import Literal, Self
 
@@ -33,19 +35,37 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="FACTFLOW_", extra="ignore")
 
     # --- everyone ------------------------------------------------------------------------
-    environment: Literal["development", "test", "production"] = "development"
-    database_url: str | None = None
+    environment: Literal["development", "test", "production"] = Field(
+        default="development",
+        description="development, test or production (production refuses unsafe defaults)",
+    )
+    log_format: Literal["text", "json"] = Field(
+        default="text",
+        description="json: one JSON object a line, with execution, route and process ids",
+    )
+    database_url: str | None = Field(
+        default=None, description="Postgres URL (postgresql://...); the server and workers share it"
+    )
     storage_uri: str = Field(
         default="file://./output/storage",
         description="stage storage (the storage API reads it; workers use it when the "
         "pipeline names none)",
     )
-    recovery_dir: Path = Field(default=Path("./output/recovery"))
+    recovery_dir: Path = Field(
+        default=Path("./output/recovery"),
+        description="local Bytewax recovery directories, one folder per execution",
+    )
 
     # --- database ------------------------------------------------------------------------
-    pool_min_size: int = Field(default=1, ge=0)
-    pool_max_size: int = Field(default=10, ge=2)
-    connect_timeout_seconds: float = Field(default=5.0, gt=0)
+    pool_min_size: int = Field(
+        default=1, ge=0, description="connections the server's pool keeps open"
+    )
+    pool_max_size: int = Field(
+        default=10, ge=2, description="connections the server's pool may open"
+    )
+    connect_timeout_seconds: float = Field(
+        default=5.0, gt=0, description="how long to wait for a database connection"
+    )
 
     # --- workers (set by the launcher) ---------------------------------------------------
     pipeline: Path | None = Field(default=None, description="pipeline YAML for factflow.flow")
@@ -80,6 +100,12 @@ class Settings(BaseSettings):
     embedding_model: str | None = Field(
         default=None, description="litellm model of Context.embeddings"
     )
+    metrics_port: int | None = Field(
+        default=None,
+        ge=0,
+        le=65535,
+        description="workers serve Prometheus metrics on this port plus their process id",
+    )
     llm_api_base: str | None = Field(
         default=None, description="OpenAI-compatible base URL (self-hosted models, proxies)"
     )
@@ -95,9 +121,17 @@ class Settings(BaseSettings):
     pipelines_dir: Path | None = Field(
         default=None, description="shipped pipelines served as templates (default ./pipelines)"
     )
-    max_concurrent_executions: int = Field(default=8, ge=1)
-    cancel_grace_seconds: float = Field(default=10.0, ge=0)
-    heartbeat_seconds: float = Field(default=2.0, gt=0)
+    max_concurrent_executions: int = Field(
+        default=8, ge=1, description="running executions allowed across all server replicas"
+    )
+    cancel_grace_seconds: float = Field(
+        default=10.0, ge=0, description="after SIGTERM, how long workers may drain before SIGKILL"
+    )
+    heartbeat_seconds: float = Field(
+        default=2.0,
+        gt=0,
+        description="how often a server beats the heartbeat of the executions it runs",
+    )
     stale_after_seconds: float = Field(
         default=30.0, gt=0, description="a running execution without heartbeat is interrupted"
     )
@@ -113,8 +147,23 @@ class Settings(BaseSettings):
     worker_env: dict[str, str] = Field(
         default_factory=dict, description="extra environment for worker processes"
     )
-    validate_pipelines_on_start: bool = True
-    instance_id: str = Field(default_factory=_instance_id)
+    worker_restarts: int = Field(
+        default=2,
+        ge=0,
+        description="times an execution's processes are restarted from recovery after one "
+        "of them is killed by a signal (then it fails)",
+    )
+    resume_abandoned: bool = Field(
+        default=False,
+        description="resume (not only interrupt) executions whose server is gone",
+    )
+    validate_pipelines_on_start: bool = Field(
+        default=True, description="compile the shipped pipelines when the server starts"
+    )
+    instance_id: str = Field(
+        default_factory=_instance_id,
+        description="this server instance's id in executions and health (default host:pid)",
+    )
 
     # --- chat (the server) ---------------------------------------------------------------
     chat_model: str | None = Field(
@@ -131,14 +180,22 @@ class Settings(BaseSettings):
         default=DEFAULT_RETRY_SCHEDULE,
         description="waits before webhook attempts 2..n (JSON list); dead-lettered after n",
     )
-    webhook_timeout_seconds: float = Field(default=10.0, gt=0)
+    webhook_timeout_seconds: float = Field(
+        default=10.0, gt=0, description="timeout of one webhook delivery attempt"
+    )
     webhook_allow_private_urls: bool = Field(
         default=False,
         description="allow webhooks to loopback/private addresses (`serve --embedded`: on)",
     )
-    webhook_concurrency: int = Field(default=32, ge=1)
-    webhook_per_endpoint_concurrency: int = Field(default=4, ge=1)
-    schedule_poll_seconds: float = Field(default=1.0, gt=0)
+    webhook_concurrency: int = Field(
+        default=32, ge=1, description="webhook deliveries in flight per server"
+    )
+    webhook_per_endpoint_concurrency: int = Field(
+        default=4, ge=1, description="webhook deliveries in flight per endpoint"
+    )
+    schedule_poll_seconds: float = Field(
+        default=1.0, gt=0, description="how often the scheduler looks for due cron schedules"
+    )
     schedule_misfire_grace_seconds: float = Field(
         default=60.0, ge=0, description="a schedule tick found later than this is missed"
     )
@@ -155,9 +212,18 @@ class Settings(BaseSettings):
         default_factory=list,
         description="addresses (CIDR) whose SSO headers are trusted; empty: SSO trust off",
     )
-    auth_sso_user_header: str = "X-Forwarded-User"
-    auth_sso_email_header: str = "X-Forwarded-Email"
-    auth_sso_groups_header: str = "X-Forwarded-Groups"
+    auth_sso_user_header: str = Field(
+        default="X-Forwarded-User",
+        description="header with the SSO user name (trusted proxies only)",
+    )
+    auth_sso_email_header: str = Field(
+        default="X-Forwarded-Email",
+        description="header with the SSO user's email (trusted proxies only)",
+    )
+    auth_sso_groups_header: str = Field(
+        default="X-Forwarded-Groups",
+        description="header with the SSO user's groups, comma-separated",
+    )
     auth_sso_group_roles: dict[str, Role] = Field(
         default_factory=dict, description='SSO group -> role, e.g. {"ff-admins": "admin"}'
     )
@@ -213,6 +279,80 @@ class Settings(BaseSettings):
     def runs_dir(self) -> Path:
         return self.data_dir / "runs"
 
-    @property
-    def archives_dir(self) -> Path:
-        return self.data_dir / "archives"
+
+def _shown_type(annotation: object) -> str:
+    args = typing.get_args(annotation)
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        return " | ".join(_shown_type(arg) for arg in args)
+    if annotation is type(None):
+        return "None"
+    if isinstance(annotation, type) and not args:
+        return annotation.__name__
+    return str(annotation).replace("typing.", "").replace("ipaddress.", "")
+
+
+def _shown_default(name: str) -> str:
+    field = Settings.model_fields[name]
+    if name == "instance_id":
+        return "`<hostname>:<pid>`"
+    value = field.default_factory() if field.default_factory else field.default  # type: ignore[call-arg]
+    if value is None:
+        return ""
+    if isinstance(value, (dict, list, tuple)):
+        import json
+
+        return f"`{json.dumps(value)}`"
+    if isinstance(value, bool):
+        return f"`{str(value).lower()}`"
+    return f"`{value}`"
+
+
+# Variables read where they are used, not through the model (each module's doc has more)
+OTHER_VARIABLES: dict[str, str] = {
+    "FACTFLOW_CONFIG_VALIDATOR_STRICT": "0: validation errors a pipeline can run with become "
+    "warnings (the compiler)",
+    "FACTFLOW_SERVER_URL": "the server the CLI's client commands talk to",
+    "FACTFLOW_API_KEY": "the API key the CLI's client commands send",
+    "FACTFLOW_PG_DATA": "the embedded Postgres's data folder (`serve --embedded`, `db embedded`)",
+    "FACTFLOW_RABBITMQ_URL": "the `rabbitmq` provider's URL when a pipeline names none",
+    "FACTFLOW_STOMP_URL": "the `stomp` provider's URL when a pipeline names none",
+    "FACTFLOW_KAFKA_BOOTSTRAP": "the `kafka` provider's brokers when a pipeline names none",
+    "FACTFLOW_PULSAR_URL": "the `pulsar` provider's URL when a pipeline names none",
+    "FACTFLOW_S3_ENDPOINT": "S3/MinIO endpoint of `s3://` and `minio://` storage",
+    "FACTFLOW_S3_ACCESS_KEY": "S3/MinIO access key",
+    "FACTFLOW_S3_SECRET_KEY": "S3/MinIO secret key",
+    "FACTFLOW_S3_SECURE": "S3/MinIO over TLS (default: false for loopback, else true)",
+    "FACTFLOW_S3_REGION": "S3 region (default: asked from the server)",
+    "FACTFLOW_CHROMIUM": "the Chromium `web_crawler` starts (default: the system's)",
+}
+
+
+def reference_page() -> str:
+    """docs/settings.md: every setting of the model, generated (`python
+    scripts/settings_doc.py > docs/settings.md`; a test checks the file is current)."""
+    lines = [
+        "# Settings",
+        "",
+        "Every `FACTFLOW_*` variable of the one settings model (`factflow/settings.py`), read",
+        "by the server, the CLI and the worker processes. Generated by",
+        "`python scripts/settings_doc.py > docs/settings.md`; a test checks this page is current.",
+        'Lists and maps are JSON (`FACTFLOW_WORKER_ENV=\'{"A": "1"}\'`), booleans `true`/`false`.',
+        "",
+        "| variable | type | default | what it does |",
+        "|---|---|---|---|",
+    ]
+    for name, field in Settings.model_fields.items():
+        description = (field.description or "").replace("|", "\\|")
+        shown = _shown_type(field.annotation).replace("|", "\\|")
+        lines.append(
+            f"| `FACTFLOW_{name.upper()}` | {shown} | {_shown_default(name)} | {description} |"
+        )
+    lines += [
+        "",
+        "## Read outside the settings model",
+        "",
+        "| variable | what it does |",
+        "|---|---|",
+        *(f"| `{name}` | {text} |" for name, text in OTHER_VARIABLES.items()),
+    ]
+    return "\n".join(lines) + "\n"

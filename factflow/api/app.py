@@ -86,7 +86,7 @@ def _startup(app: FastAPI, settings: ApiSettings) -> None:
     app.state.registry = registry
     app.state.storage = storage
     app.state.templates = templates
-    app.state.archives = ArchiveJobs(settings.archives_dir, storage)
+    app.state.archives = ArchiveJobs(pool, storage, settings.instance_id)
     app.state.supervisor = supervisor
     app.state.executions = ExecutionService(supervisor, registry)
     app.state.metrics.watch(supervisor)

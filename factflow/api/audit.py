@@ -97,6 +97,11 @@ def build_record(scope: Scope, status: int, body: bytes | None) -> AuditRecord:
     )
 
 
+def _streams(start: Message) -> bool:
+    headers: dict[bytes, bytes] = dict(start.get("headers", []))
+    return headers.get(b"content-type", b"").startswith(b"text/event-stream")
+
+
 def _insert(pool: ConnectionPool[Any], record: AuditRecord) -> None:
     with pool.connection() as conn:
         insert_entry(conn, record)
@@ -134,8 +139,13 @@ class AuditMiddleware:
         async def send_audited(message: Message) -> None:
             nonlocal held
             if message["type"] == "http.response.start" and not written:
-                held = message
-                return
+                if _streams(message):
+                    # an SSE answer may take long to its first event: its headers (and
+                    # the record, without a body to read an id from) go out now
+                    await record(int(message["status"]), None)
+                else:
+                    held = message
+                    return
             if message["type"] == "http.response.body" and held is not None:
                 final = not message.get("more_body", False)
                 await record(int(held["status"]), message.get("body", b"") if final else None)

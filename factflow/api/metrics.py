@@ -1,4 +1,6 @@
-"""Prometheus metrics: HTTP requests by route, and this instance's executions.
+"""Prometheus metrics: HTTP requests by route, this instance's executions, and the
+metrics of the worker processes it launched (per route and adapter, summed over each
+execution's processes; docs/operations.md lists them).
 
 Each app has its own `CollectorRegistry` (tests build many apps in one process).
 """
@@ -10,9 +12,11 @@ from collections.abc import Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from factflow.dataflows.metrics import read_worker_metrics
 from factflow.server.supervisor import Supervisor
 
 
@@ -20,7 +24,7 @@ class SupervisorCollector(Collector):
     def __init__(self, supervisor: Supervisor) -> None:
         self.supervisor = supervisor
 
-    def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
+    def collect(self) -> Iterator[Metric]:
         running = GaugeMetricFamily(
             "factflow_executions_running", "executions whose workers this instance runs"
         )
@@ -39,6 +43,27 @@ class SupervisorCollector(Collector):
         for status, count in sorted(self.supervisor.finished.items()):
             finished.add_metric([status], count)
         yield finished
+        restarts = CounterMetricFamily(
+            "factflow_execution_restarts",
+            "times this instance restarted an execution's processes after one died",
+        )
+        restarts.add_metric([], self.supervisor.restarts)
+        yield restarts
+        yield from _merged(
+            read_worker_metrics(self.supervisor.run_dir(execution_id) / "progress")
+            for execution_id in self.supervisor.metric_executions()
+        )
+
+
+def _merged(runs: Iterator[list[Metric]]) -> Iterator[Metric]:
+    """One family per name across executions (their samples differ by execution_id)."""
+    families: dict[str, Metric] = {}
+    for run in runs:
+        for family in run:
+            into = families.setdefault(family.name, family)
+            if into is not family:
+                into.samples.extend(family.samples)
+    yield from families.values()
 
 
 class Metrics:

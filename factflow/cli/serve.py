@@ -110,7 +110,21 @@ def serve_command(
     # with SSO trust the peer address must be the TCP peer (the ingress): uvicorn's
     # X-Forwarded-For rewriting would put the end user's claimed address there instead
     proxy_headers = auth.sso is None
-    uvicorn.run(app, host=host, port=port, log_level=log_level, proxy_headers=proxy_headers)
+    log_config: dict[str, Any] = uvicorn.config.LOGGING_CONFIG
+    if settings.log_format == "json":
+        from factflow.logs import configure_logging
+
+        # uvicorn's loggers, given no handlers, propagate to the root's JSON lines
+        configure_logging("json", instance_id=settings.instance_id)
+        log_config = {"version": 1, "disable_existing_loggers": False}
+    uvicorn.run(
+        app,
+        host=host,
+        port=port,
+        log_level=log_level,
+        proxy_headers=proxy_headers,
+        log_config=log_config,
+    )
 
 
 def _loopback(host: str) -> bool:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 from factflow.compiler.compile import CompileResult
+from factflow.compiler.config import TriggerConfig
 from factflow.compiler.diagnostics import Issue, format_path
 from factflow.compiler.plan import Plan
 
@@ -83,12 +84,33 @@ def render_plan(plan: Plan) -> str:
         out.append(f"init_message: -> {plan.init_message.route} ({plan.init_message.queue})")
     out.append("dead letters:")
     out.extend(f"  {d.route} -> {d.queue} ({d.provider})" for d in plan.dead_letters)
+    if plan.triggers:
+        out.append("triggers (registered when the config is saved):")
+        out.extend(f"  {_trigger(t)}" for t in plan.triggers)
     out.append(
         "completion: when every route drains"
         if plan.drains
         else "completion: runs until cancelled or idle_timeout_seconds (it reads a global queue)"
     )
     return "\n".join(out)
+
+
+def _trigger(trigger: TriggerConfig) -> str:
+    if trigger.cron is not None:
+        what = f"schedule '{trigger.cron}' ({trigger.timezone}, missed: {trigger.missed})"
+    else:
+        where = f" -> {trigger.input_queue}" if trigger.input_queue else ""
+        when = " [if]" if trigger.condition else ""
+        what = f"event '{trigger.event}'{when}{where}"
+        if trigger.rate_limit:
+            what += (
+                f", at most {trigger.rate_limit.limit} per {trigger.rate_limit.period_seconds:g} s"
+            )
+        if trigger.debounce:
+            what += f", debounced {trigger.debounce.period_seconds:g} s"
+    if trigger.max_running is not None:
+        what += f", max {trigger.max_running} running"
+    return what
 
 
 def _scope(plan: Plan, queue: str) -> str:

@@ -35,6 +35,7 @@ from factflow.dataflows.counting import CountingSink
 from factflow.dataflows.entries import passes, unmarked
 from factflow.dataflows.invoke import AdapterInvoker, Outcome, StepRuntime
 from factflow.dataflows.lineage import LineageLog, LineageMark, LineageSink, lineage_log
+from factflow.dataflows.metrics import RouteMetrics, TimedSource, worker_metrics
 from factflow.dataflows.pause import PausableSource, PauseWatcher
 from factflow.dataflows.progress import progress
 from factflow.dataflows.stateful import AdapterStateLogic
@@ -251,7 +252,7 @@ def _add_sources(plan: Plan, queue: QueueSettings, options: FlowOptions, w: _Wir
         if options.database_url is not None and isinstance(source, FixedPartitionedSource):
             source = PausableSource(source, _pause_watcher(options.database_url), tuple(route_ids))
         if isinstance(source, FixedPartitionedSource):
-            source = _draining(source, w, drains_queue)
+            source = TimedSource(_draining(source, w, drains_queue), name)
         items = op.input(step, w.flow, source)
         decoded = op.branch(f"{step}__decoded", items, _is_decoded)
         w.queue_inputs[name].append(decoded.trues)
@@ -292,6 +293,7 @@ def _is_decoded(item: Message | Undecodable) -> TypeGuard[Message]:
 def _undecodable_letter(route_id: str) -> Callable[[Undecodable], DeadLetter]:
     def letter(item: Undecodable) -> DeadLetter:
         progress().add(f"route:{route_id}:dead")
+        worker_metrics().route(route_id).dead_letters.inc()
         return DeadLetter(
             route_id=route_id,
             stage="decode",
@@ -429,20 +431,31 @@ class RouteCounter:
     route_id: str
     first: bool
     last: bool
+    metrics: RouteMetrics = field(init=False)
+    """The same counts as Prometheus metrics (`factflow.dataflows.metrics`)."""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "metrics", worker_metrics().route(self.route_id))
 
     def begin(self, consumed: int) -> None:
         progress().add(f"route:{self.route_id}:in_flight", consumed)
+        self.metrics.in_flight.inc(consumed)
 
     def record(self, consumed: int, outcomes: list[Outcome]) -> None:
         counters = progress()
         counters.add(f"route:{self.route_id}:in_flight", -consumed)
+        self.metrics.in_flight.dec(consumed)
         if self.first:
             counters.add(f"route:{self.route_id}:in", consumed)
+            self.metrics.messages_in.inc(consumed)
         dead = sum(1 for o in outcomes if isinstance(o, DeadLetter))
         counters.add(f"route:{self.route_id}:dead", dead)
+        if dead:
+            self.metrics.dead_letters.inc(dead)
         if self.last:
             emitted = sum(1 for o in outcomes if isinstance(o, Message))
             counters.add(f"route:{self.route_id}:out", emitted)
+            self.metrics.messages_out.inc(emitted)
 
     def wrap(
         self, run: Callable[[list[Message]], list[Outcome]]

@@ -21,6 +21,7 @@ from factflow.conditions import Predicate, compile_condition
 from factflow.dataflows.backpressure import ConcurrencyController
 from factflow.dataflows.circuit import CircuitBreaker, CircuitOpenError
 from factflow.dataflows.lineage import LineageLog, LineageMark, lineage_row
+from factflow.dataflows.metrics import worker_metrics
 from factflow.dataflows.progress import AdapterMetrics
 from factflow.dataflows.workers import current_worker_index
 from factflow.db.lineage_writer import LineageStatus, new_row_id
@@ -84,6 +85,7 @@ class AdapterInvoker:
         self._is_async = inspect.iscoroutinefunction(adapter_cls.process)
         self._adapters = PerThread(lambda: adapter_cls(runtime.step.config))
         self._contexts = PerThread(self._new_context)
+        self._metrics = worker_metrics().adapter(runtime.route.id, step.stage, step.type)
 
     def adapter(self) -> Adapter:
         return self._adapters.get()
@@ -142,8 +144,9 @@ class AdapterInvoker:
 
     # -- one message ---------------------------------------------------------------
     # The sync and async paths differ only in how they call and wait; the decisions are
-    # shared in _refused, _on_failure and _on_success. Only the async path times calls:
-    # the concurrency bound it feeds limits async batches, sync adapters run one at a time.
+    # shared in _refused, _on_failure and _on_success. Both time each attempt for the
+    # latency metric; only the async path feeds the concurrency controller: the bound
+    # limits async batches, sync adapters run one at a time.
 
     def _run_sync(self, adapter: Adapter, context: Context, message: Message) -> list[Outcome]:
         if self._gate is not None and not self._gate(message):
@@ -154,14 +157,18 @@ class AdapterInvoker:
             attempt += 1
             if refused := self._refused(message, attempt, started_at):
                 return refused
+            started = time.perf_counter()
             try:
                 outputs = _as_list(adapter.process(message, context))
             except Exception as exc:
+                self._metrics.call(started, "failed")
                 verdict = self._on_failure(message, exc, attempt, started_at)
                 if isinstance(verdict, list):
                     return verdict
+                self._metrics.retries.inc()
                 time.sleep(verdict)
                 continue
+            self._metrics.call(started, "completed" if outputs else "filtered")
             return self._on_success(message, outputs, attempt, started_at)
 
     async def _run_async(self, adapter: Adapter, message: Message) -> list[Outcome]:
@@ -179,12 +186,15 @@ class AdapterInvoker:
                 outputs = _as_list(await result if inspect.isawaitable(result) else result)
             except Exception as exc:
                 self._observe(started, failed=True)
+                self._metrics.call(started, "failed")
                 verdict = self._on_failure(message, exc, attempt, started_at)
                 if isinstance(verdict, list):
                     return verdict
+                self._metrics.retries.inc()
                 await asyncio.sleep(verdict)
                 continue
             self._observe(started, failed=False)
+            self._metrics.call(started, "completed" if outputs else "filtered")
             return self._on_success(message, outputs, attempt, started_at)
 
     def _lineage_start(self) -> datetime | None:
@@ -239,6 +249,7 @@ class AdapterInvoker:
         started_at: datetime | None,
     ) -> list[Outcome]:
         step = self.runtime.step
+        self._metrics.calls["dead_lettered"].inc()
         letter = DeadLetter.of(
             self.runtime.route.id, step.stage, step.step_id, message, exc, attempts, reason
         )

@@ -1,4 +1,5 @@
-"""Message counters per route and queue, written to a file for `factflow run` to show.
+"""Message counters per route and queue, written to a file for `factflow run` to show
+(and, beside it, the process's Prometheus metrics: `factflow.dataflows.metrics`).
 
 Counting is a dict update under a lock; a daemon thread writes the counters at most twice
 a second (and at exit), so the hot path never touches the disk.
@@ -14,6 +15,8 @@ import time
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
+
+from factflow.dataflows.metrics import worker_metrics
 
 FLUSH_SECONDS = 0.5
 
@@ -55,6 +58,8 @@ class Progress:
         tmp = self.path.with_suffix(f".{os.getpid()}.tmp")
         tmp.write_text(json.dumps(self.snapshot()))
         tmp.replace(self.path)
+        # the Prometheus view of the same process, for the server to re-expose
+        worker_metrics().write(self.path.with_suffix(".prom"))
 
 
 def read_counts(progress_dir: Path) -> dict[str, int]:

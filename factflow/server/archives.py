@@ -1,71 +1,69 @@
 """Archive download jobs: every object under a prefix zipped in the background.
 
-`POST /content/archive/prepare` starts one; its status and the zip are served until the
-server stops (jobs are this instance's; the zip files stay in `<data_dir>/archives`).
+`POST /content/archive/prepare` starts one. The job's row is in Postgres and the zip in
+stage storage (`archives/<job id>.zip`), so any server replica reports its status and
+serves the download; the replica that took the request builds it (in a thread, the zip
+spooled through a temporary file). A job whose replica stopped before it finished stays
+`running`; prepare it again.
 """
 
 from __future__ import annotations
 
+import tempfile
 import threading
 import uuid
 import zipfile
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from pathlib import Path
-from typing import Literal
+from typing import Any
 
+from psycopg_pool import ConnectionPool
+
+from factflow.db.repositories import archive_jobs as repo
+from factflow.db.repositories.archive_jobs import ArchiveJob
 from factflow.storage.base import StageStorage
 
-JobStatus = Literal["pending", "running", "completed", "failed"]
-
-
-@dataclass
-class ArchiveJob:
-    job_id: str
-    prefix: str
-    path: Path
-    status: JobStatus = "pending"
-    object_count: int = 0
-    size_bytes: int = 0
-    error: str | None = None
-    created_at: datetime = field(default_factory=lambda: datetime.now(UTC))
-    completed_at: datetime | None = None
+ARCHIVE_PREFIX = "archives/"
 
 
 class ArchiveJobs:
-    """The jobs of this server instance."""
+    """Starts jobs on this replica; reads any replica's."""
 
-    def __init__(self, folder: Path, storage: StageStorage) -> None:
-        self.folder = folder
+    def __init__(self, pool: ConnectionPool[Any], storage: StageStorage, instance_id: str) -> None:
+        self.pool = pool
         self.storage = storage
-        self._jobs: dict[str, ArchiveJob] = {}
-        self._lock = threading.Lock()
+        self.instance_id = instance_id
 
     def prepare(self, prefix: str) -> ArchiveJob:
         job_id = uuid.uuid4().hex
-        job = ArchiveJob(job_id, prefix, self.folder / f"{job_id}.zip")
-        with self._lock:
-            self._jobs[job_id] = job
+        with self.pool.connection() as conn:
+            job = repo.create_job(
+                conn, job_id, prefix, f"{ARCHIVE_PREFIX}{job_id}.zip", self.instance_id
+            )
         threading.Thread(target=self._build, args=(job,), daemon=True).start()
         return job
 
     def get(self, job_id: str) -> ArchiveJob | None:
-        with self._lock:
-            return self._jobs.get(job_id)
+        with self.pool.connection() as conn:
+            return repo.get_job(conn, job_id)
+
+    def read(self, job: ArchiveJob) -> bytes:
+        """The finished job's zip."""
+        return self.storage.get(job.storage_key)
 
     def _build(self, job: ArchiveJob) -> None:
-        job.status = "running"
+        count = 0
         try:
-            self.folder.mkdir(parents=True, exist_ok=True)
-            partial = job.path.with_suffix(".partial")
-            with zipfile.ZipFile(partial, "w", compression=zipfile.ZIP_DEFLATED) as archive:
-                for info in self.storage.list(job.prefix):
-                    archive.writestr(info.key, self.storage.get(info.key))
-                    job.object_count += 1
-            partial.replace(job.path)
-            job.size_bytes = job.path.stat().st_size
-            job.status = "completed"
+            with self.pool.connection() as conn:
+                repo.update_job(conn, job.id, "running")
+            with tempfile.TemporaryFile() as spool:
+                with zipfile.ZipFile(spool, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+                    for info in self.storage.list(job.prefix):
+                        archive.writestr(info.key, self.storage.get(info.key))
+                        count += 1
+                size = spool.tell()
+                spool.seek(0)
+                self.storage.put(job.storage_key, spool.read(), content_type="application/zip")
+            with self.pool.connection() as conn:
+                repo.update_job(conn, job.id, "completed", object_count=count, size_bytes=size)
         except Exception as exc:
-            job.error = str(exc)
-            job.status = "failed"
-        job.completed_at = datetime.now(UTC)
+            with self.pool.connection() as conn:
+                repo.update_job(conn, job.id, "failed", object_count=count, error=str(exc))

@@ -83,6 +83,9 @@ class ExecutionService:
     def __init__(self, supervisor: Supervisor, registry: AdapterRegistry) -> None:
         self.supervisor = supervisor
         self.registry = registry
+        if supervisor.settings.resume_abandoned:
+            # the supervisor finds abandoned executions; resuming needs their plan
+            supervisor.on_abandoned = self.resume
 
     def compile(self, text: str, name: str, execution_id: uuid.UUID) -> CompileResult:
         """`text` compiled as the workers of `execution_id` would run it."""

@@ -55,11 +55,16 @@ def save_input_index(run_dir: Path, files: Mapping[str, str], index: str = "inpu
     (run_dir / index).write_text(json.dumps(dict(files)))
 
 
+def worker_logs(run_dir: Path, limit: int) -> dict[str, str]:
+    """`process-N.log` -> its last `limit` characters, for each worker log in `run_dir`."""
+    logs = {}
+    for log in sorted((run_dir / "logs").glob("process-*.log")):
+        logs[log.name] = log.read_text(errors="replace").strip()[-limit:]
+    return logs
+
+
 def log_tail(run_dir: Path, limit: int = 2000) -> str:
     """The last `limit` characters of each worker log, for an execution's error."""
-    parts = []
-    for log in sorted((run_dir / "logs").glob("process-*.log")):
-        text = log.read_text(errors="replace").strip()
-        if text:
-            parts.append(f"--- {log.name}\n{text[-limit:]}")
-    return "\n".join(parts)
+    return "\n".join(
+        f"--- {name}\n{text}" for name, text in worker_logs(run_dir, limit).items() if text
+    )

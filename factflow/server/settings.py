@@ -23,6 +23,8 @@ class SupervisorSettings:
     stale_after_seconds: float = 30.0
     restart_window_seconds: float = 10.0
     default_queue_provider: str | None = None
+    worker_restarts: int = 2
+    resume_abandoned: bool = False
     worker_env: dict[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -39,6 +41,8 @@ class SupervisorSettings:
             stale_after_seconds=settings.stale_after_seconds,
             restart_window_seconds=settings.restart_window_seconds,
             default_queue_provider=settings.default_queue_provider,
+            worker_restarts=settings.worker_restarts,
+            resume_abandoned=settings.resume_abandoned,
             # workers read the same settings: a production server's must pass its checks
             worker_env={
                 "FACTFLOW_DATA_DIR": str(settings.data_dir.resolve()),

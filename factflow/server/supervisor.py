@@ -9,13 +9,19 @@ heartbeat and stops its workers).
   `max_concurrent_executions` across instances, then `python -m bytewax.run
   factflow.flow` processes start (`factflow.dataflows.launch.Launch`).
 - Watch: a thread polls exit codes; while workers live it beats the row's heartbeat and
-  copies the workers' counters into `stats.counts`. All exited with 0 -> completed; any
-  other exit -> failed with the log tail; after a cancel -> cancelled.
+  copies the workers' counters into `stats.counts`. All exited with 0 -> completed; after
+  a cancel -> cancelled; a non-zero exit -> failed with the log tail. When a process is
+  killed by a signal (SIGKILL, the OOM killer), the others cannot go on (a Bytewax
+  cluster needs every process), so all of them are stopped and started again from the
+  recovery directory, up to `worker_restarts` times (`stats.restarts`); then it fails.
 - Cancel: `running -> cancelling`, then SIGTERM and SIGKILL after the grace period.
 - Abandoned executions (their server is gone, or no heartbeat for `stale_after_seconds`)
   become `interrupted` (a `cancelling` one `cancelled`); orphaned workers on this host
   are stopped first. `resume` relaunches an interrupted execution from its recovery
-  directory (restored from its Postgres archive when that is newer).
+  directory (restored from its Postgres archive when that is newer); with
+  `resume_abandoned` the instance that marked an execution interrupted resumes it at
+  once through `on_abandoned` (the execution service's `resume`), so a surviving replica
+  takes over the executions of one that died.
 """
 
 from __future__ import annotations
@@ -30,7 +36,7 @@ import subprocess
 import threading
 import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -64,6 +70,8 @@ _log = logging.getLogger(__name__)
 _LAUNCH_LOCK = 0x46_46_4C_41  # "FFLA"
 _TICK_SECONDS = 0.2
 _ACTIVE: tuple[repo.ExecutionStatus, ...] = ("running", "cancelling")
+# a finished run's worker metrics stay on /metrics this long, so a scrape sees the end
+METRICS_KEPT_SECONDS = 300.0
 ENTRIES_INDEX = "entries.json"
 
 
@@ -120,6 +128,8 @@ class _Run:
     procs: list[subprocess.Popen[bytes]]
     stopper: threading.Thread | None = None
     last_beat: float = 0.0
+    restarts: int = 0
+    restarter: threading.Thread | None = None
 
 
 class Supervisor:
@@ -131,7 +141,11 @@ class Supervisor:
         self.host = socket.gethostname()
         self.finished: collections.Counter[str] = collections.Counter()
         self.launched = 0
+        self.restarts = 0
+        self.on_abandoned: Callable[[DbConnection, uuid.UUID], object] | None = None
+        """Called with each execution this instance marked interrupted (see module doc)."""
         self._runs: dict[uuid.UUID, _Run] = {}
+        self._finished_at: dict[uuid.UUID, float] = {}
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -175,6 +189,16 @@ class Supervisor:
     def local_executions(self) -> list[uuid.UUID]:
         with self._lock:
             return list(self._runs)
+
+    def metric_executions(self) -> list[uuid.UUID]:
+        """The executions whose worker metrics this instance shows: its running ones and
+        those that finished in the last METRICS_KEPT_SECONDS."""
+        now = time.monotonic()
+        with self._lock:
+            for execution_id, at in list(self._finished_at.items()):
+                if now - at > METRICS_KEPT_SECONDS:
+                    del self._finished_at[execution_id]
+            return [*self._runs, *self._finished_at]
 
     def is_local(self, execution_id: uuid.UUID) -> bool:
         with self._lock:
@@ -297,7 +321,12 @@ class Supervisor:
         with self._lock:
             self._runs[execution_id] = _Run(execution_id, launch, procs, last_beat=time.monotonic())
         self.launched += 1
-        info: list[JsonDict] = [
+        return repo.set_workers(conn, execution_id, self._worker_info(procs, workers))
+
+    def _worker_info(
+        self, procs: Sequence[subprocess.Popen[bytes]], workers: int
+    ) -> list[JsonDict]:
+        return [
             {
                 "process": index,
                 "pid": proc.pid,
@@ -308,7 +337,6 @@ class Supervisor:
             }
             for index, proc in enumerate(procs)
         ]
-        return repo.set_workers(conn, execution_id, info)
 
     # --- cancel and resume --------------------------------------------------------------
 
@@ -418,8 +446,17 @@ class Supervisor:
             runs = list(self._runs.values())
         now = time.monotonic()
         for run in runs:
+            if run.restarter is not None:
+                if run.restarter.is_alive():
+                    continue
+                run.restarter = None
             codes = [proc.poll() for proc in run.procs]
-            if all(code is not None for code in codes):
+            # killed by a signal nobody here sent (SIGKILL, the OOM killer): restart; an
+            # exit status is the program's own verdict and fails the execution
+            died = any(code is not None and code < 0 for code in codes)
+            if died and run.stopper is None and run.restarts < self.settings.worker_restarts:
+                self._restart(run, codes)
+            elif all(code is not None for code in codes):
                 self._finish(run, [int(c) for c in codes if c is not None])
             elif now - run.last_beat >= self.settings.heartbeat_seconds:
                 run.last_beat = now
@@ -439,9 +476,40 @@ class Supervisor:
             # another instance decided (e.g. it swept us as stale): stop the workers
             self._stop_run(run)
 
+    def _restart(self, run: _Run, codes: Sequence[int | None]) -> None:
+        """Stop what is left of the run's processes and start them all again from the
+        recovery directory (in a thread: stopping may take the grace period)."""
+        run.restarts += 1
+        self.restarts += 1
+        dead = ", ".join(f"process {i} exited with {c}" for i, c in enumerate(codes) if c)
+        _log.warning(
+            "execution %s: %s; restarting its processes from recovery (%d of %d)",
+            run.execution_id,
+            dead,
+            run.restarts,
+            self.settings.worker_restarts,
+        )
+
+        def restart() -> None:
+            stop(run.procs, self.settings.cancel_grace_seconds)
+            with self.pool.connection() as conn:
+                if repo.get_execution(conn, run.execution_id).status != "running":
+                    return  # cancelled meanwhile: the next tick finishes the run
+                procs = run.launch.start()
+                run.procs = procs
+                workers = run.launch.workers
+                repo.set_workers(conn, run.execution_id, self._worker_info(procs, workers))
+                repo.merge_stats(conn, run.execution_id, {"restarts": run.restarts})
+
+        run.restarter = threading.Thread(
+            target=restart, name=f"factflow-restart-{run.execution_id}", daemon=True
+        )
+        run.restarter.start()
+
     def _finish(self, run: _Run, codes: list[int]) -> None:
         with self._lock:
             self._runs.pop(run.execution_id, None)
+            self._finished_at[run.execution_id] = time.monotonic()
         counts = read_counts(run.launch.progress_dir)
         with self.pool.connection() as conn:
             current = repo.get_execution(conn, run.execution_id)
@@ -482,7 +550,7 @@ class Supervisor:
                 target: repo.ExecutionStatus = (
                     "cancelled" if execution.status == "cancelling" else "interrupted"
                 )
-                with contextlib.suppress(IllegalTransitionError):
+                try:
                     repo.transition(
                         conn,
                         execution.id,
@@ -492,7 +560,15 @@ class Supervisor:
                         else "its server stopped watching it; resume it with "
                         f"POST /api/v1/executions/{execution.id}/resume",
                     )
-                    _log.warning("execution %s was abandoned: now %s", execution.id, target)
+                except IllegalTransitionError:
+                    continue  # another instance got there first
+                _log.warning("execution %s was abandoned: now %s", execution.id, target)
+                if target == "interrupted" and self.on_abandoned is not None:
+                    try:
+                        self.on_abandoned(conn, execution.id)
+                        _log.warning("execution %s resumed by %s", execution.id, self.host)
+                    except Exception:
+                        _log.exception("execution %s could not be resumed", execution.id)
 
     def _abandoned(self, execution: repo.Execution) -> bool:
         beat = execution.heartbeat_at or execution.started_at

@@ -45,6 +45,7 @@ if CHROMIUM is None or sync_playwright is None:
 class Dashboard:
     url: str
     root: Path
+    database_url: str
     admin_key: str
     viewer_key: str
 
@@ -117,7 +118,7 @@ def dashboard() -> Iterator[Dashboard]:
             json={"name": "viewer", "scopes": READS, "owner_email": "viewer@example.com"},
         )
         viewer.raise_for_status()
-        yield Dashboard(url, root, admin.key, viewer.json()["key"])
+        yield Dashboard(url, root, pg.url, admin.key, viewer.json()["key"])
     finally:
         if proc.poll() is None:
             proc.terminate()

@@ -14,12 +14,14 @@ import json
 import os
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
+from factflow.extras import EMBEDDINGS
 from tests.browser.conftest import ADMIN_EMAIL, ADMIN_PASSWORD, Dashboard
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -108,6 +110,7 @@ def test_config_to_live_execution_to_lineage_and_redrive(admin: Page, dashboard:
     assert seen[0].startswith("done 0") and len(seen) >= 2, seen
     expect(page.locator('[data-adapter="work/1"]')).to_contain_text("failed 1", timeout=10_000)
     expect(page.locator("#events")).to_contain_text("execution.completed")
+    expect(page.locator("#worker-logs summary")).to_have_text(["process-0.log"])
     shot(page, "execution")
 
     # a work item's lineage: its chain back to the init message, its stored artefact
@@ -130,6 +133,36 @@ def test_config_to_live_execution_to_lineage_and_redrive(admin: Page, dashboard:
     page.get_by_role("button", name="Sign out").click()
     expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
     assert dashboard.api("GET", "deadletters").json()[0]["redriven_at"] is not None
+
+
+def test_chat_streams_an_answer_whose_sources_lead_into_lineage(
+    admin: Page, dashboard: Dashboard
+) -> None:
+    missing = EMBEDDINGS.missing()
+    if missing is not None:
+        pytest.skip(f"the local embedding model needs {missing} ({EMBEDDINGS.install})")
+    from tests.integration.chat.conftest import CHAIN, seed_with_lineage
+
+    # the search corpus indexed as a docs crawl would have left it (tests/integration/chat);
+    # in a thread: Playwright's event loop runs in this one, and the seeding runs its own
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(seed_with_lineage, dashboard.database_url).result()
+    page = admin
+    page.get_by_role("link", name="Chat").click()
+    expect(page.locator("main")).to_contain_text("extractive answers")
+    page.get_by_label("Question").fill("how does a killed worker resume?")
+    page.get_by_role("button", name="Ask").click()
+    sources = page.locator(".sources > li")
+    expect(sources.first).to_be_visible(timeout=90_000)  # the server loads the query model
+    answer = page.locator(".answer")
+    expect(answer).to_have_attribute("data-state", "done", timeout=30_000)
+    expect(answer.locator("a.cite-ref").first).to_have_text("[1]")
+    expect(page.locator(".answer-meta")).to_contain_text("extractive")
+    shot(page, "chat")
+    sources.first.get_by_role("link", name="lineage").click()
+    expect(page.locator(".chain > .chain-node")).to_have_count(len(CHAIN))
+    expect(page.locator(".chain-node.selected")).to_contain_text(CHAIN[-1])
+    shot(page, "lineage-of-a-source")
 
 
 def test_viewer_sees_no_write_buttons(viewer: Page, dashboard: Dashboard) -> None:
@@ -175,6 +208,8 @@ def test_pages_have_no_serious_accessibility_violations(admin: Page, dashboard: 
         "deadletters": "#/deadletters",
         "deadletter": f"#/deadletters/{letter['id']}",
         "search": "#/search?q=hello",
+        "chat": "#/chat",
+        "usage": "#/usage",
         "webhooks": "#/webhooks",
         "keys": "#/keys",
         "users": "#/users",

@@ -5,6 +5,7 @@ deliveries are in flight makes every one of them after it is started again."""
 
 from __future__ import annotations
 
+import json
 import signal
 import time
 from collections.abc import Iterator
@@ -110,3 +111,37 @@ def test_server_killed_mid_delivery_delivers_everything_after_restart(
         again = [r for r in answered if r.headers["X-Factflow-Delivery"] == delivery_id]
         assert len(again) == 1 and again[0].headers["webhook-id"] == delivery_id
     assert all(r.verified for r in [*receiver.held, *receiver.received])
+
+
+def test_an_event_starts_a_config_by_its_yaml_triggers(embedded: Server, tmp_path: Path) -> None:
+    """`triggers:` in the YAML, saved with `config create`, and `event send`: the event
+    runs the config to completion, and a subscriber hears of it."""
+    pipeline = tmp_path / "triggered.yaml"
+    text = (REPO_ROOT / "pipelines" / "text.yaml").read_text()
+    pipeline.write_text(
+        text.replace("name: text", "name: triggered", 1)
+        + '\ntriggers:\n  - {event: "docs.*", input_queue: docs.in}\n'
+        + '  - {cron: "0 3 * * *", timezone: Europe/Oslo}\n'
+    )
+    with receiving(SECRET) as receiver:
+        embedded.cli_json(
+            "webhook", "create", "--url", receiver.url, "--secret", SECRET,
+            "--events", "execution.completed",
+        )  # fmt: skip
+        config = embedded.cli_json("config", "create", "-f", str(pipeline))
+        schedules = embedded.cli_json("schedule", "list")
+        assert [s["config_id"] for s in schedules if s["origin"] == "config"] == [config["id"]]
+        document = {"title": "T", "lang": "en", "paragraphs": ["One.", "Two."]}
+        sent = embedded.cli_json(
+            "event", "send", "docs.arrived", "--data", json.dumps(document), "--id", "e2e-1"
+        )
+        [result] = sent["results"]
+        assert result["outcome"] == "started" and result["config_id"] == config["id"]
+        waited = embedded.cli("--timeout", "90s", "execution", "wait", result["execution_id"])
+        assert waited.returncode == 0, waited.stdout + waited.stderr
+        receiver.wait_for(1, "execution.completed", timeout=30)
+    execution = embedded.cli_json("execution", "get", result["execution_id"])
+    assert execution["source"] == "event"
+    assert execution["trigger_context"]["event"]["id"] == "e2e-1"
+    [done] = receiver.of_type("execution.completed")
+    assert done.verified and done.payload["data"]["execution_id"] == result["execution_id"]

@@ -4,7 +4,8 @@ It verifies every delivery with the `standardwebhooks` package and the seed syst
 `X-Factflow-Signature` HMAC, records it, and answers with the status codes it is told to
 (`fail_first=2` answers 500 twice, then 200; `status=500` always). `hold=N` keeps the
 first N requests open, recorded but unanswered, until `release` is set: a delivery in
-flight, for tests that kill the sender meanwhile.
+flight, for tests that kill the sender meanwhile. `sleep` seconds before answering (a
+slow receiver), `headers` added to every answer (`Retry-After`, `Location`).
 """
 
 from __future__ import annotations
@@ -41,6 +42,8 @@ class Receiver:
     url: str = ""
     lock: threading.Lock = field(default_factory=threading.Lock)
     hold: int = 0
+    sleep: float = 0.0
+    headers: dict[str, str] = field(default_factory=dict)
     release: threading.Event = field(default_factory=threading.Event)
     held: list[Received] = field(default_factory=list)
 
@@ -101,15 +104,22 @@ def receiving(secret: str, **options: Any) -> Iterator[Receiver]:
                     receiver.held.append(got)
                 receiver.release.wait(60)
                 return  # unanswered: the sender is gone by now
+            if receiver.sleep:
+                time.sleep(receiver.sleep)
             code = receiver.answer()
             with receiver.lock:
                 receiver.received.append(
                     Received(time.monotonic(), headers, body, payload, verified, code)
                 )
-            self.send_response(code)
-            self.send_header("Content-Length", "2")
-            self.end_headers()
-            self.wfile.write(b"ok")
+            try:
+                self.send_response(code)
+                for name, value in receiver.headers.items():
+                    self.send_header(name, value)
+                self.send_header("Content-Length", "2")
+                self.end_headers()
+                self.wfile.write(b"ok")
+            except OSError:
+                pass  # the sender gave up first (its timeout): what the slow tests want
 
         def log_message(self, format: str, *args: Any) -> None:
             pass  # quiet: pytest shows failures, not every request

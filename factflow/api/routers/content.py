@@ -5,14 +5,14 @@ from __future__ import annotations
 from datetime import datetime
 
 from fastapi import APIRouter, status
-from fastapi.responses import FileResponse
+from fastapi.responses import Response
 from pydantic import BaseModel, model_validator
 
 from factflow.api.auth import require
 from factflow.api.bodies import RequestBody
 from factflow.api.deps import ArchivesDep
 from factflow.api.errors import ApiError, not_found
-from factflow.server.archives import ArchiveJob
+from factflow.db.repositories.archive_jobs import ArchiveJob
 from factflow.storage.keys import check_prefix
 
 router = APIRouter(prefix="/content", tags=["content"], dependencies=[require("storage:read")])
@@ -44,7 +44,7 @@ class ArchiveStatus(BaseModel):
 
 def _status(job: ArchiveJob) -> ArchiveStatus:
     return ArchiveStatus(
-        job_id=job.job_id,
+        job_id=job.id,
         status=job.status,
         prefix=job.prefix,
         object_count=job.object_count,
@@ -52,7 +52,7 @@ def _status(job: ArchiveJob) -> ArchiveStatus:
         error=job.error,
         created_at=job.created_at,
         completed_at=job.completed_at,
-        download_url=f"/api/v1/content/archive/{job.job_id}/download"
+        download_url=f"/api/v1/content/archive/{job.id}/download"
         if job.status == "completed"
         else None,
     )
@@ -75,8 +75,8 @@ def archive_status(job_id: str, jobs: ArchivesDep) -> ArchiveStatus:
     return _status(job)
 
 
-@router.get("/archive/{job_id}/download", response_class=FileResponse)
-def download_archive(job_id: str, jobs: ArchivesDep) -> FileResponse:
+@router.get("/archive/{job_id}/download", response_class=Response)
+def download_archive(job_id: str, jobs: ArchivesDep) -> Response:
     """The zip once the job completed (factflow addition); 409 before."""
     job = jobs.get(job_id)
     if job is None:
@@ -84,4 +84,8 @@ def download_archive(job_id: str, jobs: ArchivesDep) -> FileResponse:
         raise not_found(msg)
     if job.status != "completed":
         raise ApiError(409, f"archive job {job_id} is {job.status}", "ARCHIVE_NOT_READY")
-    return FileResponse(job.path, media_type="application/zip", filename=f"{job_id}.zip")
+    return Response(
+        jobs.read(job),
+        media_type="application/zip",
+        headers={"Content-Disposition": f'attachment; filename="{job_id}.zip"'},
+    )

@@ -40,6 +40,7 @@ from factflow.db.repositories import executions as repo
 from factflow.db.repositories import lineage as lineage_repo
 from factflow.db.repositories.configs import PipelineConfig
 from factflow.db.repositories.route_states import paused_routes
+from factflow.server import rundir
 from factflow.server.executions import ExecutionService, StartRequest
 from factflow.server.supervisor import StartedBy, Supervisor
 from factflow.types import JsonDict
@@ -392,3 +393,20 @@ def execution_lineage(
     repo.get_execution(db, execution_id)
     rows = lineage_repo.list_lineage(db, execution_id, limit=limit, offset=offset)
     return [LineageEntry.of(row) for row in rows]
+
+
+@router.get("/{execution_id}/logs")
+def execution_logs(
+    execution_id: uuid.UUID,
+    db: DbDep,
+    supervisor: SupervisorDep,
+    tail: Annotated[int, Query(ge=1, le=1_000_000, description="characters per log")] = 20_000,
+) -> JsonDict:
+    """The end of each worker process's log, `{"logs": {"process-0.log": text}}`
+    (factflow addition). Logs are files in the run folder of the instance that started
+    the execution; another instance answers an empty `logs`."""
+    repo.get_execution(db, execution_id)  # 404 first
+    return {
+        "execution_id": str(execution_id),
+        "logs": rundir.worker_logs(supervisor.run_dir(execution_id), tail),
+    }

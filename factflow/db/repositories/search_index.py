@@ -9,6 +9,7 @@ batch written again after a crash changes nothing.
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -25,6 +26,7 @@ from factflow.types import JsonDict
 
 BACKENDS = ("local", "litellm")
 DEFAULT_M, DEFAULT_EF_CONSTRUCTION = 16, 64
+GIN_PENDING_LIST_KB = 256
 
 
 class UnknownSlotError(NotFoundError):
@@ -148,17 +150,18 @@ def _create_hnsw(conn: DbConnection, slot: str, m: int, ef_construction: int) ->
 
 
 @contextmanager
-def deferred_hnsw(
+def bulk_load(
     conn: DbConnection, slots: Sequence[str], *, maintenance_work_mem: str = "1GB"
 ) -> Iterator[None]:
-    """A bulk load: the slots' HNSW indexes are dropped for the block and built once after
-    it, with their recorded `m` / `ef_construction`.
+    """A bulk load into the index: the slots' HNSW indexes are dropped for the block and
+    built once after it (with their recorded `m` / `ef_construction`), then the full-text
+    index's pending list is merged and the tables analysed.
 
-    Inserting into an HNSW graph costs a graph search per vector (a few ms each at 100k
-    vectors); building the graph from the loaded table costs a fraction of that, and
-    Postgres builds it in parallel. Meant for large loads (a first index, a rebuild from
-    storage): while the block runs, semantic searches in these slots scan every vector
-    (exact, slower). The index is built again when the block raises, too.
+    Inserting into an HNSW graph costs a graph search per vector (milliseconds each at
+    100k vectors); building the graph from the loaded table costs a fraction of that.
+    Meant for large loads (a first index, a rebuild): while the block runs, semantic
+    searches in these slots scan every vector (exact, slower). The indexes are built
+    again when the block raises, too.
     """
     found = [get_slot(conn, name) for name in dict.fromkeys(slots)]
     for slot in found:
@@ -180,6 +183,11 @@ def deferred_hnsw(
                 conn.execute(
                     sql.SQL("SET maintenance_work_mem = {}").format(sql.Literal(previous[0]))
                 )
+        # a search reads the GIN pending list row by row: merge what the load left there
+        conn.execute("SELECT gin_clean_pending_list('search_segments_tsv'::regclass)")
+        conn.execute("ANALYZE search_segments")
+        for slot in found:
+            conn.execute(sql.SQL("ANALYZE {}").format(slot.table))
 
 
 def drop_slot(conn: DbConnection, name: str) -> None:
@@ -310,7 +318,7 @@ def _prepare_temp_tables(conn: DbConnection) -> None:
     )
     conn.execute(
         "CREATE TEMP TABLE IF NOT EXISTS _ff_vectors"
-        " (content_hash text NOT NULL, slot text NOT NULL, embedding text NOT NULL)"
+        " (content_hash text NOT NULL, slot text NOT NULL, embedding vector NOT NULL)"
         " ON COMMIT DELETE ROWS"
     )
 
@@ -323,6 +331,9 @@ def upsert_segments(conn: DbConnection, rows: Sequence[SegmentRow]) -> int:
         return 0
     unique = {row.content_hash: row for row in rows}  # a batch may repeat a segment
     with conn.transaction():
+        # a search reads the full-text index's pending list row by row (12 ms at its 4 MB
+        # default, for 20k segments): the writer that fills it past 256 kB merges it
+        conn.execute(f"SET LOCAL gin_pending_list_limit = {GIN_PENDING_LIST_KB}")
         _prepare_temp_tables(conn)
         columns = sql.SQL(", ").join(sql.Identifier(c) for c in _SEGMENT_COLUMNS)
         with conn.cursor().copy(
@@ -330,12 +341,12 @@ def upsert_segments(conn: DbConnection, rows: Sequence[SegmentRow]) -> int:
         ) as copy:
             for row in unique.values():
                 copy.write_row(_segment_values(row))
-        slots: set[str] = set()
-        with conn.cursor().copy("COPY _ff_vectors FROM STDIN") as copy:
+        slots = {slot for row in unique.values() for slot in row.vectors}
+        with conn.cursor().copy("COPY _ff_vectors FROM STDIN (FORMAT BINARY)") as copy:
+            copy.write(_BINARY_HEADER)
             for row in unique.values():
-                for slot, vector in row.vectors.items():
-                    slots.add(slot)
-                    copy.write_row((row.content_hash, slot, _vector_literal(vector)))
+                copy.write(_vector_tuples(row))
+            copy.write(_BINARY_TRAILER)
         updates = sql.SQL(", ").join(
             sql.SQL("{0} = EXCLUDED.{0}").format(sql.Identifier(c))
             for c in _SEGMENT_COLUMNS
@@ -354,7 +365,7 @@ def upsert_segments(conn: DbConnection, rows: Sequence[SegmentRow]) -> int:
             conn.execute(
                 sql.SQL(
                     "INSERT INTO {} (segment_id, embedding)"
-                    " SELECT s.id, v.embedding::vector FROM _ff_vectors v"
+                    " SELECT s.id, v.embedding FROM _ff_vectors v"
                     " JOIN search_segments s USING (content_hash) WHERE v.slot = %s"
                     " ON CONFLICT (segment_id) DO NOTHING"
                 ).format(vectors_table(slot)),
@@ -363,8 +374,27 @@ def upsert_segments(conn: DbConnection, rows: Sequence[SegmentRow]) -> int:
     return max(changed, 0)
 
 
-def _vector_literal(vector: Sequence[float]) -> str:
-    return "[" + ",".join(repr(float(x)) for x in vector) + "]"
+# COPY's binary format (the COPY page of the Postgres docs): a signature, flags and header
+# extension length, then per tuple its field count and each field as length + bytes, then
+# -1. Vectors go in pgvector's binary form (dimensions, a reserved 0, big-endian float4s):
+# formatting 384 floats as text cost more than the whole write of a segment.
+_BINARY_HEADER = b"PGCOPY\n\xff\r\n\x00" + struct.pack(">ii", 0, 0)
+_BINARY_TRAILER = struct.pack(">h", -1)
+
+
+def _vector_tuples(row: SegmentRow) -> bytes:
+    """The row's (content_hash, slot, embedding) tuples, one per slot, in binary COPY form."""
+    digest = row.content_hash.encode()
+    parts: list[bytes] = []
+    for slot, vector in row.vectors.items():
+        name = slot.encode()
+        body = struct.pack(f">HH{len(vector)}f", len(vector), 0, *vector)
+        parts.append(
+            struct.pack(">hi", 3, len(digest)) + digest
+            + struct.pack(">i", len(name)) + name
+            + struct.pack(">i", len(body)) + body
+        )  # fmt: skip
+    return b"".join(parts)
 
 
 def replace_documents(

@@ -179,16 +179,18 @@ def ranked_search(
         " FROM fused f JOIN search_segments s ON s.id = f.id, tsq"
         " ORDER BY f.score DESC, f.id LIMIT %(limit)s OFFSET %(offset)s"
     ).format(ctes=sql.SQL(", ").join(ctes))
-    with conn.transaction():
-        if semantic:
-            # candidates beyond HNSW's default 40 need a wider search; filters need the
-            # iterative scan, or a filtered search would return fewer than asked
-            conn.execute(
-                sql.SQL("SET LOCAL hnsw.ef_search = {}").format(
-                    sql.Literal(max(ef_search or 40, min(candidates, 1000)))
-                )
+    if not semantic:
+        return [_hit(row) for row in conn.execute(statement, params).fetchall()]
+    # candidates beyond HNSW's default 40 need a wider search; filters need the iterative
+    # scan, or a filtered search would return fewer than asked. Pipelined: BEGIN, the two
+    # settings and the query go in one round trip (a busy server answers each late)
+    with conn.pipeline(), conn.transaction():
+        conn.execute(
+            sql.SQL("SET LOCAL hnsw.ef_search = {}").format(
+                sql.Literal(max(ef_search or 40, min(candidates, 1000)))
             )
-            conn.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
+        )
+        conn.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
         rows = conn.execute(statement, params).fetchall()
     return [_hit(row) for row in rows]
 

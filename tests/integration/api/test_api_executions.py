@@ -279,3 +279,17 @@ def test_two_instances_answer_for_each_other(
     assert wait_status(other, execution_id, ("cancelled",), timeout=30)["status"] == "cancelled"
     events = [n for _, n, _ in _sse(other, f"/api/v1/executions/{execution_id}/events")]
     assert events[-2:] == ["execution.cancelling", "execution.cancelled"]
+
+
+def test_worker_logs_tail(api: TestClient, wait_status: Wait, start_text: Start) -> None:
+    execution_id = start_text(api)["execution_id"]
+    wait_status(api, execution_id, ("completed",))
+    run_dir = api.app.state.supervisor.run_dir(uuid.UUID(execution_id))  # type: ignore[attr-defined]
+    with (run_dir / "logs" / "process-0.log").open("a") as log:
+        log.write("\nfirst line\nthe last words")
+    body = api.get(f"/api/v1/executions/{execution_id}/logs", params={"tail": 14}).json()
+    assert body == {"execution_id": execution_id, "logs": {"process-0.log": "the last words"}}
+    whole = api.get(f"/api/v1/executions/{execution_id}/logs").json()["logs"]["process-0.log"]
+    assert whole.endswith("first line\nthe last words")
+    assert api.get(f"/api/v1/executions/{uuid.uuid4()}/logs").status_code == 404
+    assert api.get(f"/api/v1/executions/{execution_id}/logs", params={"tail": 0}).status_code == 422

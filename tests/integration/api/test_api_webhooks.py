@@ -6,6 +6,7 @@ attempts take a second, not 14 hours; the order and the gaps are what is checked
 
 from __future__ import annotations
 
+import socket
 import time
 import uuid
 from typing import Any
@@ -85,19 +86,75 @@ def test_execution_events_are_delivered_signed(
     }  # fmt: skip
 
 
-def test_retries_follow_the_schedule_then_succeed(make_app: MakeApp) -> None:
+def test_fails_five_times_then_succeeds_on_the_schedule(make_app: MakeApp) -> None:
     client = _app(make_app)
-    with receiving(SECRET, fail_first=2) as receiver:
+    with receiving(SECRET, fail_first=5) as receiver:
         hook = _subscribe(client, receiver.url, ["*"])
         client.post(f"/api/v1/webhooks/{hook['webhook_id']}/test")
         delivery = _wait_delivery(client, hook["webhook_id"], "delivered")
-    assert [r.answered for r in receiver.received] == [500, 500, 200]
+    assert [r.answered for r in receiver.received] == [500] * 5 + [200]
     gaps = [b.at - a.at for a, b in zip(receiver.received, receiver.received[1:], strict=False)]
-    assert gaps[0] >= SCHEDULE[0] - 0.05 and gaps[1] >= SCHEDULE[1] - 0.05, gaps
+    # each wait is the schedule's (compressed) delay, in order, never shorter
+    for gap, planned in zip(gaps, SCHEDULE, strict=True):
+        assert planned - 0.05 <= gap <= planned + 1.0, (gaps, SCHEDULE)
     ids = {r.headers["X-Factflow-Delivery"] for r in receiver.received}
     assert ids == {delivery["delivery_id"]}, "every attempt carries the same delivery id"
-    assert [a["status_code"] for a in delivery["attempt_log"]] == [500, 500, 200]
-    assert delivery["attempt_log"][2]["response_excerpt"] == "ok"
+    assert [a["status_code"] for a in delivery["attempt_log"]] == [500] * 5 + [200]
+    assert delivery["attempt_log"][5]["response_excerpt"] == "ok"
+    assert all(r.verified for r in receiver.received)
+
+
+def test_retry_after_longer_than_the_schedule_is_honoured(make_app: MakeApp) -> None:
+    client = _app(make_app)
+    with receiving(SECRET, fail_first=1, headers={"Retry-After": "2"}) as receiver:
+        receiver.fail_first = 0
+        receiver.status = 429
+        hook = _subscribe(client, receiver.url, ["*"])
+        client.post(f"/api/v1/webhooks/{hook['webhook_id']}/test")
+        receiver.wait_for(1)
+        receiver.status = 200
+        _wait_delivery(client, hook["webhook_id"], "delivered")
+    first, second = receiver.received[:2]
+    assert first.answered == 429 and second.answered == 200
+    assert second.at - first.at >= 1.95, "waited Retry-After (2 s), not the schedule (0.2 s)"
+
+
+def test_network_errors_and_timeouts_are_retried_then_dead_lettered(make_app: MakeApp) -> None:
+    client = _app(make_app, webhook_timeout_seconds=0.3)
+    with receiving(SECRET, sleep=1.0) as slow:
+        timed_out = _subscribe(client, slow.url, ["*"])
+        refused = _subscribe(client, f"http://127.0.0.1:{_closed_port()}/hook", ["*"])
+        client.post(f"/api/v1/webhooks/{timed_out['webhook_id']}/test")
+        client.post(f"/api/v1/webhooks/{refused['webhook_id']}/test")
+        for hook, error in ((timed_out, "Timeout"), (refused, "ConnectError")):
+            dead = _wait_delivery(client, hook["webhook_id"], "dead_lettered", timeout=40)
+            assert dead["attempts"] == 6
+            assert all(a["status_code"] is None for a in dead["attempt_log"])
+            assert all(error in (a["error"] or "") for a in dead["attempt_log"]), dead
+        slow.wait_for(6, timeout=5)  # the last one is recorded once its sleep is over
+
+
+def test_redirects_are_not_followed(make_app: MakeApp) -> None:
+    client = _app(make_app)
+    with (
+        receiving(SECRET) as target,
+        receiving(SECRET, status=302, headers={"Location": "TARGET"}) as redirecting,
+    ):
+        redirecting.headers["Location"] = target.url
+        hook = _subscribe(client, redirecting.url, ["*"])
+        client.post(f"/api/v1/webhooks/{hook['webhook_id']}/test")
+        failed = _wait_delivery(client, hook["webhook_id"], "failed")
+        time.sleep(SCHEDULE[0] + 0.3)
+    assert failed["attempts"] == 1 and failed["last_status_code"] == 302
+    assert target.received == [] and len(redirecting.received) == 1
+
+
+def _closed_port() -> int:
+    """A port nothing listens on (bound, then closed at once)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+    return port
 
 
 def test_dead_lettered_after_six_then_redelivered(make_app: MakeApp) -> None:

@@ -172,3 +172,63 @@ def test_a_key_may_run_only_its_cap_of_executions_at_once(
     assert again.status_code == 201, again.text
     api.post(f"/api/v1/executions/{again.json()['execution_id']}/cancel")
     wait_status(api, again.json()["execution_id"], ("cancelled", "completed"))
+
+
+def test_wrong_keys_with_a_real_prefix_do_not_spend_its_budget(make_app: MakeApp) -> None:
+    api = make_app(auth_rate_limit_per_minute=2)
+    key = new_key(api, ["configs:read"])["key"]
+    forged = key[:-1] + ("a" if key[-1] != "a" else "b")  # same prefix, wrong secret part
+    for _ in range(5):
+        r = api.get(CONFIGS, headers=bearer(forged))
+        assert (r.status_code, r.json()["error_code"]) == (401, "INVALID_API_KEY")
+    codes = [api.get(CONFIGS, headers=bearer(key)).status_code for _ in range(3)]
+    assert codes == [200, 200, 429]
+
+
+def test_a_streamed_answer_is_audited_when_its_headers_go_out(api_db_url: str) -> None:
+    """A POST answered with SSE (chat streams so) is recorded at its start, not held until
+    its first event; the app is a minimal one with the real middleware and dependency."""
+    from collections.abc import AsyncIterator
+
+    from fastapi import APIRouter, FastAPI
+    from sse_starlette.sse import EventSourceResponse
+
+    from factflow.api.audit import AuditMiddleware
+    from factflow.api.auth import require
+    from factflow.auth.settings import AuthMode, AuthSettings
+    from factflow.db.connection import connect, create_pool
+    from factflow.db.migrate import migrate
+    from factflow.db.settings import DatabaseSettings
+    from factflow.settings import Settings
+
+    with connect(api_db_url) as conn:
+        migrate(conn)
+
+    router = APIRouter(prefix="/api/v1/streams", dependencies=[require("chat:use")])
+
+    @router.post("")
+    def stream_answer() -> EventSourceResponse:
+        async def events() -> AsyncIterator[dict[str, str]]:
+            yield {"event": "token", "data": "hello"}
+
+        return EventSourceResponse(events())
+
+    app = FastAPI()
+    app.include_router(router)
+    app.add_middleware(AuditMiddleware)
+    app.state.auth = AuthSettings(AuthMode.OPEN, None)
+    app.state.pool = create_pool(
+        DatabaseSettings.of(Settings(database_url=api_db_url)), name="audit-sse"
+    )
+    try:
+        with TestClient(app) as client:
+            r = client.post("/api/v1/streams")
+            assert r.status_code == 200 and "hello" in r.text
+    finally:
+        app.state.pool.close()
+    with connect(api_db_url) as conn:
+        row = conn.execute(
+            "SELECT action, resource_type, status_code, actor_kind FROM audit_log"
+            " WHERE path = '/api/v1/streams' ORDER BY id DESC LIMIT 1"
+        ).fetchone()
+    assert row == ("stream_answer", "streams", 200, "open")

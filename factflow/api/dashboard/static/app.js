@@ -648,6 +648,7 @@ async function executions(params) {
   );
 }
 
+const LOG_TAIL = 8000; // characters of each worker log
 const LINEAGE_ROWS = 20; // the first rows; the explorer pages through the rest
 const TERMINAL = new Set(['completed', 'failed', 'cancelled']);
 
@@ -777,6 +778,7 @@ async function execution(id) {
   const log = h('ol', { id: 'events', class: 'events', reversed: true });
   const result = h('div', {});
   const lineageBox = h('div', {});
+  const logsBox = h('div', { id: 'worker-logs' });
   add(
     main,
     head,
@@ -787,6 +789,7 @@ async function execution(id) {
     section('DAG', dagBox),
     section('Routes', routesBox),
     h('div', { class: 'grid' }, section('Events (live)', log), section('Lineage', lineageBox)),
+    section('Worker logs', logsBox),
   );
   let info = await api(`executions/${id}`);
   fill(
@@ -860,6 +863,23 @@ async function execution(id) {
   drawButtons();
 
   let lineageShown = 0;
+  // one <pre> per worker process, its text replaced in place (open ones stay open)
+  function drawLogs(logs) {
+    const names = Object.keys(logs);
+    if (!names.length) {
+      fill(logsBox, h('p', { class: 'empty' }, 'No worker logs on this server instance.'));
+      return;
+    }
+    for (const name of names) {
+      let pre = logsBox.querySelector(`pre[data-log="${CSS.escape(name)}"]`);
+      if (!pre) {
+        if (!logsBox.querySelector('details')) fill(logsBox);
+        pre = h('pre', { class: 'json', 'data-log': name });
+        add(logsBox, h('details', {}, h('summary', {}, name), pre));
+      }
+      pre.textContent = logs[name] || '(empty)';
+    }
+  }
   async function refresh() {
     const [routes, stats] = await Promise.all([
       api(`executions/${id}/routes`),
@@ -915,6 +935,8 @@ async function execution(id) {
         ]),
       ),
     );
+    const { logs } = await api(`executions/${id}/logs?tail=${LOG_TAIL}`);
+    drawLogs(logs);
     if (lineageShown < LINEAGE_ROWS) {
       const rows = await api(`executions/${id}/lineage?limit=${LINEAGE_ROWS}`);
       lineageShown = rows.length;
@@ -1550,7 +1572,7 @@ async function chat() {
     question.value = '';
     const answer = h('p', { class: 'answer', 'data-state': 'streaming' });
     const sources = h('div', {});
-    const meta = h('p', { class: 'muted' });
+    const meta = h('p', { class: 'muted answer-meta' });
     const turn = h('article', { class: 'turn' }, h('h2', {}, text), answer, sources, meta);
     thread.prepend(turn);
     let raw = '';

@@ -1,0 +1,227 @@
+"""Prometheus metrics of one worker process, per route and per adapter.
+
+Every worker process has one registry (`worker_metrics()`); the names are in
+docs/operations.md. It is served over HTTP when FACTFLOW_METRICS_PORT is set (port plus
+the Bytewax process id, so several processes share a host), and written in the text
+format beside the progress counters (`<progress dir>/<pid>.prom`, with them twice a
+second), where the server that launched the process reads it for
+`/api/v1/system/metrics`. Recording is a labelled child's `inc`/`observe` (a lock and an
+add): the children are made once per route and step, not per message.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.metrics_core import Metric
+from prometheus_client.parser import text_string_to_metric_families
+
+# adapter calls range from microseconds (passthrough) to minutes (an LLM, a browser)
+LATENCY_BUCKETS = (0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)
+EPOCH_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60)
+
+ROUTE_LABELS = ("execution_id", "route")
+ADAPTER_LABELS = ("execution_id", "route", "stage", "adapter")
+
+
+class WorkerMetrics:
+    """The metric families of a worker process (see docs/operations.md)."""
+
+    def __init__(self, execution_id: str = "") -> None:
+        self.execution_id = execution_id
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.route_in = Counter(
+            "factflow_route_messages_in", "messages a route took in", ROUTE_LABELS, registry=r
+        )
+        self.route_out = Counter(
+            "factflow_route_messages_out", "messages a route emitted", ROUTE_LABELS, registry=r
+        )
+        self.route_dead = Counter(
+            "factflow_route_dead_letters",
+            "messages a route dead-lettered",
+            ROUTE_LABELS,
+            registry=r,
+        )
+        self.route_in_flight = Gauge(
+            "factflow_route_in_flight",
+            "messages inside one of the route's adapter steps now",
+            ROUTE_LABELS,
+            registry=r,
+        )
+        self.adapter_calls = Counter(
+            "factflow_adapter_calls",
+            "adapter invocations by outcome (completed, filtered, failed, dead_lettered)",
+            [*ADAPTER_LABELS, "outcome"],
+            registry=r,
+        )
+        self.adapter_retries = Counter(
+            "factflow_adapter_retries",
+            "attempts retried after a failure",
+            ADAPTER_LABELS,
+            registry=r,
+        )
+        self.adapter_latency = Histogram(
+            "factflow_adapter_duration_seconds",
+            "time of one adapter call (one attempt)",
+            ADAPTER_LABELS,
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.epoch = Histogram(
+            "factflow_epoch_duration_seconds",
+            "time between two snapshots of a source partition (one epoch)",
+            ["execution_id", "source"],
+            buckets=EPOCH_BUCKETS,
+            registry=r,
+        )
+
+    def route(self, route_id: str) -> RouteMetrics:
+        labels = (self.execution_id, route_id)
+        return RouteMetrics(
+            self.route_in.labels(*labels),
+            self.route_out.labels(*labels),
+            self.route_dead.labels(*labels),
+            self.route_in_flight.labels(*labels),
+        )
+
+    def adapter(self, route_id: str, stage: str, adapter: str) -> AdapterCallMetrics:
+        labels = (self.execution_id, route_id, stage, adapter)
+        outcomes = ("completed", "filtered", "failed", "dead_lettered")
+        return AdapterCallMetrics(
+            {o: self.adapter_calls.labels(*labels, o) for o in outcomes},
+            self.adapter_retries.labels(*labels),
+            self.adapter_latency.labels(*labels),
+        )
+
+    def text(self) -> bytes:
+        return generate_latest(self.registry)
+
+    def write(self, path: Path) -> None:
+        """The text format to `path`, atomically (the server may be reading it)."""
+        tmp = path.with_suffix(".prom.tmp")
+        tmp.write_bytes(self.text())
+        tmp.replace(path)
+
+    def serve(self, port: int) -> None:
+        """An HTTP endpoint for Prometheus (a daemon thread)."""
+        from prometheus_client import start_http_server
+
+        start_http_server(port, registry=self.registry)
+
+
+@dataclass(frozen=True, slots=True)
+class RouteMetrics:
+    messages_in: Any
+    messages_out: Any
+    dead_letters: Any
+    in_flight: Any
+
+
+@dataclass(frozen=True, slots=True)
+class AdapterCallMetrics:
+    calls: dict[str, Any]
+    retries: Any
+    latency: Any
+
+    def call(self, started: float, outcome: str) -> None:
+        """One attempt that began at `started` (perf_counter) ended with `outcome`."""
+        self.latency.observe(time.perf_counter() - started)
+        self.calls[outcome].inc()
+
+
+_metrics: WorkerMetrics | None = None
+_lock = threading.Lock()
+
+
+def worker_metrics() -> WorkerMetrics:
+    """This process's metrics (made on first use; `start_worker_metrics` names the
+    execution)."""
+    global _metrics
+    with _lock:
+        if _metrics is None:
+            _metrics = WorkerMetrics()
+        return _metrics
+
+
+def start_worker_metrics(execution_id: str, port: int | None, process_id: int) -> WorkerMetrics:
+    """Label this process's metrics with its execution and serve them on `port +
+    process_id` when a port is set (before the dataflow is built: the children are made
+    while building)."""
+    global _metrics
+    with _lock:
+        _metrics = WorkerMetrics(execution_id)
+    if port is not None:
+        _metrics.serve(port + process_id)
+    return _metrics
+
+
+class _TimedPartition(StatefulSourcePartition[Any, Any]):
+    def __init__(self, inner: StatefulSourcePartition[Any, Any], epoch: Any) -> None:
+        self._inner = inner
+        self._epoch = epoch
+        self._last = time.perf_counter()
+
+    def next_batch(self) -> list[Any]:
+        return list(self._inner.next_batch())
+
+    def next_awake(self) -> datetime | None:
+        return self._inner.next_awake()
+
+    def snapshot(self) -> Any:
+        now = time.perf_counter()
+        self._epoch.observe(now - self._last)
+        self._last = now
+        return self._inner.snapshot()
+
+    def close(self) -> None:
+        self._inner.close()
+
+
+class TimedSource(FixedPartitionedSource[Any, Any]):
+    """A source whose partitions report each epoch's duration (Bytewax snapshots every
+    partition once an epoch)."""
+
+    def __init__(self, inner: FixedPartitionedSource[Any, Any], name: str) -> None:
+        self._inner = inner
+        self._name = name
+
+    def list_parts(self) -> list[str]:
+        return self._inner.list_parts()
+
+    def build_part(self, step_id: str, for_part: str, resume_state: Any) -> _TimedPartition:
+        metrics = worker_metrics()
+        epoch = metrics.epoch.labels(metrics.execution_id, self._name)
+        return _TimedPartition(self._inner.build_part(step_id, for_part, resume_state), epoch)
+
+
+def read_worker_metrics(progress_dir: Path) -> list[Metric]:
+    """The metrics every worker process of a run wrote (`<pid>.prom`), summed over the
+    processes sample by sample: counters, histogram buckets and in-flight gauges add up.
+    `_created` samples (a per-process start time) are left out."""
+    families: dict[str, Metric] = {}
+    totals: dict[str, dict[tuple[str, tuple[tuple[str, str], ...]], float]] = {}
+    for path in sorted(progress_dir.glob("*.prom")):
+        try:
+            text = path.read_text()
+        except OSError:
+            continue  # the run folder is going away
+        for family in text_string_to_metric_families(text):
+            families.setdefault(family.name, Metric(family.name, family.documentation, family.type))
+            samples = totals.setdefault(family.name, {})
+            for sample in family.samples:
+                if sample.name.endswith("_created"):
+                    continue
+                key = (sample.name, tuple(sorted(sample.labels.items())))
+                samples[key] = samples.get(key, 0.0) + sample.value
+    for name, samples in totals.items():
+        for (sample_name, labels), value in samples.items():
+            families[name].add_sample(sample_name, dict(labels), value)
+    return [family for family in families.values() if family.samples]

@@ -1,0 +1,271 @@
+"""Two server replicas on one Postgres, an execution of 3 Bytewax processes, and failures.
+
+Two `factflow serve` processes, each in its own folder (run folders, recovery
+directories: as if on two hosts), share only the database, which also holds the queues
+(the `postgres` provider) and the recovery archives; stage storage is off. A round-robin
+client sends every request to the next replica that is up, as a load balancer would.
+
+1. An execution started through one replica is seen and cancelled through the other.
+2. An execution of 3 processes (`-i/-a`, the work queue a broker hop so the processes
+   compete for it): one process is SIGKILLed mid-run, and the replica running it
+   restarts all three from recovery; then that replica is SIGKILLed, and the other finds
+   the execution abandoned, stops the orphaned workers and resumes it from its recovery
+   archive in Postgres. The execution completes, every input reaches the output, and
+   the replicas report the same state while both are up.
+
+Not covered here: processes of one execution on different hosts (each process's own
+recovery directory and drain folder): a server launches all of an execution's processes
+on its own host (docs/operations.md).
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import signal
+import subprocess
+import sys
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from factflow.dataflows.launch import free_ports
+from factflow.db import connect
+from factflow.db.repositories import executions as repo
+from tests.e2e.helpers import T, wait_until, worker_env
+from tests.integration.flows import queue_messages
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+ITEMS = 360
+SLEEP_MS = 40
+
+
+def _pipeline(name: str, items: int) -> str:
+    payload = ", ".join(f"{{n: {n}}}" for n in range(items))
+    return f"""version: "1.0"
+name: {name}
+queue: {{provider: postgres, options: {{visibility_timeout: 3}}}}
+routes:
+  fan:
+    inbound: {{queue: jobs.start}}
+    adapters:
+      - type: split
+        config: {{field: items}}
+    outbound: jobs.work
+  work:
+    inbound: {{queue: jobs.work, external: true, prefetch: 5}}
+    adapters:
+      - type: "{T}:Slow"
+        config: {{sleep_ms: {SLEEP_MS}}}
+    outbound: {name}.done
+init_message:
+  route: fan
+  payload: {{items: [{payload}]}}
+"""
+
+
+class Replica:
+    """One `factflow serve` process in its own folder."""
+
+    def __init__(self, name: str, folder: Path, port: int, db_url: str) -> None:
+        self.name, self.folder, self.url = name, folder, f"http://127.0.0.1:{port}"
+        folder.mkdir(parents=True)
+        env = worker_env(
+            FACTFLOW_DATABASE_URL=db_url,
+            FACTFLOW_HEARTBEAT_SECONDS="0.5",
+            FACTFLOW_STALE_AFTER_SECONDS="6",
+            FACTFLOW_CANCEL_GRACE_SECONDS="5",
+            FACTFLOW_RESUME_ABANDONED="true",
+            FACTFLOW_INSTANCE_ID=name,
+            FACTFLOW_VALIDATE_PIPELINES_ON_START="false",
+        )
+        with (folder / "server.log").open("wb") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "factflow", "serve", "--port", str(port),
+                 "--log-level", "warning"],
+                cwd=folder, env=env, stdout=log, stderr=subprocess.STDOUT,
+            )  # fmt: skip
+
+    def wait_healthy(self) -> None:
+        def healthy() -> bool:
+            assert self.proc.poll() is None, self.log()
+            try:
+                return httpx.get(f"{self.url}/api/v1/system/health", timeout=2).status_code == 200
+            except httpx.HTTPError:
+                return False
+
+        wait_until(healthy, 90, f"replica {self.name} to start")
+
+    @property
+    def up(self) -> bool:
+        return self.proc.poll() is None
+
+    def kill(self) -> None:
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(timeout=30)
+
+    def stop(self) -> None:
+        if self.up:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+    def log(self) -> str:
+        return (self.folder / "server.log").read_text()[-4000:]
+
+
+class RoundRobin:
+    """Each request to the next replica that is up (a load balancer's health check)."""
+
+    def __init__(self, replicas: list[Replica]) -> None:
+        self.replicas = replicas
+        self._next = itertools.cycle(range(len(replicas)))
+
+    def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        for _ in range(len(self.replicas)):
+            replica = self.replicas[next(self._next)]
+            if replica.up:
+                return httpx.request(method, f"{replica.url}/api/v1{path}", timeout=30, **kwargs)
+        pytest.fail("no replica is up")
+
+    def each(self, path: str) -> dict[str, Any]:
+        """The same GET from every replica that is up, by replica name."""
+        return {
+            r.name: httpx.get(f"{r.url}/api/v1{path}", timeout=30).json()
+            for r in self.replicas
+            if r.up
+        }
+
+
+@pytest.fixture
+def replicas(tmp_path: Path, db_url: str) -> Iterator[list[Replica]]:
+    ports = free_ports(2)
+    started = [Replica(n, tmp_path / n, p, db_url) for n, p in zip(("a", "b"), ports, strict=True)]
+    try:
+        for replica in started:
+            replica.wait_healthy()
+        yield started
+    finally:
+        for replica in started:
+            replica.stop()
+        _kill_workers(db_url)
+
+
+def _kill_workers(db_url: str) -> None:
+    """Worker processes a killed replica left behind (the test failed before the other
+    replica stopped them)."""
+    with connect(db_url) as conn:
+        executions = repo.list_executions(conn, limit=100)
+    for execution in executions:
+        for worker in execution.workers:
+            pid = int(worker.get("pid", 0))
+            try:
+                if b"factflow.flow" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                    os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
+
+
+def _start(client: RoundRobin, name: str, items: int) -> str:
+    response = client.request(
+        "POST", "/executions", json={"pipeline_yaml": _pipeline(name, items), "processes": 3}
+    )
+    assert response.status_code == 201, response.text
+    return str(response.json()["execution_id"])
+
+
+def _execution(db_url: str, execution_id: str) -> repo.Execution:
+    with connect(db_url) as conn:
+        return repo.get_execution(conn, uuid.UUID(execution_id))
+
+
+def _done(db_url: str, name: str) -> list[int]:
+    return [int(m.payload["n"]) for m in queue_messages(db_url, f"{name}.done")]
+
+
+def _same_state(client: RoundRobin, execution_id: str) -> dict[str, Any]:
+    """The execution as every replica reports it, checked to be the same."""
+    views = client.each(f"/executions/{execution_id}")
+    keys = ("status", "workers", "started_at", "config_snapshot")
+    first = next(iter(views.values()))
+    for name, view in views.items():
+        assert {k: view[k] for k in keys} == {k: first[k] for k in keys}, f"replica {name}"
+    return first
+
+
+def test_started_on_one_replica_cancelled_through_the_other(
+    replicas: list[Replica], db_url: str
+) -> None:
+    a, b = replicas
+    client = RoundRobin(replicas)
+    execution_id = _start(client, "cancelme", 2000)
+    running = _execution(db_url, execution_id)
+    owner = running.workers[0]["instance"]
+    other = b if owner == "a" else a
+    wait_until(lambda: len(_done(db_url, "cancelme")) > 0, 60, "the first outputs")
+    assert _same_state(client, execution_id)["status"] == "running"
+
+    response = httpx.post(f"{other.url}/api/v1/executions/{execution_id}/cancel", timeout=30)
+    assert response.status_code in (200, 202), response.text
+    wait_until(
+        lambda: _execution(db_url, execution_id).status == "cancelled", 60, "the owner to cancel"
+    )
+    views = client.each(f"/executions/{execution_id}")
+    assert {v["status"] for v in views.values()} == {"cancelled"}
+    assert len(_done(db_url, "cancelme")) < 2000, "cancelled before it finished"
+
+
+def test_a_killed_process_and_a_killed_replica_lose_nothing(
+    replicas: list[Replica], db_url: str
+) -> None:
+    client = RoundRobin(replicas)
+    execution_id = _start(client, "scale", ITEMS)
+    first = _execution(db_url, execution_id)
+    assert [w["process"] for w in first.workers] == [0, 1, 2]
+    owner = next(r for r in replicas if r.name == first.workers[0]["instance"])
+    survivor = next(r for r in replicas if r is not owner)
+
+    # 1. SIGKILL one process mid-run: its replica restarts the three from recovery
+    wait_until(lambda: len(_done(db_url, "scale")) >= ITEMS // 6, 90, "a sixth of the work")
+    assert _same_state(client, execution_id)["status"] == "running"
+    os.kill(int(first.workers[1]["pid"]), signal.SIGKILL)
+    wait_until(
+        lambda: _execution(db_url, execution_id).stats.get("restarts") == 1, 60, "the restart"
+    )
+    restarted = _execution(db_url, execution_id)
+    assert restarted.status == "running"
+    assert {w["pid"] for w in restarted.workers}.isdisjoint({w["pid"] for w in first.workers})
+    assert _same_state(client, execution_id)["workers"] == restarted.workers
+
+    # 2. SIGKILL the replica running it: the other takes it over
+    before = len(_done(db_url, "scale"))
+    wait_until(lambda: len(_done(db_url, "scale")) > before, 60, "progress after the restart")
+    owner.kill()
+    wait_until(
+        lambda: any(
+            w["instance"] == survivor.name for w in _execution(db_url, execution_id).workers
+        ),
+        60,
+        f"replica {survivor.name} to resume the execution: {survivor.log()}",
+    )
+    wait_until(
+        lambda: _execution(db_url, execution_id).status in ("completed", "failed"),
+        120,
+        "the execution to finish",
+    )
+    finished = client.each(f"/executions/{execution_id}")
+    assert list(finished) == [survivor.name]
+    assert finished[survivor.name]["status"] == "completed", finished
+
+    seen = Counter(_done(db_url, "scale"))
+    # at-least-once: what the failures interrupted is done again (how often depends on
+    # how far the epochs got before each kill, which the load on the machine decides)
+    assert set(seen) == set(range(ITEMS)), f"lost: {sorted(set(range(ITEMS)) - set(seen))}"
