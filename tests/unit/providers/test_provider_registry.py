@@ -2,7 +2,8 @@
 
 The third-party provider is a real distribution on `sys.path` (a `.dist-info` with an
 `entry_points.txt`), found through the `factflow.providers` entry-point group as an
-installed package would be; its connector re-uses the memory connector's source and sink.
+installed package would be. It is one module: its spec names the module itself as the
+connector, whose source and sink re-use the memory connector's.
 """
 
 from __future__ import annotations
@@ -30,17 +31,17 @@ from factflow.providers.registry import (
 PROVIDER_MODULE = """\
 import re
 
+from factflow.connectors.memory import make_sink, make_source
 from factflow.providers.spec import ProviderSpec, QueueRule
 
 PROVIDER = ProviderSpec(
     name="echo",
-    connector="echo_connector",
+    connector="echo_provider",
     summary="an in-process broker for this test",
     rule=QueueRule(re.compile(r"^echo\\.[a-z.]+$"), "echo queues are `echo.NAME`"),
     dead_letter="echo.{route}.failed",
 )
 """
-CONNECTOR_MODULE = "from factflow.connectors.memory import make_sink, make_source\n"
 PIPELINE = """\
 version: "1.0"
 queue: {provider: echo}
@@ -54,7 +55,6 @@ routes:
 @pytest.fixture
 def echo_installed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     (tmp_path / "echo_provider.py").write_text(PROVIDER_MODULE)
-    (tmp_path / "echo_connector.py").write_text(CONNECTOR_MODULE)
     dist = tmp_path / "factflow_echo-0.1.dist-info"
     dist.mkdir()
     (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: factflow-echo\nVersion: 0.1\n")
@@ -62,8 +62,7 @@ def echo_installed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[
     monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.setattr(registry, "PROVIDERS", provider_registry())
     yield
-    for name in ("echo_provider", "echo_connector"):
-        sys.modules.pop(name, None)
+    sys.modules.pop("echo_provider", None)
 
 
 def test_every_builtin_provider_has_a_spec_naming_its_connector() -> None:
@@ -85,7 +84,7 @@ def test_a_provider_installed_as_an_entry_point_compiles_and_connects() -> None:
     plan = compile_text(PIPELINE % "echo.in").require_plan()
     assert plan.route("clean").dead_letter_queue == "echo.clean.failed"
     assert plan.queue_name("echo.out", "e1") in {"echo.out", "exec:e1:echo.out"}
-    assert connector_module("echo") is sys.modules["echo_connector"]
+    assert connector_module("echo") is sys.modules["echo_provider"]
     assert isinstance(make_sink("echo.out", plan.queue), MemorySink)
 
 
