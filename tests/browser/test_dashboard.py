@@ -184,6 +184,7 @@ def test_costs_page_charts_tokens_per_model_and_day(admin: Page, dashboard: Dash
     expect(rows).to_have_count(2)
     expect(rows.first).to_contain_text("gpt-4o-mini")  # the most expensive first
     expect(rows.first).to_contain_text("0.0015")
+    expect(rows.last).to_contain_text("unpriced")
     shot(admin, "costs")
 
 
