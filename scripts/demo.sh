@@ -81,6 +81,7 @@ echo
 echo "site: $site  server: $FACTFLOW_SERVER_URL  (API docs $FACTFLOW_SERVER_URL/docs)"
 echo "logs: output/demo-server.log, output/server/runs/$execution/logs/"
 echo "dashboard: $FACTFLOW_SERVER_URL/  (the first answer's lineage: $FACTFLOW_SERVER_URL/#/lineage?id=$row)"
+echo "ask it questions: $FACTFLOW_SERVER_URL/#/chat"
 if [ "${DEMO_KEEP_SERVER:-0}" = "1" ]; then
   echo "both servers keep running (DEMO_KEEP_SERVER=1); stop them with: kill ${pids[*]}"
 elif [ -t 0 ]; then

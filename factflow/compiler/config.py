@@ -45,7 +45,7 @@ class InboundConfig(StrictModel):
     external: bool = False
     format: Literal["envelope", "raw"] = "envelope"
     scope: Literal["execution", "global"] | None = None
-    """factflow: overrides whether the queue is scoped to the execution (see naming.py)."""
+    """factflow: overrides whether the queue is scoped to the execution (see factflow/providers)."""
 
 
 class SinkConfig(StrictModel):

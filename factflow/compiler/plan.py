@@ -19,8 +19,8 @@ from factflow.compiler.config import (
     TriggerConfig,
 )
 from factflow.compiler.graph import QueueGraph
-from factflow.compiler.naming import default_dead_letter_queue, is_topic, scoped_queue
 from factflow.conditions import ConditionConfig
+from factflow.providers.registry import get_provider
 from factflow.types import JsonDict
 
 DEFAULT_PROVIDER = "memory"
@@ -195,7 +195,7 @@ class Plan:
         """`queue`'s name on the provider for one execution (scoped queues carry its id)."""
         if queue not in self.scoped_queues:
             return queue
-        return scoped_queue(provider or self.queue.provider, queue, execution_id)
+        return get_provider(provider or self.queue.provider).scoped_queue(queue, execution_id)
 
     @property
     def drains(self) -> bool:
@@ -341,7 +341,7 @@ def _dead_letter_queue(config: PipelineConfig, route_id: str, provider: str) -> 
     for handling in (route.error_handling, config.error_handling):
         if handling is not None and handling.dead_letter_queue:
             return handling.dead_letter_queue
-    return default_dead_letter_queue(provider, route_id)
+    return get_provider(provider).dead_letter_queue(route_id)
 
 
 def _stage_name(type_name: str, name: str | None) -> str:
@@ -440,7 +440,7 @@ def _scoped_queues(
     for queue in {*graph.readers, *graph.writers}:
         fed = queue in graph.writers or queue == init_queue
         scope = explicit.get(queue, SCOPE_EXECUTION if fed and queue in graph.readers else None)
-        if scope == SCOPE_EXECUTION and not is_topic(provider, queue):
+        if scope == SCOPE_EXECUTION and not get_provider(provider).is_topic(queue):
             scoped.add(queue)
     return scoped
 

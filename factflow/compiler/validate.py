@@ -26,16 +26,13 @@ from factflow.compiler.diagnostics import Issue, ValidationReport, format_path
 from factflow.compiler.extras import missing_extra_problem
 from factflow.compiler.graph import QueueGraph
 from factflow.compiler.loader import LoadedYaml, PathKey
-from factflow.compiler.naming import (
-    BROKER_PROVIDERS,
-    PROVIDERS,
-    STORAGE_SCHEMES,
-    queue_name_problem,
-)
 from factflow.compiler.triggers import trigger_problems
 from factflow.conditions import condition_problems, field_path_problem
 from factflow.exceptions import AdapterRegistrationError
-from factflow.extras import PROVIDER_EXTRAS, STORAGE_EXTRAS, Extra
+from factflow.extras import STORAGE_EXTRAS, Extra
+from factflow.providers.registry import UnknownProviderError, get_provider, provider_names
+from factflow.providers.spec import ProviderSpec
+from factflow.storage.factory import SCHEMES as STORAGE_SCHEMES
 from factflow.types import ConfigProblem
 from factflow.writers.base import Writer
 from factflow.writers.registry import UnknownWriterError, default_writers
@@ -44,7 +41,6 @@ _ROUTE_ID_RE = re.compile(ROUTE_ID_PATTERN)
 _PIPELINE_NAME_RE = re.compile(PIPELINE_NAME_PATTERN)
 
 # a loop is closed through the provider's queue: it must outlive the sources' end
-LOOP_PROVIDERS = BROKER_PROVIDERS | {"postgres"}
 
 _TYPE_ERRORS = {
     "string_type", "int_type", "int_parsing", "int_from_float", "float_type", "float_parsing",
@@ -373,14 +369,15 @@ def _check_numbers(path: PathKey, backpressure: Any, out: _Collector) -> None:
 def _check_providers(data: dict[str, Any], out: _Collector) -> None:
     queue = data.get("queue")
     if isinstance(queue, dict) and isinstance(provider := queue.get("provider"), str):
-        if provider not in PROVIDERS:
-            close = difflib.get_close_matches(provider, sorted(PROVIDERS), n=1)
+        spec = _provider(provider)
+        if spec is None:
+            close = difflib.get_close_matches(provider, provider_names(), n=1)
             hint = f"did you mean '{close[0]}'? " if close else ""
             out.add(
                 "E401",
                 ("queue", "provider"),
                 f"unknown queue provider {provider!r}",
-                f"{hint}providers: {', '.join(sorted(PROVIDERS))}",
+                f"{hint}providers: {', '.join(provider_names())}",
             )
         elif provider == "file" and not queue.get("path"):
             out.add(
@@ -389,9 +386,8 @@ def _check_providers(data: dict[str, Any], out: _Collector) -> None:
                 "the file provider needs `path` (the folder of the .jsonl queue files)",
                 "add `path: ./data` to `queue:`",
             )
-        elif (extra := PROVIDER_EXTRAS.get(provider)) is not None:
-            what = f"queue provider {provider!r}"
-            _check_extra(("queue", "provider"), what, extra, out)
+        elif spec.extra is not None:
+            _check_extra(("queue", "provider"), f"queue provider {provider!r}", spec.extra, out)
     storage = data.get("storage")
     if isinstance(storage, dict) and isinstance(uri := storage.get("uri"), str):
         scheme = uri.split("://", 1)[0] if "://" in uri else ""
@@ -404,6 +400,16 @@ def _check_providers(data: dict[str, Any], out: _Collector) -> None:
             )
         elif (extra := STORAGE_EXTRAS.get(scheme)) is not None:
             _check_extra(("storage", "uri"), f"storage {scheme}://", extra, out)
+
+
+def _provider(name: str | None) -> ProviderSpec | None:
+    """The spec of provider `name`; None when no provider or an unknown one (E401)."""
+    if name is None:
+        return None
+    try:
+        return get_provider(name)
+    except UnknownProviderError:
+        return None
 
 
 def _check_extra(path: PathKey, what: str, extra: Extra, out: _Collector) -> None:
@@ -592,7 +598,7 @@ def _check_references(config: PipelineConfig, registry: AdapterRegistry, out: _C
         _check_route_warnings(config, route_id, registry, out)
     _check_trigger_references(config, inbound_queues, out)
     for route_id, route in config.routes.items():
-        if route.loop and provider not in LOOP_PROVIDERS:
+        if route.loop and ((spec := _provider(provider)) is None or spec.finite):
             out.add(
                 "E206",
                 ("routes", route_id, "loop"),
@@ -677,9 +683,8 @@ def _dlq_path(config: PipelineConfig, route_id: str) -> PathKey:
 
 
 def _check_queue_name(provider: str | None, name: str, path: PathKey, out: _Collector) -> None:
-    if provider is None:
-        return
-    rule = queue_name_problem(provider, name)
+    spec = _provider(provider)
+    rule = None if spec is None else spec.queue_name_problem(name)
     if rule is not None:
         out.add("E402", path, f"queue name '{name}' is not valid for {provider}", rule)
 

@@ -1,21 +1,26 @@
 """Deleting an execution's scoped queues once it completed, where the broker allows.
 
 Called by the launchers (`factflow run`, the supervisor) after every worker exited 0: the
-execution drained, so its scoped queues are empty. RabbitMQ queues are deleted if empty
-and unused, Kafka topics are deleted; Postgres table queues hold no rows once consumed
-(nothing to delete). STOMP destinations cannot be deleted over STOMP (Artemis removes
-auto-created queues itself when `auto-delete-queues` is on, its default) and Pulsar deletes
-inactive topics itself (`brokerDeleteInactiveTopicsEnabled`, on by default).
+execution drained, so its scoped queues are empty. A connector module that defines
+`delete_queues(url, names)` deletes them: RabbitMQ queues if empty and unused, Kafka
+topics. Postgres table queues hold no rows once consumed (nothing to delete). STOMP
+destinations cannot be deleted over STOMP (Artemis removes auto-created queues itself
+when `auto-delete-queues` is on, its default) and Pulsar deletes inactive topics itself
+(`brokerDeleteInactiveTopicsEnabled`, on by default).
 A failure is logged, never fails the execution.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from factflow.compiler.plan import Plan, QueueSettings
+from factflow.connectors.registry import connector_module
 
 log = logging.getLogger(__name__)
+
+DeleteQueues = Callable[[str | None, list[str]], list[str]]
 
 
 def delete_scoped_queues(plan: Plan, execution_id: str, settings: QueueSettings) -> list[str]:
@@ -24,14 +29,14 @@ def delete_scoped_queues(plan: Plan, execution_id: str, settings: QueueSettings)
     if not names:
         return []
     try:
-        if settings.provider == "rabbitmq":
-            from factflow.connectors.rabbitmq import delete_queues
-
-            return delete_queues(settings.url, names)
-        if settings.provider == "kafka":
-            from factflow.connectors.kafka import delete_topics
-
-            return delete_topics(settings.url, names)
+        return delete_queues(settings, names)
     except Exception as exc:
         log.warning("could not delete the scoped queues of %s: %s", execution_id, exc)
     return []
+
+
+def delete_queues(settings: QueueSettings, names: list[str]) -> list[str]:
+    """Delete `names` on the provider if its connector can (the names deleted), else []."""
+    connector = connector_module(settings.provider)
+    delete: DeleteQueues | None = getattr(connector, "delete_queues", None)
+    return [] if delete is None else delete(settings.url, names)

@@ -19,11 +19,14 @@ from typing import Any
 from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 from bytewax.outputs import DynamicSink, StatelessSinkPartition
 
-from factflow.compiler.naming import queue_file_name
+from factflow.compiler.plan import QueueSettings
 from factflow.connectors.batching import BatchSizer
 from factflow.connectors.codec import decode_json_line, encode_json_line
+from factflow.connectors.protocol import SourceSpec
 from factflow.deadletter import DeadLetter, Undecodable
+from factflow.exceptions import ConfigurationError
 from factflow.messages import Message
+from factflow.providers.file import queue_file_name
 
 log = logging.getLogger(__name__)
 
@@ -181,3 +184,21 @@ class FileSink(DynamicSink[Message | DeadLetter]):
 
     def build(self, step_id: str, worker_index: int, worker_count: int) -> _FileSinkPartition:
         return _FileSinkPartition(self.path, self.fsync)
+
+
+def make_source(spec: SourceSpec, settings: QueueSettings) -> FileSource:
+    path = queue_path(_folder(settings), spec.queue)
+    return FileSource(
+        path, spec.queue, raw=spec.raw, partitions=spec.partitions, min_batch=spec.min_batch
+    )
+
+
+def make_sink(queue: str, settings: QueueSettings, *, raw: bool = False) -> FileSink:
+    return FileSink(_folder(settings), queue, fsync=bool(settings.options.get("fsync", True)))
+
+
+def _folder(settings: QueueSettings) -> str:
+    if not settings.path:
+        msg = "the file provider needs `queue.path`"
+        raise ConfigurationError(msg)
+    return settings.path

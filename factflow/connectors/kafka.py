@@ -24,8 +24,10 @@ from confluent_kafka import (
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic
 
+from factflow.compiler.plan import QueueSettings
 from factflow.connectors.batching import BatchSizer
 from factflow.connectors.codec import decode_body, encode_body
+from factflow.connectors.protocol import SourceSpec
 from factflow.deadletter import DeadLetter, Undecodable
 from factflow.messages import Message
 
@@ -222,7 +224,7 @@ def ensure_topic(servers: str, topic: str, partitions: int) -> None:
             raise ConnectionError(msg) from exc
 
 
-def delete_topics(url: str | None, topics: list[str]) -> list[str]:
+def delete_queues(url: str | None, topics: list[str]) -> list[str]:
     """Delete `topics` (an execution's scoped topics once it drained); returns those
     deleted. Offsets live in the recovery snapshot, so nothing else refers to them."""
     admin = AdminClient({"bootstrap.servers": bootstrap_servers(url)})
@@ -234,3 +236,27 @@ def delete_topics(url: str | None, topics: list[str]) -> list[str]:
             continue
         deleted.append(topic)
     return deleted
+
+
+def make_source(spec: SourceSpec, settings: QueueSettings) -> KafkaSource:
+    options = settings.options
+    return KafkaSource(
+        spec.queue,
+        url=settings.url,
+        group=spec.subscription,
+        raw=spec.raw,
+        idle_timeout=spec.idle_timeout,
+        min_batch=spec.min_batch,
+        max_batch=spec.prefetch_or(options, MAX_BATCH),
+        partitions=_partitions(options),
+    )
+
+
+def make_sink(queue: str, settings: QueueSettings, *, raw: bool = False) -> KafkaSink:
+    return KafkaSink(queue, url=settings.url, raw=raw, partitions=_partitions(settings.options))
+
+
+def _partitions(options: dict[str, Any]) -> int | None:
+    """`options.partitions`: how many partitions new topics get."""
+    value = options.get("partitions")
+    return None if value is None else int(value)

@@ -12,8 +12,10 @@ from typing import Any
 from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 from bytewax.outputs import DynamicSink, StatelessSinkPartition
 
+from factflow.compiler.plan import QueueSettings
 from factflow.connectors.batching import BatchSizer
 from factflow.connectors.codec import item_to_data, message_from_data
+from factflow.connectors.protocol import SourceSpec
 from factflow.deadletter import DeadLetter
 from factflow.messages import Message
 
@@ -111,3 +113,13 @@ class MemorySink(DynamicSink[Message | DeadLetter]):
 
     def build(self, step_id: str, worker_index: int, worker_count: int) -> _MemorySinkPartition:
         return _MemorySinkPartition(self.queue)
+
+
+def make_source(spec: SourceSpec, settings: QueueSettings) -> MemorySource:
+    return MemorySource(
+        spec.queue, raw=spec.raw, partitions=spec.partitions, min_batch=spec.min_batch
+    )
+
+
+def make_sink(queue: str, settings: QueueSettings, *, raw: bool = False) -> MemorySink:
+    return MemorySink(queue)

@@ -18,9 +18,11 @@ from typing import Any
 from bytewax.inputs import FixedPartitionedSource
 from bytewax.outputs import DynamicSink
 
+from factflow.compiler.plan import QueueSettings
 from factflow.connectors.base import BrokerSinkPartition, BrokerSourcePartition, Received
 from factflow.connectors.batching import BatchSizer
 from factflow.connectors.codec import decode_body, encode_body
+from factflow.connectors.protocol import SourceSpec
 from factflow.db import pgqueue
 from factflow.db.connection import DbConnection, connect
 from factflow.db.repositories.dead_letters import NewDeadLetter, add_dead_letters
@@ -228,3 +230,21 @@ class DeadLetterTableSink(DynamicSink[Message | DeadLetter]):
         self, step_id: str, worker_index: int, worker_count: int
     ) -> _DeadLetterTablePartition:
         return _DeadLetterTablePartition(self.url, self.execution_id, self.inbound)
+
+
+def make_source(spec: SourceSpec, settings: QueueSettings) -> PostgresSource:
+    options = settings.options
+    return PostgresSource(
+        spec.queue,
+        url=settings.url,
+        raw=spec.raw,
+        consumers=spec.consumers(options),
+        visibility_timeout=float(options.get("visibility_timeout", DEFAULT_VISIBILITY_SECONDS)),
+        idle_timeout=spec.idle_timeout,
+        min_batch=spec.min_batch,
+        prefetch=int(options.get("prefetch", spec.prefetch or CLAIM_LIMIT)),
+    )
+
+
+def make_sink(queue: str, settings: QueueSettings, *, raw: bool = False) -> PostgresSink:
+    return PostgresSink(queue, url=settings.url, raw=raw)

@@ -16,6 +16,7 @@ import pulsar
 from bytewax.inputs import FixedPartitionedSource
 from bytewax.outputs import DynamicSink
 
+from factflow.compiler.plan import QueueSettings
 from factflow.connectors.base import (
     BrokerSinkPartition,
     BrokerSourcePartition,
@@ -23,6 +24,7 @@ from factflow.connectors.base import (
 )
 from factflow.connectors.batching import BatchSizer
 from factflow.connectors.codec import decode_body, encode_body
+from factflow.connectors.protocol import SourceSpec
 from factflow.deadletter import DeadLetter, Undecodable
 from factflow.masking import mask_url
 from factflow.messages import Message
@@ -194,3 +196,22 @@ class PulsarSink(DynamicSink[Message | DeadLetter]):
 
     def build(self, step_id: str, worker_index: int, worker_count: int) -> _PulsarSinkPartition:
         return _PulsarSinkPartition(self.url, self.topic, self.raw)
+
+
+def make_source(spec: SourceSpec, settings: QueueSettings) -> PulsarSource:
+    options = settings.options
+    return PulsarSource(
+        spec.queue,
+        subscription=spec.subscription,
+        url=settings.url,
+        raw=spec.raw,
+        consumers=spec.consumers(options),
+        prefetch=spec.prefetch_or(options, DEFAULT_PREFETCH),
+        subscription_type=str(options.get("subscription_type", "shared")),
+        idle_timeout=spec.idle_timeout,
+        min_batch=spec.min_batch,
+    )
+
+
+def make_sink(queue: str, settings: QueueSettings, *, raw: bool = False) -> PulsarSink:
+    return PulsarSink(queue, url=settings.url, raw=raw)

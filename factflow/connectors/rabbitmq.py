@@ -29,9 +29,11 @@ from bytewax.outputs import DynamicSink
 from pamqp.commands import Basic
 from pamqp.header import ContentHeader
 
+from factflow.compiler.plan import QueueSettings
 from factflow.connectors.base import BrokerSinkPartition, BrokerSourcePartition, Received
 from factflow.connectors.batching import BatchSizer
 from factflow.connectors.codec import decode_body, encode_body
+from factflow.connectors.protocol import SourceSpec
 from factflow.deadletter import DeadLetter, Undecodable
 from factflow.loop import worker_loop
 from factflow.masking import mask_url
@@ -320,3 +322,27 @@ def delete_queues(url: str | None, queues: list[str]) -> list[str]:
         return deleted
 
     return worker_loop().run(delete())
+
+
+def make_source(spec: SourceSpec, settings: QueueSettings) -> RabbitMQSource:
+    options = settings.options
+    return RabbitMQSource(
+        spec.queue,
+        url=settings.url,
+        raw=spec.raw,
+        consumers=spec.consumers(options),
+        prefetch=spec.prefetch_or(options, DEFAULT_PREFETCH),
+        durable=bool(options.get("durable", True)),
+        idle_timeout=spec.idle_timeout,
+        min_batch=spec.min_batch,
+    )
+
+
+def make_sink(queue: str, settings: QueueSettings, *, raw: bool = False) -> RabbitMQSink:
+    return RabbitMQSink(
+        queue,
+        url=settings.url,
+        raw=raw,
+        durable=bool(settings.options.get("durable", True)),
+        exchange=str(settings.options.get("exchange", "")),
+    )

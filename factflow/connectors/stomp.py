@@ -20,6 +20,7 @@ import stomp
 from bytewax.inputs import FixedPartitionedSource
 from bytewax.outputs import DynamicSink
 
+from factflow.compiler.plan import QueueSettings
 from factflow.connectors.base import (
     BrokerSinkPartition,
     BrokerSourcePartition,
@@ -27,6 +28,7 @@ from factflow.connectors.base import (
 )
 from factflow.connectors.batching import BatchSizer
 from factflow.connectors.codec import decode_body, encode_body
+from factflow.connectors.protocol import SourceSpec
 from factflow.deadletter import DeadLetter, Undecodable
 from factflow.masking import mask_url
 from factflow.messages import Message
@@ -277,3 +279,20 @@ class StompSink(DynamicSink[Message | DeadLetter]):
 
     def build(self, step_id: str, worker_index: int, worker_count: int) -> _StompSinkPartition:
         return _StompSinkPartition(self.endpoint, self.destination, self.raw)
+
+
+def make_source(spec: SourceSpec, settings: QueueSettings) -> StompSource:
+    options = settings.options
+    return StompSource(
+        spec.queue,
+        url=settings.url,
+        raw=spec.raw,
+        consumers=spec.consumers(options),
+        prefetch=spec.prefetch_or(options, DEFAULT_PREFETCH),
+        idle_timeout=spec.idle_timeout,
+        min_batch=spec.min_batch,
+    )
+
+
+def make_sink(queue: str, settings: QueueSettings, *, raw: bool = False) -> StompSink:
+    return StompSink(queue, url=settings.url, raw=raw)

@@ -46,11 +46,7 @@ from factflow.exceptions import ConfigurationError
 from factflow.llm import LiteLLMClient, LLMConfig
 from factflow.messages import Message
 from factflow.perthread import PerThread
-
-# providers without a broker to hold dead letters: with a database they go to its table
-TABLE_DEAD_LETTERS = frozenset({"file", "postgres"})
-# providers whose sources read what the queue holds and end: nothing to drain
-FINITE_PROVIDERS = frozenset({"memory", "file"})
+from factflow.providers.registry import get_provider
 
 _STEP = re.compile(r"[^A-Za-z0-9_]+")
 
@@ -164,7 +160,7 @@ def _add_dead_letter_sinks(
     """Dead letters go to their queue on a broker; without one, to the dead-letter table
     when there is a database (the file and postgres providers), else to the queue."""
     execution = options.lineage_execution
-    to_table = options.database_url is not None and queue.provider in TABLE_DEAD_LETTERS
+    to_table = options.database_url is not None and get_provider(queue.provider).table_dead_letters
     if to_table and execution is not None and options.database_url is not None:
         streams = [s for name in sorted(w.dead) for s in w.dead[name]]
         if streams:
@@ -182,7 +178,7 @@ def _drain_detector(plan: Plan, queue: QueueSettings, options: FlowOptions) -> D
     queue from a broker (which never ends by itself) and none reads a global one."""
     if options.extra_sources or not plan.drains:
         return None
-    if queue.provider in FINITE_PROVIDERS or not any(
+    if get_provider(queue.provider).finite or not any(
         s.scope == SCOPE_EXECUTION and s.queue not in options.inputs for s in plan.sources
     ):
         return None
@@ -231,7 +227,7 @@ def _add_sources(plan: Plan, queue: QueueSettings, options: FlowOptions, w: _Wir
                 min_batch=min_batch,
             )
         else:
-            if name in plan.scoped_queues and queue.provider not in FINITE_PROVIDERS:
+            if name in plan.scoped_queues and not get_provider(queue.provider).finite:
                 drains_queue = name
             # a queue the caller feeds itself (`extra_sources`) is read under its own name
             physical = (

@@ -28,12 +28,10 @@ from factflow.compiler.plan import DeadLetters, Plan
 from factflow.connectors.registry import SourceSpec, make_sink, make_source
 from factflow.deadletter import DeadLetter, Undecodable
 from factflow.messages import Message
+from factflow.providers.registry import get_provider
 from factflow.server.exceptions import ReplayError
 from factflow.types import JsonDict
 
-BROKER_PROVIDERS = frozenset({"rabbitmq", "stomp", "pulsar", "kafka"})
-LOG_PROVIDERS = frozenset({"kafka"})
-"""Providers whose dead-letter queues cannot be consumed for good."""
 READ_WAIT_SECONDS = 2.0
 """How long a read waits for letters once none arrive (brokers deliver in bursts)."""
 
@@ -92,7 +90,7 @@ class DlqOutcome:
 
 def broker_queues(plan: Plan) -> list[DeadLetters]:
     """The plan's dead-letter queues that live on a broker (the others are the table's)."""
-    return [d for d in plan.dead_letters if d.provider in BROKER_PROVIDERS]
+    return [d for d in plan.dead_letters if get_provider(d.provider).broker_dead_letters]
 
 
 def queue_of(plan: Plan, route_id: str) -> DeadLetters:
@@ -142,7 +140,7 @@ def _consume(
     publish: bool,
 ) -> DlqOutcome:
     dead = queue_of(plan, route_id)
-    if dead.provider in LOG_PROVIDERS:
+    if get_provider(dead.provider).log:
         msg = (
             f"{dead.provider} dead-letter topic '{dead.queue}' is a log: its letters can be "
             "listed and peeked, not redriven or purged (topic retention removes them)"

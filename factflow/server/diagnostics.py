@@ -1,8 +1,9 @@
 """`POST /system/mq-diagnostic`: a publish -> consume -> ack round trip per queue provider.
 
-Checked here: `postgres` (the table queue in the server's database) and `file` (a queue
-file in the data folder). Broker providers (rabbitmq, stomp, kafka, pulsar) are listed as
-`not_checked`: their URLs live in each pipeline, not in the server.
+Checked here: `postgres` (the table queue in the server's database), `file` (a queue file
+in the data folder), and every broker a stored pipeline names (its `queue:` provider and
+URL, once per distinct pair), through the provider's own connector
+(`connectors/roundtrip.py`). A provider no stored pipeline uses is listed as `not_checked`.
 """
 
 from __future__ import annotations
@@ -15,10 +16,15 @@ from typing import Any
 
 from psycopg_pool import ConnectionPool
 
+from factflow.compiler.compile import compile_text
+from factflow.compiler.plan import QueueSettings
+from factflow.connectors.roundtrip import round_trip
 from factflow.db import pgqueue
+from factflow.db.repositories.configs import list_configs
+from factflow.providers.registry import provider_names
 from factflow.types import JsonDict
 
-BROKERS = ("rabbitmq", "stomp", "kafka", "pulsar")
+CHECKED_HERE = ("postgres", "file", "memory")
 
 
 def _result(provider: str, started: float, **fields: Any) -> JsonDict:
@@ -61,12 +67,31 @@ def file_round_trip(folder: Path) -> JsonDict:
         return _result("file", started, status="failed", queue=str(path), error=str(exc))
 
 
+def configured_brokers(pool: ConnectionPool[Any]) -> list[QueueSettings]:
+    """The distinct (provider, URL) pairs of the stored pipelines' brokers."""
+    with pool.connection() as conn:
+        configs = list_configs(conn, limit=1000)
+    found: dict[tuple[str, str | None], QueueSettings] = {}
+    for config in configs:
+        plan = compile_text(config.config_yaml, file=config.name).plan
+        if plan is not None and plan.queue.provider not in CHECKED_HERE:
+            found.setdefault((plan.queue.provider, plan.queue.url), plan.queue)
+    return list(found.values())
+
+
 def run_diagnostic(pool: ConnectionPool[Any], data_dir: Path) -> JsonDict:
+    brokers = [round_trip(settings) for settings in configured_brokers(pool)]
+    checked = {r["provider"] for r in brokers}
     results = [
         postgres_round_trip(pool),
         file_round_trip(data_dir / "mq-diagnostic"),
         _result("memory", time.perf_counter(), status="ok", queue=None),
-        *({"provider": broker, "status": "not_checked", "latency_ms": None} for broker in BROKERS),
+        *brokers,
+        *(
+            {"provider": name, "status": "not_checked", "latency_ms": None}
+            for name in provider_names()
+            if name not in CHECKED_HERE and name not in checked
+        ),
     ]
     healthy = all(r["status"] in ("ok", "not_checked") for r in results)
     return {"status": "ok" if healthy else "failed", "providers": results}

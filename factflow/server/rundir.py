@@ -19,7 +19,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from factflow.compiler.naming import queue_file_name
+from factflow.providers.file import queue_file_name
 
 
 def write_inputs(

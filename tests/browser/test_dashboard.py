@@ -165,6 +165,29 @@ def test_chat_streams_an_answer_whose_sources_lead_into_lineage(
     shot(page, "lineage-of-a-source")
 
 
+def test_costs_page_charts_tokens_per_model_and_day(admin: Page, dashboard: Dashboard) -> None:
+    from factflow.db.connection import connect
+    from factflow.db.repositories.usage import UsageRecord, record_usage
+
+    calls = [
+        UsageRecord("completion", "answer", "openai", "gpt-4o-mini", 1200, 300, 0.0009, 800.0),
+        UsageRecord("completion", "answer", "openai", "gpt-4o-mini", 800, 200, 0.0006, 700.0),
+        UsageRecord("completion", "rewrite", "anthropic", "claude-haiku", 500, 50, None, 300.0),
+    ]
+    with connect(dashboard.database_url) as conn:
+        record_usage(conn, calls)
+    admin.get_by_role("link", name="Costs").click()
+    expect(admin.locator("main")).to_contain_text("3 LLM calls, 3050 tokens, $0.0015")
+    expect(admin.locator("main")).to_contain_text("1 calls of unpriced models")
+    expect(admin.locator("svg.chart rect")).to_have_count(2)  # today, one bar per model
+    rows = admin.locator("tbody tr")
+    expect(rows).to_have_count(2)
+    expect(rows.first).to_contain_text("gpt-4o-mini")  # the most expensive first
+    expect(rows.first).to_contain_text("0.0015")
+    expect(rows.last).to_contain_text("unpriced")
+    shot(admin, "costs")
+
+
 def test_viewer_sees_no_write_buttons(viewer: Page, dashboard: Dashboard) -> None:
     page = viewer
     expect(page.locator("#who")).to_contain_text("viewer@example.com")

@@ -16,11 +16,11 @@ from pathlib import Path
 import pytest
 
 from factflow.compiler.compile import compile_file
-from factflow.compiler.naming import scoped_queue
 from factflow.connectors.codec import decode_body
 from factflow.db import connect
 from factflow.db.pgqueue import queue_depth
 from factflow.messages import Message
+from factflow.providers.registry import get_provider
 from tests.e2e.helpers import worker_env
 from tests.integration.brokers.clients import Broker, Record, tag
 from tests.integration.brokers.conftest import BROKERS, require
@@ -120,7 +120,7 @@ def test_postgres_execution_completes_when_drained(tmp_path: Path, db_url: str) 
     assert {m.execution_id for m in out} == {execution}
     with connect(db_url) as conn:
         for queue in ("urls", "pages"):
-            depth = queue_depth(conn, scoped_queue("postgres", queue, execution))
+            depth = queue_depth(conn, get_provider("postgres").scoped_queue(queue, execution))
             assert (depth.ready, depth.in_flight) == (0, 0)
             assert queue_depth(conn, queue).ready == 0  # the global name was never used
 
@@ -183,7 +183,11 @@ def test_broker_execution_completes_when_drained(name: str, tmp_path: Path) -> N
     assert sorted(m.payload["url"] for m in got) == sorted(urls)
     if broker.provider in ("rabbitmq", "kafka"):  # deleted once drained (README)
         left = _existing(
-            broker, [scoped_queue(broker.provider, names[k], execution) for k in ("urls", "pages")]
+            broker,
+            [
+                get_provider(broker.provider).scoped_queue(names[k], execution)
+                for k in ("urls", "pages")
+            ],
         )
         assert left == [], f"scoped queues left on {name}: {left}"
 

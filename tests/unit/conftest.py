@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
+
+from factflow.extras import Extra
+from factflow.providers.registry import provider_registry
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -18,3 +23,16 @@ def pytest_configure(config: pytest.Config) -> None:
 def _default_strictness(monkeypatch: pytest.MonkeyPatch) -> None:
     """Tests start strict; a test that wants warn-only sets the variable itself."""
     monkeypatch.delenv("FACTFLOW_CONFIG_VALIDATOR_STRICT", raising=False)
+
+
+ABSENT_CLIENT = "factflow_test_no_such_client"
+"""A module name that does not exist: an extra needing it counts as not installed."""
+
+
+@pytest.fixture
+def kafka_client_missing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The process's providers, with kafka's client library as if not installed."""
+    registry = provider_registry()
+    kafka = registry.resolve("kafka")
+    registry.add("kafka", replace(kafka, extra=Extra("kafka", (ABSENT_CLIENT,))), "a test")
+    monkeypatch.setattr("factflow.providers.registry.PROVIDERS", registry)

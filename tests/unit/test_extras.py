@@ -15,21 +15,13 @@ from pathlib import Path
 
 import pytest
 
-from factflow.compiler.compile import compile_text
+from factflow.compiler.plan import QueueSettings
 from factflow.connectors.registry import make_sink
 from factflow.exceptions import ConfigurationError
-from factflow.extras import KAFKA, PROVIDER_EXTRAS, Extra, MissingExtraError, module_installed
+from factflow.extras import KAFKA, Extra, MissingExtraError, module_installed
 
 ABSENT = "factflow_test_no_such_client"
 ROOT = Path(__file__).resolve().parents[2]
-KAFKA_PIPELINE = """\
-version: "1.0"
-queue: {provider: kafka, url: "127.0.0.1:9092"}
-routes:
-  clean:
-    inbound: {queue: docs.in}
-    outbound: docs.out
-"""
 
 
 def test_probe_tells_installed_from_missing_modules() -> None:
@@ -53,10 +45,9 @@ def test_require_raises_a_configuration_error_naming_the_extra() -> None:
 
 
 def test_connector_of_a_provider_without_its_client_names_the_extra(
-    monkeypatch: pytest.MonkeyPatch,
+    kafka_client_missing: None,
 ) -> None:
-    settings = compile_text(KAFKA_PIPELINE).require_plan().queue
-    monkeypatch.setitem(PROVIDER_EXTRAS, "kafka", Extra("kafka", (ABSENT,)))
+    settings = QueueSettings("kafka", "127.0.0.1:9092", None, {}, "json")
     with pytest.raises(MissingExtraError, match=r"pip install 'factflow\[kafka\]'"):
         make_sink("docs.out", settings)
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from urllib.parse import quote, urlencode
+import os
+import socket
+from urllib.parse import quote, urlencode, urlsplit
 
 import pytest
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
@@ -99,6 +101,28 @@ def test_mq_diagnostic(api: TestClient) -> None:
     assert by_provider["postgres"]["status"] == "ok"
     assert by_provider["file"]["status"] == "ok"
     assert body["status"] == "ok"
+
+
+def test_mq_diagnostic_round_trips_the_broker_a_stored_pipeline_names(api: TestClient) -> None:
+    url = os.environ.get("FACTFLOW_RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672/")
+    host, port = urlsplit(url).hostname or "127.0.0.1", urlsplit(url).port or 5672
+    try:
+        socket.create_connection((host, port), timeout=2).close()
+    except OSError as exc:
+        reason = f"RabbitMQ not reachable at {host}:{port} ({exc}): `scripts/services.sh start`"
+        print(reason)
+        pytest.skip(reason)
+    pipeline = (
+        f'version: "1.0"\nqueue: {{provider: rabbitmq, url: "{url}"}}\n'
+        "routes:\n  clean:\n    inbound: {queue: diag.in}\n    outbound: diag.out\n"
+    )
+    created = api.post("/api/v1/configs", json={"name": "diag-rabbit", "config_yaml": pipeline})
+    assert created.status_code == 201, created.text
+    body = api.post("/api/v1/system/mq-diagnostic").json()
+    by_provider = {p["provider"]: p for p in body["providers"]}
+    assert by_provider["rabbitmq"]["status"] == "ok", by_provider["rabbitmq"]
+    assert "guest:guest" not in str(by_provider["rabbitmq"])  # the URL is shown masked
+    assert by_provider["kafka"]["status"] == "not_checked"  # no stored pipeline names it
 
 
 def test_adapters_with_schemas(api: TestClient) -> None:

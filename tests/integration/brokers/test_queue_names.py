@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from factflow.compiler.compile import compile_text
-from factflow.compiler.naming import default_dead_letter_queue
+from factflow.providers.registry import get_provider
 
 GOOD = {
     "rabbitmq": ["orders", "text.docs.in", "a-b_c:d", "q" * 255],
@@ -54,7 +54,7 @@ def test_valid_names_compile(provider: str, name: str) -> None:
     assert result.plan is not None
     # the default dead-letter queue is shaped to the provider and valid too
     [route] = result.plan.routes
-    assert route.dead_letter_queue == default_dead_letter_queue(provider, "r")
+    assert route.dead_letter_queue == get_provider(provider).dead_letter_queue("r")
 
 
 @pytest.mark.parametrize(("provider", "name"), [(p, n) for p, names in BAD.items() for n in names])

@@ -16,8 +16,8 @@ from dataclasses import dataclass
 
 import pytest
 
-from factflow.compiler.naming import default_dead_letter_queue
 from factflow.messages import Message
+from factflow.providers.registry import get_provider
 from tests.integration.brokers.clients import Broker, Record, tag
 from tests.integration.brokers.flows import (
     T,
@@ -62,7 +62,7 @@ def relay(broker: Broker, tmp_path_factory: pytest.TempPathFactory) -> RelayRun:
         name: broker.queue(f"ff-{t}-{name}")
         for name in ("in", "out", "rawin", "rawout", "failin", "failout")
     }
-    dlq = {name: default_dead_letter_queue(broker.provider, r) for name, r in routes.items()}
+    dlq = {name: get_provider(broker.provider).dead_letter_queue(r) for name, r in routes.items()}
     broker.prepare([*q.values(), *dlq.values()])
     collectors = {name: broker.collect(q[name]) for name in ("out", "rawout", "failout")}
     dead_collectors = {name: broker.collect(queue) for name, queue in dlq.items()}

@@ -13,7 +13,8 @@ import pytest
 from factflow.compiler.compile import compile_text
 from factflow.compiler.extras import missing_extra_problem
 from factflow.compiler.render import render_report
-from factflow.extras import PROVIDER_EXTRAS, STORAGE_EXTRAS, Extra
+from factflow.extras import KAFKA as KAFKA_EXTRA
+from factflow.extras import STORAGE_EXTRAS, Extra
 
 ABSENT = "factflow_test_no_such_client"
 
@@ -30,7 +31,7 @@ KAFKA = textwrap.dedent(
 
 
 def test_installed_client_reports_nothing() -> None:
-    assert missing_extra_problem(("queue", "provider"), "kafka", PROVIDER_EXTRAS["kafka"]) is None
+    assert missing_extra_problem(("queue", "provider"), "kafka", KAFKA_EXTRA) is None
     assert "E407" not in {i.code for i in compile_text(KAFKA).report.issues}
 
 
@@ -43,9 +44,8 @@ def test_missing_module_is_an_e407_naming_the_extra() -> None:
 
 
 def test_pipeline_naming_a_provider_without_its_client_is_invalid(
-    monkeypatch: pytest.MonkeyPatch,
+    kafka_client_missing: None,
 ) -> None:
-    monkeypatch.setitem(PROVIDER_EXTRAS, "kafka", Extra("kafka", (ABSENT,)))
     result = compile_text(KAFKA, file="pipeline.yaml")
     assert result.plan is None
     (issue,) = [i for i in result.report.issues if i.code == "E407"]
@@ -56,8 +56,7 @@ def test_pipeline_naming_a_provider_without_its_client_is_invalid(
     assert "error E407 queue provider 'kafka' needs" in render_report(result)
 
 
-def test_e407_stays_an_error_with_validation_warn(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(PROVIDER_EXTRAS, "kafka", Extra("kafka", (ABSENT,)))
+def test_e407_stays_an_error_with_validation_warn(kafka_client_missing: None) -> None:
     result = compile_text(KAFKA, strict=False)
     assert result.plan is None
     assert "E407" in {i.code for i in result.report.errors}

@@ -103,7 +103,7 @@ def test_init_queue_with_scope_global_is_also_a_source() -> None:
 
 
 def test_scoped_names_follow_each_provider_s_rules() -> None:
-    from factflow.compiler.naming import queue_name_problem, scoped_queue
+    from factflow.providers.registry import get_provider
 
     execution = "3f2b7c1e-9a4d-4e8b-8c55-1d0e6f7a2b90"
     cases = {
@@ -114,11 +114,14 @@ def test_scoped_names_follow_each_provider_s_rules() -> None:
         "pulsar": "persistent://public/default/urls",
     }
     for provider, queue in cases.items():
-        name = scoped_queue(provider, queue, execution)
+        name = get_provider(provider).scoped_queue(queue, execution)
         assert execution in name, name
-        assert queue_name_problem(provider, name) is None, (provider, name)
-    assert scoped_queue("rabbitmq", "urls", execution) == f"exec:{execution}:urls"
-    assert scoped_queue("stomp", "/queue/urls", execution) == f"/queue/exec.{execution}.urls"
+        assert get_provider(provider).queue_name_problem(name) is None, (provider, name)
+    assert get_provider("rabbitmq").scoped_queue("urls", execution) == f"exec:{execution}:urls"
+    assert (
+        get_provider("stomp").scoped_queue("/queue/urls", execution)
+        == f"/queue/exec.{execution}.urls"
+    )
 
 
 def test_queue_only_read_with_a_provider_is_a_source() -> None:

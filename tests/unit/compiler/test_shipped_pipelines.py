@@ -10,7 +10,7 @@ import pytest
 from factflow import Adapter, Context, Message
 from factflow.adapters.registry import AdapterRegistry, default_registry
 from factflow.compiler.compile import compile_file, compile_text
-from factflow.compiler.naming import queue_name_problem
+from factflow.providers.registry import get_provider
 
 PIPELINES = Path(__file__).resolve().parents[3] / "pipelines"
 SHIPPED = sorted(PIPELINES.glob("*.yaml"))
@@ -47,7 +47,7 @@ def test_provider_variant_has_the_text_pipelines_shape(provider: str) -> None:
     assert len(plan.sinks) == len(base.sinks) == 3
     queues = [q for r in plan.routes for q in (r.inbound_queue, *(o.queue for o in r.outbound))]
     queues += [d.queue for d in plan.dead_letters]
-    assert [q for q in queues if queue_name_problem(provider, q)] == []
+    assert [q for q in queues if get_provider(provider).queue_name_problem(q)] == []
 
 
 # The seed system's examples (SEEDS: SEED-SYSTEM.md section 1.5), copied verbatim.

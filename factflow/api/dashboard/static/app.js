@@ -1704,7 +1704,7 @@ async function usage(params) {
           String(g.calls),
           String(g.prompt_tokens),
           String(g.completion_tokens),
-          g.cost_usd.toFixed(4),
+          g.unpriced_calls === g.calls ? 'unpriced' : g.cost_usd.toFixed(4),
         ]),
         'No LLM calls yet.',
       ),
