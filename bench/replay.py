@@ -16,6 +16,10 @@ with one lineage row per output and one for the later step that consumed it. Per
   it launches the workers: the same listing and reads, plus the lineage query of the
   outputs later steps consumed (every one must still be stored) and the filters.
 
+The lineage table is analyzed after the fill, as autovacuum does after a run: a replay
+of a large stage right after its run, before that, can get a nested-loop plan for the
+lineage query (measured: 0.3 s for 2,000 outputs instead of 11 ms).
+
 The ratio is replay msg/s over loop msg/s, the median of the rounds (run back to back so
 the machine's load hits both alike); "cpu us/msg" is this process's CPU per message.
 Target: >= 0.8x on each store. Exit status 1 when one is missed.
@@ -85,6 +89,9 @@ def fill(conn: DbConnection, storage: StageStorage, execution: uuid.UUID, count:
         with cur.copy(copy) as writer:
             for row in rows:
                 writer.write_row(row)
+    # as autovacuum does after a run's inserts: without statistics the planner joins the
+    # stage's rows to their consumers in a nested loop, quadratic in the stage's size
+    conn.execute("ANALYZE lineage")
 
 
 def plain_loop(storage: StageStorage, execution: uuid.UUID) -> int:

@@ -22,7 +22,7 @@ from factflow.db.repositories.replay import consumed_outputs
 from factflow.server.exceptions import MissingStoredMessagesError, ReplayError
 from factflow.server.supervisor import StartedBy
 from factflow.storage.base import StageStorage
-from factflow.storage.keys import parse_stage_key, stage_key, stage_prefix
+from factflow.storage.keys import DEFAULT_EXT, parse_stage_key, stage_key, stage_prefix
 from factflow.types import JsonDict
 
 ConfigChoice = Literal["snapshot", "current"]
@@ -157,7 +157,7 @@ def select_messages(
     """
     parent = str(parent_id)
     prefix = stage_prefix(parent, route_id, stage)
-    stored = {parse_stage_key(o.key).message_id: o.key for o in storage.list(prefix)}
+    stored = {_message_id(o.key, prefix): o.key for o in storage.list(prefix)}
     consumed = consumed_outputs(conn, parent_id, route_id, stage)
     if not stored:
         msg = (
@@ -188,6 +188,15 @@ def select_messages(
         if isinstance(envelope, dict) and selection.keeps(envelope):
             out.append(StoredMessage(key, envelope))
     return out
+
+
+def _message_id(key: str, prefix: str) -> str:
+    """The message id of a stage object's key: cut from the key as stored (it was checked
+    when it was put), parsed in full only when it is not the plain `<id>.json`."""
+    rest = key[len(prefix) :]
+    if key.startswith(prefix) and rest.endswith(DEFAULT_EXT) and "/" not in rest:
+        return rest[: -len(DEFAULT_EXT)]
+    return parse_stage_key(key).message_id
 
 
 def replay_envelope(message: StoredMessage, batch_id: str, parent_id: uuid.UUID) -> JsonDict:

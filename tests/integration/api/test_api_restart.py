@@ -120,17 +120,15 @@ def test_restart_without_recovery_from_lineage_and_storage(
     execution_id = started.json()["execution_id"]
 
     deadline = time.monotonic() + 60
-    tag_seen, tag_since = 0, time.monotonic()
     while True:
-        slow, tag = len(_journal(journals, "slow")), len(_journal(journals, "tag"))
-        if tag != tag_seen:
-            tag_seen, tag_since = tag, time.monotonic()
-        # kill in the middle of a batch of `slow`, once `tag`'s rows of it are written
-        # (every 0.5 s)
-        if slow >= DOCS // 4 and tag - slow >= 2 and time.monotonic() - tag_since > 0.7:
+        slow = len(_journal(journals, "slow"))
+        tagged = len(_rows(api_db_url, execution_id)["tag"])
+        # kill in the middle of a batch of `slow`, once `tag`'s rows of it are written:
+        # at least two messages are then between the two steps
+        if slow >= DOCS // 4 and tagged - slow >= 2:
             break
         assert time.monotonic() < deadline, "the slow step did not get a quarter of the way"
-        time.sleep(0.02)
+        time.sleep(0.05)
     _kill_workers(api_db_url, execution_id)
     time.sleep(0.5)  # let the killed processes' exit be noticed before their files go
     recovery = tmp_path / "recovery" / execution_id
