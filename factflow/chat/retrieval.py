@@ -19,6 +19,9 @@ MIN_SIMILARITY = 0.3
 """Cosine similarity below which a hit is unrelated to the question (all-MiniLM-L6-v2
 puts unrelated sentences at 0 to 0.2, paraphrases at 0.5 and above)."""
 KEYWORD_MIN_SIMILARITY = 0.15
+DIVERSITY = 3
+"""Hits fetched per source wanted, to pick the sources page by page."""
+MAX_FETCHED = 60
 """The lower bar of a hit that the keyword ranking found too (it shares words)."""
 
 
@@ -105,14 +108,29 @@ def retrieve(
         slot=settings.slots[0] if settings.slots and len(settings.slots) == 1 else None,
         language=settings.language,
         candidates=settings.candidates,
-        limit=settings.top_k,
+        # more than top_k: the sources are picked from them page by page (`_diverse`)
+        limit=min(settings.top_k * DIVERSITY, MAX_FETCHED),
         filters=Filters(url_prefix=settings.url_prefix),
     )
     if settings.slots and len(settings.slots) > 1:
         result = search.multi_model(conn, options, settings.slots)
     else:
         result = search.rrf(conn, options)
-    return [h for h in result.hits if _relevant(h, settings.min_similarity)]
+    relevant = [h for h in result.hits if _relevant(h, settings.min_similarity)]
+    return _diverse(relevant, settings.top_k)
+
+
+def _diverse(hits: list[SearchHit], top_k: int) -> list[SearchHit]:
+    """`top_k` hits, the best of each page first (in rank order), then the next best: an
+    answer cites more than one page when several are relevant."""
+    seen: set[str | None] = set()
+    first: list[SearchHit] = []
+    rest: list[SearchHit] = []
+    for item in hits:
+        page = item.hit.url or item.hit.document_id
+        (rest if page in seen else first).append(item)
+        seen.add(page)
+    return (first + rest)[:top_k]
 
 
 def _relevant(item: SearchHit, min_similarity: float) -> bool:
