@@ -106,3 +106,35 @@ def test_retrieval_settings_round_trip_through_json() -> None:
     settings = RetrievalSettings(slots=["a", "b"], top_k=3, url_prefix="http://x/")
     assert RetrievalSettings.of(settings.to_json()) == settings
     assert RetrievalSettings.of({"top_k": 2, "unknown": 1}) == RetrievalSettings(top_k=2)
+
+
+def test_sources_take_the_best_of_each_page_first() -> None:
+    from factflow.chat.retrieval import _diverse
+    from factflow.db.repositories.search_queries import RankedHit
+    from factflow.search import SearchHit
+
+    def hit(segment: int, url: str) -> SearchHit:
+        return SearchHit(
+            RankedHit(
+                segment,
+                1.0,
+                1,
+                0.5,
+                None,
+                None,
+                url,
+                "t",
+                [],
+                "x",
+                "x",
+                None,
+                None,
+                "e",
+                None,
+                None,
+                {},
+            )  # fmt: skip
+        )
+
+    hits = [hit(1, "a"), hit(2, "a"), hit(3, "b"), hit(4, "a"), hit(5, "c")]
+    assert [h.hit.segment_id for h in _diverse(hits, 4)] == [1, 3, 5, 2]
