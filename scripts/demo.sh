@@ -5,7 +5,9 @@
 # (embedded Postgres, file queues and storage), runs pipelines/docs-search.yaml (docs-ingest
 # plus embedding and indexing) through the HTTP API, prints what it made, asks two
 # questions through the search API (top hits with heading path and source URL) and prints
-# the top hit's lineage back to the page's URL. Stops both servers at the end
+# the top hit's lineage back to the page's URL, and ends with a question answered by the
+# chat API in extractive mode (no LLM), streamed, with its numbered sources. Stops both
+# servers at the end
 # (DEMO_KEEP_SERVER=1 keeps them running).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,7 +16,7 @@ started=$SECONDS
 step() { printf '\n\033[1m[%s +%ss] %s\033[0m\n' "$1" $((SECONDS - started)) "$2"; }
 json() { python -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
 
-step 1/7 "installing factflow[all] (pip; a fresh machine downloads ~300 MB)"
+step 1/8 "installing factflow[all] (pip; a fresh machine downloads ~300 MB)"
 python -m pip install --disable-pip-version-check --progress-bar on -e ".[all]" 2>&1 \
   | { grep --line-buffered -v '^Requirement already satisfied' || true; }
 
@@ -29,13 +31,13 @@ stop_servers() {
 }
 [ "${DEMO_KEEP_SERVER:-0}" = "1" ] || trap stop_servers EXIT
 
-step 2/7 "rendering README.md and docs/*.md into a site on $site"
+step 2/8 "rendering README.md and docs/*.md into a site on $site"
 rm -rf output/site
 python scripts/docsite.py build output/site --base-url "$site"
 python scripts/docsite.py serve output/site --port "$site_port" > output/demo-site.log 2>&1 &
 pids+=($!)
 
-step 3/7 "starting factflow serve --embedded on $FACTFLOW_SERVER_URL (first start initialises Postgres)"
+step 3/8 "starting factflow serve --embedded on $FACTFLOW_SERVER_URL (first start initialises Postgres)"
 factflow serve --embedded --port "$port" > output/demo-server.log 2>&1 &
 server=$!
 pids+=("$server")
@@ -49,7 +51,7 @@ curl -sf "$site/sitemap.xml" > /dev/null || { cat output/demo-site.log; exit 1; 
 factflow system health -o text
 echo "dashboard: $FACTFLOW_SERVER_URL/ (open it to follow the run live)"
 
-step 4/7 "storing pipelines/docs-search.yaml as a config and running it through the API"
+step 4/8 "storing pipelines/docs-search.yaml as a config and running it through the API"
 # the shipped pipeline's init payload is {"sitemap_url": "http://127.0.0.1:8765/sitemap.xml"};
 # point it at this site when DEMO_SITE_PORT moved it
 sed "s#http://127.0.0.1:8765/sitemap.xml#$site/sitemap.xml#" pipelines/docs-search.yaml \
@@ -65,17 +67,20 @@ pids+=($!)
 # completes by itself once every route has drained
 python scripts/demo_report.py progress "$execution"
 
-step 5/7 "what the execution made"
+step 5/8 "what the execution made"
 python scripts/demo_report.py made "$execution"
 COLUMNS=120 factflow execution stats "$execution" -o text
 
-step 6/7 "two questions through the search API (POST /api/v1/search/rrf)"
+step 6/8 "two questions through the search API (POST /api/v1/search/rrf)"
 python scripts/demo_report.py ask "How are API keys stored?" \
   "How do I resume a run killed with SIGKILL?" | tee output/demo-answers.txt
 
-step 7/7 "the first answer's lineage, back to its page (factflow lineage chain)"
+step 7/8 "the first answer's lineage, back to its page (factflow lineage chain)"
 row=$(sed -n 's/^  lineage row: *//p' output/demo-answers.txt | head -n 1)
 factflow lineage chain "$row" -o json | python scripts/demo_report.py chain
+
+step 8/8 "a question answered from the docs, offline (factflow chat ask --stream: extractive, no LLM)"
+factflow chat ask "How do I resume a run killed with SIGKILL?" --stream --output text
 
 echo
 echo "site: $site  server: $FACTFLOW_SERVER_URL  (API docs $FACTFLOW_SERVER_URL/docs)"

@@ -134,8 +134,10 @@ def _stem(word: str) -> str:
 
 
 def sentences(text: str) -> list[str]:
-    """The text's sentences, markdown markers and code fences removed."""
+    """The text's sentences; headings, code fences and markdown markers removed."""
     text = re.sub(r"```.*?```", " ", text, flags=re.DOTALL)
+    # headings name the section (the citation's heading path), they answer nothing
+    text = re.sub(r"^\s*#{1,6}\s.*$", "", text, flags=re.MULTILINE)
     out = []
     for part in _SENTENCE_END.split(text):
         clean = " ".join(_MARKUP.sub("", line) for line in part.splitlines()).strip()

@@ -29,13 +29,12 @@ def citation(number: int, text: str, heading: str = "Section") -> Citation:
     )
 
 
-def test_sentences_drop_markdown_and_code() -> None:
+def test_sentences_drop_headings_markdown_and_code() -> None:
     text = (
-        "## Install\n\n- Run `pip install factflow` first.\n```\ncode here\n```\nThen serve it now."
+        "# Running a pipeline\n\n- Run `pip install factflow` first.\n```\ncode here\n```\n"
+        "Then serve it now."
     )
-    assert (
-        sentences(text) == ["Install", "Run pip install factflow first.", "Then serve it now."][1:]
-    )
+    assert sentences(text) == ["Run pip install factflow first.", "Then serve it now."]
 
 
 def test_terms_are_stemmed_without_stop_words() -> None:
