@@ -133,7 +133,7 @@ def test_sources_take_the_best_of_each_page_first() -> None:
                 None,
                 None,
                 {},
-            )  # fmt: skip
+            )
         )
 
     hits = [hit(1, "a"), hit(2, "a"), hit(3, "b"), hit(4, "a"), hit(5, "c")]
