@@ -7,7 +7,7 @@ from abc import ABC, abstractmethod
 from collections import Counter
 from collections.abc import Awaitable
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar, Literal, Protocol
 
 from factflow.llm.base import EmbeddingClient, LLMClient
 from factflow.messages import Message
@@ -34,6 +34,39 @@ class Counts(Counter[str]):
         self[name] += amount
 
 
+@dataclass(frozen=True, slots=True)
+class ModelCall:
+    """The usage of one model call an adapter made (an embedding batch, a completion)."""
+
+    kind: Literal["completion", "embedding"]
+    provider: str
+    """`local` for a model run in the worker (cost 0), else litellm's provider name."""
+    model: str
+    prompt_tokens: int
+    completion_tokens: int = 0
+    cost_usd: float | None = None
+    """None when litellm has no price for the model."""
+    latency_ms: float = 0.0
+
+
+class UsageLog(Protocol):
+    """Where an adapter reports its model calls (`context.usage.record(call)`).
+
+    In a run each call becomes an `llm_usage` row against the execution (purpose
+    `pipeline`), written before the batch's messages are acked, so execution stats and
+    `GET /api/v1/usage` count it; `record` never raises.
+    """
+
+    def record(self, call: ModelCall) -> None: ...
+
+
+class Calls(list[ModelCall]):
+    """`UsageLog` kept in memory: what a Context outside a run (tests) records into."""
+
+    def record(self, call: ModelCall) -> None:
+        self.append(call)
+
+
 @dataclass(frozen=True)
 class Context:
     """What an adapter may use besides its message.
@@ -56,6 +89,7 @@ class Context:
     embeddings: EmbeddingClient | None = None
     logger: logging.Logger = field(default_factory=lambda: logging.getLogger("factflow.adapter"))
     metrics: Metrics = field(default_factory=Counts)
+    usage: UsageLog = field(default_factory=Calls)
 
 
 class Adapter(ABC):

@@ -39,6 +39,7 @@ from factflow.dataflows.metrics import RouteMetrics, TimedSource, worker_metrics
 from factflow.dataflows.pause import PausableSource, PauseWatcher
 from factflow.dataflows.progress import progress
 from factflow.dataflows.stateful import AdapterStateLogic
+from factflow.dataflows.usage import DbUsageLog, usage_log
 from factflow.dataflows.workers import add_worker_probe
 from factflow.dataflows.writer_sink import WriterSink
 from factflow.deadletter import REASON_UNDECODABLE, DeadLetter, Undecodable
@@ -87,6 +88,13 @@ class FlowOptions:
         if self.database_url is None or execution is None:
             return None
         return lineage_log(self.database_url, execution)
+
+    def usage_log(self) -> DbUsageLog | None:
+        """Where this process's adapters' model calls are recorded, with a database."""
+        execution = self.lineage_execution
+        if self.database_url is None or execution is None:
+            return None
+        return usage_log(self.database_url, execution)
 
 
 @dataclass
@@ -361,6 +369,7 @@ def _add_route(
             ),
             concurrency=ConcurrencyController(route.concurrency),
             lineage=options.lineage_log(),
+            usage=options.usage_log(),
             config_hash=plan.config_hash,
             llm=llm,
         )

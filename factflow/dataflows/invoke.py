@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from factflow.adapters.base import Adapter, Context
+from factflow.adapters.base import Adapter, Context, UsageLog
 from factflow.compiler.plan import AdapterStep, RoutePlan
 from factflow.conditions import Predicate, compile_condition
 from factflow.dataflows.backpressure import ConcurrencyController
@@ -23,6 +23,7 @@ from factflow.dataflows.circuit import CircuitBreaker, CircuitOpenError
 from factflow.dataflows.lineage import LineageLog, LineageMark, lineage_row
 from factflow.dataflows.metrics import worker_metrics
 from factflow.dataflows.progress import AdapterMetrics
+from factflow.dataflows.usage import NoUsageLog
 from factflow.dataflows.workers import current_worker_index
 from factflow.db.lineage_writer import LineageStatus, new_row_id
 from factflow.deadletter import (
@@ -59,6 +60,8 @@ class StepRuntime:
     concurrency: ConcurrencyController
     lineage: LineageLog | None = None
     """Set when lineage is recorded: where this process's rows go."""
+    usage: UsageLog | None = None
+    """Set with a database: where adapters' model calls go (`Context.usage`)."""
     config_hash: str | None = None
     """The compiled pipeline's hash, stored with each artefact."""
     llm: PerThread[LiteLLMClient] | None = None
@@ -108,6 +111,7 @@ class AdapterInvoker:
             embeddings=client if client is not None and client.config.embedding_model else None,
             logger=logging.getLogger(f"factflow.adapter.{route}.{stage}"),
             metrics=AdapterMetrics.of(route, stage),
+            usage=runtime.usage if runtime.usage is not None else NoUsageLog(),
         )
 
     # -- batches -----------------------------------------------------------------

@@ -19,6 +19,7 @@ from factflow.db.repositories.search_queries import (
     ranked_search,
     text_search_languages,
 )
+from factflow.db.repositories.usage import record_usage
 from factflow.search.embedder import QueryEmbedder
 from factflow.search.exceptions import BadSearchRequestError, SearchUnavailableError
 
@@ -104,7 +105,7 @@ class SearchService:
         models: dict[int, dict[str, ModelScore]] = {}
         for name in names:
             slot = self._slot(conn, name)
-            vector = self.embedder.embed(slot, [options.query])[0]
+            vector = self._embed(conn, slot, [options.query])[0]
             hits = _run(conn, wide, slot.name, vector, keyword=False)
             for rank, hit in enumerate(hits, start=1):
                 fused[hit.segment_id] = fused.get(hit.segment_id, 0.0) + 1 / (options.k + rank)
@@ -127,9 +128,14 @@ class SearchService:
             msg = "give at least one text, none of them empty"
             raise BadSearchRequestError(msg)
         slot = self._default_slot(conn, slot_name)
-        return slot, self.embedder.embed(slot, texts)
+        return slot, self._embed(conn, slot, texts)
 
     # -- internals -----------------------------------------------------------------
+
+    def _embed(self, conn: DbConnection, slot: index.Slot, texts: list[str]) -> list[list[float]]:
+        vectors, usage = self.embedder.embed(slot, texts)
+        record_usage(conn, [usage])
+        return vectors
 
     def _search(
         self,
@@ -147,7 +153,7 @@ class SearchService:
         if semantic:
             slot = self._default_slot(conn, options.slot)
             slot_name = slot.name
-            vector = self.embedder.embed(slot, [options.query])[0]
+            vector = self._embed(conn, slot, [options.query])[0]
         hits = _run(conn, options, slot_name, vector, keyword=keyword, fusion=fusion)
         return SearchResult(
             mode, options.query, [slot_name] if slot_name else [], [SearchHit(h) for h in hits]

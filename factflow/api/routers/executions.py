@@ -38,6 +38,7 @@ from factflow.compiler.render import render_mermaid
 from factflow.db.connection import DbConnection
 from factflow.db.repositories import executions as repo
 from factflow.db.repositories import lineage as lineage_repo
+from factflow.db.repositories import usage as usage_repo
 from factflow.db.repositories.configs import PipelineConfig
 from factflow.db.repositories.route_states import paused_routes
 from factflow.server import rundir
@@ -272,10 +273,22 @@ async def storage_stream(
     )
 
 
+def _usage_by_kind(db: DbConnection, execution_id: uuid.UUID) -> JsonDict:
+    """The model calls the execution's adapters recorded (`embedding`: the tokens its
+    pipeline embedded), per kind of call."""
+    usage: JsonDict = {}
+    for group in usage_repo.usage_groups(db, ["kind"], execution_id=execution_id):
+        totals = asdict(group)
+        del totals["key"]
+        usage[str(group.key["kind"])] = totals
+    return usage
+
+
 @router.get("/{execution_id}/stats")
 def execution_stats(execution_id: uuid.UUID, db: DbDep, supervisor: SupervisorDep) -> JsonDict:
     """Per-adapter counts (completed, failed, pending), durations and throughput, from
-    lineage; plus per route, and the workers' own counters."""
+    lineage; plus per route, the workers' own counters, and the tokens and cost of the
+    model calls its adapters made (`usage.embedding`)."""
     execution = repo.get_execution(db, execution_id)
     duration = duration_seconds(execution) or None
     adapters = []
@@ -294,6 +307,7 @@ def execution_stats(execution_id: uuid.UUID, db: DbDep, supervisor: SupervisorDe
         "adapters": adapters,
         "routes": [asdict(r) for r in lineage_repo.route_stats(db, execution_id)],
         "counts": derived.get("counts", {}),
+        "usage": _usage_by_kind(db, execution_id),
     }
 
 

@@ -12,13 +12,16 @@ import asyncio
 import importlib
 import os
 import threading
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from factflow.adapters.base import ModelCall, UsageLog
 from factflow.extras import EMBEDDINGS
-from factflow.llm.base import EmbeddingClient
+from factflow.llm.base import EmbeddingClient, Embeddings, Usage
+from factflow.llm.tokens import provider_of
 from factflow.workflows.embeddings.errors import EmbeddingError, UnknownLocalModelError
 
 
@@ -91,10 +94,11 @@ def load_local(model: LocalModel) -> tuple[Any, threading.Lock]:
         return found
 
 
-def encode_local(model: LocalModel, texts: Sequence[str], batch_size: int) -> list[list[float]]:
-    """Unit-length vectors of `texts` (so cosine distance is one minus the dot product)."""
+def encode_local(model: LocalModel, texts: Sequence[str], batch_size: int) -> Embeddings:
+    """Unit-length vectors of `texts` (so cosine distance is one minus the dot product),
+    with the tokens the model read (its tokenizer's count, truncation included; cost 0)."""
     instance, lock = load_local(model)
-    with lock:
+    with lock:  # the tokenizer is not thread-safe either
         vectors = instance.encode(
             list(texts),
             batch_size=batch_size,
@@ -102,34 +106,57 @@ def encode_local(model: LocalModel, texts: Sequence[str], batch_size: int) -> li
             convert_to_numpy=True,
             show_progress_bar=False,
         )
-    return [[float(x) for x in row] for row in vectors.tolist()]
+        tokens = int(instance.tokenize(list(texts))["attention_mask"].sum())
+    rows = [[float(x) for x in row] for row in vectors.tolist()]
+    return Embeddings(rows, model.name, Usage(prompt_tokens=tokens, cost_usd=0.0), 1)
+
+
+def embedding_call(result: Embeddings, *, local: bool, started: float) -> ModelCall:
+    """The usage record of one embedding call that began at `started` (perf_counter)."""
+    return ModelCall(
+        kind="embedding",
+        provider="local" if local else provider_of(result.model),
+        model=result.model,
+        prompt_tokens=result.usage.prompt_tokens,
+        cost_usd=0.0 if local else result.usage.cost_usd,
+        latency_ms=(time.perf_counter() - started) * 1000,
+    )
 
 
 class LocalBackend:
-    def __init__(self, model: LocalModel, batch_size: int) -> None:
+    def __init__(self, model: LocalModel, batch_size: int, usage: UsageLog) -> None:
         self.model = model.name
         self.local = model
         self.batch_size = batch_size
+        self.usage = usage
 
     async def embed(self, texts: Sequence[str]) -> list[list[float]]:
         # in a thread: the model holds the CPU for the whole batch, and the worker's event
         # loop keeps collecting the next batch meanwhile
-        return await asyncio.to_thread(encode_local, self.local, texts, self.batch_size)
+        started = time.perf_counter()
+        result = await asyncio.to_thread(encode_local, self.local, texts, self.batch_size)
+        self.usage.record(embedding_call(result, local=True, started=started))
+        return result.vectors
 
 
 class LiteLLMBackend:
     """A provider's model through the worker's `EmbeddingClient` (retries, AIMD limiter)."""
 
-    def __init__(self, client: EmbeddingClient, model: str, dimensions: int | None) -> None:
+    def __init__(
+        self, client: EmbeddingClient, model: str, dimensions: int | None, usage: UsageLog
+    ) -> None:
         self.client = client
         self.model = model
         self.dimensions = dimensions
+        self.usage = usage
 
     async def embed(self, texts: Sequence[str]) -> list[list[float]]:
         options: dict[str, Any] = {}
         if self.dimensions is not None:
             options["dimensions"] = self.dimensions
+        started = time.perf_counter()
         result = await self.client.embed(texts, **options)
+        self.usage.record(embedding_call(result, local=False, started=started))
         if result.model != self.model:
             msg = (
                 f"the slot is bound to {self.model}, but the embedding client calls "

@@ -130,7 +130,9 @@ class EmbeddingGeneratorAdapter(WorkflowAdapter):
         backends: dict[str, Backend] = {}
         for slot in self.settings.slots:
             if slot.backend == "local":
-                backends[slot.name] = LocalBackend(local_model(slot.model), self.batch_size)
+                backends[slot.name] = LocalBackend(
+                    local_model(slot.model), self.batch_size, context.usage
+                )
                 self._dimensions[slot.name] = local_model(slot.model).dimensions
             else:
                 if context.embeddings is None:
@@ -141,7 +143,9 @@ class EmbeddingGeneratorAdapter(WorkflowAdapter):
                     )
                     raise EmbeddingError(msg)
                 client = context.embeddings
-                backends[slot.name] = LiteLLMBackend(client, slot.model, slot.dimensions)
+                backends[slot.name] = LiteLLMBackend(
+                    client, slot.model, slot.dimensions, context.usage
+                )
         return backends
 
     def _coalescers_for(self, context: Context) -> dict[str, Coalescer]:
