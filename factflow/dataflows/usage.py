@@ -60,6 +60,11 @@ class DbUsageLog:
                     if attempt == 2:
                         log.warning("usage of a %s call not recorded: %s", call.model, exc)
 
+    def close(self) -> None:
+        """Close the connection (a process's log lives as long as the process)."""
+        with self._lock:
+            self._close()
+
     def _close(self) -> None:
         if self._conn is not None:
             try:

@@ -17,6 +17,7 @@ from factflow.messages import Message
 from factflow.workflows.embeddings.batcher import Coalescer
 from factflow.workflows.embeddings.errors import EmbeddingError
 from factflow.workflows.embeddings.generator import EmbeddingGeneratorAdapter, embedding_text
+from tests.llm_provider import PROMPT_TOKENS
 from tests.unit.llm.conftest import FakeProvider
 
 
@@ -108,6 +109,11 @@ def test_litellm_slot_embeds_through_the_context_client(provider: FakeProvider) 
     assert {(s["model"], s["backend"], s["dimensions"]) for s in slots} == {(model, "litellm", 2)}
     assert len(provider.requests) == 1  # one batched request for the three messages
     assert provider.requests[0][1]["input"] == ["t", "tt", "ttt"]
+    # the call's usage as the provider reported it, for the execution's accounting
+    (call,) = context.usage
+    assert (call.kind, call.provider, call.model) == ("embedding", "openai", model)
+    assert (call.prompt_tokens, call.completion_tokens) == (PROMPT_TOKENS, 0)
+    assert call.latency_ms > 0
 
 
 def test_litellm_slot_refuses_a_client_bound_to_another_model(provider: FakeProvider) -> None:
