@@ -4,7 +4,9 @@ A slot is bound to one model (`backend: local` for a model a pip package ships, 
 for a provider's model through the worker's embedding client). The text embedded is the
 segment's title and heading path above its text, so a segment is found by what its page
 and section are about. Messages in flight together are embedded in one model call per slot
-(see batcher.py): give the route a `concurrency` of at least `batch_size`. Out: the input
+(see batcher.py): give the route a `concurrency` of at least `batch_size`. Each model
+call's tokens (and litellm's cost) go to `context.usage`: in a run, rows of the
+execution's usage (docs/chat.md). Out: the input
 payload plus `embeddings: {slot: {"model", "backend", "dimensions", "vector"}}`.
 """
 
