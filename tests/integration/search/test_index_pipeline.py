@@ -14,6 +14,7 @@ import pytest
 
 from factflow.db.connection import connect
 from factflow.db.repositories import search_index as index
+from factflow.db.repositories.usage import usage_groups
 from factflow.search import QueryEmbedder, SearchOptions, SearchService
 from tests.e2e.helpers import run_command, worker_env, write_jsonl
 from tests.integration.flows import lineage_rows, write_pipeline
@@ -75,6 +76,11 @@ def test_a_run_indexes_segments_and_search_finds_them(
     # every segment cites the lineage row of the embedding step that produced it
     lineage = {str(r.id) for r in lineage_rows(index_db, first) if r.stage_name}
     assert {r[4] for r in rows} <= lineage and all(r[4] for r in rows)
+    # the worker booked its embedding calls against the execution (local: tokens, no cost)
+    with connect(index_db) as conn:
+        (usage,) = usage_groups(conn, ["provider", "model", "purpose"], execution_id=first)
+    assert usage.key == {"provider": "local", "model": minilm, "purpose": "pipeline"}
+    assert 1 <= usage.calls <= 5 and usage.prompt_tokens > 5 * 5 and usage.cost_usd == 0.0
 
     service = SearchService(QueryEmbedder())
     with connect(index_db) as conn:
