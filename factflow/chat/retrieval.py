@@ -100,9 +100,16 @@ class Citation:
 
 
 def retrieve(
-    conn: DbConnection, search: SearchService, question: str, settings: RetrievalSettings
+    conn: DbConnection,
+    search: SearchService,
+    question: str,
+    settings: RetrievalSettings,
+    *,
+    thread_id: uuid.UUID | None = None,
+    message_id: uuid.UUID | None = None,
 ) -> list[SearchHit]:
-    """The top hits by RRF (multi-model over several slots), relevant ones only."""
+    """The top hits by RRF (multi-model over several slots), relevant ones only; the query
+    embeddings are booked to the thread and answer message given."""
     options = SearchOptions(
         query=question,
         slot=settings.slots[0] if settings.slots and len(settings.slots) == 1 else None,
@@ -111,6 +118,8 @@ def retrieve(
         # more than top_k: the sources are picked from them page by page (`_diverse`)
         limit=min(settings.top_k * DIVERSITY, MAX_FETCHED),
         filters=Filters(url_prefix=settings.url_prefix),
+        thread_id=thread_id,
+        message_id=message_id,
     )
     if settings.slots and len(settings.slots) > 1:
         result = search.multi_model(conn, options, settings.slots)

@@ -274,7 +274,14 @@ class ChatService:
 
         def find() -> list[Citation]:
             with prepared.pool.connection() as conn:
-                hits = retrieve(conn, self.search, prepared.standalone_question, retrieval)
+                hits = retrieve(
+                    conn,
+                    self.search,
+                    prepared.standalone_question,
+                    retrieval,
+                    thread_id=prepared.thread.id if prepared.thread else None,
+                    message_id=prepared.message_id,
+                )
                 return cite(conn, hits)
 
         retrieval_started = time.perf_counter()

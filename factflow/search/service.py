@@ -7,6 +7,7 @@ citation needs (url, title, heading path, text, the lineage row id) and how it r
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
@@ -46,6 +47,9 @@ class SearchOptions:
     limit: int = 10
     offset: int = 0
     filters: Filters = field(default_factory=Filters)
+    thread_id: uuid.UUID | None = None
+    """Chat: the thread (and `message_id`, the answer) the query embedding is booked to."""
+    message_id: uuid.UUID | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,7 +109,7 @@ class SearchService:
         models: dict[int, dict[str, ModelScore]] = {}
         for name in names:
             slot = self._slot(conn, name)
-            vector = self._embed(conn, slot, [options.query])[0]
+            vector = self._embed(conn, slot, [options.query], options)[0]
             hits = _run(conn, wide, slot.name, vector, keyword=False)
             for rank, hit in enumerate(hits, start=1):
                 fused[hit.segment_id] = fused.get(hit.segment_id, 0.0) + 1 / (options.k + rank)
@@ -128,12 +132,16 @@ class SearchService:
             msg = "give at least one text, none of them empty"
             raise BadSearchRequestError(msg)
         slot = self._default_slot(conn, slot_name)
-        return slot, self._embed(conn, slot, texts)
+        return slot, self._embed(conn, slot, texts, None)
 
     # -- internals -----------------------------------------------------------------
 
-    def _embed(self, conn: DbConnection, slot: index.Slot, texts: list[str]) -> list[list[float]]:
+    def _embed(
+        self, conn: DbConnection, slot: index.Slot, texts: list[str], options: SearchOptions | None
+    ) -> list[list[float]]:
         vectors, usage = self.embedder.embed(slot, texts)
+        if options is not None:
+            usage = replace(usage, thread_id=options.thread_id, message_id=options.message_id)
         record_usage(conn, [usage])
         return vectors
 
@@ -153,7 +161,7 @@ class SearchService:
         if semantic:
             slot = self._default_slot(conn, options.slot)
             slot_name = slot.name
-            vector = self._embed(conn, slot, [options.query])[0]
+            vector = self._embed(conn, slot, [options.query], options)[0]
         hits = _run(conn, options, slot_name, vector, keyword=keyword, fusion=fusion)
         return SearchResult(
             mode, options.query, [slot_name] if slot_name else [], [SearchHit(h) for h in hits]

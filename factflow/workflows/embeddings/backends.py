@@ -106,7 +106,7 @@ def encode_local(model: LocalModel, texts: Sequence[str], batch_size: int) -> Em
             convert_to_numpy=True,
             show_progress_bar=False,
         )
-        tokens = int(instance.tokenize(list(texts))["attention_mask"].sum())
+        tokens = int(instance.preprocess(list(texts))["attention_mask"].sum())
     rows = [[float(x) for x in row] for row in vectors.tolist()]
     return Embeddings(rows, model.name, Usage(prompt_tokens=tokens, cost_usd=0.0), 1)
 

@@ -72,7 +72,9 @@ def test_nothing_relevant_is_said_not_guessed(chat_api: TestClient) -> None:
     assert body["citations"] == [] and body["answer"] == NOTHING_FOUND
 
 
-def test_a_streamed_answer_sends_citations_tokens_then_done(chat_api: TestClient) -> None:
+def test_a_streamed_answer_sends_citations_tokens_then_done(
+    chat_api: TestClient, chat_db: str
+) -> None:
     thread = ok(chat_api.post("/api/v1/chat/threads", json={"title": "s"}), 201)
     response = chat_api.post(
         f"/api/v1/chat/threads/{thread['id']}/messages",
@@ -94,6 +96,14 @@ def test_a_streamed_answer_sends_citations_tokens_then_done(chat_api: TestClient
     assert [m["role"] for m in stored] == ["user", "assistant"]
     assert stored[1]["id"] == done["message_id"] and stored[1]["content"] == answer
     assert stored[1]["citations"][0]["lineage_id"] == events[0][1]["citations"][0]["lineage_id"]
+    # the question's query embedding is booked to the thread and its answer
+    with connect(chat_db) as conn:
+        usage = conn.execute(
+            "SELECT kind, purpose, provider, message_id::text, prompt_tokens > 0 FROM llm_usage"
+            " WHERE thread_id = %s",
+            (thread["id"],),
+        ).fetchall()
+    assert usage == [("embedding", "query", "local", done["message_id"], True)]
 
 
 def test_threads_survive_a_server_restart(chat_db: str, tmp_path: Path) -> None:

@@ -66,8 +66,10 @@ def test_llm_answers_follow_ups_and_accounts_for_every_call(
         usage = ok(api.get(f"/api/v1/chat/threads/{thread['id']}/usage"))
         by_purpose = {g["key"]["purpose"]: g for g in usage["groups"]}
         assert by_purpose["answer"]["calls"] == 2 and by_purpose["rewrite"]["calls"] == 1
-        assert {g["key"]["model"] for g in usage["groups"]} == {MODEL}
-        assert usage["total"]["calls"] == 3 and usage["total"]["cost_usd"] > 0
+        # each question's query embedding too (the local model: tokens, no cost)
+        assert by_purpose["query"]["calls"] == 2 and by_purpose["query"]["cost_usd"] == 0
+        assert {g["key"]["model"] for g in usage["groups"]} == {MODEL, "all-MiniLM-L6-v2"}
+        assert usage["total"]["calls"] == 5 and usage["total"]["cost_usd"] > 0
         assert usage["total"]["unpriced_calls"] == 0
         grouped = ok(
             api.get(
@@ -75,16 +77,18 @@ def test_llm_answers_follow_ups_and_accounts_for_every_call(
                 params={"group_by": ["provider", "day"], "thread_id": thread["id"]},
             )
         )
-        (group,) = grouped["groups"]
+        group, local = grouped["groups"]
         assert group["key"]["provider"] == "openai" and group["calls"] == 3
         assert group["total_tokens"] == group["prompt_tokens"] + group["completion_tokens"]
+        assert local["key"]["provider"] == "local" and local["calls"] == 2
         with connect(chat_db) as conn:
             rows = conn.execute(
                 "SELECT purpose, message_id::text FROM llm_usage WHERE thread_id = %s ORDER BY id",
                 (thread["id"],),
             ).fetchall()
-        assert [r[0] for r in rows] == ["answer", "rewrite", "answer"]
-        assert rows[1][1] == rows[2][1] == second["message_id"]
+        # a query embedding's row is written at retrieval, the LLM calls' with the answer
+        assert [r[0] for r in rows] == ["query", "answer", "query", "rewrite", "answer"]
+        assert rows[2][1] == rows[3][1] == rows[4][1] == second["message_id"]
 
         # a request may ask for an extractive answer on an LLM server: no provider call
         calls = len(provider.requests)
@@ -149,6 +153,7 @@ def test_a_client_that_disconnects_cancels_the_llm_call(
         assert ok(http.get(f"/api/v1/chat/threads/{thread['id']}/messages")) == []
     with connect(chat_db) as conn:
         found = conn.execute(
-            "SELECT count(*) FROM llm_usage WHERE thread_id = %s", (thread["id"],)
-        ).fetchone()
-    assert found == (0,)
+            "SELECT kind, count(*) FROM llm_usage WHERE thread_id = %s GROUP BY kind",
+            (thread["id"],),
+        ).fetchall()
+    assert found == [("embedding", 1)]  # the retrieval was done; the cut answer not stored
