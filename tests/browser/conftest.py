@@ -72,7 +72,7 @@ def _wait_healthy(proc: subprocess.Popen[bytes], url: str, log: Path) -> None:
     pytest.fail(f"server did not start: {log.read_text()[-3000:]}")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def dashboard() -> Iterator[Dashboard]:
     from factflow.auth.service import bootstrap_admin_key
     from factflow.db.connection import connect
@@ -127,14 +127,16 @@ def dashboard() -> Iterator[Dashboard]:
         shutil.rmtree(root, ignore_errors=True)
 
 
-@pytest.fixture(scope="session")
+# package scope, not session: Playwright's sync API keeps an asyncio loop running on the
+# main thread until it stops, and every later test calling asyncio.run() would fail
+@pytest.fixture(scope="package")
 def playwright() -> Iterator[Playwright]:
     assert sync_playwright is not None
     with sync_playwright() as p:
         yield p
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser(playwright: Playwright) -> Iterator[Browser]:
     browser = playwright.chromium.launch(
         executable_path=CHROMIUM, args=["--no-sandbox", "--disable-dev-shm-usage"]

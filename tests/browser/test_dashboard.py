@@ -175,9 +175,11 @@ def test_costs_page_charts_tokens_per_model_and_day(admin: Page, dashboard: Dash
         UsageRecord("completion", "rewrite", "anthropic", "claude-haiku", 500, 50, None, 300.0),
     ]
     with connect(dashboard.database_url) as conn:
+        # the chat test before this one booked its query embeddings: start from none
+        conn.execute("DELETE FROM llm_usage")
         record_usage(conn, calls)
     admin.get_by_role("link", name="Costs").click()
-    expect(admin.locator("main")).to_contain_text("3 LLM calls, 3050 tokens, $0.0015")
+    expect(admin.locator("main")).to_contain_text("3 model calls, 3050 tokens, $0.0015")
     expect(admin.locator("main")).to_contain_text("1 calls of unpriced models")
     expect(admin.locator("svg.chart rect")).to_have_count(2)  # today, one bar per model
     rows = admin.locator("tbody tr")

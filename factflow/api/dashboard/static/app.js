@@ -1688,11 +1688,11 @@ async function usage(params) {
     h(
       'p',
       { class: 'muted' },
-      `since ${since}: ${t.calls} LLM calls, ${t.total_tokens} tokens, $${t.cost_usd.toFixed(4)}${t.unpriced_calls ? ` (${t.unpriced_calls} calls of unpriced models)` : ''}`,
+      `since ${since}: ${t.calls} model calls, ${t.total_tokens} tokens, $${t.cost_usd.toFixed(4)}${t.unpriced_calls ? ` (${t.unpriced_calls} calls of unpriced models)` : ''}`,
     ),
     section(
       'Tokens per day',
-      byDay.groups.length ? usageChart(byDay.groups) : h('p', { class: 'empty' }, 'No LLM calls yet.'),
+      byDay.groups.length ? usageChart(byDay.groups) : h('p', { class: 'empty' }, 'No model calls yet.'),
     ),
     section(
       'Per model',
@@ -1706,7 +1706,7 @@ async function usage(params) {
           String(g.completion_tokens),
           g.unpriced_calls === g.calls ? 'unpriced' : g.cost_usd.toFixed(4),
         ]),
-        'No LLM calls yet.',
+        'No model calls yet.',
       ),
     ),
   );
