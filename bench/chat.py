@@ -28,11 +28,10 @@ import os
 import statistics
 import sys
 import time
-import uuid
 from pathlib import Path
 
 from benchdb import scratch_postgres
-from search import DIMENSIONS, Corpus
+from search import DIMENSIONS, SLOT, Corpus, make_rows
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))  # the repository: tests/llm_provider.py
@@ -41,7 +40,6 @@ from factflow.chat import Ask, ChatService, ChatSettings, RetrievalSettings, Tok
 from factflow.db.connection import connect, create_pool  # noqa: E402
 from factflow.db.migrate import migrate  # noqa: E402
 from factflow.db.repositories.search_index import (  # noqa: E402
-    SegmentRow,
     deferred_hnsw,
     ensure_slot,
     upsert_segments,
@@ -52,7 +50,6 @@ from factflow.search import QueryEmbedder, SearchService  # noqa: E402
 from tests.llm_provider import serve_provider  # noqa: E402
 
 MODEL = "openai/bench-model"  # no price: the bench is about time
-SLOT = "default"
 # every source counts: the synthetic texts are unrelated to any question by design
 RETRIEVAL = RetrievalSettings(min_similarity=0.0)
 
@@ -65,24 +62,7 @@ def build_index(url: str, corpus: Corpus, segments: int, batch: int) -> float:
         with deferred_hnsw(conn, [SLOT]):
             for start in range(0, segments, batch):
                 size = min(batch, segments - start)
-                vectors = corpus.vectors(size).tolist()
-                upsert_segments(
-                    conn,
-                    [
-                        SegmentRow(
-                            content_hash=uuid.uuid4().hex,
-                            document_key=f"doc-{(start + i) // 10}",
-                            text=corpus.text(),
-                            execution_id="bench",
-                            message_id=str(uuid.uuid4()),
-                            url=f"https://docs.bench/{(start + i) // 10}",
-                            title=corpus.text(4),
-                            heading_path=(corpus.text(3),),
-                            vectors={SLOT: vectors[i]},
-                        )
-                        for i in range(size)
-                    ],
-                )
+                upsert_segments(conn, make_rows(corpus, start, size))
         conn.execute("ANALYZE search_segments")
         conn.execute(f"ANALYZE search_vectors_{SLOT}")
     return time.perf_counter() - started
