@@ -40,7 +40,7 @@ from factflow.chat import Ask, ChatService, ChatSettings, RetrievalSettings, Tok
 from factflow.db.connection import connect, create_pool  # noqa: E402
 from factflow.db.migrate import migrate  # noqa: E402
 from factflow.db.repositories.search_index import (  # noqa: E402
-    deferred_hnsw,
+    bulk_load,
     ensure_slot,
     upsert_segments,
 )
@@ -59,12 +59,10 @@ def build_index(url: str, corpus: Corpus, segments: int, batch: int) -> float:
     with connect(url) as conn:
         migrate(conn)
         ensure_slot(conn, SLOT, "all-MiniLM-L6-v2", "local", DIMENSIONS)
-        with deferred_hnsw(conn, [SLOT]):
+        with bulk_load(conn, [SLOT]):  # builds HNSW once, then analyses the tables
             for start in range(0, segments, batch):
                 size = min(batch, segments - start)
                 upsert_segments(conn, make_rows(corpus, start, size))
-        conn.execute("ANALYZE search_segments")
-        conn.execute(f"ANALYZE search_vectors_{SLOT}")
     return time.perf_counter() - started
 
 
