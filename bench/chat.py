@@ -7,7 +7,7 @@ answers every call after a fixed latency, over a synthetic index.
 1. Index: `--segments` synthetic segments (bench/search.py's corpus: 384-dimensional unit
    vectors around 200 topic centres, 40-word texts) in a slot bound to the local
    all-MiniLM-L6-v2, so each question is embedded by the real model; bulk loaded with
-   the HNSW graph built once (deferred_hnsw). Uses FACTFLOW_DATABASE_URL's server when
+   the HNSW graph built once (bulk_load). Uses FACTFLOW_DATABASE_URL's server when
    set, else a throwaway embedded Postgres (benchdb.py).
 2. Provider: tests/llm_provider.py (the tests' declared test double for an LLM provider;
    none is reachable here), answering after `--latency` seconds and streaming 20 tokens.
