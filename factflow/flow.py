@@ -20,10 +20,11 @@ from factflow.compiler.compile import compile_file
 from factflow.compiler.plan import Plan
 from factflow.compiler.plan_codec import read_plan
 from factflow.compiler.render import render_report
-from factflow.connectors.drain import ledger
+from factflow.connectors.drain import CounterStore, FileCounters, ledger
 from factflow.dataflows.build import FlowOptions, build_dataflow
 from factflow.dataflows.metrics import start_worker_metrics
 from factflow.dataflows.progress import progress
+from factflow.db.repositories.worker_counters import PostgresCounters
 from factflow.exceptions import ConfigurationError
 from factflow.llm import LLMConfig
 from factflow.logs import configure_logging
@@ -53,11 +54,22 @@ def run_options(plan: Plan, settings: Settings) -> FlowOptions:
         from factflow.storage import open_storage
 
         storage = open_storage(stage_storage_uri(plan, settings))
+    execution_id = settings.execution_id or default_execution_id(plan)
+    progress_file = None
     if settings.progress_dir is not None:
         settings.progress_dir.mkdir(parents=True, exist_ok=True)
-        progress(settings.progress_dir / f"{os.getpid()}.json")
-    ledger(settings.drain_dir)
-    execution_id = settings.execution_id or default_execution_id(plan)
+        progress_file = settings.progress_dir / f"{os.getpid()}.json"
+    drain: CounterStore | None = (
+        None if settings.drain_dir is None else FileCounters(settings.drain_dir)
+    )
+    shared: PostgresCounters | None = None
+    if settings.database_url and settings.launch_id:
+        # the launch's processes may run on several hosts: counters go through Postgres
+        where = (settings.database_url, uuid.UUID(execution_id), settings.launch_id)
+        shared = PostgresCounters(*where, process_id(), "progress")
+        drain = PostgresCounters(*where, process_id(), "drain")
+    progress(progress_file, shared)
+    ledger(drain)
     if settings.log_format == "json":
         configure_logging("json", execution_id=execution_id, process_id=process_id())
     start_worker_metrics(execution_id, settings.metrics_port, process_id())
@@ -112,12 +124,13 @@ def prepare_database(url: str) -> None:
 def start_recovery_archive(plan: Plan, options: FlowOptions, *, restore: bool = True) -> None:
     """With a database and a recovery directory: restore it from Postgres when it is
     missing or stale (unless a launcher did, once, before starting the workers), then
-    (process 0) archive it every few seconds."""
+    archive the partitions this process owns every few seconds."""
     recovery = bytewax_option("-r", "--recovery-directory", "BYTEWAX_RECOVERY_DIRECTORY")
     execution = options.lineage_execution
     if options.database_url is None or recovery is None or execution is None:
         return
     from factflow.dataflows.recovery import RecoveryArchiver, restore_if_stale
+    from factflow.db.recovery_files import partition_files
     from factflow.db.repositories.recovery import step_fingerprint
 
     steps = step_fingerprint(plan.step_ids)
@@ -125,8 +138,19 @@ def start_recovery_archive(plan: Plan, options: FlowOptions, *, restore: bool = 
     restored = restore_if_stale(options.database_url, execution, directory, steps) if restore else 0
     if restored:
         print(f"factflow: restored {restored} recovery partition(s) from Postgres", file=sys.stderr)
-    if process_id() == 0 and directory.is_dir():
-        RecoveryArchiver(options.database_url, execution, directory, steps).start()
+    if directory.is_dir():
+        owned = owned_partitions(len(partition_files(directory)), options.processes)
+        RecoveryArchiver(options.database_url, execution, directory, steps, owned).start()
+
+
+def owned_partitions(count: int, processes: int) -> set[int]:
+    """The recovery partitions this process writes, which it archives: Bytewax gives
+    partition i to worker i mod (workers x processes), and a process's workers are
+    numbered process id x workers onwards. The other partitions in a directory on this
+    host are untouched copies (their own process archives them, on its host)."""
+    workers = int(bytewax_option("-w", "--workers-per-process", "BYTEWAX_WORKERS_PER_PROCESS") or 1)
+    total = workers * processes
+    return {i for i in range(count) if (i % total) // workers == process_id()}
 
 
 def default_execution_id(plan: Plan) -> str:

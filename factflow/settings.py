@@ -82,6 +82,11 @@ class Settings(BaseSettings):
     drain_dir: Path | None = Field(
         default=None, description="folder the execution's processes share drain counters in"
     )
+    launch_id: str | None = Field(
+        default=None,
+        description="one start of an execution's processes; with a database they share "
+        "their drain and progress counters in Postgres under it (any host)",
+    )
     processes: int = Field(default=1, ge=1, description="worker processes of the execution")
     source_partitions: int = Field(
         default=1, ge=1, description="partitions per file/memory queue: workers x processes"
@@ -157,12 +162,41 @@ class Settings(BaseSettings):
         default=False,
         description="resume (not only interrupt) executions whose server is gone",
     )
+    worker_agents: Literal["auto", "off"] = Field(
+        default="auto",
+        description="auto: spread an execution's processes over the live worker agents "
+        "(`factflow worker serve`), on this host when there are none; off: this host only",
+    )
     validate_pipelines_on_start: bool = Field(
         default=True, description="compile the shipped pipelines when the server starts"
     )
     instance_id: str = Field(
         default_factory=_instance_id,
         description="this server instance's id in executions and health (default host:pid)",
+    )
+
+    # --- worker agent (`factflow worker serve`) --------------------------------------------
+    agent_id: str = Field(
+        default_factory=socket.gethostname,
+        description="this worker agent's id in Postgres (default the host name; one agent "
+        "per id, kept across restarts of the agent)",
+    )
+    agent_address: str = Field(
+        default="127.0.0.1",
+        description="address the agent's Bytewax processes listen on, reachable from the "
+        "other agents' hosts (-a)",
+    )
+    agent_first_port: int = Field(
+        default=9100, gt=0, le=65535, description="first port of the agent's processes"
+    )
+    agent_capacity: int = Field(
+        default=4,
+        ge=1,
+        description="Bytewax processes the agent runs at once (ports first_port onwards)",
+    )
+    agent_dir: Path = Field(
+        default=Path("output/agent"),
+        description="the agent's run folders and recovery directories",
     )
 
     # --- chat (the server) ---------------------------------------------------------------
@@ -295,6 +329,8 @@ def _shown_default(name: str) -> str:
     field = Settings.model_fields[name]
     if name == "instance_id":
         return "`<hostname>:<pid>`"
+    if name == "agent_id":
+        return "`<hostname>`"
     value = field.default_factory() if field.default_factory else field.default  # type: ignore[call-arg]
     if value is None:
         return ""

@@ -16,7 +16,7 @@ from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from factflow.dataflows.metrics import read_worker_metrics
+from factflow.dataflows.metrics import merge_worker_metrics
 from factflow.server.supervisor import Supervisor
 
 
@@ -50,7 +50,7 @@ class SupervisorCollector(Collector):
         restarts.add_metric([], self.supervisor.restarts)
         yield restarts
         yield from _merged(
-            read_worker_metrics(self.supervisor.run_dir(execution_id) / "progress")
+            merge_worker_metrics(self.supervisor.worker_metric_texts(execution_id))
             for execution_id in self.supervisor.metric_executions()
         )
 

@@ -9,6 +9,7 @@ from factflow.cli.config import config_app
 from factflow.cli.db import app as db_app
 from factflow.cli.recovery import deadletters_app, recovery_app
 from factflow.cli.run import run_command
+from factflow.cli.worker import worker_app
 from factflow.exceptions import ConfigurationError
 
 app = typer.Typer(
@@ -25,6 +26,7 @@ app.add_typer(config_app, name="config")
 app.add_typer(db_app, name="db")
 app.add_typer(recovery_app, name="recovery")
 app.add_typer(deadletters_app, name="deadletters")
+app.add_typer(worker_app, name="worker")
 
 
 def main() -> None:

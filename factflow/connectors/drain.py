@@ -1,8 +1,10 @@
 """Completion when every route drains: knowing, across worker processes, that nothing is
 in flight and every execution-scoped queue is empty.
 
-Each process keeps a few monotonic counters (the ledger) and writes them to
-`<drain dir>/<pid>.json` several times a second:
+Each process keeps a few monotonic counters (the ledger) and writes them to a shared
+store several times a second: a row of `worker_counters` in Postgres when the execution
+has a database and a launch id (its processes may run on several hosts), else
+`<drain dir>/<pid>.json`:
 
 - `delivered` / `acked`: messages a source handed to Bytewax, and those whose epoch has
   closed (the next `next_batch` after the sealing snapshot: Bytewax reads epoch e+1 only
@@ -14,16 +16,18 @@ Each process keeps a few monotonic counters (the ledger) and writes them to
 The execution has drained when two consecutive readings of every process's counters are
 equal (double counting: counters only grow, so equal readings mean nothing moved between
 them) and show every finite partition finished, every delivery acked, and every scoped
-queue read at least as often as written. A reading counts only if each file was written
-after the reading began. Scoped source partitions then end, the dataflow completes and the
-workers exit 0. Redeliveries (a reconnect, a resumed run) only raise `got`, which is why
-each partition also waits until its own queue has been quiet for a moment.
+queue read at least as often as written. A reading counts only if each process wrote
+after the previous reading ended (on the store's clock: the database's for Postgres).
+Scoped source partitions then end, the dataflow completes and the workers exit 0.
+Redeliveries (a reconnect, a resumed run) only raise `got`, which is why each partition
+also waits until its own queue has been quiet for a moment.
 """
 
 from __future__ import annotations
 
 import atexit
 import json
+import logging
 import os
 import threading
 import time
@@ -32,9 +36,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
+
+from factflow.db.exceptions import DatabaseError
+from factflow.db.repositories.worker_counters import CounterRow
+
+log = logging.getLogger(__name__)
 
 FLUSH_SECONDS = 0.1
 CHECK_SECONDS = 0.2
@@ -43,11 +52,42 @@ QUIET_SECONDS = 0.3
 _WAKE = timedelta(milliseconds=50)
 
 
-class DrainLedger:
-    """This process's counters; a daemon thread writes them to the drain folder."""
+class CounterStore(Protocol):
+    """Where the processes of one execution share their counters."""
 
-    def __init__(self, directory: Path | None) -> None:
-        self.directory = directory
+    def write(self, counts: dict[str, int]) -> None: ...
+
+    def read(self) -> tuple[float, list[CounterRow]]:
+        """The store's clock after reading, and every process's latest counters."""
+        ...
+
+
+@dataclass(frozen=True)
+class FileCounters:
+    """One JSON file per process in a folder every process of the execution sees."""
+
+    directory: Path
+
+    def write(self, counts: dict[str, int]) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        path = self.directory / f"{os.getpid()}.json"
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"at": time.time(), "counts": counts}))
+        tmp.replace(path)
+
+    def read(self) -> tuple[float, list[CounterRow]]:
+        rows = []
+        for path in self.directory.glob("*.json"):
+            data = json.loads(path.read_text())
+            rows.append(CounterRow(int(path.stem), float(data["at"]), data["counts"], None))
+        return time.time(), rows
+
+
+class DrainLedger:
+    """This process's counters; a daemon thread writes them to the store."""
+
+    def __init__(self, store: CounterStore | None) -> None:
+        self.store = store
         self._counts: Counter[str] = Counter()
         self._lock = threading.Lock()
         self._started = False
@@ -66,37 +106,39 @@ class DrainLedger:
         """Write the counters from now on: a process whose partitions never deliver (all
         of a queue's partitions elsewhere) must still be seen by the others' detectors."""
         with self._lock:
-            if self._started or self.directory is None:
+            if self._started or self.store is None:
                 self._started = True
                 return
             self._started = True
-        self.directory.mkdir(parents=True, exist_ok=True)
         threading.Thread(target=self._flush_forever, name="factflow-drain", daemon=True).start()
-        atexit.register(self.flush)
+        atexit.register(self._flush_quietly)
 
     def _flush_forever(self) -> None:
         while True:
-            self.flush()
+            self._flush_quietly()
             time.sleep(FLUSH_SECONDS)
 
+    def _flush_quietly(self) -> None:
+        try:
+            self.flush()
+        except (OSError, DatabaseError) as exc:
+            # the others see this process as stale until a write succeeds again
+            log.warning("drain counters not written: %s", exc)
+
     def flush(self) -> None:
-        if self.directory is None:
-            return
-        path = self.directory / f"{os.getpid()}.json"
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"at": time.time(), "counts": self.counts()}))
-        tmp.replace(path)
+        if self.store is not None:
+            self.store.write(self.counts())
 
 
 _ledger: DrainLedger | None = None
 
 
-def ledger(directory: Path | None = None) -> DrainLedger:
-    """This process's ledger (the first call chooses its folder: the launcher's
-    `FACTFLOW_DRAIN_DIR`, shared by the execution's processes; None keeps it in memory)."""
+def ledger(store: CounterStore | None = None) -> DrainLedger:
+    """This process's ledger (the first call chooses its store, shared by the
+    execution's processes; None keeps it in memory)."""
     global _ledger
     if _ledger is None:
-        _ledger = DrainLedger(directory)
+        _ledger = DrainLedger(store)
     return _ledger
 
 
@@ -124,10 +166,11 @@ class DrainDetector:
     execution has drained (two equal readings where the rule holds)."""
 
     rule: DrainRule
-    directory: Path | None
+    store: CounterStore | None
     clock: Callable[[], float] = time.time
     _previous: dict[str, int] | None = None
     _checked_at: float = 0.0
+    _read_at: float = 0.0
     _drained: bool = False
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -136,9 +179,9 @@ class DrainDetector:
             now = self.clock()
             if self._drained or now - self._checked_at < CHECK_SECONDS:
                 return self._drained
-            reading = self._read(since=self._checked_at)
+            self._checked_at = now
             # the next reading must be of states after this one ended
-            self._checked_at = self.clock()
+            self._read_at, reading = self._read(since=self._read_at)
             if reading is None or not self.rule.holds(reading):
                 self._previous = None
                 return False
@@ -146,22 +189,21 @@ class DrainDetector:
             self._previous = reading
             return self._drained
 
-    def _read(self, since: float) -> dict[str, int] | None:
-        """Every process's counters summed, or None while one is missing or stale."""
-        if self.directory is None:
-            return ledger().counts()
+    def _read(self, since: float) -> tuple[float, dict[str, int] | None]:
+        """The store's clock and every process's counters summed, or None while one is
+        missing or stale."""
+        if self.store is None:
+            return self.clock(), ledger().counts()
+        try:
+            read_at, rows = self.store.read()
+        except (OSError, ValueError, KeyError, DatabaseError):
+            return self.clock(), None  # being replaced right now: read again next time
+        if len(rows) < self.rule.processes or any(row.at < since for row in rows):
+            return read_at, None
         totals: Counter[str] = Counter()
-        files = 0
-        for path in self.directory.glob("*.json"):
-            try:
-                data = json.loads(path.read_text())
-            except (OSError, ValueError):
-                return None  # being replaced right now: read again next time
-            if float(data["at"]) < since:
-                return None
-            totals.update(data["counts"])
-            files += 1
-        return dict(totals) if files >= self.rule.processes else None
+        for row in rows:
+            totals.update(row.counts)
+        return read_at, dict(totals)
 
 
 class _DrainPartition(StatefulSourcePartition[Any, Any]):

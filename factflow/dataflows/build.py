@@ -193,7 +193,7 @@ def _drain_detector(plan: Plan, queue: QueueSettings, options: FlowOptions) -> D
     counts = ledger()
     counts.start()
     # the rule is completed once every source is known (see build_dataflow)
-    return DrainDetector(DrainRule(0, plan.scoped_queues), counts.directory)
+    return DrainDetector(DrainRule(0, plan.scoped_queues), counts.store)
 
 
 def _draining(

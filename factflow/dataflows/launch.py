@@ -14,8 +14,10 @@ import socket
 import subprocess
 import sys
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 from bytewax.recovery import init_db_dir
 
@@ -59,6 +61,8 @@ class Launch:
     backup_seconds: int = DEFAULT_BACKUP_SECONDS
     extra_env: dict[str, str] = field(default_factory=dict)
     plan: Plan | None = None
+    launch_id: str = ""
+    """This start of the processes (`FACTFLOW_LAUNCH_ID`): `start` draws a new one."""
 
     @property
     def plan_path(self) -> Path:
@@ -85,21 +89,25 @@ class Launch:
     def log_dir(self) -> Path:
         return self.run_dir / "logs"
 
-    def prepare(self) -> None:
-        """Folders, and the recovery partitions unless they exist (a resumed run)."""
+    def prepare(self, *, from_archive: bool = False) -> None:
+        """Folders, and the recovery partitions unless they exist (a resumed run).
+
+        `from_archive`: the archive in Postgres wins over any local directory (a worker
+        agent, whose directory may hold another process's partitions of an earlier
+        launch)."""
         self.progress_dir.mkdir(parents=True, exist_ok=True)
         for stale in [*self.progress_dir.glob("*.json"), *self.drain_dir.glob("*.json")]:
             stale.unlink()
         self.log_dir.mkdir(parents=True, exist_ok=True)
         write_plan(self.compiled(), self.plan_path)
-        self._restore_from_postgres()
+        self._restore_from_postgres(from_archive)
         self.recovery_dir.mkdir(parents=True, exist_ok=True)
         if not any(self.recovery_dir.glob("part-*.sqlite3")):
             init_db_dir(self.recovery_dir, max(1, self.workers * self.processes))  # type: ignore[no-untyped-call]
 
-    def _restore_from_postgres(self) -> None:
-        """A resumed execution whose local recovery is missing or stale gets Postgres's:
-        here, once, before any worker starts (the workers only archive)."""
+    def _restore_from_postgres(self, always: bool) -> None:
+        """A resumed execution whose local recovery is missing or stale (or, `always`,
+        any) gets Postgres's: here, once, before the worker starts (workers only archive)."""
         url = self.env().get("FACTFLOW_DATABASE_URL")
         if not url:
             return
@@ -109,7 +117,8 @@ class Launch:
 
         prepare_database(url)
         steps = step_fingerprint(self.compiled().step_ids)
-        restored = restore_if_stale(url, uuid.UUID(self.execution_id), self.recovery_dir, steps)
+        execution = uuid.UUID(self.execution_id)
+        restored = restore_if_stale(url, execution, self.recovery_dir, steps, always=always)
         if restored:
             print(
                 f"factflow: restored {restored} recovery partition(s) from Postgres",
@@ -127,10 +136,13 @@ class Launch:
             "FACTFLOW_SOURCE_PARTITIONS": str(self.workers * self.processes),
             "FACTFLOW_INPUTS": json.dumps(self.inputs),
             "FACTFLOW_ENTRIES": json.dumps(self.entries),
+            "FACTFLOW_LAUNCH_ID": self.launch_id,
             **self.extra_env,
         }
 
-    def commands(self) -> list[list[str]]:
+    def command(self, index: int = 0, addresses: Sequence[str] = ()) -> list[str]:
+        """Process `index` of the cluster whose processes listen on `addresses`
+        (`-i/-a`: Bytewax's own cluster mode; none for a single process)."""
         base = [
             sys.executable, "-m", "bytewax.run", "factflow.flow",
             "-w", str(self.workers),
@@ -139,22 +151,50 @@ class Launch:
             "-b", str(self.backup_seconds),
         ]  # fmt: skip
         if self.processes == 1:
-            return [base]
-        addresses = ";".join(f"127.0.0.1:{port}" for port in free_ports(self.processes))
-        return [[*base, "-i", str(i), "-a", addresses] for i in range(self.processes)]
+            return base
+        return [*base, "-i", str(index), "-a", ";".join(addresses)]
+
+    def commands(self) -> list[list[str]]:
+        addresses = [f"127.0.0.1:{port}" for port in free_ports(self.processes)]
+        return [self.command(i, addresses) for i in range(self.processes)]
 
     def start(self) -> list[subprocess.Popen[bytes]]:
+        """Every process on this host."""
+        self.launch_id = uuid.uuid4().hex
         self.prepare()
         env = self.env()
-        procs = []
-        for index, command in enumerate(self.commands()):
-            log = (self.log_dir / f"process-{index}.log").open("ab")
-            procs.append(subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT))
-            log.close()
-        return procs
+        return [self._spawn(index, command, env) for index, command in enumerate(self.commands())]
+
+    def start_process(self, index: int, addresses: Sequence[str]) -> subprocess.Popen[bytes]:
+        """Process `index` alone, its cluster's others elsewhere (a worker agent's run:
+        `launch_id` given, recovery from the archive in Postgres)."""
+        self.prepare(from_archive=True)
+        return self._spawn(index, self.command(index, addresses), self.env())
+
+    def _spawn(
+        self, index: int, command: list[str], env: dict[str, str]
+    ) -> subprocess.Popen[bytes]:
+        with (self.log_dir / f"process-{index}.log").open("ab") as log:
+            return subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
 
 
-def stop(procs: list[subprocess.Popen[bytes]], grace_seconds: float = 10.0) -> None:
+class WorkerHandle(Protocol):
+    """What the supervisor needs of a worker process: a `subprocess.Popen` here, or a
+    process a worker agent runs on another host (`factflow.server.agents`)."""
+
+    @property
+    def pid(self) -> int: ...
+
+    def poll(self) -> int | None: ...
+
+    def send_signal(self, sig: int) -> None: ...
+
+    def wait(self, timeout: float | None = None) -> int: ...
+
+    def kill(self) -> None: ...
+
+
+def stop(procs: Sequence[WorkerHandle], grace_seconds: float = 10.0) -> None:
     """SIGTERM, then SIGKILL whatever is still running after the grace period."""
     for proc in procs:
         if proc.poll() is None:

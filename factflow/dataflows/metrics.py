@@ -3,16 +3,18 @@
 Every worker process has one registry (`worker_metrics()`); the names are in
 docs/operations.md. It is served over HTTP when FACTFLOW_METRICS_PORT is set (port plus
 the Bytewax process id, so several processes share a host), and written in the text
-format beside the progress counters (`<progress dir>/<pid>.prom`, with them twice a
-second), where the server that launched the process reads it for
-`/api/v1/system/metrics`. Recording is a labelled child's `inc`/`observe` (a lock and an
-add): the children are made once per route and step, not per message.
+format with the progress counters twice a second (`<progress dir>/<pid>.prom`, and the
+process's `worker_counters` row in Postgres, where the server that launched the process
+reads it for `/api/v1/system/metrics`, whichever host the process runs on). Recording is
+a labelled child's `inc`/`observe` (a lock and an add): the children are made once per
+route and step, not per message.
 """
 
 from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -202,17 +204,14 @@ class TimedSource(FixedPartitionedSource[Any, Any]):
         return _TimedPartition(self._inner.build_part(step_id, for_part, resume_state), epoch)
 
 
-def read_worker_metrics(progress_dir: Path) -> list[Metric]:
-    """The metrics every worker process of a run wrote (`<pid>.prom`), summed over the
-    processes sample by sample: counters, histogram buckets and in-flight gauges add up.
-    `_created` samples (a per-process start time) are left out."""
+def merge_worker_metrics(texts: Iterable[str]) -> list[Metric]:
+    """The metrics the worker processes of a run reported (their text format, from
+    `worker_counters`), summed over the processes sample by sample: counters, histogram
+    buckets and in-flight gauges add up. `_created` samples (a per-process start time)
+    are left out."""
     families: dict[str, Metric] = {}
     totals: dict[str, dict[tuple[str, tuple[tuple[str, str], ...]], float]] = {}
-    for path in sorted(progress_dir.glob("*.prom")):
-        try:
-            text = path.read_text()
-        except OSError:
-            continue  # the run folder is going away
+    for text in texts:
         for family in text_string_to_metric_families(text):
             families.setdefault(family.name, Metric(family.name, family.documentation, family.type))
             samples = totals.setdefault(family.name, {})

@@ -1,5 +1,7 @@
 """Message counters per route and queue, written to a file for `factflow run` to show
-(and, beside it, the process's Prometheus metrics: `factflow.dataflows.metrics`).
+(and, beside it, the process's Prometheus metrics: `factflow.dataflows.metrics`), and,
+for a launch with a database, to its row of `worker_counters`, where the server replicas
+read them whichever host the process runs on.
 
 Counting is a dict update under a lock; a daemon thread writes the counters at most twice
 a second (and at exit), so the hot path never touches the disk.
@@ -9,6 +11,7 @@ from __future__ import annotations
 
 import atexit
 import json
+import logging
 import os
 import threading
 import time
@@ -17,13 +20,18 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from factflow.dataflows.metrics import worker_metrics
+from factflow.db.exceptions import DatabaseError
+from factflow.db.repositories.worker_counters import PostgresCounters
+
+log = logging.getLogger(__name__)
 
 FLUSH_SECONDS = 0.5
 
 
 class Progress:
-    def __init__(self, path: Path | None) -> None:
+    def __init__(self, path: Path | None, store: PostgresCounters | None = None) -> None:
         self.path = path
+        self.store = store
         self._counts: Counter[str] = Counter()
         self._lock = threading.Lock()
         self._started = False
@@ -32,7 +40,7 @@ class Progress:
         if amount:
             with self._lock:
                 self._counts[name] += amount
-            if self.path is not None and not self._started:
+            if (self.path is not None or self.store is not None) and not self._started:
                 self._start()
 
     def snapshot(self) -> dict[str, int]:
@@ -45,21 +53,29 @@ class Progress:
                 return
             self._started = True
         threading.Thread(target=self._flush_forever, name="factflow-progress", daemon=True).start()
-        atexit.register(self.flush)
+        atexit.register(self._flush_quietly)
 
     def _flush_forever(self) -> None:
         while True:
             time.sleep(FLUSH_SECONDS)
+            self._flush_quietly()
+
+    def _flush_quietly(self) -> None:
+        try:
             self.flush()
+        except (OSError, DatabaseError) as exc:
+            log.warning("progress counters not written: %s", exc)
 
     def flush(self) -> None:
-        if self.path is None:
-            return
-        tmp = self.path.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(self.snapshot()))
-        tmp.replace(self.path)
-        # the Prometheus view of the same process, for the server to re-expose
-        worker_metrics().write(self.path.with_suffix(".prom"))
+        counts = self.snapshot()
+        if self.path is not None:
+            tmp = self.path.with_suffix(f".{os.getpid()}.tmp")
+            tmp.write_text(json.dumps(counts))
+            tmp.replace(self.path)
+            # the Prometheus view of the same process
+            worker_metrics().write(self.path.with_suffix(".prom"))
+        if self.store is not None:
+            self.store.write(counts, worker_metrics().text().decode())
 
 
 def read_counts(progress_dir: Path) -> dict[str, int]:
@@ -78,11 +94,11 @@ def read_counts(progress_dir: Path) -> dict[str, int]:
 _progress: Progress | None = None
 
 
-def progress(path: Path | None = None) -> Progress:
-    """This process's counters (the first call chooses the file)."""
+def progress(path: Path | None = None, store: PostgresCounters | None = None) -> Progress:
+    """This process's counters (the first call chooses the file and the store)."""
     global _progress
     if _progress is None:
-        _progress = Progress(path)
+        _progress = Progress(path, store)
     return _progress
 
 

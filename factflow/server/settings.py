@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 from factflow.settings import Settings
 
@@ -25,6 +26,7 @@ class SupervisorSettings:
     default_queue_provider: str | None = None
     worker_restarts: int = 2
     resume_abandoned: bool = False
+    worker_agents: Literal["auto", "off"] = "auto"
     worker_env: dict[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -43,6 +45,7 @@ class SupervisorSettings:
             default_queue_provider=settings.default_queue_provider,
             worker_restarts=settings.worker_restarts,
             resume_abandoned=settings.resume_abandoned,
+            worker_agents=settings.worker_agents,
             # workers read the same settings: a production server's must pass its checks
             worker_env={
                 "FACTFLOW_DATA_DIR": str(settings.data_dir.resolve()),

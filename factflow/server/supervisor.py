@@ -32,7 +32,6 @@ import logging
 import os
 import shutil
 import socket
-import subprocess
 import threading
 import time
 import uuid
@@ -48,13 +47,15 @@ from psycopg_pool import ConnectionPool
 from factflow.compiler.overrides import relative_file_uri
 from factflow.compiler.plan import Plan
 from factflow.connectors.cleanup import delete_scoped_queues
-from factflow.dataflows.launch import Launch, stop
+from factflow.dataflows.launch import Launch, WorkerHandle, stop
 from factflow.dataflows.progress import read_counts
 from factflow.db.connection import DbConnection
 from factflow.db.exceptions import IllegalTransitionError
 from factflow.db.repositories import executions as repo
+from factflow.db.repositories import worker_agents as agents_repo
+from factflow.db.repositories import worker_counters
 from factflow.db.repositories.recovery import latest_archive_time
-from factflow.server import rundir
+from factflow.server import agents, rundir
 from factflow.server.exceptions import (
     ExecutionStateError,
     KeyExecutionLimitError,
@@ -125,7 +126,7 @@ class LaunchRequest:
 class _Run:
     execution_id: uuid.UUID
     launch: Launch
-    procs: list[subprocess.Popen[bytes]]
+    procs: list[WorkerHandle]
     stopper: threading.Thread | None = None
     last_beat: float = 0.0
     restarts: int = 0
@@ -208,8 +209,19 @@ class Supervisor:
         return self.settings.runs_dir / str(execution_id)
 
     def progress_counts(self, execution_id: uuid.UUID) -> dict[str, int]:
-        """The workers' counters as they are now (this instance's runs; else from disk)."""
+        """The workers' counters as they are now, whichever hosts they run on (the
+        newest launch's rows in Postgres; files for processes that wrote none)."""
+        with self.pool.connection() as conn:
+            _, rows = worker_counters.read_counters(conn, execution_id, "progress")
+        if rows:
+            return worker_counters.summed(rows)
         return read_counts(self.run_dir(execution_id) / "progress")
+
+    def worker_metric_texts(self, execution_id: uuid.UUID) -> list[str]:
+        """The Prometheus text of each of the execution's processes (newest launch)."""
+        with self.pool.connection() as conn:
+            _, rows = worker_counters.read_counters(conn, execution_id, "progress")
+        return [row.metrics for row in rows if row.metrics]
 
     # --- launching ----------------------------------------------------------------------
 
@@ -317,26 +329,43 @@ class Supervisor:
             entries=entries or {},
             extra_env=env,
         )
-        procs = launch.start()
+        procs = self._spawn(launch)
         with self._lock:
             self._runs[execution_id] = _Run(execution_id, launch, procs, last_beat=time.monotonic())
         self.launched += 1
         return repo.set_workers(conn, execution_id, self._worker_info(procs, workers))
 
-    def _worker_info(
-        self, procs: Sequence[subprocess.Popen[bytes]], workers: int
-    ) -> list[JsonDict]:
-        return [
-            {
+    def _spawn(self, launch: Launch) -> list[WorkerHandle]:
+        """The launch's processes on the live worker agents (`worker_agents: auto`, a
+        queue every host reaches), else all of them on this host."""
+        if self.settings.worker_agents == "auto" and launch.compiled().queue.provider != "file":
+            with self.pool.connection() as conn:
+                placed = agents.place(conn, launch, self.settings.stale_after_seconds)
+            if placed is not None:
+                launch_id = uuid.UUID(launch.launch_id)
+                stale = self.settings.stale_after_seconds
+                return [
+                    agents.RemoteProcess(self.pool, launch_id, index, stale)
+                    for index in range(len(placed))
+                ]
+        return list(launch.start())
+
+    def _worker_info(self, procs: Sequence[WorkerHandle], workers: int) -> list[JsonDict]:
+        info = []
+        for index, proc in enumerate(procs):
+            worker: JsonDict = {
                 "process": index,
                 "pid": proc.pid,
                 "host": self.host,
+                "server_host": self.host,
                 "server_pid": os.getpid(),
                 "instance": self.settings.instance_id,
                 "workers": workers,
             }
-            for index, proc in enumerate(procs)
-        ]
+            if isinstance(proc, agents.RemoteProcess):
+                worker["agent"] = proc.agent_id
+            info.append(worker)
+        return info
 
     # --- cancel and resume --------------------------------------------------------------
 
@@ -464,12 +493,17 @@ class Supervisor:
         self.sweep()
 
     def _beat(self, run: _Run) -> None:
+        counts = self.progress_counts(run.execution_id)
         with self.pool.connection() as conn:
             repo.heartbeat(conn, run.execution_id)
-            counts = read_counts(run.launch.progress_dir)
             if counts:
                 repo.merge_stats(conn, run.execution_id, {"counts": counts})
-            status = repo.get_execution(conn, run.execution_id).status
+            execution = repo.get_execution(conn, run.execution_id)
+            info = self._worker_info(run.procs, run.launch.workers)
+            if info != execution.workers:
+                # an agent's process got its pid (or its agent) since the launch
+                repo.set_workers(conn, run.execution_id, info)
+            status = execution.status
         if status == "cancelling":
             self._stop_run(run)
         elif status in ("interrupted", "cancelled", "failed", "completed"):
@@ -495,7 +529,7 @@ class Supervisor:
             with self.pool.connection() as conn:
                 if repo.get_execution(conn, run.execution_id).status != "running":
                     return  # cancelled meanwhile: the next tick finishes the run
-                procs = run.launch.start()
+                procs = self._spawn(run.launch)
                 run.procs = procs
                 workers = run.launch.workers
                 repo.set_workers(conn, run.execution_id, self._worker_info(procs, workers))
@@ -510,7 +544,7 @@ class Supervisor:
         with self._lock:
             self._runs.pop(run.execution_id, None)
             self._finished_at[run.execution_id] = time.monotonic()
-        counts = read_counts(run.launch.progress_dir)
+        counts = self.progress_counts(run.execution_id)
         with self.pool.connection() as conn:
             current = repo.get_execution(conn, run.execution_id)
             repo.merge_stats(conn, run.execution_id, {"counts": counts, "exit_codes": codes})
@@ -526,7 +560,12 @@ class Supervisor:
                 failed = ", ".join(
                     f"process {i} exited with {c}" for i, c in enumerate(codes) if c != 0
                 )
-                tail = rundir.log_tail(run.launch.run_dir)
+                remote = "\n".join(
+                    f"--- process {i} (worker agent {p.agent_id})\n{p.log_tail}"
+                    for i, p in enumerate(run.procs)
+                    if isinstance(p, agents.RemoteProcess) and p.log_tail
+                )
+                tail = "\n".join(t for t in (rundir.log_tail(run.launch.run_dir), remote) if t)
                 error = f"{failed}\n{tail}" if tail else failed
             repo.transition(conn, run.execution_id, target, error=error)
         if target == "completed":
@@ -576,7 +615,7 @@ class Supervisor:
         if datetime.now(UTC) - beat > stale:
             return True
         for worker in execution.workers:
-            if worker.get("host") != self.host:
+            if worker.get("server_host", worker.get("host")) != self.host:
                 return False
             server_pid = int(worker.get("server_pid", 0))
             if server_pid == os.getpid() or worker.get("instance") == self.settings.instance_id:
@@ -585,8 +624,10 @@ class Supervisor:
         return False
 
     def _kill_orphans(self, execution: repo.Execution) -> None:
+        if any("agent" in worker for worker in execution.workers):
+            self._stop_remote_orphans(execution.id)
         for worker in execution.workers:
-            if worker.get("host") != self.host:
+            if worker.get("host") != self.host or "agent" in worker:
                 continue
             pid = int(worker.get("pid", 0))
             if _is_worker(pid):
@@ -598,6 +639,20 @@ class Supervisor:
                 if _is_worker(pid):
                     with contextlib.suppress(OSError):
                         os.kill(pid, 9)
+
+    def _stop_remote_orphans(self, execution_id: uuid.UUID) -> None:
+        """Ask the agents to stop the execution's processes, and wait (the grace period
+        and a little more) until they have: a resume must not run beside them."""
+        with self.pool.connection() as conn:
+            agents_repo.stop_execution(conn, execution_id, "term")
+        deadline = time.monotonic() + self.settings.cancel_grace_seconds + 5
+        while time.monotonic() < deadline:
+            with self.pool.connection() as conn:
+                if not agents_repo.unfinished(
+                    conn, execution_id, self.settings.stale_after_seconds
+                ):
+                    return
+            time.sleep(_TICK_SECONDS)
 
 
 def _alive(pid: int) -> bool:

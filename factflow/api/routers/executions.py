@@ -138,7 +138,8 @@ def list_executions(
 def _derived_stats(db: DbConnection, supervisor: Supervisor, execution: repo.Execution) -> JsonDict:
     totals = lineage_repo.execution_stats(db, execution.id)
     stats = dict(execution.stats)
-    if supervisor.is_local(execution.id):
+    if execution.status in ("running", "cancelling"):
+        # live, from Postgres: the same on every replica, whichever hosts run the workers
         stats["counts"] = supervisor.progress_counts(execution.id)
     duration = duration_seconds(execution)
     stats["lineage"] = asdict(totals)

@@ -310,7 +310,8 @@ def delete_execution(conn: DbConnection, execution_id: uuid.UUID) -> None:
         if not execution.is_terminal and execution.status != "interrupted":
             msg = f"execution {execution_id} is {execution.status}; cancel it before deleting"
             raise DatabaseError(msg)
-        for table in ("lineage", "dead_letters", "recovery_archives", "events"):
+        tables = ("lineage", "dead_letters", "recovery_archives", "events", "worker_counters")
+        for table in (*tables, "worker_launches"):
             conn.execute(f"DELETE FROM {table} WHERE execution_id = %s", (execution_id,))
         conn.execute("DELETE FROM executions WHERE id = %s", (execution_id,))
 
