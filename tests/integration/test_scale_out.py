@@ -5,17 +5,17 @@ directories: as if on two hosts), share only the database, which also holds the 
 (the `postgres` provider) and the recovery archives; stage storage is off. A round-robin
 client sends every request to the next replica that is up, as a load balancer would.
 
-1. An execution started through one replica is seen and cancelled through the other.
-2. An execution of 3 processes (`-i/-a`, the work queue a broker hop so the processes
-   compete for it): one process is SIGKILLed mid-run, and the replica running it
-   restarts all three from recovery; then that replica is SIGKILLed, and the other finds
-   the execution abandoned, stops the orphaned workers and resumes it from its recovery
-   archive in Postgres. The execution completes, every input reaches the output, and
-   the replicas report the same state while both are up.
-
-Not covered here: processes of one execution on different hosts (each process's own
-recovery directory and drain folder): a server launches all of an execution's processes
-on its own host (docs/operations.md).
+1. An execution started through one replica is seen and cancelled through the other
+   (no worker agents: the replica runs the processes on its own host).
+2. Three hosts: three worker agents (`factflow worker serve`), each in a folder of its
+   own and sharing nothing but Postgres with the others and the replicas, run one
+   process each of a 3-process execution (Bytewax's `-i/-a` across the agents; the work
+   queue a broker hop so the processes compete for it). One process is SIGKILLed
+   mid-run, and the replica supervising it restarts all three from the recovery
+   archive; then that replica is SIGKILLed, and the other finds the execution
+   abandoned, has the agents stop the orphaned processes and resumes it. The execution
+   completes, every input reaches the output, and the replicas report the same state
+   while both are up.
 """
 
 from __future__ import annotations
@@ -223,13 +223,69 @@ def test_started_on_one_replica_cancelled_through_the_other(
     assert len(_done(db_url, "cancelme")) < 2000, "cancelled before it finished"
 
 
-def test_a_killed_process_and_a_killed_replica_lose_nothing(
-    replicas: list[Replica], db_url: str
+class WorkerAgent:
+    """One `factflow worker serve` in its own folder: a host of its own."""
+
+    def __init__(self, name: str, folder: Path, first_port: int, db_url: str) -> None:
+        self.name, self.folder = name, folder
+        folder.mkdir(parents=True)
+        env = worker_env(FACTFLOW_DATABASE_URL=db_url, FACTFLOW_CANCEL_GRACE_SECONDS="5")
+        with (folder / "agent.log").open("wb") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "factflow", "worker", "serve", "--id", name,
+                 "--first-port", str(first_port), "--capacity", "2", "--dir", str(folder)],
+                cwd=folder, env=env, stdout=log, stderr=subprocess.STDOUT,
+            )  # fmt: skip
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+    def log(self) -> str:
+        return (self.folder / "agent.log").read_text()[-4000:]
+
+
+@pytest.fixture
+def worker_agents(tmp_path: Path, db_url: str) -> Iterator[list[WorkerAgent]]:
+    # ten ports apart: each agent's two ports are first_port and the next one
+    base = free_ports(1)[0] % 20_000 + 30_000
+    agents = [WorkerAgent(f"h{i}", tmp_path / f"h{i}", base + 10 * i, db_url) for i in range(3)]
+    try:
+        wait_until(lambda: _live_agents(db_url) == 3, 90, "three worker agents to register")
+        yield agents
+    finally:
+        for agent in agents:
+            agent.stop()
+
+
+def _live_agents(db_url: str) -> int:
+    with connect(db_url) as conn:
+        row = conn.execute("SELECT count(*) FROM worker_agents").fetchone()
+    return int(row[0]) if row else 0
+
+
+def test_three_hosts_a_killed_process_and_a_killed_replica_lose_nothing(
+    worker_agents: list[WorkerAgent], replicas: list[Replica], db_url: str
 ) -> None:
     client = RoundRobin(replicas)
     execution_id = _start(client, "scale", ITEMS)
-    first = _execution(db_url, execution_id)
+
+    def placed() -> repo.Execution:
+        execution = _execution(db_url, execution_id)
+        # interrupted for a moment while the survivor takes it over
+        assert execution.status in ("running", "interrupted", "completed"), execution.error
+        return execution
+
+    wait_until(lambda: all(w["pid"] for w in placed().workers), 60, "the agents to start them")
+    first = placed()
+    # one process on each host, each agent reporting the pid of its own
     assert [w["process"] for w in first.workers] == [0, 1, 2]
+    assert sorted(w["agent"] for w in first.workers) == ["h0", "h1", "h2"]
     owner = next(r for r in replicas if r.name == first.workers[0]["instance"])
     survivor = next(r for r in replicas if r is not owner)
 
@@ -237,22 +293,23 @@ def test_a_killed_process_and_a_killed_replica_lose_nothing(
     wait_until(lambda: len(_done(db_url, "scale")) >= ITEMS // 6, 90, "a sixth of the work")
     assert _same_state(client, execution_id)["status"] == "running"
     os.kill(int(first.workers[1]["pid"]), signal.SIGKILL)
+    wait_until(lambda: placed().stats.get("restarts") == 1, 60, "the restart")
     wait_until(
-        lambda: _execution(db_url, execution_id).stats.get("restarts") == 1, 60, "the restart"
+        lambda: {w["pid"] for w in placed().workers}.isdisjoint({w["pid"] for w in first.workers})
+        and all(w["pid"] for w in placed().workers),
+        60,
+        "the restarted processes",
     )
-    restarted = _execution(db_url, execution_id)
-    assert restarted.status == "running"
-    assert {w["pid"] for w in restarted.workers}.isdisjoint({w["pid"] for w in first.workers})
+    restarted = placed()
+    assert sorted(w["agent"] for w in restarted.workers) == ["h0", "h1", "h2"]
     assert _same_state(client, execution_id)["workers"] == restarted.workers
 
-    # 2. SIGKILL the replica running it: the other takes it over
+    # 2. SIGKILL the replica supervising it: the other takes it over, on the agents
     before = len(_done(db_url, "scale"))
     wait_until(lambda: len(_done(db_url, "scale")) > before, 60, "progress after the restart")
     owner.kill()
     wait_until(
-        lambda: any(
-            w["instance"] == survivor.name for w in _execution(db_url, execution_id).workers
-        ),
+        lambda: any(w["instance"] == survivor.name for w in placed().workers),
         60,
         f"replica {survivor.name} to resume the execution: {survivor.log()}",
     )
@@ -264,8 +321,16 @@ def test_a_killed_process_and_a_killed_replica_lose_nothing(
     finished = client.each(f"/executions/{execution_id}")
     assert list(finished) == [survivor.name]
     assert finished[survivor.name]["status"] == "completed", finished
+    assert sorted(w["agent"] for w in finished[survivor.name]["workers"]) == ["h0", "h1", "h2"]
 
     seen = Counter(_done(db_url, "scale"))
     # at-least-once: what the failures interrupted is done again (how often depends on
     # how far the epochs got before each kill, which the load on the machine decides)
     assert set(seen) == set(range(ITEMS)), f"lost: {sorted(set(range(ITEMS)) - set(seen))}"
+    # nothing of an execution is in a replica's folder: each agent ran its process in
+    # its own, with a recovery directory of its own
+    for agent in worker_agents:
+        runs = list((agent.folder / "runs" / execution_id).glob("process-*/recovery"))
+        assert runs, agent.log()
+    for replica in replicas:
+        assert not list(replica.folder.rglob("part-*.sqlite3")), replica.name
