@@ -218,6 +218,7 @@ def _rabbitmqctl(*args: str) -> None:
     subprocess.run(["rabbitmqctl", *args], check=True, capture_output=True, timeout=60)
 
 
+@pytest.mark.serial  # stops the shared RabbitMQ: no other test may run meanwhile
 def test_rabbitmq_restart_mid_run_loses_nothing(
     tmp_path: Path, started: list[subprocess.Popen[bytes]]
 ) -> None:
