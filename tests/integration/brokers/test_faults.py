@@ -291,6 +291,7 @@ def _progress(launch: Launch, route: str) -> int:
     return total
 
 
+@pytest.mark.serial  # stops the shared Artemis: no other test may run meanwhile
 def test_artemis_restart_mid_run_loses_nothing(
     tmp_path: Path, started: list[subprocess.Popen[bytes]]
 ) -> None:
