@@ -295,8 +295,10 @@ def test_three_hosts_a_killed_process_and_a_killed_replica_lose_nothing(
     os.kill(int(first.workers[1]["pid"]), signal.SIGKILL)
     wait_until(lambda: placed().stats.get("restarts") == 1, 60, "the restart")
     wait_until(
-        lambda: {w["pid"] for w in placed().workers}.isdisjoint({w["pid"] for w in first.workers})
-        and all(w["pid"] for w in placed().workers),
+        lambda: (
+            {w["pid"] for w in placed().workers}.isdisjoint({w["pid"] for w in first.workers})
+            and all(w["pid"] for w in placed().workers)
+        ),
         60,
         "the restarted processes",
     )
