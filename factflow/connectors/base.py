@@ -12,7 +12,9 @@ Outages (factflow/outage.py): a partition that loses its broker reports to its `
 with backoff, sinks hold their batch and retry it, both until the broker is back or the
 outage limit (FACTFLOW_OUTAGE_LIMIT_SECONDS) passed, which fails the run (resumable).
 A connector that detects an outage some other way (a Pulsar consumer whose acks cannot
-be confirmed) calls `self._lost(exc)` in a source and raises in `_publish` in a sink.
+be confirmed) calls `self._lost(exc)` in a source (which warns how many unacked messages
+come again) and raises in `_publish` in a sink; one with a loop of its own (Kafka) uses
+an `Outage` directly: `failed(exc)` on each failed attempt, `recovered()` after.
 """
 
 from __future__ import annotations
@@ -63,6 +65,11 @@ class AckLedger(Generic[Token]):
     def pending(self) -> bool:
         """Messages delivered or sealed but not yet acked."""
         return bool(self._delivered or self._sealed)
+
+    @property
+    def unacked(self) -> int:
+        """How many messages were delivered or sealed and not yet acked."""
+        return len(self._delivered) + len(self._sealed)
 
     def forget(self) -> None:
         """The connection that delivered these is gone: the broker redelivers them."""
@@ -214,7 +221,12 @@ class BrokerSourcePartition(
 
     def _lost(self, exc: BaseException) -> None:
         """The connection broke: what it delivered and did not ack comes again."""
-        log.warning("%s: connection lost (%s); unacked messages will be redelivered", self, exc)
+        log.warning(
+            "%s: connection lost (%s); its %d unacked messages will be redelivered",
+            self,
+            exc,
+            self._ledger.unacked,
+        )
         self._ledger.forget()
         self._disconnect()
         self._connected = False
