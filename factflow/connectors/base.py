@@ -12,8 +12,8 @@ Outages (factflow/outage.py): a partition that loses its broker reports to its `
 with backoff, sinks hold their batch and retry it, both until the broker is back or the
 outage limit (FACTFLOW_OUTAGE_LIMIT_SECONDS) passed, which fails the run (resumable).
 A connector that detects an outage some other way (a Pulsar consumer whose acks cannot
-be confirmed) calls `self._lost(exc)` in a source (which warns how many unacked messages
-come again) and raises in `_publish` in a sink; one with a loop of its own (Kafka) uses
+be confirmed) calls `self._lost(exc)` in a source (which warns how many processed
+messages come again) and raises in `_publish` in a sink; one with a loop of its own (Kafka) uses
 an `Outage` directly: `failed(exc)` on each failed attempt, `recovered()` after.
 """
 
@@ -44,11 +44,13 @@ IDLE_WAKE = timedelta(milliseconds=20)
 
 
 class AckLedger(Generic[Token]):
-    """Delivered -> sealed (at snapshot) -> acked (at the next batch)."""
+    """Delivered -> sealed (at snapshot) -> acking (at the next batch) -> acked (once
+    `_ack` returned: for brokers that confirm acks, once the broker confirmed them)."""
 
     def __init__(self) -> None:
         self._delivered: list[Token] = []
         self._sealed: list[Token] = []
+        self._acking = 0
 
     def delivered(self, tokens: list[Token]) -> None:
         self._delivered.extend(tokens)
@@ -58,23 +60,25 @@ class AckLedger(Generic[Token]):
         self._delivered = []
 
     def take_sealed(self) -> list[Token]:
+        """The sealed tokens to ack; they count as not done until `acked()`."""
         sealed, self._sealed = self._sealed, []
+        self._acking += len(sealed)
         return sealed
+
+    def acked(self) -> None:
+        self._acking = 0
 
     @property
     def pending(self) -> bool:
         """Messages delivered or sealed but not yet acked."""
         return bool(self._delivered or self._sealed)
 
-    @property
-    def unacked(self) -> int:
-        """How many messages were delivered or sealed and not yet acked."""
-        return len(self._delivered) + len(self._sealed)
-
-    def forget(self) -> None:
-        """The connection that delivered these is gone: the broker redelivers them."""
-        self._delivered = []
-        self._sealed = []
+    def forget(self) -> int:
+        """The connection that delivered these is gone: the broker redelivers them. Returns
+        how many were handed out and not confirmed acked: the duplicates to expect."""
+        lost = len(self._delivered) + len(self._sealed) + self._acking
+        self._delivered, self._sealed, self._acking = [], [], 0
+        return lost
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,6 +120,7 @@ class BrokerSourcePartition(
         self._retry_at = 0.0
         self._connected = False
         self._ever_connected = False
+        self._redelivered = 0
         self._outage_state: Outage | None = None
 
     @property
@@ -164,6 +169,7 @@ class BrokerSourcePartition(
             sealed = self._ledger.take_sealed()
             if sealed:
                 self._ack(sealed)
+                self._ledger.acked()
                 # waiting for an epoch to close is not idleness: a broker that holds back
                 # deliveries until acks (prefetch) sends the next ones only now
                 self._last_message_at = time.monotonic()
@@ -212,6 +218,15 @@ class BrokerSourcePartition(
             self._retry_at = time.time() + self._backoff.wait()
             self._outage.failed(exc)  # past the outage limit: raises, the run fails
             return False
+        if self._ever_connected:
+            # the user's sign of the duplicates a broker outage causes, not only the
+            # client library's log
+            log.warning(
+                "%s: reconnected; expecting %d already processed messages to be redelivered",
+                self,
+                self._redelivered,
+            )
+        self._redelivered = 0
         self._connected = self._ever_connected = True
         self._backoff.reset()
         self._outage.recovered()
@@ -221,13 +236,14 @@ class BrokerSourcePartition(
 
     def _lost(self, exc: BaseException) -> None:
         """The connection broke: what it delivered and did not ack comes again."""
+        unconfirmed = self._ledger.forget()
+        self._redelivered += unconfirmed
         log.warning(
-            "%s: connection lost (%s); its %d unacked messages will be redelivered",
+            "%s: connection lost (%s); %d processed messages not confirmed acked",
             self,
             exc,
-            self._ledger.unacked,
+            unconfirmed,
         )
-        self._ledger.forget()
         self._disconnect()
         self._connected = False
         self._retry_at = time.time() + self._backoff.wait()
