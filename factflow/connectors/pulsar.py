@@ -171,8 +171,8 @@ class _PulsarPartition(BrokerSourcePartition[Any, None]):
         return [Received(m, m.data(), m.properties()) for m in messages]
 
     def _ack(self, tokens: list[Any]) -> None:
+        acknowledge = self._live().consumer.acknowledge  # if it raises, the ledger counts them
         self._unconfirmed.append((time.monotonic(), tokens))
-        acknowledge = self._live().consumer.acknowledge
         for message in tokens:
             acknowledge(message)
 

@@ -66,6 +66,7 @@ def _drain(broker: Pulsar, topic: str, count: int) -> list[Record]:
         collector.stop()
 
 
+@pytest.mark.serial  # stops the shared Pulsar: no other test may run meanwhile
 def test_pulsar_restart_mid_run_loses_nothing(
     tmp_path: Path, started: list[subprocess.Popen[bytes]]
 ) -> None:
