@@ -28,6 +28,7 @@ from factflow.db.repositories.worker_counters import PostgresCounters
 from factflow.exceptions import ConfigurationError
 from factflow.llm import LLMConfig
 from factflow.logs import configure_logging
+from factflow.outage import set_limit as set_outage_limit
 from factflow.settings import Settings
 
 _EXECUTION_NAMESPACE = uuid.UUID("3f2b7c1e-9a4d-4e8b-8c55-1d0e6f7a2b90")
@@ -68,8 +69,10 @@ def run_options(plan: Plan, settings: Settings) -> FlowOptions:
         where = (settings.database_url, uuid.UUID(execution_id), settings.launch_id)
         shared = PostgresCounters(*where, process_id(), "progress")
         drain = PostgresCounters(*where, process_id(), "drain")
-    progress(progress_file, shared)
+    # started at once: an outage may come before any message and must show
+    progress(progress_file, shared).start()
     ledger(drain)
+    set_outage_limit(settings.outage_limit_seconds)
     if settings.log_format == "json":
         configure_logging("json", execution_id=execution_id, process_id=process_id())
     start_worker_metrics(execution_id, settings.metrics_port, process_id())

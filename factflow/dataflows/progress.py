@@ -1,7 +1,8 @@
 """Message counters per route and queue, written to a file for `factflow run` to show
-(and, beside it, the process's Prometheus metrics: `factflow.dataflows.metrics`), and,
-for a launch with a database, to its row of `worker_counters`, where the server replicas
-read them whichever host the process runs on.
+(and, beside it, the process's Prometheus metrics: `factflow.dataflows.metrics`, and what
+its sources and sinks wait for during an outage: `<pid>.waiting`, factflow/outage.py),
+and, for a launch with a database, the counters and metrics to its row of
+`worker_counters`, where the server replicas read them whichever host the process runs on.
 
 Counting is a dict update under a lock; a daemon thread writes the counters at most twice
 a second (and at exit), so the hot path never touches the disk.
@@ -22,6 +23,7 @@ from pathlib import Path
 from factflow.dataflows.metrics import worker_metrics
 from factflow.db.exceptions import DatabaseError
 from factflow.db.repositories.worker_counters import PostgresCounters
+from factflow.outage import Waiting, waiting
 
 log = logging.getLogger(__name__)
 
@@ -41,13 +43,17 @@ class Progress:
             with self._lock:
                 self._counts[name] += amount
             if (self.path is not None or self.store is not None) and not self._started:
-                self._start()
+                self.start()
 
     def snapshot(self) -> dict[str, int]:
         with self._lock:
             return dict(self._counts)
 
-    def _start(self) -> None:
+    def start(self) -> None:
+        """Write the file twice a second from now on (else from the first count): a worker
+        starts it at once, since an outage may come before any message and must show."""
+        if self.path is None and self.store is None:
+            return
         with self._lock:
             if self._started:
                 return
@@ -72,6 +78,8 @@ class Progress:
             tmp = self.path.with_suffix(f".{os.getpid()}.tmp")
             tmp.write_text(json.dumps(counts))
             tmp.replace(self.path)
+            tmp.write_text(json.dumps([_waiting_json(w) for w in waiting()]))
+            tmp.replace(self.path.with_suffix(WAITING_SUFFIX))
             # the Prometheus view of the same process
             worker_metrics().write(self.path.with_suffix(".prom"))
         if self.store is not None:
@@ -89,6 +97,41 @@ def read_counts(progress_dir: Path) -> dict[str, int]:
         for name, value in counts.items():
             totals[name] = totals.get(name, 0) + int(value)
     return totals
+
+
+WAITING_SUFFIX = ".waiting"
+
+
+def _waiting_json(w: Waiting) -> dict[str, object]:
+    return {"what": w.what, "since": w.since, "waiters": w.waiters, "queues": list(w.queues)}
+
+
+def read_waiting(progress_dir: Path) -> list[Waiting]:
+    """What the worker processes of a run wait for now (one entry per `what`, the earliest
+    `since`), oldest first; empty when nothing is down."""
+    merged: dict[str, Waiting] = {}
+    for path in progress_dir.glob(f"*{WAITING_SUFFIX}"):
+        try:
+            entries = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue  # being replaced right now
+        for entry in entries:
+            w = Waiting(
+                str(entry["what"]),
+                float(entry["since"]),
+                int(entry["waiters"]),
+                tuple(entry["queues"]),
+            )
+            seen = merged.get(w.what)
+            if seen is not None:
+                w = Waiting(
+                    w.what,
+                    min(w.since, seen.since),
+                    w.waiters + seen.waiters,
+                    tuple(sorted({*w.queues, *seen.queues})),
+                )
+            merged[w.what] = w
+    return sorted(merged.values(), key=lambda w: w.since)
 
 
 _progress: Progress | None = None

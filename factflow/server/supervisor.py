@@ -48,13 +48,14 @@ from factflow.compiler.overrides import relative_file_uri
 from factflow.compiler.plan import Plan
 from factflow.connectors.cleanup import delete_scoped_queues
 from factflow.dataflows.launch import Launch, WorkerHandle, stop
-from factflow.dataflows.progress import read_counts
+from factflow.dataflows.progress import read_counts, read_waiting
 from factflow.db.connection import DbConnection
 from factflow.db.exceptions import IllegalTransitionError
 from factflow.db.repositories import executions as repo
 from factflow.db.repositories import worker_agents as agents_repo
 from factflow.db.repositories import worker_counters
 from factflow.db.repositories.recovery import latest_archive_time
+from factflow.outage import Waiting
 from factflow.server import agents, rundir
 from factflow.server.exceptions import (
     ExecutionStateError,
@@ -222,6 +223,12 @@ class Supervisor:
         with self.pool.connection() as conn:
             _, rows = worker_counters.read_counters(conn, execution_id, "progress")
         return [row.metrics for row in rows if row.metrics]
+
+    def waiting(self, execution_id: uuid.UUID) -> list[Waiting]:
+        """What the workers of this instance's run wait for now (an outage), else []."""
+        if not self.is_local(execution_id):
+            return []
+        return read_waiting(self.run_dir(execution_id) / "progress")
 
     # --- launching ----------------------------------------------------------------------
 
