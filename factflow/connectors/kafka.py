@@ -74,46 +74,42 @@ _NO_PARTITION = {KafkaError.UNKNOWN_TOPIC_OR_PART, KafkaError._UNKNOWN_PARTITION
 
 
 class Outage:
-    """Since when a source or sink has been waiting for the broker.
+    """Since when a source or sink has been waiting for the broker: `failed` logs the
+    WARNING at the first failure of an outage and raises past the limit, `recovered` logs
+    how long it lasted."""
 
-    `begin` logs the WARNING once per outage, `check` raises past the limit, `end` logs
-    how long it lasted.
-    """
-
-    def __init__(self, who: str, limit: float) -> None:
-        self._who, self._limit = who, limit
+    def __init__(self, what: str, limit: float) -> None:
+        self.what, self._limit = what, limit
         self._since: float | None = None
 
     @property
-    def active(self) -> bool:
+    def failing(self) -> bool:
         return self._since is not None
 
-    def begin(self, reason: str, since: float | None = None) -> None:
-        if self._since is not None:
-            return
-        self._since = time.time() if since is None else since
-        stamp = datetime.fromtimestamp(self._since, UTC).isoformat(timespec="seconds")
-        log.warning(
-            "%s: waiting for kafka since %s (%s); the run fails after %.0f s",
-            self._who,
-            stamp,
-            reason,
-            self._limit,
-        )
-
-    def check(self) -> None:
-        if self._since is not None and time.time() - self._since > self._limit:
-            msg = (
-                f"{self._who}: kafka unreachable for over {self._limit:.0f} s (the outage "
-                "limit); the run can be resumed once it is back"
+    def failed(self, reason: str) -> None:
+        now = time.time()
+        if self._since is None:
+            self._since = now
+            stamp = datetime.fromtimestamp(now, UTC).isoformat(timespec="seconds")
+            log.warning(
+                "waiting for %s since %s (%s); pausing, for up to %.0f s",
+                self.what,
+                stamp,
+                reason,
+                self._limit,
             )
+        elif now - self._since > self._limit:
+            msg = (
+                f"gave up waiting for {self.what} after {now - self._since:.0f} s (the "
+                f"outage limit): {reason}; nothing unconfirmed was acknowledged, so running "
+                "the execution again resumes it"
+            )
+            log.error("%s", msg)
             raise ConnectionError(msg)
 
-    def end(self) -> None:
+    def recovered(self) -> None:
         if self._since is not None:
-            log.warning(
-                "%s: kafka reachable again after %.1f s", self._who, time.time() - self._since
-            )
+            log.warning("%s is back after %.0f s; resuming", self.what, time.time() - self._since)
             self._since = None
 
 
@@ -132,8 +128,9 @@ class _KafkaPartition(StatefulSourcePartition[Message | Undecodable, int]):
     def __init__(self, source: KafkaSource, partition: int, offset: int | None) -> None:
         self._source, self._partition = source, partition
         self._where = TopicPartition(source.topic, partition)
-        self._outage = Outage(f"kafka source {source.topic}[{partition}]", source.outage_limit)
+        self._outage = Outage(f"kafka at {source.servers}", source.outage_limit)
         self._fatal: str | None = None
+        self._down: str | None = None
         self._consumer = Consumer(
             {
                 "bootstrap.servers": source.servers,
@@ -151,11 +148,11 @@ class _KafkaPartition(StatefulSourcePartition[Message | Undecodable, int]):
         self._sizer = BatchSizer(source.max_batch, minimum=source.min_batch)
 
     def _on_error(self, error: KafkaError) -> None:
-        # called by the client inside consume(), on this thread
+        # called by the client inside consume(), on this thread; next_batch acts on it
         if error.fatal():
             self._fatal = error.str()
         elif error.code() in _BROKER_DOWN:
-            self._outage.begin(error.str())
+            self._down = error.str()
 
     def next_batch(self) -> list[Message | Undecodable]:
         # the client keeps what it fetched beyond the limit; the snapshot's offset covers
@@ -186,11 +183,14 @@ class _KafkaPartition(StatefulSourcePartition[Message | Undecodable, int]):
                     fallback_id=f"{partition}@{record.offset()}",
                 )
             )
+        down, self._down = self._down, None
         if last is not None:
             self._next = last.offset() + 1
             self._last_message_at = time.monotonic()
-            self._outage.end()
-        elif self._outage.active:
+            self._outage.recovered()
+        elif down is not None and not self._outage.failing:
+            self._outage.failed(down)
+        elif self._outage.failing:
             # not idleness: the idle timeout counts from the broker's return
             self._last_message_at = time.monotonic()
             self._probe()
@@ -213,7 +213,7 @@ class _KafkaPartition(StatefulSourcePartition[Message | Undecodable, int]):
         except KafkaException as exc:
             if exc.args[0].code() in _NO_PARTITION:
                 return 0  # not created yet: nothing to read
-            self._outage.begin(str(exc.args[0].str()))
+            self._outage.failed(str(exc.args[0].str()))
             return None
         return int(high) - (self._next if self._next is not None else int(low))
 
@@ -222,9 +222,7 @@ class _KafkaPartition(StatefulSourcePartition[Message | Undecodable, int]):
             return
         self._probed_at = time.monotonic()
         if self._unread(PROBE_TIMEOUT_SECONDS) is not None:
-            self._outage.end()
-        else:
-            self._outage.check()
+            self._outage.recovered()
 
     def _at_end(self) -> bool:
         """Quiet because everything was read, not because the broker went away."""
@@ -289,9 +287,9 @@ class KafkaSource(FixedPartitionedSource[Message | Undecodable, int]):
 class _KafkaSinkPartition(StatelessSinkPartition[Message | DeadLetter]):
     def __init__(self, servers: str, topic: str, raw: bool, outage_limit: float) -> None:
         self._topic, self._raw = topic, raw
-        self._outage = Outage(f"kafka sink {topic}", outage_limit)
+        self._outage = Outage(f"kafka at {servers}", outage_limit)
         self._failures: list[str] = []
-        self._down: tuple[float, str] | None = None
+        self._down: str | None = None
         self._producer = Producer(
             {
                 "bootstrap.servers": servers,
@@ -312,9 +310,9 @@ class _KafkaSinkPartition(StatelessSinkPartition[Message | DeadLetter]):
 
     def _on_error(self, error: KafkaError) -> None:
         # a client error alone is no outage (librdkafka also reports idle connections the
-        # broker closed): it dates one that a slow flush then finds
-        if error.code() in _BROKER_DOWN and self._down is None:
-            self._down = (time.time(), error.str())
+        # broker closed): it says why a flush is slow
+        if error.code() in _BROKER_DOWN:
+            self._down = error.str()
 
     def write_batch(self, items: list[Message | DeadLetter]) -> None:
         self._failures.clear()
@@ -333,18 +331,18 @@ class _KafkaSinkPartition(StatelessSinkPartition[Message | DeadLetter]):
         while self._producer.flush(FLUSH_STEP_SECONDS) > 0:
             self._waiting(started)
         self._raise_failures()
-        self._outage.end()
+        self._outage.recovered()
         self._down = None
 
     def _waiting(self, started: float) -> None:
         """The batch is not confirmed yet: an outage once it took long; fails past the
         limit or on a failed delivery."""
         self._raise_failures()
-        waited = time.monotonic() - started
-        if waited >= SLOW_FLUSH_SECONDS:
-            since, reason = self._down or (time.time() - waited, "no delivery confirmed")
-            self._outage.begin(f"{len(self._producer)} messages unconfirmed; {reason}", since)
-        self._outage.check()
+        if time.monotonic() - started >= SLOW_FLUSH_SECONDS:
+            reason = self._down or "no delivery confirmed"
+            self._outage.failed(
+                f"kafka sink {self._topic}: {len(self._producer)} unconfirmed; {reason}"
+            )
 
     def _raise_failures(self) -> None:
         if self._failures:
