@@ -481,7 +481,8 @@ class Kafka(Broker):
         self.host, self.port = parts.hostname or "127.0.0.1", parts.port or 9092
 
     def prepare(self, queues: list[str]) -> None:
-        from confluent_kafka.admin import AdminClient, NewTopic
+        from confluent_kafka.admin import AdminClient
+        from confluent_kafka.cimpl import NewTopic
 
         admin = AdminClient({"bootstrap.servers": self.url})
         for future in admin.create_topics([NewTopic(t, 1, 1) for t in queues]).values():

@@ -58,7 +58,7 @@ DONE = "completed"
 def fill(conn: DbConnection, storage: StageStorage, execution: uuid.UUID, count: int) -> None:
     """`count` stored outputs of ROUTE/STAGE, each with its row and a consumer's row."""
     now = datetime.now(UTC)
-    rows = []
+    rows: list[tuple[object, ...]] = []  # lineage rows, in the COPY's column order
     for index in range(count):
         row_id, message_id = uuid.uuid4(), str(uuid.uuid4())
         message = Message(

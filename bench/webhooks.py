@@ -144,7 +144,7 @@ class Receiver:
         """Stops the receiver and returns what it got."""
         self.proc.send_signal(signal.SIGTERM)
         self.proc.wait(timeout=30)
-        return [tuple(json.loads(line)) for line in self.log.read_text().splitlines()]  # type: ignore[misc]
+        return [tuple(json.loads(line)) for line in self.log.read_text().splitlines()]
 
 
 def start_receiver(tmp: Path, name: str) -> Receiver:

@@ -21,4 +21,12 @@ ruff check factflow tests bench
 ruff format --check factflow tests bench
 mypy
 lint-imports --no-cache
-python -m pytest -q "$@"
+if [ "$#" -gt 0 ]; then
+  python -m pytest -q "$@"
+  exit
+fi
+# Most of the suite waits (worker start-up, retry schedules, brokers), so it runs on several
+# pytest workers, a test file per worker at a time; the tests that stop a shared broker run
+# afterwards, alone, so no other test sees the outage they make.
+python -m pytest -q -n "${FACTFLOW_TEST_WORKERS:-4}" --dist loadfile -m "not serial"
+python -m pytest -q -m serial

@@ -35,11 +35,13 @@ MAX_BACKOFF_SECONDS = 10.0
 
 
 class AckLedger(Generic[Token]):
-    """Delivered -> sealed (at snapshot) -> acked (at the next batch)."""
+    """Delivered -> sealed (at snapshot) -> acking (at the next batch) -> acked (once
+    `_ack` returned: for brokers that confirm acks, once the broker confirmed them)."""
 
     def __init__(self) -> None:
         self._delivered: list[Token] = []
         self._sealed: list[Token] = []
+        self._acking = 0
 
     def delivered(self, tokens: list[Token]) -> None:
         self._delivered.extend(tokens)
@@ -49,18 +51,25 @@ class AckLedger(Generic[Token]):
         self._delivered = []
 
     def take_sealed(self) -> list[Token]:
+        """The sealed tokens to ack; they count as not done until `acked()`."""
         sealed, self._sealed = self._sealed, []
+        self._acking += len(sealed)
         return sealed
+
+    def acked(self) -> None:
+        self._acking = 0
 
     @property
     def pending(self) -> bool:
         """Messages delivered or sealed but not yet acked."""
         return bool(self._delivered or self._sealed)
 
-    def forget(self) -> None:
-        """The connection that delivered these is gone: the broker redelivers them."""
-        self._delivered = []
-        self._sealed = []
+    def forget(self) -> int:
+        """The connection that delivered these is gone: the broker redelivers them. Returns
+        how many were handed out and not confirmed acked: the duplicates to expect."""
+        lost = len(self._delivered) + len(self._sealed) + self._acking
+        self._delivered, self._sealed, self._acking = [], [], 0
+        return lost
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,6 +123,7 @@ class BrokerSourcePartition(
         self._retry_at = 0.0
         self._connected = False
         self._ever_connected = False
+        self._redelivered = 0
 
     @abstractmethod
     def _connect(self) -> None:
@@ -145,6 +155,7 @@ class BrokerSourcePartition(
             sealed = self._ledger.take_sealed()
             if sealed:
                 self._ack(sealed)
+                self._ledger.acked()
                 # waiting for an epoch to close is not idleness: a broker that holds back
                 # deliveries until acks (prefetch) sends the next ones only now
                 self._last_message_at = time.monotonic()
@@ -193,6 +204,15 @@ class BrokerSourcePartition(
             self._retry_at = time.time() + self._backoff.wait()
             log.warning("%s: cannot connect (%s); retrying", self, exc)
             return False
+        if self._ever_connected:
+            # the user's sign of the duplicates a broker outage causes, not only the
+            # client library's log
+            log.warning(
+                "%s: reconnected; expecting %d already processed messages to be redelivered",
+                self,
+                self._redelivered,
+            )
+        self._redelivered = 0
         self._connected = self._ever_connected = True
         self._backoff.reset()
         # the idle timeout counts from the reconnect, not from before the outage
@@ -200,8 +220,14 @@ class BrokerSourcePartition(
         return True
 
     def _lost(self, exc: BaseException) -> None:
-        log.warning("%s: connection lost (%s); unacked messages will be redelivered", self, exc)
-        self._ledger.forget()
+        unconfirmed = self._ledger.forget()
+        self._redelivered += unconfirmed
+        log.warning(
+            "%s: connection lost (%s); %d processed messages not confirmed acked",
+            self,
+            exc,
+            unconfirmed,
+        )
         self._disconnect()
         self._connected = False
         self._retry_at = time.time() + self._backoff.wait()

@@ -1,9 +1,15 @@
 """STOMP 1.2 (ActiveMQ Artemis; RabbitMQ's STOMP plugin too) with stomp.py.
 
-Sources subscribe with `client-individual` acks and ack each sealed message after the
-epoch. Sinks send persistent frames and wait for the broker's RECEIPT of the batch's last
-frame: a broker processes a connection's frames in order, so that receipt covers the
-batch. Bodies are the msgpack envelope, or the payload with `factflow-*` headers (`raw`).
+Sources subscribe with `client` acks, which are cumulative: after an epoch one ACK of its
+last sealed message acks all of them (each partition has its own connection and a single
+subscription, and hands messages out in the order they arrived, so the sealed ones are
+always the oldest unacked). The ACK asks for a RECEIPT, and the acks count as done only
+once it arrived: an ack written into a connection that is dying is known not done, and the
+reconnect says how many messages will come again.
+
+Sinks write a batch's SEND frames in one socket write and wait for the broker's RECEIPT of
+the last frame: a broker processes a connection's frames in order, so that receipt covers
+the batch. Bodies are the msgpack envelope, or the payload with `factflow-*` headers (`raw`).
 """
 
 from __future__ import annotations
@@ -38,6 +44,14 @@ DEFAULT_PREFETCH = 5000
 FETCH_WAIT_SECONDS = 0.05
 RECEIPT_TIMEOUT_SECONDS = 30.0
 MAX_BATCH = 5000
+WINDOW_BYTES_PER_MESSAGE = 2048
+"""Artemis's consumer window is bytes of unacked messages, not a count: `prefetch` of
+these (10 MiB by default). Acks free it once per epoch, so it must hold what the pipeline
+reads in about two epochs: at the default that is 40,000 messages of 250 bytes (more than
+any STOMP client here reads per second) and 100 of 100 kB; bounded, a large backlog is not
+pushed into one consumer's memory, and competing consumers share it."""
+WRITE_CHUNK_BYTES = 1 << 20
+"""A sink batch is written in pieces of about this size, not joined whole."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,6 +128,36 @@ class _Inbox(stomp.ConnectionListener):  # type: ignore[misc]
             self.error = self.error or "disconnected"
             self.receipt_arrived.notify_all()
 
+    def await_receipt(self, receipt: str, what: str) -> None:
+        """Until the broker's RECEIPT for `receipt`; a ConnectionError naming `what` when the
+        connection failed or none came within RECEIPT_TIMEOUT_SECONDS."""
+        with self.receipt_arrived:
+            arrived = self.receipt_arrived.wait_for(
+                lambda: receipt in self.receipts or self.error is not None,
+                timeout=RECEIPT_TIMEOUT_SECONDS,
+            )
+            if self.error is not None or not arrived:
+                msg = f"{what} not confirmed: {self.error or 'no receipt'}"
+                raise ConnectionError(msg)
+            self.receipts.discard(receipt)
+
+
+_ESCAPES = str.maketrans({"\\": "\\\\", "\n": "\\n", "\r": "\\r", ":": "\\c"})
+
+
+def _escape(text: str) -> str:
+    """STOMP 1.2 header escaping (names and values)."""
+    return text.translate(_ESCAPES)
+
+
+def send_frame(destination: str, body: bytes, headers: dict[str, str]) -> bytes:
+    """One SEND frame as stomp.py would write it, for writing a batch at once: stomp.py's
+    `send` costs a socket write (and a header dict walk) per frame."""
+    lines = [f"SEND\ndestination:{_escape(destination)}\ncontent-length:{len(body)}\n"]
+    lines.extend(f"{_escape(k)}:{_escape(v)}\n" for k, v in headers.items())
+    lines.append("\n")
+    return "".join(lines).encode() + body + b"\0"
+
 
 class _StompPartition(BrokerSourcePartition[str, None]):
     def __init__(
@@ -149,11 +193,11 @@ class _StompPartition(BrokerSourcePartition[str, None]):
         self._conn.subscribe(
             self._destination,
             id="factflow",
-            ack="client-individual",
+            ack="client",
             headers={
                 "subscription-type": routing_type(self._destination),
                 # Artemis and RabbitMQ name the consumer window differently
-                "consumer-window-size": str(-1),
+                "consumer-window-size": str(self._prefetch * WINDOW_BYTES_PER_MESSAGE),
                 "prefetch-count": str(self._prefetch),
             },
         )
@@ -183,8 +227,10 @@ class _StompPartition(BrokerSourcePartition[str, None]):
 
     def _ack(self, tokens: list[str]) -> None:
         assert self._conn is not None
-        for token in tokens:
-            self._conn.ack(token)
+        receipt = uuid.uuid4().hex
+        # cumulative (`client` mode): the newest acks all before it on this subscription
+        self._conn.ack(tokens[-1], receipt=receipt)
+        self._inbox.await_receipt(receipt, f"{self}: acks of {len(tokens)} messages")
 
     def _disconnect(self) -> None:
         conn, self._conn = self._conn, None
@@ -246,25 +292,24 @@ class _StompSinkPartition(BrokerSinkPartition):
 
     def _publish(self, items: list[Message | DeadLetter]) -> None:
         assert self._conn is not None
+        transport = self._conn.transport
         receipt = uuid.uuid4().hex
         last = len(items) - 1
+        pending: list[bytes] = []
+        size = 0
         for index, item in enumerate(items):
             body, headers = encode_body(item, raw=self._raw)
             headers["persistent"] = "true"
             headers["destination-type"] = self._routing
             if index == last:
                 headers["receipt"] = receipt
-            self._conn.send(self._destination, body, headers=headers)
-        with self._inbox.receipt_arrived:
-            arrived = self._inbox.receipt_arrived.wait_for(
-                lambda: receipt in self._inbox.receipts or self._inbox.error is not None,
-                timeout=RECEIPT_TIMEOUT_SECONDS,
-            )
-            if self._inbox.error is not None or not arrived:
-                reason = self._inbox.error or "no receipt"
-                msg = f"{self}: batch not confirmed: {reason}"
-                raise ConnectionError(msg)
-            self._inbox.receipts.discard(receipt)
+            frame = send_frame(self._destination, body, headers)
+            pending.append(frame)
+            size += len(frame)
+            if size >= WRITE_CHUNK_BYTES or index == last:
+                transport.send(b"".join(pending))
+                pending, size = [], 0
+        self._inbox.await_receipt(receipt, f"{self}: batch of {len(items)}")
 
     def _disconnect(self) -> None:
         conn, self._conn = self._conn, None

@@ -1,9 +1,11 @@
 """BrokerSourcePartition's rules with a scripted fake broker (no real broker needed): acks
 only after the epoch, the idle timeout not counting waits for an epoch or an outage, a
-wrong URL failing at once, an outage after that retried."""
+wrong URL failing at once, an outage after that retried, acks the broker did not confirm
+counted as not done."""
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import Any
 
@@ -26,6 +28,7 @@ class FakeBroker:
         self.acked: list[int] = []
         self.late = False
         self.up = True
+        self.confirms_acks = True
         self.connects = 0
 
     def fetch(self, limit: int) -> list[int]:
@@ -41,6 +44,9 @@ class FakeBroker:
         return out
 
     def ack(self, tokens: list[int]) -> None:
+        if not self.confirms_acks:  # written into a dying connection: no receipt came
+            msg = "acks not confirmed: disconnected"
+            raise ConnectionError(msg)
         self.acked.extend(tokens)
         self.unacked -= len(tokens)
         self.late = True
@@ -125,3 +131,28 @@ def test_an_outage_after_the_first_connect_is_retried_and_loses_nothing() -> Non
         got.extend(_drain(part, 0.05))
     assert sorted(m.payload for m in got) == list(range(20))
     assert broker.connects == 2
+
+
+def test_unconfirmed_acks_are_not_done_and_the_reconnect_says_how_many_come_again(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    broker = FakeBroker(total=8, window=8)
+    part = FakePartition(broker)
+    first: list[Any] = []
+    while len(first) < 8:
+        first += part.next_batch()
+    part.snapshot()  # sealed: acked at the next batch
+    broker.confirms_acks = False
+    with caplog.at_level(logging.WARNING, logger="factflow.connectors.base"):
+        assert part.next_batch() == []
+        broker.confirms_acks = True
+        broker.pending, broker.unacked = [m.payload for m in first], 0  # redelivered
+        deadline = time.monotonic() + 5
+        again: list[Any] = []
+        while len(again) < 8 and time.monotonic() < deadline:
+            again += part.next_batch()
+    assert broker.acked == []
+    assert sorted(m.payload for m in again) == list(range(8))
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert any("8 processed messages not confirmed acked" in w for w in warnings), warnings
+    assert any("reconnected; expecting 8 already processed" in w for w in warnings), warnings
