@@ -59,6 +59,7 @@ def _start_kafka() -> None:
         log.write(f"{time.strftime('%c')} kafka-fault-test started kafka\n")
 
 
+@pytest.mark.serial  # stops the shared Kafka: no other test may run meanwhile
 def test_kafka_restart_mid_run_is_ridden_out(
     tmp_path: Path, started: list[subprocess.Popen[bytes]]
 ) -> None:
