@@ -27,6 +27,7 @@ from factflow.dataflows.progress import progress
 from factflow.exceptions import ConfigurationError
 from factflow.llm import LLMConfig
 from factflow.logs import configure_logging
+from factflow.outage import set_limit as set_outage_limit
 from factflow.settings import Settings
 
 _EXECUTION_NAMESPACE = uuid.UUID("3f2b7c1e-9a4d-4e8b-8c55-1d0e6f7a2b90")
@@ -55,8 +56,9 @@ def run_options(plan: Plan, settings: Settings) -> FlowOptions:
         storage = open_storage(stage_storage_uri(plan, settings))
     if settings.progress_dir is not None:
         settings.progress_dir.mkdir(parents=True, exist_ok=True)
-        progress(settings.progress_dir / f"{os.getpid()}.json")
+        progress(settings.progress_dir / f"{os.getpid()}.json").start()
     ledger(settings.drain_dir)
+    set_outage_limit(settings.outage_limit_seconds)
     execution_id = settings.execution_id or default_execution_id(plan)
     if settings.log_format == "json":
         configure_logging("json", execution_id=execution_id, process_id=process_id())

@@ -21,6 +21,8 @@ from typing import Literal, Self
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from factflow.outage import DEFAULT_LIMIT_SECONDS as DEFAULT_OUTAGE_LIMIT_SECONDS
+
 _REPO_PIPELINES = Path(__file__).resolve().parents[1] / "pipelines"
 # the seed system's webhook retries: 1 min, 5 min, 30 min, 2 h, 12 h; dead after the sixth
 DEFAULT_RETRY_SCHEDULE: tuple[float, ...] = (60.0, 300.0, 1800.0, 7200.0, 43200.0)
@@ -83,6 +85,12 @@ class Settings(BaseSettings):
         default=None, description="folder the execution's processes share drain counters in"
     )
     processes: int = Field(default=1, ge=1, description="worker processes of the execution")
+    outage_limit_seconds: float = Field(
+        default=DEFAULT_OUTAGE_LIMIT_SECONDS,
+        gt=0,
+        description="how long workers wait for a broker or Postgres that went away (sources "
+        "and sinks pause meanwhile) before the run fails, resumable (docs/operations.md)",
+    )
     source_partitions: int = Field(
         default=1, ge=1, description="partitions per file/memory queue: workers x processes"
     )

@@ -19,9 +19,10 @@ from factflow.compiler.plan import Plan
 from factflow.connectors.cleanup import delete_scoped_queues
 from factflow.connectors.file import queue_path
 from factflow.dataflows.launch import Launch, stop
-from factflow.dataflows.progress import read_counts
+from factflow.dataflows.progress import read_counts, read_waiting
 from factflow.db.exceptions import DatabaseError
 from factflow.flow import load_plan, stage_storage_uri
+from factflow.outage import Waiting
 from factflow.settings import Settings
 from factflow.storage.keys import STAGE_ROOT
 
@@ -48,9 +49,19 @@ def _parse_inputs(plan: Plan, values: list[str]) -> dict[str, str]:
     return inputs
 
 
-def counts_table(plan: Plan, counts: dict[str, int], elapsed: float, *, final: bool) -> Table:
+def counts_table(
+    plan: Plan,
+    counts: dict[str, int],
+    elapsed: float,
+    *,
+    final: bool,
+    waiting: list[Waiting] | None = None,
+) -> Table:
+    """The live view (and the summary): per route and queue, and under it what the workers
+    wait for during an outage."""
     title = f"{plan.pipeline}: {'done' if final else 'running'} in {elapsed:.1f}s"
-    table = Table(title=title)
+    caption = "\n".join(w.describe() for w in waiting or []) or None
+    table = Table(title=title, caption=caption, caption_style="bold yellow")
     table.add_column("route / queue")
     table.add_column("in", justify="right")
     table.add_column("out", justify="right")
@@ -124,7 +135,9 @@ def run_command(
         with Live(console=console, refresh_per_second=4, transient=True) as live:
             while any(p.poll() is None for p in procs):
                 counts = read_counts(launch.progress_dir)
-                live.update(counts_table(plan, counts, time.monotonic() - started, final=False))
+                waiting = read_waiting(launch.progress_dir)
+                elapsed = time.monotonic() - started
+                live.update(counts_table(plan, counts, elapsed, final=False, waiting=waiting))
                 time.sleep(REFRESH_SECONDS)
     except KeyboardInterrupt:
         interrupted = True

@@ -6,6 +6,15 @@ delivered in the epoch, and the next `next_batch()` *acks* the sealed ones: a me
 acknowledged only after everything it produced has reached the sinks, which make their
 writes durable inside `write_batch`. A crash anywhere leaves unacked messages on the
 broker, which redelivers them: at-least-once, duplicates bounded by one epoch.
+
+Outages (factflow/outage.py): a partition that loses its broker reports to its `Outage`
+(`self._outage`, named by `_outage_what()`): sources return empty batches and reconnect
+with backoff, sinks hold their batch and retry it, both until the broker is back or the
+outage limit (FACTFLOW_OUTAGE_LIMIT_SECONDS) passed, which fails the run (resumable).
+A connector that detects an outage some other way (a Pulsar consumer whose acks cannot
+be confirmed) calls `self._lost(exc)` in a source (which warns how many processed
+messages come again) and raises in `_publish` in a sink; one with a loop of its own (Kafka) uses
+an `Outage` directly: `failed(exc)` on each failed attempt, `recovered()` after.
 """
 
 from __future__ import annotations
@@ -24,6 +33,7 @@ from bytewax.outputs import StatelessSinkPartition
 from factflow.connectors.batching import BatchSizer
 from factflow.deadletter import DeadLetter, Undecodable
 from factflow.messages import Message
+from factflow.outage import Backoff, Outage
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +41,6 @@ Token = TypeVar("Token")
 State = TypeVar("State")
 
 IDLE_WAKE = timedelta(milliseconds=20)
-MAX_BACKOFF_SECONDS = 10.0
 
 
 class AckLedger(Generic[Token]):
@@ -81,20 +90,6 @@ class Received(Generic[Token]):
     headers: dict[str, Any]
 
 
-class Backoff:
-    """Exponential backoff between reconnect attempts, reset on success."""
-
-    def __init__(self, first: float = 0.2, limit: float = MAX_BACKOFF_SECONDS) -> None:
-        self._first, self._limit, self._next = first, limit, first
-
-    def wait(self) -> float:
-        delay, self._next = self._next, min(self._next * 2, self._limit)
-        return delay
-
-    def reset(self) -> None:
-        self._next = self._first
-
-
 class BrokerSourcePartition(
     StatefulSourcePartition[Message | Undecodable, State], Generic[Token, State]
 ):
@@ -102,7 +97,9 @@ class BrokerSourcePartition(
 
     `decode(received)` turns a record into a message (or an Undecodable for the dead
     letters). Connection errors are caught here: the partition reconnects with backoff and
-    returns empty batches meanwhile, and never acks tokens of a dead connection. With
+    returns empty batches meanwhile (an outage, reported to `self._outage`; past the
+    outage limit `next_batch` raises OutageTooLong), and never acks tokens of a dead
+    connection. With
     `idle_timeout` the partition ends after that long without a message, once all it
     delivered has been acked. `sizer` says how many messages one batch may hand out
     (connectors/batching.py).
@@ -124,6 +121,23 @@ class BrokerSourcePartition(
         self._connected = False
         self._ever_connected = False
         self._redelivered = 0
+        self._outage_state: Outage | None = None
+
+    @property
+    def _outage(self) -> Outage:
+        # made on first use: `str(self)` needs the subclass's attributes
+        if self._outage_state is None:
+            self._outage_state = Outage(self._outage_what(), queue=self._outage_queue())
+        return self._outage_state
+
+    def _outage_what(self) -> str:
+        """What an outage waits for, as the log and status say it: the broker, so that its
+        sources and sinks share one line (default `str(self)`)."""
+        return str(self)
+
+    def _outage_queue(self) -> str | None:
+        """The provider's queue name of this partition, for the routes endpoint."""
+        return getattr(self, "_queue", None)
 
     @abstractmethod
     def _connect(self) -> None:
@@ -202,7 +216,7 @@ class BrokerSourcePartition(
                 msg = f"{self}: cannot connect: {exc}"
                 raise ConnectionError(msg) from None
             self._retry_at = time.time() + self._backoff.wait()
-            log.warning("%s: cannot connect (%s); retrying", self, exc)
+            self._outage.failed(exc)  # past the outage limit: raises, the run fails
             return False
         if self._ever_connected:
             # the user's sign of the duplicates a broker outage causes, not only the
@@ -215,11 +229,13 @@ class BrokerSourcePartition(
         self._redelivered = 0
         self._connected = self._ever_connected = True
         self._backoff.reset()
+        self._outage.recovered()
         # the idle timeout counts from the reconnect, not from before the outage
         self._last_message_at = time.monotonic()
         return True
 
     def _lost(self, exc: BaseException) -> None:
+        """The connection broke: what it delivered and did not ack comes again."""
         unconfirmed = self._ledger.forget()
         self._redelivered += unconfirmed
         log.warning(
@@ -231,14 +247,18 @@ class BrokerSourcePartition(
         self._disconnect()
         self._connected = False
         self._retry_at = time.time() + self._backoff.wait()
+        self._outage.failed(exc)
 
 
 class BrokerSinkPartition(StatelessSinkPartition[Message | DeadLetter]):
     """Publishes a batch and returns only once the broker confirmed all of it.
 
-    On a connection error it reconnects and republishes the whole batch a few times, then
-    raises so the epoch does not close (Bytewax stops the worker; the run resumes later).
-    Eight attempts back off over about 20 s: long enough for a broker restart.
+    On a connection error it reconnects and republishes the whole batch with backoff, as
+    long as the outage lasts (`self._outage`, factflow/outage.py): the epoch does not close
+    meanwhile, so nothing is acked. Past the outage limit it raises OutageTooLong (Bytewax
+    stops the worker; the run resumes later). A publish that fails while the broker can
+    be reached (it rejects the batch) is tried `attempts` times, then raises. The first
+    connection is not retried: a wrong URL or credentials fail the run at once.
     """
 
     attempts = 8
@@ -255,26 +275,62 @@ class BrokerSinkPartition(StatelessSinkPartition[Message | DeadLetter]):
 
     def __init__(self) -> None:
         self._connected = False
+        self._ever_connected = False
+        self._outage_state: Outage | None = None
+
+    @property
+    def _outage(self) -> Outage:
+        if self._outage_state is None:
+            self._outage_state = Outage(self._outage_what(), queue=getattr(self, "_queue", None))
+        return self._outage_state
+
+    def _outage_what(self) -> str:
+        """What an outage waits for, as the log and status say it: the broker, so that its
+        sources and sinks share one line (default `str(self)`)."""
+        return str(self)
 
     def write_batch(self, items: list[Message | DeadLetter]) -> None:
         if not items:
             return
-        backoff = Backoff()
-        for attempt in range(1, self.attempts + 1):
+        if not self._ever_connected:
+            try:
+                self._connect()
+            except Exception as exc:
+                self._disconnect()
+                msg = f"{self}: cannot connect: {exc}"
+                raise ConnectionError(msg) from None
+            self._connected = self._ever_connected = True
+
+        backoff, rejected = Backoff(), 0
+        while True:
             try:
                 if not self._connected:
                     self._connect()
                     self._connected = True
-                self._publish(items)
-                return
-            except Exception as exc:
-                log.warning("%s: publish failed (%r); reconnecting", self, exc)
-                self._disconnect()
-                self._connected = False
-                if attempt == self.attempts:
-                    msg = f"{self}: publishing failed {attempt} times: {exc}"
-                    raise ConnectionError(msg) from exc
+            except Exception as exc:  # each client library has its own connection errors
+                self._broken()
+                self._outage.failed(exc)  # past the outage limit: raises, the run fails
                 time.sleep(backoff.wait())
+                continue
+            try:
+                self._publish(items)
+            except Exception as exc:
+                # the broker went away mid-publish (the next connect says so), or it
+                # rejects this batch while reachable: that is no outage, give up soon
+                self._broken()
+                rejected += 1
+                if rejected >= self.attempts:
+                    msg = f"{self}: publishing failed {rejected} times: {exc}"
+                    raise ConnectionError(msg) from exc
+                log.warning("%s: publish failed (%r); reconnecting", self, exc)
+                time.sleep(backoff.wait())
+                continue
+            self._outage.recovered()
+            return
+
+    def _broken(self) -> None:
+        self._disconnect()
+        self._connected = False
 
     def close(self) -> None:
         self._disconnect()

@@ -8,24 +8,16 @@ exception that would stop the flow.
 from __future__ import annotations
 
 import json
-import uuid
 from typing import Any
 
 import msgpack
 
-from factflow.deadletter import DeadLetter, Undecodable
-from factflow.ids import NameIds
+from factflow.deadletter import DeadLetter, Original, Undecodable
+from factflow.ids import record_id
 from factflow.messages import Message
 
-_RECORD_NAMESPACE = uuid.UUID("0b9e3a52-8f43-4d7c-b1b4-52c3a9d6e8f0")
-_record_ids = NameIds(_RECORD_NAMESPACE)
 _json_encoder = json.JSONEncoder(ensure_ascii=False, default=str)
 _json_decoder = json.JSONDecoder()
-
-
-def record_id(queue: str, position: object) -> str:
-    """A stable id for a record without one, so a re-read record keeps its id."""
-    return _record_ids(f"{queue}@{position}")
 
 
 def message_from_data(data: Any, *, raw: bool, queue: str, position: object) -> Message:
@@ -52,15 +44,22 @@ def decode_json_line(
     try:
         data = _json_decoder.decode(json_text(line))
     except (ValueError, UnicodeDecodeError) as exc:
-        return Undecodable(queue, line.decode("utf-8", "replace"), f"not JSON: {exc}")
+        return Undecodable(queue, line.rstrip(b"\r\n"), f"not JSON: {exc}")
     return message_from_data(data, raw=raw, queue=queue, position=position)
+
+
+Outgoing = Message | DeadLetter | Original
+"""What a sink publishes: a message, a dead letter, or a record replayed as it arrived
+(a redriven undecodable record: `encode_body` and `encode_json_line` keep its bytes)."""
 
 
 def item_to_data(item: Message | DeadLetter) -> dict[str, Any]:
     return item.to_dict() if isinstance(item, DeadLetter) else item.to_envelope()
 
 
-def encode_json_line(item: Message | DeadLetter) -> bytes:
+def encode_json_line(item: Outgoing) -> bytes:
+    if isinstance(item, Original):
+        return item.body.rstrip(b"\r\n") + b"\n"
     return (_json_encoder.encode(item_to_data(item)) + "\n").encode()
 
 
@@ -76,9 +75,12 @@ def _header(name: str) -> str:
     return HEADER_PREFIX + name.replace("_", "-")
 
 
-def encode_body(item: Message | DeadLetter, *, raw: bool) -> tuple[bytes, dict[str, str]]:
+def encode_body(item: Outgoing, *, raw: bool) -> tuple[bytes, dict[str, str]]:
     """A broker body and headers: the msgpack envelope, or (raw) the payload as JSON with
-    the envelope fields in headers, for consumers that are not factflow."""
+    the envelope fields in headers, for consumers that are not factflow; an Original as
+    it arrived."""
+    if isinstance(item, Original):
+        return item.body, dict(item.headers)
     if isinstance(item, DeadLetter):
         return encode_msgpack(item), _dead_letter_headers(item)
     if not raw:
@@ -106,6 +108,13 @@ def _dead_letter_headers(letter: DeadLetter) -> dict[str, str]:
     }
 
 
+def _text_headers(headers: dict[str, Any]) -> dict[str, str]:
+    return {
+        str(k): v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v)
+        for k, v in headers.items()
+    }
+
+
 def decode_body(
     body: bytes, headers: dict[str, Any], *, raw: bool, queue: str, fallback_id: str
 ) -> Message | Undecodable:
@@ -126,7 +135,7 @@ def decode_body(
         try:
             payload = body.decode("utf-8")
         except UnicodeDecodeError as exc:
-            return Undecodable(queue, body[:1000].decode("utf-8", "replace"), f"not text: {exc}")
+            return Undecodable(queue, bytes(body), f"not text: {exc}", _text_headers(headers))
     fields = {f: str(headers[_header(f)]) for f in _HEADER_FIELDS if _header(f) in headers}
     metadata: Any = {}
     if _header("metadata") in headers:

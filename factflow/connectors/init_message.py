@@ -10,7 +10,7 @@ from typing import Any
 from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 
 from factflow.compiler.plan import InitMessage
-from factflow.connectors.codec import record_id
+from factflow.ids import record_id
 from factflow.messages import Message
 
 

@@ -30,6 +30,7 @@ from factflow.deadletter import DeadLetter, Undecodable
 from factflow.exceptions import ConfigurationError
 from factflow.masking import mask_url
 from factflow.messages import Message
+from factflow.outage import postgres_what
 
 DEFAULT_VISIBILITY_SECONDS = 60.0
 CLAIM_LIMIT = 2000
@@ -71,6 +72,9 @@ class _PostgresPartition(BrokerSourcePartition[int, None]):
 
     def __str__(self) -> str:
         return f"postgres queue {self._queue} at {mask_url(self._url)}"
+
+    def _outage_what(self) -> str:
+        return postgres_what(self._url)
 
     def _decode_one(self, received: Received[int]) -> Message | Undecodable:
         return decode_body(
@@ -161,6 +165,9 @@ class _PostgresSinkPartition(BrokerSinkPartition):
     def __str__(self) -> str:
         return f"postgres queue sink {self._queue} at {mask_url(self._url)}"
 
+    def _outage_what(self) -> str:
+        return postgres_what(self._url)
+
     def _connect(self) -> None:
         self._conn = connect(self._url)
 
@@ -192,6 +199,9 @@ class _DeadLetterTablePartition(BrokerSinkPartition):
 
     def __str__(self) -> str:
         return f"dead-letter table at {mask_url(self._url)}"
+
+    def _outage_what(self) -> str:
+        return postgres_what(self._url)
 
     def _connect(self) -> None:
         self._conn = connect(self._url)

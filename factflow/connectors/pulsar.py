@@ -10,6 +10,8 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
+import time
+from dataclasses import dataclass, field
 from typing import Any
 
 import pulsar
@@ -32,8 +34,16 @@ from factflow.messages import Message
 DEFAULT_URL = "pulsar://127.0.0.1:6650"
 DEFAULT_PREFETCH = 5000
 FETCH_WAIT_MS = 50
+WATCH_SECONDS = 0.05
+"""How often a consumer's connection state is looked at, from a thread of its own: the
+worker may be busy in a sink for the whole of a broker outage."""
+ACK_FLUSH_SECONDS = 0.3
+"""pulsar-client writes grouped acks every 100 ms (and every 1,000 acks); an ack counts
+as delivered once its connection outlived that, with room for a busy machine."""
 MAX_BATCH = 5000
 SEND_TIMEOUT_SECONDS = 30.0
+_OK = pulsar.Result.Ok
+_MessageBuilder = pulsar._pulsar.MessageBuilder
 
 _SUBSCRIPTION_TYPES = {
     "shared": pulsar.ConsumerType.Shared,
@@ -65,13 +75,42 @@ def consumer_type(name: str) -> Any:
         raise ValueError(msg) from None
 
 
+@dataclass
+class _Connection:
+    """One client and its consumer, with what the watcher saw of the consumer's broker
+    connection (the client reconnects by itself and says nothing: `receive()` only times
+    out and `acknowledge()` does not raise while the broker is away)."""
+
+    client: Any
+    consumer: Any
+    dropped: bool = False
+    connected_at: float = field(default_factory=time.monotonic)
+    """When the watcher last saw the consumer connected."""
+    stop: threading.Event = field(default_factory=threading.Event)
+
+    def watch(self) -> None:
+        while not self.stop.wait(WATCH_SECONDS):
+            if not self.consumer.is_connected():
+                self.dropped = True
+                return
+            self.connected_at = time.monotonic()
+
+
 class _PulsarPartition(BrokerSourcePartition[Any, None]):
+    """Acks are confirmed by the connection staying up: pulsar-client groups acks for up
+    to ACK_FLUSH_SECONDS before it writes them, cannot wait for the broker's receipt, and
+    drops them silently when the connection goes meanwhile. So acked messages count as not
+    done until the watcher saw the consumer connected ACK_FLUSH_SECONDS after the acks; on
+    a dropped connection the partition closes the client (its receiver queue goes back to
+    the broker) and reconnects, like any lost connection (connectors/base.py), counting
+    the unconfirmed acks among the messages it expects redelivered."""
+
     def __init__(self, source: PulsarSource) -> None:
         sizer = BatchSizer(min(source.prefetch, MAX_BATCH), minimum=source.min_batch)
         super().__init__(self._decode_one, source.idle_timeout, sizer)
         self._source = source
-        self._client: Any = None
-        self._consumer: Any = None
+        self._connection: _Connection | None = None
+        self._unconfirmed: list[tuple[float, list[Any]]] = []
 
     def __str__(self) -> str:
         return f"pulsar source {self._source.topic} at {mask_url(self._source.url)}"
@@ -87,35 +126,68 @@ class _PulsarPartition(BrokerSourcePartition[Any, None]):
 
     def _connect(self) -> None:
         source = self._source
-        self._client = _client(source.url)
-        self._consumer = self._client.subscribe(
-            source.topic,
-            source.subscription,
-            consumer_type=consumer_type(source.subscription_type),
-            receiver_queue_size=source.prefetch,
-            initial_position=pulsar.InitialPosition.Earliest,
-        )
+        client = _client(source.url)
+        try:
+            consumer = client.subscribe(
+                source.topic,
+                source.subscription,
+                consumer_type=consumer_type(source.subscription_type),
+                receiver_queue_size=source.prefetch,
+                initial_position=pulsar.InitialPosition.Earliest,
+            )
+        except Exception:
+            _close_quietly(client)  # a failed attempt must not leave its client's threads
+            raise
+        # the library's own consumer: its wrapper re-checks types and re-wraps every
+        # message, a few microseconds each
+        connection = _Connection(client, consumer._consumer)
+        threading.Thread(target=connection.watch, daemon=True, name=f"watch {self}").start()
+        self._connection = connection
+
+    def _live(self) -> _Connection:
+        """The connection, if it has not dropped since it was made; acks the watcher saw
+        the connection outlive are done."""
+        connection = self._connection
+        if connection is None or connection.dropped or not connection.consumer.is_connected():
+            msg = "the consumer's broker connection dropped"
+            raise ConnectionError(msg)
+        flushed = connection.connected_at - ACK_FLUSH_SECONDS
+        while self._unconfirmed and self._unconfirmed[0][0] <= flushed:
+            self._unconfirmed.pop(0)
+        return connection
 
     def _fetch(self, limit: int) -> list[Received[Any]]:
-        messages: list[Any] = []
+        consumer = self._live().consumer
         try:
-            messages.append(self._consumer.receive(timeout_millis=FETCH_WAIT_MS))
+            first = consumer.receive(FETCH_WAIT_MS)
         except pulsar.Timeout:
             return []
+        messages = [first]
         while len(messages) < limit:  # the rest wait in the receiver queue, unacked
             try:
-                messages.append(self._consumer.receive(timeout_millis=0))
+                messages.append(consumer.receive(0))
             except pulsar.Timeout:
                 break
-        return [Received(m, m.data(), dict(m.properties())) for m in messages]
+        return [Received(m, m.data(), m.properties()) for m in messages]
 
     def _ack(self, tokens: list[Any]) -> None:
+        acknowledge = self._live().consumer.acknowledge  # if it raises, the ledger counts them
+        self._unconfirmed.append((time.monotonic(), tokens))
         for message in tokens:
-            self._consumer.acknowledge(message)
+            acknowledge(message)
+
+    def _lost(self, exc: BaseException) -> None:
+        # acks not known to have reached the broker: their messages come again
+        for _, tokens in self._unconfirmed:
+            self._ledger.delivered(tokens)
+        self._unconfirmed = []
+        super()._lost(exc)
 
     def _disconnect(self) -> None:
-        client, self._client, self._consumer = self._client, None, None
-        _close_quietly(client)
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            connection.stop.set()
+            _close_quietly(connection.client)
 
 
 class PulsarSource(FixedPartitionedSource[Message | Undecodable, None]):
@@ -148,6 +220,24 @@ class PulsarSource(FixedPartitionedSource[Message | Undecodable, None]):
         return _PulsarPartition(self)
 
 
+class _Sends:
+    """The send callback of one batch: counts the broker's confirmations and keeps the
+    failures, so `_publish` waits once, not once per message. The client calls it from its
+    one I/O thread (`io_threads` 1, the default), so the count needs no lock."""
+
+    def __init__(self, expected: int) -> None:
+        self.expected, self.done = expected, 0
+        self.failures: list[Any] = []
+        self.finished = threading.Event()
+
+    def __call__(self, result: Any, _message_id: Any) -> None:
+        if result != _OK:
+            self.failures.append(result)
+        self.done += 1
+        if self.done == self.expected:
+            self.finished.set()
+
+
 class _PulsarSinkPartition(BrokerSinkPartition):
     def __init__(self, url: str, topic: str, raw: bool) -> None:
         super().__init__()
@@ -159,30 +249,30 @@ class _PulsarSinkPartition(BrokerSinkPartition):
         return f"pulsar sink {self._topic} at {mask_url(self._url)}"
 
     def _connect(self) -> None:
-        self._client = _client(self._url)
-        self._producer = self._client.create_producer(
-            self._topic, block_if_queue_full=True, batching_enabled=True
-        )
+        client = _client(self._url)
+        try:
+            producer = client.create_producer(
+                self._topic, block_if_queue_full=True, batching_enabled=True
+            )
+        except Exception:
+            _close_quietly(client)
+            raise
+        # the library's own producer: its wrapper's send_async checks ten arguments and
+        # builds each message property by property
+        self._client, self._producer = client, producer._producer
 
     def _publish(self, items: list[Message | DeadLetter]) -> None:
-        done = threading.Semaphore(0)
-        failures: list[str] = []
-
-        def sent(result: Any, _message_id: Any) -> None:
-            if result != pulsar.Result.Ok:
-                failures.append(str(result))
-            done.release()
-
+        sends = _Sends(len(items))
+        send, builder, raw = self._producer.send_async, _MessageBuilder, self._raw
         for item in items:
-            body, headers = encode_body(item, raw=self._raw)
-            self._producer.send_async(body, sent, properties=headers)
-        self._producer.flush()
-        for _ in items:
-            if not done.acquire(timeout=SEND_TIMEOUT_SECONDS):
-                msg = f"{self}: no send result within {SEND_TIMEOUT_SECONDS}s"
-                raise ConnectionError(msg)
-        if failures:
-            msg = f"{self}: {len(failures)} send(s) failed: {failures[0]}"
+            body, headers = encode_body(item, raw=raw)
+            send(builder().content(body).properties(headers).build(), sends)
+        self._producer.flush()  # the open producer batch goes now, not after the delay
+        if not sends.finished.wait(SEND_TIMEOUT_SECONDS):
+            msg = f"{self}: {sends.done} of {len(items)} sends confirmed in {SEND_TIMEOUT_SECONDS}s"
+            raise ConnectionError(msg)
+        if sends.failures:
+            msg = f"{self}: {len(sends.failures)} send(s) failed: {sends.failures[0]}"
             raise ConnectionError(msg)
 
     def _disconnect(self) -> None:

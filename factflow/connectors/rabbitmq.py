@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import os
 from collections.abc import Awaitable, Sequence
+from datetime import datetime
 from typing import Any, cast
 
 import aio_pika
@@ -34,7 +35,8 @@ from factflow.connectors.base import BrokerSinkPartition, BrokerSourcePartition,
 from factflow.connectors.batching import BatchSizer
 from factflow.connectors.codec import decode_body, encode_body
 from factflow.connectors.protocol import SourceSpec
-from factflow.deadletter import DeadLetter, Undecodable
+from factflow.deadletter import DeadLetter, Original, Undecodable
+from factflow.ids import record_position
 from factflow.loop import worker_loop
 from factflow.masking import mask_url
 from factflow.messages import Message
@@ -89,8 +91,18 @@ class _RabbitPartition(BrokerSourcePartition[int, None]):
             headers,
             raw=self._raw,
             queue=self._queue,
-            fallback_id=str(headers.get("amqp-message-id") or hash(received.body)),
+            # delivery tags count per channel: without a message id the id comes from
+            # the content and what the publisher set, the same on every redelivery
+            fallback_id=record_position(
+                headers.get("amqp-message-id"),
+                received.body,
+                headers.get("amqp-correlation-id"),
+                headers.get("amqp-timestamp"),
+            ),
         )
+
+    def _outage_what(self) -> str:
+        return f"rabbitmq at {mask_url(self._url)}"
 
     def _connect(self) -> None:
         worker_loop().run(self._aconnect())
@@ -148,6 +160,10 @@ def _received(message: aiormq.abc.DeliveredMessage) -> Received[int]:
     headers: dict[str, Any] = dict(properties.headers or {})
     if properties.message_id:
         headers.setdefault("amqp-message-id", properties.message_id)
+    if properties.correlation_id:
+        headers.setdefault("amqp-correlation-id", properties.correlation_id)
+    if properties.timestamp:
+        headers.setdefault("amqp-timestamp", properties.timestamp.isoformat())
     tag = int(message.delivery.delivery_tag or 0)  # type: ignore[union-attr]
     return Received(tag, message.body, headers)
 
@@ -200,6 +216,9 @@ class _RabbitSinkPartition(BrokerSinkPartition):
     def __str__(self) -> str:
         return f"rabbitmq sink {self._queue} at {mask_url(self._url)}"
 
+    def _outage_what(self) -> str:
+        return f"rabbitmq at {mask_url(self._url)}"
+
     def _connect(self) -> None:
         worker_loop().run(self._aconnect())
 
@@ -222,10 +241,19 @@ class _RabbitSinkPartition(BrokerSinkPartition):
         messages = []
         for item in items:
             body, headers = encode_body(item, raw=self._raw)
+            message_id = item.message_id if isinstance(item, Message) else None
+            replayed: dict[str, Any] = {}
+            if isinstance(item, Original):
+                # a record replayed as it arrived: its AMQP properties back where they were
+                message_id = headers.pop("amqp-message-id", None)
+                replayed["correlation_id"] = headers.pop("amqp-correlation-id", None)
+                if (timestamp := headers.pop("amqp-timestamp", None)) is not None:
+                    replayed["timestamp"] = datetime.fromisoformat(timestamp)
             properties = Basic.Properties(
                 headers=headers,  # type: ignore[arg-type]
                 delivery_mode=mode,
-                message_id=item.message_id if isinstance(item, Message) else None,
+                message_id=message_id,
+                **replayed,
             )
             messages.append((body, properties))
         confirmations: Sequence[Awaitable[Any]]

@@ -263,7 +263,11 @@ def _add_sources(plan: Plan, queue: QueueSettings, options: FlowOptions, w: _Wir
         first = readers[0]
         undecodable = cast(Stream[Undecodable], decoded.falses)
         w.dead[first.dead_letter_queue].append(
-            op.map(f"{step}__undecodable", undecodable, _undecodable_letter(first.id))
+            op.map(
+                f"{step}__undecodable",
+                undecodable,
+                _undecodable_letter(first.id, options.execution_id),
+            )
         )
 
 
@@ -278,7 +282,11 @@ def _add_entries(plan: Plan, options: FlowOptions, w: _Wiring) -> None:
         w.route_inputs[route_id].append(decoded.trues)
         undecodable = cast(Stream[Undecodable], decoded.falses)
         w.dead[route.dead_letter_queue].append(
-            op.map(f"{step}__undecodable", undecodable, _undecodable_letter(route_id))
+            op.map(
+                f"{step}__undecodable",
+                undecodable,
+                _undecodable_letter(route_id, options.execution_id),
+            )
         )
 
 
@@ -294,7 +302,7 @@ def _is_decoded(item: Message | Undecodable) -> TypeGuard[Message]:
     return isinstance(item, Message)
 
 
-def _undecodable_letter(route_id: str) -> Callable[[Undecodable], DeadLetter]:
+def _undecodable_letter(route_id: str, execution_id: str) -> Callable[[Undecodable], DeadLetter]:
     def letter(item: Undecodable) -> DeadLetter:
         progress().add(f"route:{route_id}:dead")
         worker_metrics().route(route_id).dead_letters.inc()
@@ -306,7 +314,7 @@ def _undecodable_letter(route_id: str) -> Callable[[Undecodable], DeadLetter]:
             error_type="DecodeError",
             error=item.error,
             attempts=0,
-            message={"payload": item.raw, "metadata": {"queue": item.queue}},
+            message=item.envelope(execution_id),
         )
 
     return letter

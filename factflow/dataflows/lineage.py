@@ -15,10 +15,12 @@ of the last flush interval (at most ~0.5 s) may be missing; their messages were 
 so the rerun processes them again and writes new rows: a redo shows as a second row for
 the same message and step, never as a gap.
 
-A lineage database outage never fails the pipeline: the log keeps its rows (at most
-`MAX_BUFFERED_ROWS`; recording waits beyond that), retries with backoff and says so in the
-log every `WARN_SECONDS`; the sink's wait holds the pipeline at the next batch end until
-the database is back, then everything is written and the run goes on. SIGTERM (cancel)
+A lineage database outage shorter than the outage limit (FACTFLOW_OUTAGE_LIMIT_SECONDS,
+factflow/outage.py) does not fail the pipeline: the log keeps its rows (at most
+`MAX_BUFFERED_ROWS`; recording waits beyond that), retries with backoff and reports the
+outage ("waiting for Postgres at ... since ..."); the sink's wait holds the pipeline at the
+next batch end until the database is back, then everything is written and the run goes
+on. Past the limit the writer stops and the sink raises: the run fails, resumable. SIGTERM (cancel)
 and interpreter exit flush what was recorded first (`install_flush_on_exit`).
 """
 
@@ -38,12 +40,12 @@ from typing import Any
 
 from bytewax.outputs import DynamicSink, StatelessSinkPartition
 
-from factflow.connectors.base import Backoff
 from factflow.db.connection import DbConnection, connect
 from factflow.db.exceptions import DatabaseError
 from factflow.db.lineage_writer import LineageStatus, LineageWriter, parse_row_id
 from factflow.masking import mask_url
 from factflow.messages import Message, canonical_json, text_hash
+from factflow.outage import Backoff, Outage, postgres_what
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +55,8 @@ FLUSH_ROWS = 5_000
 """This many waiting rows are written at once, without waiting for the interval."""
 MAX_BUFFERED_ROWS = 200_000
 """During an outage recording waits once this many rows are unwritten (backpressure)."""
-WARN_SECONDS = 10.0
+WAIT_SECONDS = 10.0
+"""How long a waiting sink sleeps at most before it looks at the writer again."""
 RETRY_LIMIT_SECONDS = 2.0
 """The longest wait between two tries during an outage: rows go soon after it ends."""
 EXIT_FLUSH_SECONDS = 5.0
@@ -152,6 +155,7 @@ class LineageLog:
         self._failure: BaseException | None = None
         self._write_lock = threading.Lock()  # one COPY at a time, by either thread
         self._failing = False  # the database is unreachable: only the thread retries
+        self._outage = Outage(postgres_what(url))
 
     # -- the workers' side ---------------------------------------------------------
 
@@ -205,10 +209,10 @@ class LineageLog:
                     return True
                 self._urgent = True
                 self._cond.notify_all()
-                remaining = WARN_SECONDS if deadline is None else deadline - time.monotonic()
+                remaining = WAIT_SECONDS if deadline is None else deadline - time.monotonic()
                 if remaining <= 0:
                     return False
-                self._cond.wait(min(remaining, WARN_SECONDS))
+                self._cond.wait(min(remaining, WAIT_SECONDS))
 
     def flush(self, timeout: float) -> int:
         """Write everything recorded so far, waiting at most `timeout`; returns how many
@@ -272,37 +276,21 @@ class LineageLog:
 
     def _write_loop(self) -> None:
         backoff = Backoff(limit=RETRY_LIMIT_SECONDS)
-        failing_since: float | None = None
-        last_warning = 0.0
         while True:
             self._wait_for_reason()
             try:
                 with self._write_lock:
                     self._write_taken()
             except DatabaseError as exc:
-                now = time.monotonic()
-                failing_since = failing_since or now
                 with self._cond:
                     self._failing = True
-                if now - last_warning >= WARN_SECONDS:
-                    last_warning = now
-                    log.warning(
-                        "lineage database %s unreachable for %.0f s (%s): %d rows kept in "
-                        "memory, the pipeline waits at its next batch end; nothing is lost",
-                        mask_url(self.url),
-                        now - failing_since,
-                        exc,
-                        self._accepted - self._durable,
-                    )
+                    kept = self._accepted - self._durable
+                # past the outage limit this raises: the writer stops, the sink fails
+                self._outage.failed(f"{exc}; {kept} lineage rows kept in memory")
                 time.sleep(backoff.wait())
                 continue
-            if failing_since is not None:
-                log.warning(
-                    "lineage database %s is back after %.0f s; buffered rows written",
-                    mask_url(self.url),
-                    time.monotonic() - failing_since,
-                )
-                failing_since, last_warning = None, 0.0
+            if self._outage.failing:
+                self._outage.recovered()
                 backoff.reset()
 
     def _drop_connection(self) -> None:

@@ -20,8 +20,11 @@ from typing import Any
 
 from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
-from prometheus_client.metrics_core import Metric
+from prometheus_client.metrics_core import GaugeMetricFamily, Metric
 from prometheus_client.parser import text_string_to_metric_families
+from prometheus_client.registry import Collector
+
+from factflow.outage import waiting
 
 # adapter calls range from microseconds (passthrough) to minutes (an LLM, a browser)
 LATENCY_BUCKETS = (0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)
@@ -82,6 +85,7 @@ class WorkerMetrics:
             buckets=EPOCH_BUCKETS,
             registry=r,
         )
+        r.register(_WaitingCollector(execution_id))
 
     def route(self, route_id: str) -> RouteMetrics:
         labels = (self.execution_id, route_id)
@@ -115,6 +119,27 @@ class WorkerMetrics:
         from prometheus_client import start_http_server
 
         start_http_server(port, registry=self.registry)
+
+
+class _WaitingCollector(Collector):
+    """`factflow_waiting`: the sources and sinks that wait for a broker or Postgres now
+    (factflow/outage.py), read when the metrics are written or scraped."""
+
+    def __init__(self, execution_id: str) -> None:
+        self._execution_id = execution_id
+
+    def collect(self) -> list[Metric]:
+        family = GaugeMetricFamily(
+            "factflow_waiting",
+            "sources and sinks waiting for a broker or Postgres that went away",
+            labels=["execution_id", "what"],
+        )
+        for w in waiting():
+            family.add_metric([self._execution_id, w.what], w.waiters)
+        return [family]
+
+    def describe(self) -> list[Metric]:
+        return []  # the labels come and go with outages: collect at every scrape
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,5 +1,6 @@
 """Message counters per route and queue, written to a file for `factflow run` to show
-(and, beside it, the process's Prometheus metrics: `factflow.dataflows.metrics`).
+(and, beside it, the process's Prometheus metrics: `factflow.dataflows.metrics`, and what
+its sources and sinks wait for during an outage: `<pid>.waiting`, factflow/outage.py).
 
 Counting is a dict update under a lock; a daemon thread writes the counters at most twice
 a second (and at exit), so the hot path never touches the disk.
@@ -17,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from factflow.dataflows.metrics import worker_metrics
+from factflow.outage import Waiting, waiting
 
 FLUSH_SECONDS = 0.5
 
@@ -33,13 +35,17 @@ class Progress:
             with self._lock:
                 self._counts[name] += amount
             if self.path is not None and not self._started:
-                self._start()
+                self.start()
 
     def snapshot(self) -> dict[str, int]:
         with self._lock:
             return dict(self._counts)
 
-    def _start(self) -> None:
+    def start(self) -> None:
+        """Write the file twice a second from now on (else from the first count): a worker
+        starts it at once, since an outage may come before any message and must show."""
+        if self.path is None:
+            return
         with self._lock:
             if self._started:
                 return
@@ -58,6 +64,8 @@ class Progress:
         tmp = self.path.with_suffix(f".{os.getpid()}.tmp")
         tmp.write_text(json.dumps(self.snapshot()))
         tmp.replace(self.path)
+        tmp.write_text(json.dumps([_waiting_json(w) for w in waiting()]))
+        tmp.replace(self.path.with_suffix(WAITING_SUFFIX))
         # the Prometheus view of the same process, for the server to re-expose
         worker_metrics().write(self.path.with_suffix(".prom"))
 
@@ -73,6 +81,41 @@ def read_counts(progress_dir: Path) -> dict[str, int]:
         for name, value in counts.items():
             totals[name] = totals.get(name, 0) + int(value)
     return totals
+
+
+WAITING_SUFFIX = ".waiting"
+
+
+def _waiting_json(w: Waiting) -> dict[str, object]:
+    return {"what": w.what, "since": w.since, "waiters": w.waiters, "queues": list(w.queues)}
+
+
+def read_waiting(progress_dir: Path) -> list[Waiting]:
+    """What the worker processes of a run wait for now (one entry per `what`, the earliest
+    `since`), oldest first; empty when nothing is down."""
+    merged: dict[str, Waiting] = {}
+    for path in progress_dir.glob(f"*{WAITING_SUFFIX}"):
+        try:
+            entries = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue  # being replaced right now
+        for entry in entries:
+            w = Waiting(
+                str(entry["what"]),
+                float(entry["since"]),
+                int(entry["waiters"]),
+                tuple(entry["queues"]),
+            )
+            seen = merged.get(w.what)
+            if seen is not None:
+                w = Waiting(
+                    w.what,
+                    min(w.since, seen.since),
+                    w.waiters + seen.waiters,
+                    tuple(sorted({*w.queues, *seen.queues})),
+                )
+            merged[w.what] = w
+    return sorted(merged.values(), key=lambda w: w.since)
 
 
 _progress: Progress | None = None

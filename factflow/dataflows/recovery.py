@@ -18,6 +18,7 @@ from pathlib import Path
 from factflow.db.connection import connect
 from factflow.db.exceptions import DatabaseError
 from factflow.db.recovery_files import archive_directory, local_is_stale, restore_directory
+from factflow.outage import Outage, postgres_what
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +52,8 @@ class RecoveryArchiver:
         self.steps, self.interval = steps, interval
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="factflow-archiver", daemon=True)
+        # the local directory has everything: the archive alone never fails the run
+        self._outage = Outage(postgres_what(url), fatal=False)
 
     def start(self) -> None:
         """Archive periodically, and once more when the process exits normally (a run
@@ -80,5 +83,7 @@ class RecoveryArchiver:
             try:
                 self.archive_once()
             except DatabaseError as exc:
-                # the next round tries again; the local directory still has everything
-                log.warning("recovery archive of %s failed: %s", self.execution_id, exc)
+                # the next round tries again
+                self._outage.failed(f"recovery archive of {self.execution_id}: {exc}")
+            else:
+                self._outage.recovered()

@@ -5,7 +5,9 @@ own sink for their queue, and marked redriven only once that sink confirmed the 
 (`write_batch` returns when the messages are durable), all in one transaction. A publish
 that fails leaves its letters as they were, so a later redrive takes them again: at least
 once, never lost. Their `correlation_id` is the lineage row of the failed attempt, so the
-new attempt's lineage descends from it.
+new attempt's lineage descends from it. A letter of an undecodable record is published
+as the record arrived (its `Original`: the same bytes and headers); one whose original
+was too large to keep whole is refused and left as it was (factflow/deadletter.py).
 """
 
 from __future__ import annotations
@@ -15,8 +17,10 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
+from typing import cast
 
 from factflow.compiler.plan import Plan, QueueSettings
+from factflow.connectors.codec import Outgoing
 from factflow.connectors.registry import make_sink
 from factflow.dataflows.exceptions import RedriveError
 from factflow.db.connection import connect
@@ -26,6 +30,7 @@ from factflow.db.repositories.dead_letters import (
     mark_redriven,
     redrive_envelope,
 )
+from factflow.deadletter import OriginalTruncatedError, original_of
 from factflow.messages import Message
 
 
@@ -58,9 +63,13 @@ def redrive_letters(
         queue_settings = replace(queue_settings, url=url)
     with connect(url) as conn, conn.transaction():
         letters = claim_dead_letters(conn, ids=ids, execution_id=execution_id, route_id=route_id)
-        by_queue: dict[str, list[DeadLetter]] = defaultdict(list)
+        by_queue: dict[str, list[tuple[DeadLetter, Outgoing]]] = defaultdict(list)
+        refused: list[str] = []
         for letter in letters:
-            by_queue[letter.queue].append(letter)
+            try:
+                by_queue[letter.queue].append((letter, _outgoing(letter)))
+            except OriginalTruncatedError as exc:
+                refused.append(f"{letter.id} ({exc})")
         published: list[int] = []
         for queue, group in by_queue.items():
             try:
@@ -68,8 +77,14 @@ def redrive_letters(
             except Exception as exc:  # whatever the provider raises: keep the letters
                 failure = (queue, len(group), exc)
                 break
-            published.extend(letter.id for letter in group)
+            published.extend(letter.id for letter, _ in group)
         mark_redriven(conn, published)
+    if refused and failure is None:
+        msg = (
+            f"{len(refused)} dead letter(s) cannot be redriven, left as they are "
+            f"({len(published)} others were redriven): {'; '.join(refused)}"
+        )
+        raise RedriveError(msg)
     if failure is not None:
         queue, count, cause = failure
         msg = (
@@ -81,11 +96,22 @@ def redrive_letters(
     return len(published)
 
 
-def _publish(queue: str, settings: QueueSettings, letters: list[DeadLetter]) -> None:
+def _outgoing(letter: DeadLetter) -> Outgoing:
+    """What to publish again: the original record, else the message (see module doc)."""
+    original = original_of(letter.message)
+    if original is not None:
+        return original
+    return Message.from_envelope(redrive_envelope(letter))
+
+
+def _publish(
+    queue: str, settings: QueueSettings, letters: list[tuple[DeadLetter, Outgoing]]
+) -> None:
     """Publish through the queue's sink; returns once the provider confirmed the writes."""
-    messages = [Message.from_envelope(redrive_envelope(letter)) for letter in letters]
     sink = make_sink(queue, settings).build("redrive", 0, 1)
     try:
-        sink.write_batch(messages)
+        # every sink encodes with codec.encode_body / encode_json_line, which publish an
+        # Original's bytes as they are
+        sink.write_batch(cast(list[Message | DeadLetter], [item for _, item in letters]))
     finally:
         sink.close()

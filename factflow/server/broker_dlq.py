@@ -20,13 +20,14 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from factflow.compiler.plan import DeadLetters, Plan
+from factflow.connectors.codec import Outgoing
 from factflow.connectors.registry import SourceSpec, make_sink, make_source
-from factflow.deadletter import DeadLetter, Undecodable
+from factflow.deadletter import DeadLetter, OriginalTruncatedError, Undecodable, original_of
 from factflow.messages import Message
 from factflow.providers.registry import get_provider
 from factflow.server.exceptions import ReplayError
@@ -163,11 +164,22 @@ def _consume(
 
 
 def _publish_to_inbound(plan: Plan, letters: list[BrokerLetter], execution_id: str) -> None:
-    by_queue: dict[str, list[Message]] = {}
+    """Each letter's message (or, for an undecodable record, its original bytes and
+    headers) onto its route's inbound queue; a letter whose original was too large to
+    keep whole refuses the redrive before anything is published or acknowledged."""
+    by_queue: dict[str, list[Outgoing]] = {}
     for letter in letters:
         route = plan.route(str(letter.record.get("route_id")))
         queue = plan.queue_name(route.inbound_queue, execution_id, plan.queue.provider)
         message = letter.record.get("message")
+        try:
+            original = original_of(message)
+        except OriginalTruncatedError as exc:
+            msg = f"dead letter of route '{route.id}' cannot be redriven: {exc}"
+            raise ReplayError(msg) from None
+        if original is not None:
+            by_queue.setdefault(queue, []).append(original)
+            continue
         envelope = dict(message) if isinstance(message, dict) else {"payload": message}
         # the new attempt's lineage row descends from the one that dead-lettered it
         if letter.record.get("lineage_id"):
@@ -180,12 +192,14 @@ def _publish_to_inbound(plan: Plan, letters: list[BrokerLetter], execution_id: s
         _publish(plan, queue, messages)
 
 
-def _publish(plan: Plan, queue: str, messages: list[Message] | list[DeadLetter]) -> None:
+def _publish(plan: Plan, queue: str, messages: Sequence[Outgoing]) -> None:
     """Publish and return once the broker confirmed (the sinks' `write_batch` contract)."""
     sink = make_sink(queue, plan.queue, raw=False)
     part = sink.build("dlq", 0, 1)
     try:
-        part.write_batch(list(messages))
+        # every sink encodes with codec.encode_body, which publishes an Original's bytes
+        # as they are
+        part.write_batch(cast(list[Message | DeadLetter], list(messages)))
     finally:
         part.close()
 
@@ -243,7 +257,7 @@ class _Reader:
 
 def _record(item: Message | Undecodable) -> JsonDict:
     if isinstance(item, Undecodable):
-        return {"reason": "undecodable", "error": item.error, "message": {"payload": item.raw}}
+        return {"reason": "undecodable", "error": item.error, "message": item.envelope()}
     payload = item.payload
     return payload if isinstance(payload, dict) else {"message": {"payload": payload}}
 

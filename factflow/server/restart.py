@@ -34,12 +34,13 @@ from pathlib import Path
 
 from factflow.compiler.plan import AdapterStep, Plan
 from factflow.compiler.replay import ENTRY_START
-from factflow.connectors.codec import decode_json_line, record_id
+from factflow.connectors.codec import decode_json_line
 from factflow.dataflows.entries import mark_entry
 from factflow.dataflows.invoke import child_id
 from factflow.db.connection import DbConnection
 from factflow.db.repositories import restart as restart_repo
 from factflow.deadletter import Undecodable
+from factflow.ids import record_id
 from factflow.storage.base import StageStorage
 from factflow.storage.keys import stage_key
 from factflow.types import JsonDict
@@ -121,7 +122,7 @@ def _root_messages(
     plan: Plan, execution_id: uuid.UUID, inputs: Mapping[str, str]
 ) -> list[tuple[str, JsonDict]]:
     """`(route, envelope)` of every input line and the init message, with the ids the
-    sources gave them (`connectors.codec.record_id`)."""
+    sources gave them (`factflow.ids.record_id`)."""
     out: list[tuple[str, JsonDict]] = []
     if plan.init_message is not None:
         envelope: JsonDict = {

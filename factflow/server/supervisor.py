@@ -49,11 +49,12 @@ from factflow.compiler.overrides import relative_file_uri
 from factflow.compiler.plan import Plan
 from factflow.connectors.cleanup import delete_scoped_queues
 from factflow.dataflows.launch import Launch, stop
-from factflow.dataflows.progress import read_counts
+from factflow.dataflows.progress import read_counts, read_waiting
 from factflow.db.connection import DbConnection
 from factflow.db.exceptions import IllegalTransitionError
 from factflow.db.repositories import executions as repo
 from factflow.db.repositories.recovery import latest_archive_time
+from factflow.outage import Waiting
 from factflow.server import rundir
 from factflow.server.exceptions import (
     ExecutionStateError,
@@ -210,6 +211,12 @@ class Supervisor:
     def progress_counts(self, execution_id: uuid.UUID) -> dict[str, int]:
         """The workers' counters as they are now (this instance's runs; else from disk)."""
         return read_counts(self.run_dir(execution_id) / "progress")
+
+    def waiting(self, execution_id: uuid.UUID) -> list[Waiting]:
+        """What the workers of this instance's run wait for now (an outage), else []."""
+        if not self.is_local(execution_id):
+            return []
+        return read_waiting(self.run_dir(execution_id) / "progress")
 
     # --- launching ----------------------------------------------------------------------
 

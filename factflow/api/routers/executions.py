@@ -356,21 +356,35 @@ def execution_dag(execution_id: uuid.UUID, db: DbDep, service: ExecutionsDep) ->
 def execution_routes(
     execution_id: uuid.UUID, db: DbDep, service: ExecutionsDep, supervisor: SupervisorDep
 ) -> list[JsonDict]:
-    """Per route: its queues, processor status and in-flight count."""
+    """Per route: its queues, processor status, in-flight count and what its workers wait
+    for during an outage (`waiting_for`: a broker or Postgres, since when)."""
     execution = repo.get_execution(db, execution_id)
     plan = service.plan_of(db, execution_id)
     by_route = {r.route_id: r for r in lineage_repo.route_stats(db, execution_id)}
     counts = _derived_stats(db, supervisor, execution).get("counts", {})
     paused = paused_routes(db)
+    stopped = execution.is_terminal or execution.status == "interrupted"
+    outages = [] if stopped else supervisor.waiting(execution_id)
     result = []
     for route in plan.routes:
         lineage = by_route.get(route.id)
-        if execution.is_terminal or execution.status == "interrupted":
+        if stopped:
             processor = "stopped"
         elif route.id in paused:
             processor = "paused"
         else:
             processor = execution.status
+        # an outage without queues (Postgres) holds every route; a broker's, the routes
+        # that read or write the queues it names
+        queues = {
+            plan.queue_name(q, str(execution_id))
+            for q in (route.inbound_queue, *(o.queue for o in route.outbound))
+        }
+        waiting_for = [
+            {"what": w.what, "since": w.since_text, "status": w.describe()}
+            for w in outages
+            if not w.queues or queues.intersection(w.queues)
+        ]
         result.append(
             {
                 "route_id": route.id,
@@ -391,6 +405,7 @@ def execution_routes(
                 "messages_in": counts.get(f"route:{route.id}:in", 0),
                 "messages_out": counts.get(f"route:{route.id}:out", 0),
                 "dead_letters": counts.get(f"route:{route.id}:dead", 0),
+                "waiting_for": waiting_for,
             }
         )
     return result

@@ -1,19 +1,23 @@
-"""BrokerSourcePartition's rules with a scripted fake broker (no real broker needed): acks
-only after the epoch, the idle timeout not counting waits for an epoch or an outage, a
-wrong URL failing at once, an outage after that retried, acks the broker did not confirm
-counted as not done."""
+"""BrokerSourcePartition's and BrokerSinkPartition's rules with a scripted fake broker (a
+test double: the outage limit cannot be reached in seconds with a real broker): acks only
+after the epoch, the idle timeout not counting waits for an epoch or an outage, a wrong
+URL failing at once, an outage after that retried, visible, and fatal past the limit,
+acks the broker did not confirm counted as not done."""
 
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from typing import Any
 
 import pytest
 
-from factflow.connectors.base import BrokerSourcePartition, Received
+from factflow.connectors.base import BrokerSinkPartition, BrokerSourcePartition, Received
 from factflow.connectors.batching import BatchSizer
+from factflow.deadletter import DeadLetter
 from factflow.messages import Message
+from factflow.outage import DEFAULT_LIMIT_SECONDS, OutageTooLong, set_limit, waiting
 
 IDLE = 0.2
 
@@ -131,6 +135,83 @@ def test_an_outage_after_the_first_connect_is_retried_and_loses_nothing() -> Non
         got.extend(_drain(part, 0.05))
     assert sorted(m.payload for m in got) == list(range(20))
     assert broker.connects == 2
+
+
+def test_an_outage_is_visible_while_it_lasts_and_fails_the_run_past_the_limit(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    broker = FakeBroker(total=5, window=10)
+    part = FakePartition(broker, idle=None)
+    while not part.next_batch():
+        pass
+    set_limit(0.5)
+    try:
+        broker.up = False
+        with caplog.at_level(logging.WARNING, logger="factflow.outage"):
+            assert part.next_batch() == []
+            [status] = waiting()
+            assert status.what == "fake source at amqp://user:***@host/"
+            assert status.describe() == f"waiting for {status.what} since {status.since_text}"
+            with pytest.raises(OutageTooLong, match="gave up waiting for fake source"):
+                deadline = time.monotonic() + 5
+                while time.monotonic() < deadline:
+                    part.next_batch()
+                    time.sleep(0.05)
+        assert "waiting for fake source at amqp://user:***@host/ since" in caplog.text
+        assert waiting() == []
+    finally:
+        set_limit(DEFAULT_LIMIT_SECONDS)
+
+
+class FakeSink(BrokerSinkPartition):
+    def __init__(self, broker: FakeBroker) -> None:
+        super().__init__()
+        self.broker = broker
+        self.published: list[Any] = []
+
+    def __str__(self) -> str:
+        return "fake sink"
+
+    def _connect(self) -> None:
+        if not self.broker.up:
+            msg = "refused"
+            raise ConnectionError(msg)
+
+    def _publish(self, items: list[Message | DeadLetter]) -> None:
+        if not self.broker.up:
+            msg = "broker down"
+            raise ConnectionError(msg)
+        self.published.extend(items)
+
+    def _disconnect(self) -> None:
+        pass
+
+
+def test_a_sink_holds_its_batch_through_an_outage_and_reports_the_recovery(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    broker = FakeBroker(total=0, window=1)
+    sink = FakeSink(broker)
+    sink.write_batch([Message(payload=0)])
+    broker.up = False
+    threading.Timer(1.0, lambda: setattr(broker, "up", True)).start()
+    started = time.monotonic()
+    with caplog.at_level(logging.WARNING, logger="factflow.outage"):
+        sink.write_batch([Message(payload=1)])  # returns once published
+    assert time.monotonic() - started >= 1.0
+    assert [m.payload for m in sink.published] == [0, 1]
+    assert "waiting for fake sink since" in caplog.text
+    assert "fake sink is back after" in caplog.text
+    assert waiting() == []
+
+
+def test_a_sink_that_never_connected_fails_at_once() -> None:
+    broker = FakeBroker(total=0, window=1)
+    broker.up = False
+    started = time.monotonic()
+    with pytest.raises(ConnectionError, match="fake sink: cannot connect"):
+        FakeSink(broker).write_batch([Message(payload=0)])
+    assert time.monotonic() - started < 1.0
 
 
 def test_unconfirmed_acks_are_not_done_and_the_reconnect_says_how_many_come_again(

@@ -56,7 +56,7 @@ def test_undecodable_line_is_an_item_not_an_error(tmp_path: Path) -> None:
     items = _drain(FileSource(path, "q"))
     assert _payloads(items) == [{"n": 1}, {"n": 2}]
     [bad] = [i for i in items if isinstance(i, Undecodable)]
-    assert (bad.queue, bad.raw.strip()) == ("q", "not json")
+    assert (bad.queue, bad.body, bad.preview) == ("q", b"not json", "not json")
 
 
 def test_source_resumes_from_its_snapshot_with_the_same_ids(tmp_path: Path) -> None:
