@@ -64,6 +64,7 @@ _correlation: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "factflow_correlation_id", default=None
 )
 _log = logging.getLogger(__name__)
+_SCOPE_KEY = "factflow.correlation_id"
 
 
 def correlation_id() -> str:
@@ -238,9 +239,16 @@ def install_error_handlers(app: FastAPI) -> None:
                 return _response(status, detail, code)
         return await unexpected(_, exc)
 
-    async def unexpected(_: Request, exc: Exception) -> JSONResponse:
+    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
         _log.exception("unhandled error", exc_info=exc)
-        return _response(500, "internal server error", "INTERNAL_ERROR")
+        # Starlette answers an unhandled exception outside every middleware, after
+        # CorrelationIdMiddleware reset the request's id: take it back from the scope, or
+        # the body and header would carry two new ids and the log line neither
+        token = _correlation.set(request.scope.get(_SCOPE_KEY) or correlation_id())
+        try:
+            return _response(500, "internal server error", "INTERNAL_ERROR")
+        finally:
+            _correlation.reset(token)
 
     app.add_exception_handler(ApiError, api_error)
     app.add_exception_handler(StarletteHTTPException, http_error)
@@ -271,6 +279,7 @@ class CorrelationIdMiddleware:
         given = dict(scope["headers"]).get(CORRELATION_HEADER.lower().encode())
         value = given.decode("latin-1")[:128] if given else uuid.uuid4().hex
         token = _correlation.set(value)
+        scope[_SCOPE_KEY] = value
 
         async def send_with_header(message: Message) -> None:
             if message["type"] == "http.response.start":

@@ -1,14 +1,24 @@
 """Kafka with confluent-kafka: offsets live in the source snapshot, so a resumed run seeks
-to them; the consumer group only shows progress to monitoring. Sinks flush the producer
-inside `write_batch` and check every delivery report.
+to them; the consumer group only shows progress to monitoring. Sinks hand a whole batch to
+the producer's own buffer, flush once inside `write_batch` and fail the batch on any failed
+delivery report (the client reports only failures: no Python call per message).
 
 One source partition per topic partition (spread over all workers and processes).
+
+Outages: librdkafka reconnects by itself, so a broker that goes away only makes the
+consumer return nothing and the producer's flush wait. Both notice it (the client's error
+callback, a flush that does not finish, a watermark query that times out), log a WARNING
+"waiting for kafka since ..." and keep waiting (the source does not count the outage as
+idleness); past `outage_limit` seconds they raise, and the run fails, resumable: nothing
+unconfirmed was acked (the source's offsets live in the last completed snapshot).
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import time
+from datetime import UTC, datetime
 from typing import Any
 
 from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
@@ -31,11 +41,76 @@ from factflow.connectors.protocol import SourceSpec
 from factflow.deadletter import DeadLetter, Undecodable
 from factflow.messages import Message
 
+log = logging.getLogger(__name__)
+
 DEFAULT_BOOTSTRAP = "127.0.0.1:9092"
 FETCH_WAIT_SECONDS = 0.05
 MAX_BATCH = 5000
-FLUSH_TIMEOUT_SECONDS = 30.0
 METADATA_TIMEOUT_SECONDS = 10.0
+OUTAGE_LIMIT_SECONDS = 300.0
+"""How long a source or sink waits for an unreachable broker before the run fails."""
+FLUSH_STEP_SECONDS = 1.0
+"""A sink's flush waits this long at a time, checking the outage limit in between."""
+SLOW_FLUSH_SECONDS = 3.0
+"""A flush unfinished after this long is waiting for the broker: the WARNING says so."""
+PROBE_SECONDS = 1.0
+"""During an outage the source asks for the partition's watermarks at most this often: an
+answer means the broker is back."""
+PROBE_TIMEOUT_SECONDS = 0.25
+"""How long such a probe blocks the worker (whose other steps wait meanwhile)."""
+IDLE_CHECK_TIMEOUT_SECONDS = 2.0
+"""How long the check that an idle partition was read to its end waits for the broker."""
+CLOSE_FLUSH_SECONDS = 1.0
+"""`close()` after a failed batch: what is still queued belongs to an epoch that did not
+close, which a resumed run produces again, so the close does not wait for it."""
+_BROKER_DOWN = {
+    KafkaError._TRANSPORT,
+    KafkaError._ALL_BROKERS_DOWN,
+    KafkaError._RESOLVE,
+    KafkaError._TIMED_OUT,
+}
+"""Client error codes that mean the broker cannot be reached (librdkafka keeps retrying)."""
+_NO_PARTITION = {KafkaError.UNKNOWN_TOPIC_OR_PART, KafkaError._UNKNOWN_PARTITION}
+
+
+class Outage:
+    """Since when a source or sink has been waiting for the broker: `failed` logs the
+    WARNING at the first failure of an outage and raises past the limit, `recovered` logs
+    how long it lasted."""
+
+    def __init__(self, what: str, limit: float) -> None:
+        self.what, self._limit = what, limit
+        self._since: float | None = None
+
+    @property
+    def failing(self) -> bool:
+        return self._since is not None
+
+    def failed(self, reason: str) -> None:
+        now = time.time()
+        if self._since is None:
+            self._since = now
+            stamp = datetime.fromtimestamp(now, UTC).isoformat(timespec="seconds")
+            log.warning(
+                "waiting for %s since %s (%s); pausing, for up to %.0f s",
+                self.what,
+                stamp,
+                reason,
+                self._limit,
+            )
+        elif now - self._since > self._limit:
+            msg = (
+                f"gave up waiting for {self.what} after {now - self._since:.0f} s (the "
+                f"outage limit): {reason}; nothing unconfirmed was acknowledged, so running "
+                "the execution again resumes it"
+            )
+            log.error("%s", msg)
+            raise ConnectionError(msg)
+
+    def recovered(self) -> None:
+        if self._since is not None:
+            log.warning("%s is back after %.0f s; resuming", self.what, time.time() - self._since)
+            self._since = None
 
 
 def bootstrap_servers(url: str | None) -> str:
@@ -52,19 +127,32 @@ def _headers(raw: Any) -> dict[str, Any]:
 class _KafkaPartition(StatefulSourcePartition[Message | Undecodable, int]):
     def __init__(self, source: KafkaSource, partition: int, offset: int | None) -> None:
         self._source, self._partition = source, partition
+        self._where = TopicPartition(source.topic, partition)
+        self._outage = Outage(f"kafka at {source.servers}", source.outage_limit)
+        self._fatal: str | None = None
+        self._down: str | None = None
         self._consumer = Consumer(
             {
                 "bootstrap.servers": source.servers,
                 "group.id": source.group,
                 "enable.auto.commit": False,
                 "enable.partition.eof": False,
+                "error_cb": self._on_error,
             }
         )
         start = OFFSET_BEGINNING if offset is None else offset
         self._consumer.assign([TopicPartition(source.topic, partition, start)])
         self._next: int | None = offset
         self._last_message_at = time.monotonic()
+        self._probed_at = 0.0
         self._sizer = BatchSizer(source.max_batch, minimum=source.min_batch)
+
+    def _on_error(self, error: KafkaError) -> None:
+        # called by the client inside consume(), on this thread; next_batch acts on it
+        if error.fatal():
+            self._fatal = error.str()
+        elif error.code() in _BROKER_DOWN:
+            self._down = error.str()
 
     def next_batch(self) -> list[Message | Undecodable]:
         # the client keeps what it fetched beyond the limit; the snapshot's offset covers
@@ -72,32 +160,41 @@ class _KafkaPartition(StatefulSourcePartition[Message | Undecodable, int]):
         records = self._consumer.consume(
             num_messages=self._sizer.limit(), timeout=FETCH_WAIT_SECONDS
         )
+        if self._fatal is not None:
+            msg = f"kafka {self._source.topic}[{self._partition}]: {self._fatal}"
+            raise ConnectionError(msg)
+        source, partition = self._source, self._partition
         batch: list[Message | Undecodable] = []
+        last: Any = None
         for record in records:
             error = record.error()
             if error is not None:
-                if error.code() == KafkaError._PARTITION_EOF:
-                    continue
                 if error.fatal():
-                    msg = f"kafka {self._source.topic}[{self._partition}]: {error.str()}"
+                    msg = f"kafka {source.topic}[{partition}]: {error.str()}"
                     raise ConnectionError(msg)
-                continue  # transient: librdkafka retries by itself
-            headers = _headers(record.headers())
+                continue  # transient (or end of partition): librdkafka retries by itself
+            last = record
             batch.append(
                 decode_body(
                     record.value() or b"",
-                    headers,
-                    raw=self._source.raw,
-                    queue=self._source.topic,
-                    fallback_id=f"{self._partition}@{record.offset()}",
+                    _headers(record.headers()),
+                    raw=source.raw,
+                    queue=source.topic,
+                    fallback_id=f"{partition}@{record.offset()}",
                 )
             )
-            offset = record.offset()
-            if offset is not None:
-                self._next = offset + 1
-        if batch:
+        down, self._down = self._down, None
+        if last is not None:
+            self._next = last.offset() + 1
             self._last_message_at = time.monotonic()
-        elif self._idle():
+            self._outage.recovered()
+        elif down is not None and not self._outage.failing:
+            self._outage.failed(down)
+        elif self._outage.failing:
+            # not idleness: the idle timeout counts from the broker's return
+            self._last_message_at = time.monotonic()
+            self._probe()
+        elif self._idle() and self._at_end():
             raise StopIteration
         self._sizer.handed_out(len(batch))
         return batch
@@ -105,6 +202,37 @@ class _KafkaPartition(StatefulSourcePartition[Message | Undecodable, int]):
     def _idle(self) -> bool:
         timeout = self._source.idle_timeout
         return timeout is not None and time.monotonic() - self._last_message_at >= timeout
+
+    def _unread(self, timeout: float) -> int | None:
+        """How many records the partition holds beyond what was handed out, or None when
+        the broker did not answer in time."""
+        try:
+            low, high = self._consumer.get_watermark_offsets(
+                self._where, timeout=timeout, cached=False
+            )
+        except KafkaException as exc:
+            if exc.args[0].code() in _NO_PARTITION:
+                return 0  # not created yet: nothing to read
+            self._outage.failed(str(exc.args[0].str()))
+            return None
+        return int(high) - (self._next if self._next is not None else int(low))
+
+    def _probe(self) -> None:
+        if time.monotonic() - self._probed_at < PROBE_SECONDS:
+            return
+        self._probed_at = time.monotonic()
+        if self._unread(PROBE_TIMEOUT_SECONDS) is not None:
+            self._outage.recovered()
+
+    def _at_end(self) -> bool:
+        """Quiet because everything was read, not because the broker went away."""
+        unread = self._unread(IDLE_CHECK_TIMEOUT_SECONDS)
+        if unread is None:
+            return False
+        if unread > 0:
+            self._last_message_at = time.monotonic()  # the client is still fetching
+            return False
+        return True
 
     def snapshot(self) -> int:
         if self._next is not None:
@@ -131,6 +259,7 @@ class KafkaSource(FixedPartitionedSource[Message | Undecodable, int]):
         max_batch: int = MAX_BATCH,
         partitions: int | None = None,
         min_batch: int = 1,
+        outage_limit: float = OUTAGE_LIMIT_SECONDS,
     ) -> None:
         if max_batch < 1:
             msg = f"prefetch must be >= 1, got {max_batch}"
@@ -138,6 +267,7 @@ class KafkaSource(FixedPartitionedSource[Message | Undecodable, int]):
         self.topic, self.servers, self.group = topic, bootstrap_servers(url), group
         self.raw, self.idle_timeout, self.max_batch = raw, idle_timeout, max_batch
         self.partitions, self.min_batch = partitions, min_batch
+        self.outage_limit = outage_limit
 
     def list_parts(self) -> list[str]:
         if self.partitions is not None:
@@ -155,39 +285,80 @@ class KafkaSource(FixedPartitionedSource[Message | Undecodable, int]):
 
 
 class _KafkaSinkPartition(StatelessSinkPartition[Message | DeadLetter]):
-    def __init__(self, servers: str, topic: str, raw: bool) -> None:
+    def __init__(self, servers: str, topic: str, raw: bool, outage_limit: float) -> None:
         self._topic, self._raw = topic, raw
+        self._outage = Outage(f"kafka at {servers}", outage_limit)
+        self._failures: list[str] = []
+        self._down: str | None = None
         self._producer = Producer(
-            {"bootstrap.servers": servers, "acks": "all", "enable.idempotence": True}
+            {
+                "bootstrap.servers": servers,
+                "acks": "all",
+                "enable.idempotence": True,
+                # librdkafka retries a message until the outage limit (and a little):
+                # only then does a delivery fail for want of a broker
+                "message.timeout.ms": int((outage_limit + 2 * FLUSH_STEP_SECONDS) * 1000),
+                "delivery.report.only.error": True,
+                "on_delivery": self._delivered,
+                "error_cb": self._on_error,
+            }
         )
 
+    def _delivered(self, error: Any, _record: Any) -> None:
+        if error is not None:
+            self._failures.append(str(error))
+
+    def _on_error(self, error: KafkaError) -> None:
+        # a client error alone is no outage (librdkafka also reports idle connections the
+        # broker closed): it says why a flush is slow
+        if error.code() in _BROKER_DOWN:
+            self._down = error.str()
+
     def write_batch(self, items: list[Message | DeadLetter]) -> None:
-        failures: list[str] = []
-
-        def delivered(error: Any, _record: Any) -> None:
-            if error is not None:
-                failures.append(str(error))
-
+        self._failures.clear()
+        started = time.monotonic()
+        produce, topic, raw = self._producer.produce, self._topic, self._raw
         for item in items:
-            body, text_headers = encode_body(item, raw=self._raw)
-            headers: dict[str, str | bytes | None] = dict(text_headers)
+            body, headers = encode_body(item, raw=raw)
             key = item.message_id.encode() if isinstance(item, Message) else None
             while True:
                 try:
-                    self._producer.produce(
-                        self._topic, body, key=key, headers=headers, on_delivery=delivered
-                    )
+                    produce(topic, body, key=key, headers=headers)  # type: ignore[arg-type]
                     break
-                except BufferError:
-                    self._producer.poll(0.1)  # local queue full: let deliveries drain
-        remaining = self._producer.flush(FLUSH_TIMEOUT_SECONDS)
-        if remaining or failures:
-            reason = failures[0] if failures else f"{remaining} not delivered in time"
-            msg = f"kafka sink {self._topic}: batch not delivered: {reason}"
+                except BufferError:  # the local queue is full: let deliveries drain
+                    self._producer.poll(0.1)
+                    self._waiting(started)
+        while self._producer.flush(FLUSH_STEP_SECONDS) > 0:
+            self._waiting(started)
+        self._raise_failures()
+        self._outage.recovered()
+        self._down = None
+
+    def _waiting(self, started: float) -> None:
+        """The batch is not confirmed yet: an outage once it took long; fails past the
+        limit or on a failed delivery."""
+        self._raise_failures()
+        if time.monotonic() - started >= SLOW_FLUSH_SECONDS:
+            reason = self._down or "no delivery confirmed"
+            self._outage.failed(
+                f"kafka sink {self._topic}: {len(self._producer)} unconfirmed; {reason}"
+            )
+
+    def _raise_failures(self) -> None:
+        if self._failures:
+            msg = f"kafka sink {self._topic}: batch not delivered: {self._failures[0]}"
             raise ConnectionError(msg)
 
     def close(self) -> None:
-        self._producer.flush(FLUSH_TIMEOUT_SECONDS)
+        # every batch that returned was flushed: anything left is from one that failed
+        if self._producer.flush(CLOSE_FLUSH_SECONDS):
+            self._producer.purge()
+            self._producer.flush(0)
+            log.warning(
+                "kafka sink %s: dropped undelivered messages of a failed batch; a resumed "
+                "run produces them again",
+                self._topic,
+            )
 
 
 class KafkaSink(DynamicSink[Message | DeadLetter]):
@@ -198,14 +369,15 @@ class KafkaSink(DynamicSink[Message | DeadLetter]):
         url: str | None = None,
         raw: bool = False,
         partitions: int | None = None,
+        outage_limit: float = OUTAGE_LIMIT_SECONDS,
     ) -> None:
         self.topic, self.servers, self.raw = topic, bootstrap_servers(url), raw
-        self.partitions = partitions
+        self.partitions, self.outage_limit = partitions, outage_limit
 
     def build(self, step_id: str, worker_index: int, worker_count: int) -> _KafkaSinkPartition:
         if self.partitions is not None:
             ensure_topic(self.servers, self.topic, self.partitions)
-        return _KafkaSinkPartition(self.servers, self.topic, self.raw)
+        return _KafkaSinkPartition(self.servers, self.topic, self.raw, self.outage_limit)
 
 
 def ensure_topic(servers: str, topic: str, partitions: int) -> None:

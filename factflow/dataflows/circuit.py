@@ -71,9 +71,10 @@ class CircuitBreaker:
         if self._state is CircuitState.closed and not self._failures:
             return  # nothing to reset
         with self._lock:
+            # the trial flag needs no reset here or below: only _advance enters half-open,
+            # and it clears the flag
             self._failures = 0
             self._state = CircuitState.closed
-            self._trial_running = False
 
     def record_failure(self) -> None:
         with self._lock:
@@ -81,4 +82,3 @@ class CircuitBreaker:
             if self._state is CircuitState.half_open or self._failures >= self.threshold:
                 self._state = CircuitState.open
                 self._opened_at = self._clock()
-                self._trial_running = False

@@ -113,6 +113,23 @@ class AsyncFailsFirst(Adapter):
         return _attempt(self.config.get("failures"), message)
 
 
+class FailsCallsFirst(Adapter):
+    """Sync: fails the first `failures` calls of the process, whatever the message (a
+    dependency that is down, then back), then passes messages through; `calls` counts
+    them per message id."""
+
+    name = "fails_calls_first"
+    config_schema = FAILURES_SCHEMA
+    calls: ClassVar[Counter[str]] = Counter()
+
+    def process(self, message: Message, context: Context) -> list[Message]:
+        FailsCallsFirst.calls[message.message_id] += 1
+        if FailsCallsFirst.calls.total() <= int(self.config.get("failures", 0)):
+            msg = "the dependency is down"
+            raise ConnectionError(msg)
+        return [message]
+
+
 class Slow(Adapter):
     """Sleeps `sleep_ms` per message (sync), then passes it through; a payload with
     `"fast": true` passes at once."""
@@ -132,12 +149,14 @@ class Slow(Adapter):
 
 
 class InFlight(Adapter):
-    """Async: sleeps `sleep_ms` and records how many calls were running at once."""
+    """Async: sleeps `sleep_ms` and records how many calls were running at once (at its
+    peak, and as each call began, in `at_start`)."""
 
     name = "in_flight"
     config_schema = SLEEP_SCHEMA
     running: ClassVar[int] = 0
     max_running: ClassVar[int] = 0
+    at_start: ClassVar[list[int]] = []
     threads: ClassVar[set[str]] = set()
     _lock: ClassVar[threading.Lock] = threading.Lock()
 
@@ -146,6 +165,7 @@ class InFlight(Adapter):
         with cls._lock:
             cls.running = cls.max_running = 0
             cls.threads = set()
+            cls.at_start = []
 
     def __init__(self, config: JsonDict | None = None) -> None:
         super().__init__(config)
@@ -155,6 +175,7 @@ class InFlight(Adapter):
         cls = InFlight
         with cls._lock:
             cls.running += 1
+            cls.at_start.append(cls.running)
             cls.max_running = max(cls.max_running, cls.running)
             cls.threads.add(threading.current_thread().name)
         try:

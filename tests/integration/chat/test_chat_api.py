@@ -228,3 +228,6 @@ def test_bad_requests_get_4xx(
     response = chat_api.request(method, path, json=body)
     assert response.status_code == status, response.text[:500]
     assert response.json()["correlation_id"]
+    # each status has one code here: the chat's own checks, FastAPI's validation, lookups
+    codes = {400: "BAD_CHAT_REQUEST", 404: "NOT_FOUND", 422: "REQUEST_VALIDATION_ERROR"}
+    assert response.json()["error_code"] == codes[status], response.text[:500]

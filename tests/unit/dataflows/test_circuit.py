@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 
 from factflow.dataflows.circuit import CircuitBreaker, CircuitState
@@ -105,3 +107,26 @@ def test_threshold_one_opens_on_the_first_failure(clock: FakeClock) -> None:
     breaker = CircuitBreaker(threshold=1, reset_seconds=1, clock=clock)
     breaker.record_failure()
     assert not breaker.allow()
+
+
+class ClosingLock:
+    """A lock under which, as it is taken, another thread has just closed the breaker:
+    the interleaving of a trial's success with a concurrent `allow`."""
+
+    def __init__(self, breaker: CircuitBreaker) -> None:
+        self.breaker, self.inner = breaker, threading.Lock()
+
+    def __enter__(self) -> None:
+        self.inner.acquire()
+        self.breaker._state = CircuitState.closed
+
+    def __exit__(self, *_: object) -> None:
+        self.inner.release()
+
+
+def test_a_circuit_closed_while_waiting_for_the_lock_lets_the_call_through(
+    breaker: CircuitBreaker, clock: FakeClock
+) -> None:
+    _open(breaker)
+    breaker._lock = ClosingLock(breaker)  # type: ignore[assignment]
+    assert breaker.allow()

@@ -18,6 +18,7 @@ from factflow.dataflows.build import FlowOptions, build_dataflow
 from factflow.testing import PipelineResult, compile_plan, run_pipeline
 from tests.e2e.adapters_for_tests import (
     AlwaysFails,
+    FailsCallsFirst,
     FailsTwice,
     InFlight,
     RejectsBad,
@@ -40,6 +41,7 @@ def run(body: str, inputs: dict[str, list[Any]]) -> PipelineResult:
 @pytest.fixture(autouse=True)
 def _fresh_counters() -> None:
     AlwaysFails.calls.clear()
+    FailsCallsFirst.calls.clear()
     FailsTwice.calls.clear()
     RejectsBad.calls.clear()
     InFlight.reset()
@@ -416,6 +418,53 @@ routes:
     assert open_letter["message"]["payload"] == 2
 
 
+# The breaker half-opens inside a running flow: the first call fails and opens the circuit
+# (threshold 1); the retry waits as long as the reset time, so the retry is the half-open
+# trial. A retry delay is a sleep, never shorter, so a loaded machine cannot change the
+# outcome, only make it later.
+HALF_OPEN = f"""
+routes:
+  r:
+    inbound: {{queue: in}}
+    error_handling:
+      max_retries: 1
+      retry_delay_seconds: 1.0
+      backoff: fixed
+      circuit_breaker_threshold: 1
+      circuit_breaker_reset_seconds: 1.0
+    adapters: [{{type: "{T}:FailsCallsFirst", config: {{failures: FAILURES}}}}]
+    outbound: out
+"""
+
+
+def test_half_open_trial_that_succeeds_closes_the_circuit_in_a_flow() -> None:
+    # the dependency is back after one failure: the trial goes through and the circuit
+    # closes, so every later message is called (none refused as circuit_open)
+    inputs = [{"message_id": f"m{i}", "payload": i} for i in range(4)]
+    result = run(HALF_OPEN.replace("FAILURES", "1"), {"in": inputs})
+    assert result.dead_letters("r") == []
+    assert sorted(result.payloads("out")) == [0, 1, 2, 3]
+    assert FailsCallsFirst.calls == {"m0": 2, "m1": 1, "m2": 1, "m3": 1}
+
+
+def test_half_open_trial_that_fails_reopens_the_circuit_in_a_flow() -> None:
+    # still down at the trial: the circuit opens again at once, so the messages behind
+    # the first are refused without a call (well within the 1 s reset time)
+    inputs = [{"message_id": f"m{i}", "payload": i} for i in range(4)]
+    result = run(HALF_OPEN.replace("FAILURES", "2"), {"in": inputs})
+    reasons = {
+        d["message"]["message_id"]: (d["reason"], d["attempts"]) for d in result.dead_letters("r")
+    }
+    assert reasons == {
+        "m0": ("failed", 2),
+        "m1": ("circuit_open", 0),
+        "m2": ("circuit_open", 0),
+        "m3": ("circuit_open", 0),
+    }
+    assert result.payloads("out") == []
+    assert FailsCallsFirst.calls == {"m0": 2}
+
+
 # --- async and sync adapters ---------------------------------------------------------------
 
 
@@ -458,6 +507,49 @@ routes:
     assert InFlight.max_running == 8
     # four rounds of 8 take ~1.2 s; one message at a time would take 9.6 s
     assert elapsed < 0.5 * 32 * 0.3, f"{elapsed:.1f}s"
+
+
+def test_concurrency_halves_inside_a_flow_when_calls_are_slower_than_the_target() -> None:
+    # 30 ms calls against a 1 ms target: each slow call halves the route's concurrency,
+    # so after the first batch (8 at once) the rest run one at a time
+    result = run(
+        f"""
+routes:
+  r:
+    inbound: {{queue: in, concurrency: 8}}
+    backpressure: {{target_latency_ms: 1, min_concurrency: 1, max_concurrency: 8}}
+    adapters:
+      - type: "{T}:InFlight"
+        config: {{sleep_ms: 30}}
+    outbound: out
+""",
+        {"in": list(range(16))},
+    )
+    assert sorted(result.payloads("out")) == list(range(16))
+    assert InFlight.max_running == 8
+    assert InFlight.at_start[-8:] == [1] * 8, InFlight.at_start
+
+
+def test_concurrency_grows_inside_a_flow_while_calls_beat_the_target() -> None:
+    # fast calls against a 60 s target: from one at a time the route's concurrency grows
+    # additively towards its maximum
+    result = run(
+        f"""
+routes:
+  r:
+    inbound: {{queue: in, concurrency: 1}}
+    backpressure: {{target_latency_ms: 60000, max_concurrency: 6}}
+    adapters:
+      - type: "{T}:InFlight"
+        config: {{sleep_ms: 20}}
+    outbound: out
+""",
+        {"in": list(range(40))},
+    )
+    assert sorted(result.payloads("out")) == list(range(40))
+    assert InFlight.at_start[0] == 1
+    assert InFlight.max_running > 1, InFlight.at_start
+    assert InFlight.max_running <= 6
 
 
 def test_async_adapter_with_concurrency_one_runs_one_at_a_time() -> None:
