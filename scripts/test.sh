@@ -21,12 +21,13 @@ ruff check factflow tests bench
 ruff format --check factflow tests bench
 mypy
 lint-imports --no-cache
-if [ "$#" -gt 0 ]; then
+if [ "$#" -gt 0 ] || [ "${FACTFLOW_TEST_WORKERS:-0}" = 0 ]; then
   python -m pytest -q "$@"
   exit
 fi
-# Most of the suite waits (worker start-up, retry schedules, brokers), so it runs on several
-# pytest workers, a test file per worker at a time; the tests that stop a shared broker run
-# afterwards, alone, so no other test sees the outage they make.
-python -m pytest -q -n "${FACTFLOW_TEST_WORKERS:-4}" --dist loadfile -m "not serial"
+# FACTFLOW_TEST_WORKERS=N: most of the suite waits (worker start-up, retry schedules,
+# brokers), so it runs on N pytest workers, a test file per worker at a time; the tests
+# that stop a shared broker (marker serial) run afterwards, alone, so no other test sees
+# the outage they make.
+python -m pytest -q -n "$FACTFLOW_TEST_WORKERS" --dist loadfile -m "not serial"
 python -m pytest -q -m serial
