@@ -81,9 +81,10 @@ def _launch(
     )
 
 
-def _log(launch: Launch) -> str:
+def _log(launch: Launch, tail: int = 2500) -> str:
+    """The last `tail` characters of each of the run's worker logs."""
     return "\n".join(
-        f"--- {p.name}\n{p.read_text()[-2500:]}" for p in sorted(launch.log_dir.glob("*.log"))
+        f"--- {p.name}\n{p.read_text()[-tail:]}" for p in sorted(launch.log_dir.glob("*.log"))
     )
 
 
@@ -270,14 +271,28 @@ def test_rabbitmq_restart_mid_run_loses_nothing(
 # --- Artemis stopped and started mid-run ------------------------------------------------
 
 SERVICES = REPO_ROOT / "scripts" / "services.sh"
+RESTARTS_LOG = Path("/tmp/ff-restarts.log")
 ARTEMIS_DOWN_SECONDS = 3
 
 
-def _services(*args: str) -> str:
+def _services(action: str, name: str, timeout: float = 240) -> str:
+    """`scripts/services.sh ACTION NAME` on the shared test brokers. A stop and a start are
+    logged to /tmp/ff-restarts.log, where a test failing with connection errors at that time
+    can find why."""
+    if action == "stop":
+        _note_restart(f"stopping {name}")
     done = subprocess.run(
-        [str(SERVICES), *args], check=True, capture_output=True, text=True, timeout=240
-    )
+        [str(SERVICES), action, name], check=True, capture_output=True, text=True,
+        timeout=timeout,
+    )  # fmt: skip
+    if action == "start":
+        _note_restart(f"started {name}")
     return done.stdout
+
+
+def _note_restart(what: str) -> None:
+    with RESTARTS_LOG.open("a") as log:
+        log.write(f"{time.strftime('%c')} fault test {what}\n")
 
 
 def _progress(launch: Launch, route: str) -> int:

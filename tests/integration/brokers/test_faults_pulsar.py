@@ -21,7 +21,7 @@ from factflow.dataflows.launch import Launch
 from factflow.dataflows.progress import read_counts
 from factflow.messages import Message
 from factflow.providers.registry import get_provider
-from tests.e2e.helpers import REPO_ROOT, wait_until, worker_env
+from tests.e2e.helpers import wait_until, worker_env
 from tests.integration.brokers.clients import Pulsar, Record, tag
 from tests.integration.brokers.conftest import require
 from tests.integration.brokers.flows import (
@@ -33,24 +33,14 @@ from tests.integration.brokers.flows import (
     unpack,
     write_pipeline,
 )
+from tests.integration.brokers.test_faults import _log, _services
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-SERVICES = REPO_ROOT / "scripts" / "services.sh"
 RESTART_GAP = 12.0
 """Seconds the broker is down: longer than the client's own reconnect attempts, shorter
 than a sink's publish retries (connectors/base.py), as issue 21's fault was."""
 SNAPSHOT_SECONDS = 1
-
-
-def _services(action: str) -> None:
-    subprocess.run([str(SERVICES), action, "pulsar"], check=True, capture_output=True, timeout=240)
-
-
-def _log(launch: Launch) -> str:
-    return "\n".join(
-        f"--- {p.name}\n{p.read_text()[-4000:]}" for p in sorted(launch.log_dir.glob("*.log"))
-    )
 
 
 def _numbers(records: list[Record]) -> Counter[int]:
@@ -102,17 +92,17 @@ def test_pulsar_restart_mid_run_loses_nothing(
     # the relay's own rate, measured before the fault: what a snapshot interval carries
     rate = (relayed() - first) / (time.monotonic() - first_at)
     stop_began = time.monotonic()
-    _services("stop")
+    _services("stop", "pulsar")
     try:
         time.sleep(max(0.0, RESTART_GAP - (time.monotonic() - stop_began)))
     finally:
         start_began = time.monotonic()
-        _services("start")
+        _services("start", "pulsar")
     down = time.monotonic() - stop_began
     start_seconds = time.monotonic() - start_began
     code = proc.wait(timeout=120)
     run_seconds = time.monotonic() - started_at
-    log = _log(launch)
+    log = _log(launch, tail=4000)
     records = _drain(broker, qout, n)
     left = broker.leftover(qin, f"{route}-processors")
     numbers = _numbers(records)

@@ -23,7 +23,7 @@ import pytest
 
 from factflow.messages import Message
 from factflow.providers.registry import get_provider
-from tests.e2e.helpers import REPO_ROOT, wait_until
+from tests.e2e.helpers import wait_until
 from tests.integration.brokers.clients import Kafka, Record, tag
 from tests.integration.brokers.conftest import require
 from tests.integration.brokers.flows import (
@@ -34,29 +34,22 @@ from tests.integration.brokers.flows import (
     unpack,
     write_pipeline,
 )
-from tests.integration.brokers.test_faults import EPOCH_MESSAGES, _ids, _launch, _log, _messages
+from tests.integration.brokers.test_faults import (
+    EPOCH_MESSAGES,
+    _ids,
+    _launch,
+    _log,
+    _messages,
+    _services,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-SERVICES = REPO_ROOT / "scripts" / "services.sh"
-RESTARTS_LOG = Path("/tmp/ff-restarts.log")
 OUTAGE_SECONDS = 15
 """Longer than the sink's old single flush attempt would have to be lucky with, and than
 the source's idle timeout (3 s): both must ride it out."""
 DUPLICATES_BOUND = 2 * EPOCH_MESSAGES
 """Two snapshot intervals' worth (the issue's bound for a broker restart)."""
-
-
-def _stop_kafka() -> None:
-    with RESTARTS_LOG.open("a") as log:
-        log.write(f"{time.strftime('%c')} kafka-fault-test stopping kafka\n")
-    subprocess.run([str(SERVICES), "stop", "kafka"], check=True, capture_output=True, timeout=90)
-
-
-def _start_kafka() -> None:
-    subprocess.run([str(SERVICES), "start", "kafka"], check=True, capture_output=True, timeout=180)
-    with RESTARTS_LOG.open("a") as log:
-        log.write(f"{time.strftime('%c')} kafka-fault-test started kafka\n")
 
 
 @pytest.mark.serial  # stops the shared Kafka: no other test may run meanwhile
@@ -83,11 +76,11 @@ def test_kafka_restart_mid_run_is_ridden_out(
         )
         assert proc.poll() is None, "the run ended before the broker could be stopped"
         stopped_at = time.monotonic()
-        _stop_kafka()
+        _services("stop", "kafka", timeout=90)
         try:
             time.sleep(max(0.0, OUTAGE_SECONDS - (time.monotonic() - stopped_at)))
         finally:
-            _start_kafka()
+            _services("start", "kafka", timeout=180)
         outage = time.monotonic() - stopped_at
         code = proc.wait(timeout=90)
         records = collector.wait_for(n, 30)
