@@ -9,8 +9,9 @@ Outages: librdkafka reconnects by itself, so a broker that goes away only makes 
 consumer return nothing and the producer's flush wait. Both notice it (the client's error
 callback, a flush that does not finish, a watermark query that times out), log a WARNING
 "waiting for kafka since ..." and keep waiting (the source does not count the outage as
-idleness); past `outage_limit` seconds they raise, and the run fails, resumable: nothing
-unconfirmed was acked (the source's offsets live in the last completed snapshot).
+idleness); past the outage limit (FACTFLOW_OUTAGE_LIMIT_SECONDS, factflow/outage.py) they
+raise, and the run fails, resumable: nothing unconfirmed was acked (the source's offsets
+live in the last completed snapshot).
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ from __future__ import annotations
 import logging
 import os
 import time
-from datetime import UTC, datetime
 from typing import Any
 
 from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
@@ -40,6 +40,8 @@ from factflow.connectors.codec import decode_body, encode_body
 from factflow.connectors.protocol import SourceSpec
 from factflow.deadletter import DeadLetter, Undecodable
 from factflow.messages import Message
+from factflow.outage import Outage
+from factflow.outage import limit as outage_limit
 
 log = logging.getLogger(__name__)
 
@@ -47,8 +49,6 @@ DEFAULT_BOOTSTRAP = "127.0.0.1:9092"
 FETCH_WAIT_SECONDS = 0.05
 MAX_BATCH = 5000
 METADATA_TIMEOUT_SECONDS = 10.0
-OUTAGE_LIMIT_SECONDS = 300.0
-"""How long a source or sink waits for an unreachable broker before the run fails."""
 FLUSH_STEP_SECONDS = 1.0
 """A sink's flush waits this long at a time, checking the outage limit in between."""
 SLOW_FLUSH_SECONDS = 3.0
@@ -73,46 +73,6 @@ _BROKER_DOWN = {
 _NO_PARTITION = {KafkaError.UNKNOWN_TOPIC_OR_PART, KafkaError._UNKNOWN_PARTITION}
 
 
-class Outage:
-    """Since when a source or sink has been waiting for the broker: `failed` logs the
-    WARNING at the first failure of an outage and raises past the limit, `recovered` logs
-    how long it lasted."""
-
-    def __init__(self, what: str, limit: float) -> None:
-        self.what, self._limit = what, limit
-        self._since: float | None = None
-
-    @property
-    def failing(self) -> bool:
-        return self._since is not None
-
-    def failed(self, reason: str) -> None:
-        now = time.time()
-        if self._since is None:
-            self._since = now
-            stamp = datetime.fromtimestamp(now, UTC).isoformat(timespec="seconds")
-            log.warning(
-                "waiting for %s since %s (%s); pausing, for up to %.0f s",
-                self.what,
-                stamp,
-                reason,
-                self._limit,
-            )
-        elif now - self._since > self._limit:
-            msg = (
-                f"gave up waiting for {self.what} after {now - self._since:.0f} s (the "
-                f"outage limit): {reason}; nothing unconfirmed was acknowledged, so running "
-                "the execution again resumes it"
-            )
-            log.error("%s", msg)
-            raise ConnectionError(msg)
-
-    def recovered(self) -> None:
-        if self._since is not None:
-            log.warning("%s is back after %.0f s; resuming", self.what, time.time() - self._since)
-            self._since = None
-
-
 def bootstrap_servers(url: str | None) -> str:
     """`kafka://host:port[,host:port]` or `host:port`, else FACTFLOW_KAFKA_BOOTSTRAP."""
     value = url or os.environ.get("FACTFLOW_KAFKA_BOOTSTRAP", DEFAULT_BOOTSTRAP)
@@ -128,7 +88,7 @@ class _KafkaPartition(StatefulSourcePartition[Message | Undecodable, int]):
     def __init__(self, source: KafkaSource, partition: int, offset: int | None) -> None:
         self._source, self._partition = source, partition
         self._where = TopicPartition(source.topic, partition)
-        self._outage = Outage(f"kafka at {source.servers}", source.outage_limit)
+        self._outage = Outage(f"kafka at {source.servers}", queue=source.topic)
         self._fatal: str | None = None
         self._down: str | None = None
         self._consumer = Consumer(
@@ -259,7 +219,6 @@ class KafkaSource(FixedPartitionedSource[Message | Undecodable, int]):
         max_batch: int = MAX_BATCH,
         partitions: int | None = None,
         min_batch: int = 1,
-        outage_limit: float = OUTAGE_LIMIT_SECONDS,
     ) -> None:
         if max_batch < 1:
             msg = f"prefetch must be >= 1, got {max_batch}"
@@ -267,7 +226,6 @@ class KafkaSource(FixedPartitionedSource[Message | Undecodable, int]):
         self.topic, self.servers, self.group = topic, bootstrap_servers(url), group
         self.raw, self.idle_timeout, self.max_batch = raw, idle_timeout, max_batch
         self.partitions, self.min_batch = partitions, min_batch
-        self.outage_limit = outage_limit
 
     def list_parts(self) -> list[str]:
         if self.partitions is not None:
@@ -285,9 +243,9 @@ class KafkaSource(FixedPartitionedSource[Message | Undecodable, int]):
 
 
 class _KafkaSinkPartition(StatelessSinkPartition[Message | DeadLetter]):
-    def __init__(self, servers: str, topic: str, raw: bool, outage_limit: float) -> None:
+    def __init__(self, servers: str, topic: str, raw: bool) -> None:
         self._topic, self._raw = topic, raw
-        self._outage = Outage(f"kafka at {servers}", outage_limit)
+        self._outage = Outage(f"kafka at {servers}", queue=topic)
         self._failures: list[str] = []
         self._down: str | None = None
         self._producer = Producer(
@@ -297,7 +255,7 @@ class _KafkaSinkPartition(StatelessSinkPartition[Message | DeadLetter]):
                 "enable.idempotence": True,
                 # librdkafka retries a message until the outage limit (and a little):
                 # only then does a delivery fail for want of a broker
-                "message.timeout.ms": int((outage_limit + 2 * FLUSH_STEP_SECONDS) * 1000),
+                "message.timeout.ms": int((outage_limit() + 2 * FLUSH_STEP_SECONDS) * 1000),
                 "delivery.report.only.error": True,
                 "on_delivery": self._delivered,
                 "error_cb": self._on_error,
@@ -369,15 +327,14 @@ class KafkaSink(DynamicSink[Message | DeadLetter]):
         url: str | None = None,
         raw: bool = False,
         partitions: int | None = None,
-        outage_limit: float = OUTAGE_LIMIT_SECONDS,
     ) -> None:
         self.topic, self.servers, self.raw = topic, bootstrap_servers(url), raw
-        self.partitions, self.outage_limit = partitions, outage_limit
+        self.partitions = partitions
 
     def build(self, step_id: str, worker_index: int, worker_count: int) -> _KafkaSinkPartition:
         if self.partitions is not None:
             ensure_topic(self.servers, self.topic, self.partitions)
-        return _KafkaSinkPartition(self.servers, self.topic, self.raw, self.outage_limit)
+        return _KafkaSinkPartition(self.servers, self.topic, self.raw)
 
 
 def ensure_topic(servers: str, topic: str, partitions: int) -> None:
