@@ -24,11 +24,15 @@ worker_app = typer.Typer(
 @worker_app.command("serve")
 def serve(
     agent_id: Annotated[
-        str | None, typer.Option("--id", help="Agent id (FACTFLOW_AGENT_ID).", show_default=False)
+        str | None,
+        typer.Option(
+            "--id", metavar="ID", help="Agent id (FACTFLOW_AGENT_ID).", show_default=False
+        ),
     ] = None,
     address: Annotated[
         str | None,
         typer.Option(
+            metavar="HOST",
             help="Address the other hosts reach this one's processes on (FACTFLOW_AGENT_ADDRESS).",
             show_default=False,
         ),
@@ -36,17 +40,24 @@ def serve(
     first_port: Annotated[
         int | None,
         typer.Option(
-            help="First port of the processes (FACTFLOW_AGENT_FIRST_PORT).", show_default=False
+            metavar="PORT",
+            help="First port of the processes (FACTFLOW_AGENT_FIRST_PORT).",
+            show_default=False,
         ),
     ] = None,
     capacity: Annotated[
         int | None,
-        typer.Option(help="Processes at once (FACTFLOW_AGENT_CAPACITY).", show_default=False),
+        typer.Option(
+            metavar="N", help="Processes at once (FACTFLOW_AGENT_CAPACITY).", show_default=False
+        ),
     ] = None,
     folder: Annotated[
         Path | None,
         typer.Option(
-            "--dir", help="Run folders and recovery (FACTFLOW_AGENT_DIR).", show_default=False
+            "--dir",
+            metavar="DIR",
+            help="Run folders and recovery (FACTFLOW_AGENT_DIR).",
+            show_default=False,
         ),
     ] = None,
     log_level: Annotated[str, typer.Option(metavar="LEVEL", help="Log level.")] = "info",

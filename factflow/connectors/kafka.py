@@ -71,6 +71,32 @@ _BROKER_DOWN = {
 }
 """Client error codes that mean the broker cannot be reached (librdkafka keeps retrying)."""
 _NO_PARTITION = {KafkaError.UNKNOWN_TOPIC_OR_PART, KafkaError._UNKNOWN_PARTITION}
+# librdkafka repeats a failing connection's line every second per client; the outage
+# itself is reported once by Outage, so each kind of client line shows once a minute
+CLIENT_LOG_REPEAT_SECONDS = 60.0
+
+
+class _OncePerInterval(logging.Filter):
+    """Lets a librdkafka log line through once per interval per (facility, client)."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__()
+        self._seconds = seconds
+        self._last: dict[tuple[object, ...], float] = {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args if isinstance(record.args, tuple) else ()
+        key, now = args[:2], time.monotonic()
+        if now - self._last.get(key, -self._seconds) < self._seconds:
+            return False
+        self._last[key] = now
+        return True
+
+
+# the clients' own lines go through logging (level, time, JSON when configured) instead
+# of straight to stderr; they are handed over inside poll/consume/flush
+client_log = logging.getLogger(f"{__name__}.client")
+client_log.addFilter(_OncePerInterval(CLIENT_LOG_REPEAT_SECONDS))
 
 
 def bootstrap_servers(url: str | None) -> str:
@@ -98,6 +124,7 @@ class _KafkaPartition(StatefulSourcePartition[Message | Undecodable, int]):
                 "enable.auto.commit": False,
                 "enable.partition.eof": False,
                 "error_cb": self._on_error,
+                "logger": client_log,
             }
         )
         start = OFFSET_BEGINNING if offset is None else offset
@@ -259,6 +286,7 @@ class _KafkaSinkPartition(StatelessSinkPartition[Message | DeadLetter]):
                 "delivery.report.only.error": True,
                 "on_delivery": self._delivered,
                 "error_cb": self._on_error,
+                "logger": client_log,
             }
         )
 

@@ -81,10 +81,11 @@ def _launch(
     )
 
 
-def _log(launch: Launch, tail: int = 2500) -> str:
-    """The last `tail` characters of each of the run's worker logs."""
+def _log(launch: Launch, tail: int | None = 2500) -> str:
+    """The last `tail` characters of each of the run's worker logs (all of them: None)."""
     return "\n".join(
-        f"--- {p.name}\n{p.read_text()[-tail:]}" for p in sorted(launch.log_dir.glob("*.log"))
+        f"--- {p.name}\n{p.read_text()[-tail:] if tail else p.read_text()}"
+        for p in sorted(launch.log_dir.glob("*.log"))
     )
 
 
