@@ -14,7 +14,7 @@ import msgpack
 
 from factflow.deadletter import DeadLetter, Original, Undecodable
 from factflow.ids import record_id
-from factflow.messages import Message
+from factflow.messages import Message, make_message, utc_now_iso
 
 _json_encoder = json.JSONEncoder(ensure_ascii=False, default=str)
 _json_decoder = json.JSONDecoder()
@@ -26,7 +26,7 @@ def message_from_data(data: Any, *, raw: bool, queue: str, position: object) -> 
         if data.get("message_id") is None:
             data = {**data, "message_id": record_id(queue, position)}
         return Message.from_envelope(data)
-    return Message(payload=data, message_id=record_id(queue, position))
+    return make_message(data, {}, record_id(queue, position), None, None, None, None, utc_now_iso())
 
 
 def json_text(data: bytes) -> str:
