@@ -204,6 +204,19 @@ class _KafkaPartition(StatefulSourcePartition[Message | Undecodable, int]):
             return None
         return int(high) - (self._next if self._next is not None else int(low))
 
+    lag_covers_queue = False  # one topic partition per source partition
+
+    def lag(self) -> int | None:
+        """Records not handed out yet: the high watermark of the consumer's last fetch
+        minus the next offset (`factflow_source_lag_messages`; no broker round trip)."""
+        try:
+            low, high = self._consumer.get_watermark_offsets(self._where, cached=True)
+        except KafkaException:
+            return None
+        if high < 0:
+            return None  # nothing fetched yet
+        return max(int(high) - (self._next if self._next is not None else max(int(low), 0)), 0)
+
     def _probe(self) -> None:
         if time.monotonic() - self._probed_at < PROBE_SECONDS:
             return

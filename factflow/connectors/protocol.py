@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from bytewax.inputs import Source
 from bytewax.outputs import DynamicSink
@@ -45,3 +45,18 @@ class Connector(Protocol):
     def make_sink(
         self, queue: str, settings: QueueSettings, *, raw: bool = False
     ) -> DynamicSink[Any]: ...
+
+
+@runtime_checkable
+class LagReporter(Protocol):
+    """A source partition that can say how far behind it is (`factflow_source_lag_messages`,
+    sampled by the runtime every few seconds, never per message)."""
+
+    lag_covers_queue: bool
+    """True where every partition sees the whole queue's backlog (competing consumers): then
+    only the source's first partition reports it, so sums over processes count it once."""
+
+    def lag(self) -> int | None:
+        """Messages waiting for this partition (or its queue) now; None when unknown (not
+        connected, or the broker did not answer). Must not block for long."""
+        ...

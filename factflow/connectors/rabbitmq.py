@@ -46,6 +46,8 @@ DEFAULT_PREFETCH = 5000
 FETCH_WAIT_SECONDS = 0.05
 MAX_BATCH = 5000
 FRAMES_PER_WRITE = 500  # messages per socket write when publishing
+LAG_TIMEOUT_SECONDS = 1.0
+"""How long a lag sample (a passive declare) may hold up the worker."""
 _BATCH_ATTRIBUTES = ("lock", "delivery_tag", "confirmations", "write_queue", "number")
 
 
@@ -149,6 +151,26 @@ class _RabbitPartition(BrokerSourcePartition[int, None]):
     def _disconnect(self) -> None:
         connection, self._connection, self._channel = self._connection, None, None
         _close_quietly(connection)
+
+    lag_covers_queue = True  # the partitions are competing consumers of one queue
+
+    def lag(self) -> int | None:
+        """The messages ready in the queue (a passive declare), for
+        `factflow_source_lag_messages`; those already prefetched by consumers are not
+        counted. None when not connected or the broker does not answer in time (the next
+        fetch notices a broken connection)."""
+        channel = self._channel
+        if channel is None or channel.is_closed:
+            return None
+        try:
+            declared = worker_loop().run(_message_count(channel, self._queue))
+        except Exception:  # each failure is the fetch's to handle, not the metric's
+            return None
+        return int(declared.message_count or 0)
+
+
+async def _message_count(channel: aiormq.Channel, queue: str) -> Any:
+    return await asyncio.wait_for(channel.queue_declare(queue, passive=True), LAG_TIMEOUT_SECONDS)
 
 
 async def _ack_up_to(channel: aiormq.Channel, delivery_tag: int) -> None:

@@ -35,7 +35,7 @@ from factflow.dataflows.counting import CountingSink
 from factflow.dataflows.entries import passes, unmarked
 from factflow.dataflows.invoke import AdapterInvoker, Outcome, StepRuntime
 from factflow.dataflows.lineage import LineageLog, LineageMark, LineageSink, lineage_log
-from factflow.dataflows.metrics import RouteMetrics, TimedSource, worker_metrics
+from factflow.dataflows.metrics import LagSource, RouteMetrics, TimedSource, worker_metrics
 from factflow.dataflows.pause import PausableSource, PauseWatcher
 from factflow.dataflows.progress import progress
 from factflow.dataflows.stateful import AdapterStateLogic
@@ -253,6 +253,8 @@ def _add_sources(plan: Plan, queue: QueueSettings, options: FlowOptions, w: _Wir
                 min_batch=min_batch,
             )
             source = make_source(spec, queue)
+            if isinstance(source, FixedPartitionedSource):
+                source = LagSource(source, name, route_ids)
         if options.database_url is not None and isinstance(source, FixedPartitionedSource):
             source = PausableSource(source, _pause_watcher(options.database_url), tuple(route_ids))
         if isinstance(source, FixedPartitionedSource):

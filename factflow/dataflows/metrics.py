@@ -29,6 +29,7 @@ from prometheus_client.metrics_core import GaugeMetricFamily, HistogramMetricFam
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import Collector
 
+from factflow.connectors.protocol import LagReporter
 from factflow.outage import waiting
 
 # adapter calls range from microseconds (passthrough) to minutes (an LLM, a browser)
@@ -91,6 +92,14 @@ class WorkerMetrics:
             buckets=EPOCH_BUCKETS,
             registry=r,
         )
+        self.source_lag = Gauge(
+            "factflow_source_lag_messages",
+            "messages waiting on the broker for a source (label route: the routes reading it)",
+            ["execution_id", "route", "queue"],
+            registry=r,
+        )
+        self._lags: dict[tuple[str, str, str], QueueLag] = {}
+        self._lags_lock = threading.Lock()
         r.register(_WaitingCollector(execution_id))
 
     def route(self, route_id: str) -> RouteMetrics:
@@ -109,6 +118,14 @@ class WorkerMetrics:
             self.adapter_retries.labels(*labels),
             self.adapter_latency.labels(*labels),
         )
+
+    def queue_lag(self, queue: str, route_ids: Iterable[str]) -> QueueLag:
+        """One per source and process: the partitions of a source in this process share it."""
+        labels = (self.execution_id, ",".join(route_ids), queue)
+        with self._lags_lock:
+            if labels not in self._lags:
+                self._lags[labels] = QueueLag(self.source_lag, labels)
+            return self._lags[labels]
 
     def text(self) -> bytes:
         return generate_latest(self.registry)
@@ -257,6 +274,27 @@ class AdapterCallMetrics:
         self.latency.add(tally.buckets, tally.seconds)
 
 
+class QueueLag:
+    """The lag gauge of one source in this process: the sum over its partitions here
+    (several workers of a process may each hold some)."""
+
+    def __init__(self, gauge: Gauge, labels: tuple[str, str, str]) -> None:
+        self._gauge, self._labels = gauge, labels
+        self._parts: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    def report(self, part: str, value: int | None) -> None:
+        """`value` None forgets the partition (it closed). The labelled gauge is made at
+        the first sample: before it the lag is unknown, not 0."""
+        with self._lock:
+            if value is None:
+                if self._parts.pop(part, None) is None:
+                    return
+            else:
+                self._parts[part] = value
+            self._gauge.labels(*self._labels).set(sum(self._parts.values()))
+
+
 _metrics: WorkerMetrics | None = None
 _lock = threading.Lock()
 
@@ -320,6 +358,69 @@ class TimedSource(FixedPartitionedSource[Any, Any]):
         metrics = worker_metrics()
         epoch = metrics.epoch.labels(metrics.execution_id, self._name)
         return _TimedPartition(self._inner.build_part(step_id, for_part, resume_state), epoch)
+
+
+LAG_SAMPLE_SECONDS = 2.0
+"""How often a source partition asks its broker client for its lag (at its next batch)."""
+LAG_RETRY_SECONDS = 0.5
+"""How soon it asks again when the client had no answer."""
+
+
+class _LagPartition(StatefulSourcePartition[Any, Any]):
+    def __init__(self, inner: Any, part: str, lag: QueueLag) -> None:
+        self._inner, self._part, self._lag = inner, part, lag
+        self._sample_at = 0.0
+
+    def next_batch(self) -> list[Any]:
+        batch = list(self._inner.next_batch())
+        now = time.monotonic()
+        if now >= self._sample_at:
+            value = self._inner.lag()
+            if value is None:  # not known yet (a first fetch, a reconnect): ask again soon
+                self._sample_at = now + LAG_RETRY_SECONDS
+            else:
+                self._sample_at = now + LAG_SAMPLE_SECONDS
+                self._lag.report(self._part, value)
+        return batch
+
+    def next_awake(self) -> datetime | None:
+        return self._inner.next_awake()  # type: ignore[no-any-return]
+
+    def snapshot(self) -> Any:
+        return self._inner.snapshot()
+
+    def close(self) -> None:
+        self._lag.report(self._part, None)
+        self._inner.close()
+
+
+class LagSource(FixedPartitionedSource[Any, Any]):
+    """A broker source whose partitions report `factflow_source_lag_messages` for `queue`
+    (where the connector's partitions are a `LagReporter`), sampled every
+    LAG_SAMPLE_SECONDS when Bytewax asks for the next batch: a busy worker samples late,
+    never per message."""
+
+    def __init__(
+        self, inner: FixedPartitionedSource[Any, Any], queue: str, route_ids: list[str]
+    ) -> None:
+        self._inner, self._queue, self._route_ids = inner, queue, route_ids
+
+    def list_parts(self) -> list[str]:
+        return self._inner.list_parts()
+
+    def build_part(
+        self, step_id: str, for_part: str, resume_state: Any
+    ) -> StatefulSourcePartition[Any, Any]:
+        part = self._inner.build_part(step_id, for_part, resume_state)
+        if not isinstance(part, LagReporter):
+            return part
+        # a queue-wide count is reported by one partition only (Bytewax builds each
+        # partition in exactly one worker): the server's sum over processes stays right
+        if part.lag_covers_queue and for_part != self._inner.list_parts()[0]:
+            return part
+        return _LagPartition(
+            part, for_part, worker_metrics().queue_lag(self._queue, self._route_ids)
+        )
 
 
 def merge_worker_metrics(texts: Iterable[str]) -> list[Metric]:

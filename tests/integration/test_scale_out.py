@@ -1,21 +1,23 @@
 """Two server replicas on one Postgres, an execution of 3 Bytewax processes, and failures.
 
 Two `factflow serve` processes, each in its own folder (run folders, recovery
-directories: as if on two hosts), share only the database, which also holds the queues
-(the `postgres` provider) and the recovery archives; stage storage is off. A round-robin
-client sends every request to the next replica that is up, as a load balancer would.
+directories: as if on two hosts), share only the database (which holds the recovery
+archives) and the broker; stage storage is off. A round-robin client sends every request
+to the next replica that is up, as a load balancer would.
 
 1. An execution started through one replica is seen and cancelled through the other
-   (no worker agents: the replica runs the processes on its own host).
+   (no worker agents: the replica runs the processes on its own host; the queues in
+   Postgres, the `postgres` provider).
 2. Three hosts: three worker agents (`factflow worker serve`), each in a folder of its
-   own and sharing nothing but Postgres with the others and the replicas, run one
-   process each of a 3-process execution (Bytewax's `-i/-a` across the agents; the work
-   queue a broker hop so the processes compete for it). One process is SIGKILLed
-   mid-run, and the replica supervising it restarts all three from the recovery
-   archive; then that replica is SIGKILLed, and the other finds the execution
-   abandoned, has the agents stop the orphaned processes and resumes it. The execution
-   completes, every input reaches the output, and the replicas report the same state
-   while both are up.
+   own and sharing nothing but Postgres and RabbitMQ with the others and the replicas,
+   run one process each of a 3-process execution (Bytewax's `-i/-a` across the agents;
+   the work queue a RabbitMQ hop so the processes compete for it, the output a global
+   RabbitMQ queue). One process is SIGKILLed mid-run, and the replica supervising it
+   restarts all three from the recovery archive; then that replica is SIGKILLed, and the
+   other finds the execution abandoned, has the agents stop the orphaned processes and
+   resumes it. The execution completes, every input reaches the output, the replicas
+   report the same state while both are up, and a replica started afresh once it
+   completed reports the same final state as the survivor.
 """
 
 from __future__ import annotations
@@ -28,17 +30,23 @@ import sys
 import uuid
 from collections import Counter
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
+from factflow.connectors.codec import decode_body
 from factflow.dataflows.launch import free_ports
 from factflow.db import connect
 from factflow.db.repositories import executions as repo
+from factflow.messages import Message
 from tests.e2e.helpers import T, wait_until, worker_env
+from tests.integration.brokers.clients import Broker, Collector, Record, tag
+from tests.integration.brokers.conftest import BROKERS, require
 from tests.integration.flows import queue_messages
+from tests.integration.servers import Replica
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -46,11 +54,14 @@ ITEMS = 360
 SLEEP_MS = 40
 
 
-def _pipeline(name: str, items: int) -> str:
+POSTGRES_QUEUES = "queue: {provider: postgres, options: {visibility_timeout: 3}}"
+
+
+def _pipeline(name: str, items: int, queue_block: str = POSTGRES_QUEUES) -> str:
     payload = ", ".join(f"{{n: {n}}}" for n in range(items))
     return f"""version: "1.0"
 name: {name}
-queue: {{provider: postgres, options: {{visibility_timeout: 3}}}}
+{queue_block}
 routes:
   fan:
     inbound: {{queue: jobs.start}}
@@ -68,58 +79,6 @@ init_message:
   route: fan
   payload: {{items: [{payload}]}}
 """
-
-
-class Replica:
-    """One `factflow serve` process in its own folder."""
-
-    def __init__(self, name: str, folder: Path, port: int, db_url: str) -> None:
-        self.name, self.folder, self.url = name, folder, f"http://127.0.0.1:{port}"
-        folder.mkdir(parents=True)
-        env = worker_env(
-            FACTFLOW_DATABASE_URL=db_url,
-            FACTFLOW_HEARTBEAT_SECONDS="0.5",
-            FACTFLOW_STALE_AFTER_SECONDS="6",
-            FACTFLOW_CANCEL_GRACE_SECONDS="5",
-            FACTFLOW_RESUME_ABANDONED="true",
-            FACTFLOW_INSTANCE_ID=name,
-            FACTFLOW_VALIDATE_PIPELINES_ON_START="false",
-        )
-        with (folder / "server.log").open("wb") as log:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "factflow", "serve", "--port", str(port),
-                 "--log-level", "warning"],
-                cwd=folder, env=env, stdout=log, stderr=subprocess.STDOUT,
-            )  # fmt: skip
-
-    def wait_healthy(self) -> None:
-        def healthy() -> bool:
-            assert self.proc.poll() is None, self.log()
-            try:
-                return httpx.get(f"{self.url}/api/v1/system/health", timeout=2).status_code == 200
-            except httpx.HTTPError:
-                return False
-
-        wait_until(healthy, 90, f"replica {self.name} to start")
-
-    @property
-    def up(self) -> bool:
-        return self.proc.poll() is None
-
-    def kill(self) -> None:
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(timeout=30)
-
-    def stop(self) -> None:
-        if self.up:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                self.kill()
-
-    def log(self) -> str:
-        return (self.folder / "server.log").read_text()[-4000:]
 
 
 class RoundRobin:
@@ -152,7 +111,7 @@ def replicas(tmp_path: Path, db_url: str) -> Iterator[list[Replica]]:
     try:
         for replica in started:
             replica.wait_healthy()
-        yield started
+        yield started  # a test may append replicas it starts later: they are stopped too
     finally:
         for replica in started:
             replica.stop()
@@ -174,9 +133,11 @@ def _kill_workers(db_url: str) -> None:
                 pass
 
 
-def _start(client: RoundRobin, name: str, items: int) -> str:
+def _start(client: RoundRobin, name: str, items: int, queue_block: str = POSTGRES_QUEUES) -> str:
     response = client.request(
-        "POST", "/executions", json={"pipeline_yaml": _pipeline(name, items), "processes": 3}
+        "POST",
+        "/executions",
+        json={"pipeline_yaml": _pipeline(name, items, queue_block), "processes": 3},
     )
     assert response.status_code == 201, response.text
     return str(response.json()["execution_id"])
@@ -269,11 +230,61 @@ def _live_agents(db_url: str) -> int:
     return int(row[0]) if row else 0
 
 
+def _numbers(records: list[Record], queue: str) -> list[int]:
+    numbers = []
+    for record in records:
+        message = decode_body(record.body, record.headers, raw=False, queue=queue, fallback_id="")
+        assert isinstance(message, Message), message
+        numbers.append(int(message.payload["n"]))
+    return numbers
+
+
+FINAL_KEYS = (
+    "status",
+    "workers",
+    "started_at",
+    "completed_at",
+    "error",
+    "stats",
+    "config_snapshot",
+)
+
+
+@dataclass
+class Output:
+    """A global RabbitMQ queue for the execution's outputs and what arrived in it."""
+
+    broker: Broker
+    name: str
+    queue: str
+    collector: Collector
+
+
+@pytest.fixture
+def output() -> Iterator[Output]:
+    broker = require(BROKERS["rabbitmq"])
+    name = f"scale{tag()}"
+    queue = f"{name}.done"
+    broker.prepare([queue])
+    collector = broker.collect(queue)
+    try:
+        yield Output(broker, name, queue, collector)
+    finally:
+        collector.stop()
+
+
 def test_three_hosts_a_killed_process_and_a_killed_replica_lose_nothing(
-    worker_agents: list[WorkerAgent], replicas: list[Replica], db_url: str
+    worker_agents: list[WorkerAgent],
+    replicas: list[Replica],
+    output: Output,
+    db_url: str,
+    tmp_path: Path,
 ) -> None:
     client = RoundRobin(replicas)
-    execution_id = _start(client, "scale", ITEMS)
+    execution_id = _start(client, output.name, ITEMS, output.broker.queue_block())
+
+    def outputs() -> int:
+        return len(output.collector.records)
 
     def placed() -> repo.Execution:
         execution = _execution(db_url, execution_id)
@@ -290,7 +301,7 @@ def test_three_hosts_a_killed_process_and_a_killed_replica_lose_nothing(
     survivor = next(r for r in replicas if r is not owner)
 
     # 1. SIGKILL one process mid-run: its replica restarts the three from recovery
-    wait_until(lambda: len(_done(db_url, "scale")) >= ITEMS // 6, 90, "a sixth of the work")
+    wait_until(lambda: outputs() >= ITEMS // 6, 90, "a sixth of the work")
     assert _same_state(client, execution_id)["status"] == "running"
     os.kill(int(first.workers[1]["pid"]), signal.SIGKILL)
     wait_until(lambda: placed().stats.get("restarts") == 1, 60, "the restart")
@@ -307,8 +318,8 @@ def test_three_hosts_a_killed_process_and_a_killed_replica_lose_nothing(
     assert _same_state(client, execution_id)["workers"] == restarted.workers
 
     # 2. SIGKILL the replica supervising it: the other takes it over, on the agents
-    before = len(_done(db_url, "scale"))
-    wait_until(lambda: len(_done(db_url, "scale")) > before, 60, "progress after the restart")
+    before = outputs()
+    wait_until(lambda: outputs() > before, 60, "progress after the restart")
     owner.kill()
     wait_until(
         lambda: any(w["instance"] == survivor.name for w in placed().workers),
@@ -325,7 +336,21 @@ def test_three_hosts_a_killed_process_and_a_killed_replica_lose_nothing(
     assert finished[survivor.name]["status"] == "completed", finished
     assert sorted(w["agent"] for w in finished[survivor.name]["workers"]) == ["h0", "h1", "h2"]
 
-    seen = Counter(_done(db_url, "scale"))
+    # the replica that was killed, started afresh (a new pod): it reports what the
+    # survivor does, from the database alone
+    again = Replica("a-again", tmp_path / "a-again", free_ports(1)[0], db_url)
+    replicas.append(again)
+    again.wait_healthy()
+    views = client.each(f"/executions/{execution_id}")
+    assert sorted(views) == sorted([survivor.name, again.name])
+    assert {k: views[again.name][k] for k in FINAL_KEYS} == {
+        k: views[survivor.name][k] for k in FINAL_KEYS
+    }
+    routes = client.each(f"/executions/{execution_id}/routes")
+    assert sorted(r["route_id"] for r in routes[survivor.name]) == ["fan", "work"]
+    assert routes[again.name] == routes[survivor.name]
+
+    seen = Counter(_numbers(output.collector.settle(2.0), output.queue))
     # at-least-once: what the failures interrupted is done again (how often depends on
     # how far the epochs got before each kill, which the load on the machine decides)
     assert set(seen) == set(range(ITEMS)), f"lost: {sorted(set(range(ITEMS)) - set(seen))}"
