@@ -73,8 +73,8 @@ def run_options(plan: Plan, settings: Settings) -> FlowOptions:
     progress(progress_file, shared).start()
     ledger(drain)
     set_outage_limit(settings.outage_limit_seconds)
-    if settings.log_format == "json":
-        configure_logging("json", execution_id=execution_id, process_id=process_id())
+    # text too: the default handler prints bare messages, without time, level or logger
+    configure_logging(settings.log_format, execution_id=execution_id, process_id=process_id())
     start_worker_metrics(execution_id, settings.metrics_port, process_id())
     return FlowOptions(
         execution_id=execution_id,

@@ -21,13 +21,15 @@ ruff check factflow tests bench
 ruff format --check factflow tests bench
 mypy
 lint-imports --no-cache
-if [ "$#" -gt 0 ] || [ "${FACTFLOW_TEST_WORKERS:-0}" = 0 ]; then
+# Most of the suite waits (worker start-up, retry schedules, brokers), so it runs on
+# FACTFLOW_TEST_WORKERS pytest workers (default 4; 0 runs it in one process), a test file
+# per worker at a time; the tests that stop a shared broker (marker serial) run
+# afterwards, alone, so no other test sees the outage they make. Arguments go to one
+# plain pytest run.
+workers=${FACTFLOW_TEST_WORKERS:-4}
+if [ "$#" -gt 0 ] || [ "$workers" = 0 ]; then
   python -m pytest -q "$@"
   exit
 fi
-# FACTFLOW_TEST_WORKERS=N: most of the suite waits (worker start-up, retry schedules,
-# brokers), so it runs on N pytest workers, a test file per worker at a time; the tests
-# that stop a shared broker (marker serial) run afterwards, alone, so no other test sees
-# the outage they make.
-python -m pytest -q -n "$FACTFLOW_TEST_WORKERS" --dist loadfile -m "not serial"
+python -m pytest -q -n "$workers" --dist loadfile -m "not serial"
 python -m pytest -q -m serial

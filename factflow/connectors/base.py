@@ -7,6 +7,13 @@ acknowledged only after everything it produced has reached the sinks, which make
 writes durable inside `write_batch`. A crash anywhere leaves unacked messages on the
 broker, which redelivers them: at-least-once, duplicates bounded by one epoch.
 
+A connection that breaks leaves its processed but unacked messages (the epoch in flight,
+the sealed one whose ack it cut off) to be redelivered. Where the broker gives a message
+the same id on every delivery (`_processed_key`), the partition remembers those ids and,
+when they come again on the new connection, acks them with the current epoch instead of
+handing them out: their outputs were written in an epoch that closes before this one, so
+at-least-once holds and a broker restart does not repeat them (issue 21).
+
 Outages (factflow/outage.py): a partition that loses its broker reports to its `Outage`
 (`self._outage`, named by `_outage_what()`): sources return empty batches and reconnect
 with backoff, sinks hold their batch and retry it, both until the broker is back or the
@@ -43,6 +50,13 @@ State = TypeVar("State")
 IDLE_WAKE = timedelta(milliseconds=20)
 
 
+PROCESSED_MEMORY = 100_000
+"""The most ids of processed, unconfirmed messages a partition remembers after connection
+losses (see above): a lost connection leaves a few epochs' worth; ids whose ack did reach
+the broker never come again, and the oldest are forgotten past this (at worst, a
+duplicate)."""
+
+
 class AckLedger(Generic[Token]):
     """Delivered -> sealed (at snapshot) -> acking (at the next batch) -> acked (once
     `_ack` returned: for brokers that confirm acks, once the broker confirmed them)."""
@@ -50,7 +64,7 @@ class AckLedger(Generic[Token]):
     def __init__(self) -> None:
         self._delivered: list[Token] = []
         self._sealed: list[Token] = []
-        self._acking = 0
+        self._acking: list[Token] = []
 
     def delivered(self, tokens: list[Token]) -> None:
         self._delivered.extend(tokens)
@@ -62,22 +76,22 @@ class AckLedger(Generic[Token]):
     def take_sealed(self) -> list[Token]:
         """The sealed tokens to ack; they count as not done until `acked()`."""
         sealed, self._sealed = self._sealed, []
-        self._acking += len(sealed)
+        self._acking.extend(sealed)
         return sealed
 
     def acked(self) -> None:
-        self._acking = 0
+        self._acking = []
 
     @property
     def pending(self) -> bool:
         """Messages delivered or sealed but not yet acked."""
         return bool(self._delivered or self._sealed)
 
-    def forget(self) -> int:
+    def forget(self) -> list[Token]:
         """The connection that delivered these is gone: the broker redelivers them. Returns
-        how many were handed out and not confirmed acked: the duplicates to expect."""
-        lost = len(self._delivered) + len(self._sealed) + self._acking
-        self._delivered, self._sealed, self._acking = [], [], 0
+        those handed out and not confirmed acked (oldest first): the duplicates to expect."""
+        lost = self._acking + self._sealed + self._delivered
+        self._delivered, self._sealed, self._acking = [], [], []
         return lost
 
 
@@ -121,6 +135,8 @@ class BrokerSourcePartition(
         self._connected = False
         self._ever_connected = False
         self._redelivered = 0
+        # keys (`_processed_key`) of messages processed on a lost connection, not acked
+        self._processed: dict[object, None] = {}
         self._outage_state: Outage | None = None
 
     @property
@@ -161,6 +177,12 @@ class BrokerSourcePartition(
         """The resume state (offsets for Kafka); None for brokers that redeliver."""
         return None  # type: ignore[return-value]
 
+    def _processed_key(self, token: Token) -> object | None:
+        """The broker's id of the message `token` delivers, the same on every delivery of
+        it (across reconnects and broker restarts), for recognising a redelivery of a
+        message already processed; None where the broker has none (the default)."""
+        return None
+
     def next_batch(self) -> list[Message | Undecodable]:
         limit = self._sizer.limit()
         if not self._connected and not self._reconnect():
@@ -183,8 +205,20 @@ class BrokerSourcePartition(
             # everything delivered has been acked: ending now loses nothing
             raise StopIteration
         self._ledger.delivered([r.token for r in received])
+        if self._processed:
+            received = [r for r in received if not self._already_processed(r.token)]
         self._sizer.handed_out(len(received))
         return [self._decode(r) for r in received]
+
+    def _already_processed(self, token: Token) -> bool:
+        """A redelivery of a message processed on a lost connection: it is in the ledger
+        (acked after this epoch, which closes after the one that wrote its outputs), not
+        handed out again."""
+        key = self._processed_key(token)
+        if key is None or key not in self._processed:
+            return False
+        del self._processed[key]
+        return True
 
     def _idle(self) -> bool:
         return (
@@ -222,9 +256,13 @@ class BrokerSourcePartition(
             # the user's sign of the duplicates a broker outage causes, not only the
             # client library's log
             log.warning(
-                "%s: reconnected; expecting %d already processed messages to be redelivered",
+                "%s: reconnected; expecting %d already processed messages to be redelivered%s",
                 self,
                 self._redelivered,
+                # what the broker's ids let it recognise comes again without duplicates
+                f" ({len(self._processed)} recognised by their id are acked, not output again)"
+                if self._processed
+                else "",
             )
         self._redelivered = 0
         self._connected = self._ever_connected = True
@@ -235,14 +273,21 @@ class BrokerSourcePartition(
         return True
 
     def _lost(self, exc: BaseException) -> None:
-        """The connection broke: what it delivered and did not ack comes again."""
+        """The connection broke: what it delivered and did not ack comes again (and is
+        skipped where `_processed_key` recognises it)."""
         unconfirmed = self._ledger.forget()
-        self._redelivered += unconfirmed
+        self._redelivered += len(unconfirmed)
+        for token in unconfirmed:
+            key = self._processed_key(token)
+            if key is not None:
+                self._processed[key] = None
+        while len(self._processed) > PROCESSED_MEMORY:
+            del self._processed[next(iter(self._processed))]
         log.warning(
             "%s: connection lost (%s); %d processed messages not confirmed acked",
             self,
             exc,
-            unconfirmed,
+            len(unconfirmed),
         )
         self._disconnect()
         self._connected = False

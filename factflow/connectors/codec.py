@@ -8,13 +8,15 @@ exception that would stop the flow.
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import msgpack
+import orjson
 
 from factflow.deadletter import DeadLetter, Original, Undecodable
 from factflow.ids import record_id
-from factflow.messages import Message
+from factflow.messages import Message, make_message, utc_now_iso
 
 _json_encoder = json.JSONEncoder(ensure_ascii=False, default=str)
 _json_decoder = json.JSONDecoder()
@@ -26,7 +28,7 @@ def message_from_data(data: Any, *, raw: bool, queue: str, position: object) -> 
         if data.get("message_id") is None:
             data = {**data, "message_id": record_id(queue, position)}
         return Message.from_envelope(data)
-    return Message(payload=data, message_id=record_id(queue, position))
+    return make_message(data, {}, record_id(queue, position), None, None, None, None, utc_now_iso())
 
 
 def json_text(data: bytes) -> str:
@@ -38,11 +40,38 @@ def json_text(data: bytes) -> str:
     return data.decode(json.detect_encoding(data), "surrogatepass")
 
 
+# orjson reads and writes JSON four to ten times as fast as json; where the two differ,
+# json's reading wins: orjson refuses NaN, Infinity, numbers beyond a double, lone
+# surrogates and a BOM, and reads an integer beyond 64 bits as a float
+_LONG_NUMBER = re.compile(rb"\d{19}")
+_ORJSON_OPTIONS = orjson.OPT_NON_STR_KEYS | orjson.OPT_PASSTHROUGH_DATETIME
+"""As json.dumps(default=str) writes: keys as text, datetimes by str()."""
+
+
+def loads_json(data: bytes) -> Any:
+    """`json.loads(data)`, faster (orjson where it reads the same)."""
+    if _LONG_NUMBER.search(data) is None:
+        try:
+            return orjson.loads(data)
+        except orjson.JSONDecodeError:
+            pass  # json may still read it, or says why not
+    return _json_decoder.decode(json_text(data))
+
+
+def dumps_json(value: Any) -> bytes:
+    """Compact UTF-8 JSON of `value`, others by `str()`; NaN and infinities, which JSON
+    lacks, as null (orjson; json for integers beyond 64 bits)."""
+    try:
+        return orjson.dumps(value, default=str, option=_ORJSON_OPTIONS)
+    except TypeError:
+        return _json_encoder.encode(value).encode()
+
+
 def decode_json_line(
     line: bytes, *, raw: bool, queue: str, position: object
 ) -> Message | Undecodable:
     try:
-        data = _json_decoder.decode(json_text(line))
+        data = loads_json(line)
     except (ValueError, UnicodeDecodeError) as exc:
         return Undecodable(queue, line.rstrip(b"\r\n"), f"not JSON: {exc}")
     return message_from_data(data, raw=raw, queue=queue, position=position)
@@ -60,7 +89,7 @@ def item_to_data(item: Message | DeadLetter) -> dict[str, Any]:
 def encode_json_line(item: Outgoing) -> bytes:
     if isinstance(item, Original):
         return item.body.rstrip(b"\r\n") + b"\n"
-    return (_json_encoder.encode(item_to_data(item)) + "\n").encode()
+    return dumps_json(item_to_data(item)) + b"\n"
 
 
 def encode_msgpack(item: Message | DeadLetter) -> bytes:
@@ -87,8 +116,7 @@ def encode_body(item: Outgoing, *, raw: bool) -> tuple[bytes, dict[str, str]]:
         return encode_msgpack(item), {_header("format"): "envelope"}
     headers = {_header(f): str(v) for f in _HEADER_FIELDS if (v := getattr(item, f)) is not None}
     headers[_header("metadata")] = json.dumps(item.metadata, default=str)
-    body = json.dumps(item.payload, ensure_ascii=False, default=str).encode()
-    return body, headers
+    return dumps_json(item.payload), headers
 
 
 _ERROR_HEADER_CHARS = 1000
@@ -130,7 +158,7 @@ def decode_body(
             # file queue's JSON line of one is)
             return message_from_data(data, raw=False, queue=queue, position=fallback_id)
     try:
-        payload: Any = json.loads(body)
+        payload: Any = loads_json(body)
     except ValueError:
         try:
             payload = body.decode("utf-8")

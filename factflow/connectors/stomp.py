@@ -7,9 +7,19 @@ always the oldest unacked). The ACK asks for a RECEIPT, and the acks count as do
 once it arrived: an ack written into a connection that is dying is known not done, and the
 reconnect says how many messages will come again.
 
+Artemis gives each message a server id, the same on every delivery (its `message-id` and
+`ack` headers are `<consumer>,<server id>`): after a lost connection the source recognises
+the processed messages that come again and acks them without output (connectors/base.py),
+and a raw message's fallback id is that server id. RabbitMQ's `message-id` counts
+deliveries: its fallback id is the `amqp-message-id` a publisher set, else the content
+(factflow/ids.py).
+
 Sinks write a batch's SEND frames in one socket write and wait for the broker's RECEIPT of
 the last frame: a broker processes a connection's frames in order, so that receipt covers
 the batch. Bodies are the msgpack envelope, or the payload with `factflow-*` headers (`raw`).
+On Artemis each SEND carries a duplicate id (`_AMQ_DUPL_ID`, one per message of a batch):
+a batch sent again after its receipt was lost (the broker went away after storing it) is
+dropped by the broker's duplicate detection, not stored twice.
 """
 
 from __future__ import annotations
@@ -36,6 +46,7 @@ from factflow.connectors.batching import BatchSizer
 from factflow.connectors.codec import decode_body, encode_body
 from factflow.connectors.protocol import SourceSpec
 from factflow.deadletter import DeadLetter, Undecodable
+from factflow.ids import record_position
 from factflow.masking import mask_url
 from factflow.messages import Message
 
@@ -52,6 +63,11 @@ any STOMP client here reads per second) and 100 of 100 kB; bounded, a large back
 pushed into one consumer's memory, and competing consumers share it."""
 WRITE_CHUNK_BYTES = 1 << 20
 """A sink batch is written in pieces of about this size, not joined whole."""
+ARTEMIS_SERVER = "ActiveMQ-Artemis"
+"""How Artemis's CONNECTED frame's `server` header starts."""
+DUPLICATE_ID_HEADER = "_AMQ_DUPL_ID"
+"""Artemis's duplicate detection id: a second message with one it has seen on the address
+(its id cache, 20,000 by default) is dropped."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +124,10 @@ class _Inbox(stomp.ConnectionListener):  # type: ignore[misc]
         self.receipts: set[str] = set()
         self.receipt_arrived = threading.Condition()
         self.error: str | None = None
+        self.artemis = False
+
+    def on_connected(self, frame: Any) -> None:
+        self.artemis = str(frame.headers.get("server", "")).startswith(ARTEMIS_SERVER)
 
     def on_message(self, frame: Any) -> None:
         self.frames.put(frame)
@@ -179,13 +199,26 @@ class _StompPartition(BrokerSourcePartition[str, None]):
         return f"stomp source {self._destination} at {mask_url(self._endpoint.url)}"
 
     def _decode_one(self, received: Received[str]) -> Message | Undecodable:
+        headers = received.headers
         return decode_body(
             received.body,
-            received.headers,
+            headers,
             raw=self._raw,
             queue=self._destination,
-            fallback_id=str(received.headers.get("message-id", received.token)),
+            # the same on every redelivery: Artemis's server id, else what the publisher
+            # set and the content (RabbitMQ's `message-id` counts deliveries)
+            fallback_id=record_position(
+                self._processed_key(received.token) or headers.get("amqp-message-id"),
+                received.body,
+                headers.get("correlation-id"),
+                headers.get("timestamp"),
+            ),
         )
+
+    def _processed_key(self, token: str) -> str | None:
+        if not self._inbox.artemis:
+            return None
+        return token.rpartition(",")[2] or None
 
     def _connect(self) -> None:
         self._inbox = _Inbox()
@@ -282,6 +315,7 @@ class _StompSinkPartition(BrokerSinkPartition):
         self._routing = routing_type(destination)
         self._conn: stomp.Connection12 | None = None
         self._inbox = _Inbox()
+        self._batch_key = ""
 
     def __str__(self) -> str:
         return f"stomp sink {self._destination} at {mask_url(self._endpoint.url)}"
@@ -290,10 +324,16 @@ class _StompSinkPartition(BrokerSinkPartition):
         self._inbox = _Inbox()
         self._conn = self._endpoint.connect(self._inbox)
 
+    def write_batch(self, items: list[Message | DeadLetter]) -> None:
+        # one key for the batch's publishes: every retry of it sends the same duplicate ids
+        self._batch_key = uuid.uuid4().hex
+        super().write_batch(items)
+
     def _publish(self, items: list[Message | DeadLetter]) -> None:
         assert self._conn is not None
         transport = self._conn.transport
         receipt = uuid.uuid4().hex
+        artemis = self._inbox.artemis
         last = len(items) - 1
         pending: list[bytes] = []
         size = 0
@@ -301,6 +341,8 @@ class _StompSinkPartition(BrokerSinkPartition):
             body, headers = encode_body(item, raw=self._raw)
             headers["persistent"] = "true"
             headers["destination-type"] = self._routing
+            if artemis:
+                headers[DUPLICATE_ID_HEADER] = f"{self._batch_key}:{index}"
             if index == last:
                 headers["receipt"] = receipt
             frame = send_frame(self._destination, body, headers)

@@ -463,12 +463,17 @@ class RouteCounter:
         if self.first:
             counters.add(f"route:{self.route_id}:in", consumed)
             self.metrics.messages_in.inc(consumed)
-        dead = sum(1 for o in outcomes if isinstance(o, DeadLetter))
+        # one pass over the batch's outcomes (messages, dead letters, lineage marks)
+        emitted = dead = 0
+        for outcome in outcomes:
+            if isinstance(outcome, Message):
+                emitted += 1
+            elif isinstance(outcome, DeadLetter):
+                dead += 1
         counters.add(f"route:{self.route_id}:dead", dead)
         if dead:
             self.metrics.dead_letters.inc(dead)
         if self.last:
-            emitted = sum(1 for o in outcomes if isinstance(o, Message))
             counters.add(f"route:{self.route_id}:out", emitted)
             self.metrics.messages_out.inc(emitted)
 

@@ -21,7 +21,7 @@ from factflow.conditions import Predicate, compile_condition
 from factflow.dataflows.backpressure import ConcurrencyController
 from factflow.dataflows.circuit import CircuitBreaker, CircuitOpenError
 from factflow.dataflows.lineage import LineageLog, LineageMark, lineage_row
-from factflow.dataflows.metrics import worker_metrics
+from factflow.dataflows.metrics import CallTally, worker_metrics
 from factflow.dataflows.progress import AdapterMetrics
 from factflow.dataflows.usage import NoUsageLog
 from factflow.dataflows.workers import current_worker_index
@@ -36,7 +36,7 @@ from factflow.exceptions import NonRetryableError
 from factflow.ids import NameIds
 from factflow.llm import LiteLLMClient
 from factflow.loop import worker_loop
-from factflow.messages import Message
+from factflow.messages import Message, make_message
 from factflow.perthread import PerThread
 from factflow.storage.base import StageStorage
 
@@ -117,11 +117,13 @@ class AdapterInvoker:
     # -- batches -----------------------------------------------------------------
 
     def run_batch(self, batch: list[Message]) -> list[Outcome]:
+        tally = CallTally()
         if self._is_async:
-            results = worker_loop().run(self._run_async_batch(batch, self.adapter()))
+            results = worker_loop().run(self._run_async_batch(batch, self.adapter(), tally))
         else:
-            adapter, context = self.adapter(), self.context()
-            results = [self._run_sync(adapter, context, message) for message in batch]
+            adapter, context, run = self.adapter(), self.context(), self._run_sync
+            results = [run(adapter, context, message, tally) for message in batch]
+        self._metrics.add(tally)
         out: list[Outcome] = [item for result in results for item in result]
         out.extend(self.marks())
         return out
@@ -133,56 +135,67 @@ class AdapterInvoker:
 
     def run_one(self, adapter: Adapter, message: Message) -> list[Outcome]:
         """One message through a given adapter instance (stateful steps own theirs)."""
+        tally = CallTally()
         if self._is_async:
-            return worker_loop().run(self._run_async(adapter, message))
-        return self._run_sync(adapter, self.context(), message)
+            outcomes = worker_loop().run(self._run_async(adapter, message, tally))
+        else:
+            outcomes = self._run_sync(adapter, self.context(), message, tally)
+        self._metrics.add(tally)
+        return outcomes
 
-    async def _run_async_batch(self, batch: list[Message], adapter: Adapter) -> list[list[Outcome]]:
+    async def _run_async_batch(
+        self, batch: list[Message], adapter: Adapter, tally: CallTally
+    ) -> list[list[Outcome]]:
         limit = asyncio.Semaphore(self.runtime.concurrency.limit)
 
         async def bounded(message: Message) -> list[Outcome]:
             async with limit:
-                return await self._run_async(adapter, message)
+                return await self._run_async(adapter, message, tally)
 
         return await asyncio.gather(*(bounded(m) for m in batch))
 
     # -- one message ---------------------------------------------------------------
     # The sync and async paths differ only in how they call and wait; the decisions are
     # shared in _refused, _on_failure and _on_success. Both time each attempt for the
-    # latency metric; only the async path feeds the concurrency controller: the bound
-    # limits async batches, sync adapters run one at a time.
+    # latency metric (counted in the batch's CallTally); only the async path feeds the
+    # concurrency controller: the bound limits async batches, sync adapters run one at a
+    # time.
 
-    def _run_sync(self, adapter: Adapter, context: Context, message: Message) -> list[Outcome]:
+    def _run_sync(
+        self, adapter: Adapter, context: Context, message: Message, tally: CallTally
+    ) -> list[Outcome]:
         if self._gate is not None and not self._gate(message):
             return [message]
         started_at = self._lineage_start()
         attempt = 0
         while True:
             attempt += 1
-            if refused := self._refused(message, attempt, started_at):
+            if refused := self._refused(message, attempt, started_at, tally):
                 return refused
             started = time.perf_counter()
             try:
                 outputs = _as_list(adapter.process(message, context))
             except Exception as exc:
-                self._metrics.call(started, "failed")
-                verdict = self._on_failure(message, exc, attempt, started_at)
+                tally.call(started, "failed")
+                verdict = self._on_failure(message, exc, attempt, started_at, tally)
                 if isinstance(verdict, list):
                     return verdict
-                self._metrics.retries.inc()
+                tally.retries += 1
                 time.sleep(verdict)
                 continue
-            self._metrics.call(started, "completed" if outputs else "filtered")
+            tally.call(started, "completed" if outputs else "filtered")
             return self._on_success(message, outputs, attempt, started_at)
 
-    async def _run_async(self, adapter: Adapter, message: Message) -> list[Outcome]:
+    async def _run_async(
+        self, adapter: Adapter, message: Message, tally: CallTally
+    ) -> list[Outcome]:
         if self._gate is not None and not self._gate(message):
             return [message]
         started_at = self._lineage_start()
         attempt = 0
         while True:
             attempt += 1
-            if refused := self._refused(message, attempt, started_at):
+            if refused := self._refused(message, attempt, started_at, tally):
                 return refused
             started = time.perf_counter()
             try:
@@ -190,43 +203,48 @@ class AdapterInvoker:
                 outputs = _as_list(await result if inspect.isawaitable(result) else result)
             except Exception as exc:
                 self._observe(started, failed=True)
-                self._metrics.call(started, "failed")
-                verdict = self._on_failure(message, exc, attempt, started_at)
+                tally.call(started, "failed")
+                verdict = self._on_failure(message, exc, attempt, started_at, tally)
                 if isinstance(verdict, list):
                     return verdict
-                self._metrics.retries.inc()
+                tally.retries += 1
                 await asyncio.sleep(verdict)
                 continue
             self._observe(started, failed=False)
-            self._metrics.call(started, "completed" if outputs else "filtered")
+            tally.call(started, "completed" if outputs else "filtered")
             return self._on_success(message, outputs, attempt, started_at)
 
     def _lineage_start(self) -> datetime | None:
         return datetime.now(UTC) if self.runtime.lineage is not None else None
 
     def _refused(
-        self, message: Message, attempt: int, started_at: datetime | None
+        self, message: Message, attempt: int, started_at: datetime | None, tally: CallTally
     ) -> list[Outcome] | None:
         if self.runtime.breaker.allow():
             return None
         exc = CircuitOpenError(f"circuit of adapter '{self.runtime.step.stage}' is open")
-        return self._dead(message, exc, attempt - 1, REASON_CIRCUIT_OPEN, started_at)
+        return self._dead(message, exc, attempt - 1, REASON_CIRCUIT_OPEN, started_at, tally)
 
     def _observe(self, started: float, *, failed: bool) -> None:
         self.runtime.concurrency.observe((time.perf_counter() - started) * 1000, failed=failed)
 
     def _on_failure(
-        self, message: Message, exc: Exception, attempt: int, started_at: datetime | None
+        self,
+        message: Message,
+        exc: Exception,
+        attempt: int,
+        started_at: datetime | None,
+        tally: CallTally,
     ) -> list[Outcome] | float:
         """The dead letter (and its lineage) after the last attempt or a non-retryable
         error, else seconds to wait."""
         if isinstance(exc, NonRetryableError):
             # the input is at fault, not the adapter: no retry, and the breaker is untouched
-            return self._dead(message, exc, attempt, REASON_NON_RETRYABLE, started_at)
+            return self._dead(message, exc, attempt, REASON_NON_RETRYABLE, started_at, tally)
         self.runtime.breaker.record_failure()
         retry = self.runtime.route.retry
         if attempt > retry.max_retries:
-            return self._dead(message, exc, attempt, REASON_FAILED, started_at)
+            return self._dead(message, exc, attempt, REASON_FAILED, started_at, tally)
         return retry.delay(attempt)
 
     def _on_success(
@@ -251,9 +269,10 @@ class AdapterInvoker:
         attempts: int,
         reason: str,
         started_at: datetime | None,
+        tally: CallTally,
     ) -> list[Outcome]:
         step = self.runtime.step
-        self._metrics.calls["dead_lettered"].inc()
+        tally.dead_lettered()
         letter = DeadLetter.of(
             self.runtime.route.id, step.stage, step.step_id, message, exc, attempts, reason
         )
@@ -308,26 +327,27 @@ class AdapterInvoker:
         input's message id."""
         runtime = self.runtime
         step = runtime.step
+        execution_id, route_id, stage = runtime.execution_id, runtime.route.id, step.stage
+        input_id = message.message_id
         emitted: list[Outcome] = []
         for index, output in enumerate(outputs):
             message_id, correlation_id = output.message_id, output.correlation_id
-            if message_id != message.message_id:
-                message_id = child_id(message.message_id, step.step_id, index)
+            if message_id != input_id:
+                message_id = child_id(input_id, step.step_id, index)
                 correlation_id = correlation
             elif row_id is not None:
                 # the same message passed on still descends from this invocation
                 correlation_id = correlation
-            # every field by name: a constructor call costs half of dataclasses.replace
             emitted.append(
-                Message(
-                    payload=output.payload,
-                    metadata=output.metadata,
-                    message_id=message_id,
-                    correlation_id=correlation_id,
-                    execution_id=runtime.execution_id,
-                    route_id=runtime.route.id,
-                    stage=step.stage,
-                    timestamp=output.timestamp,
+                make_message(
+                    output.payload,
+                    output.metadata,
+                    message_id,
+                    correlation_id,
+                    execution_id,
+                    route_id,
+                    stage,
+                    output.timestamp,
                 )
             )
         storage_key = None
@@ -343,7 +363,8 @@ def _as_list(result: Any) -> list[Message]:
         return []
     if isinstance(result, Message):
         return [result]
-    outputs = list(result)
+    # the adapter's own list as it is: the step reads it once, before the next call
+    outputs = result if type(result) is list else list(result)
     for item in outputs:
         if not isinstance(item, Message):
             msg = f"adapters must return factflow.Message objects, got {type(item).__name__}"

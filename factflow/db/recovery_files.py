@@ -90,14 +90,19 @@ def archive_directory(
 
 
 def local_is_stale(conn: DbConnection, execution_id: uuid.UUID, recovery_dir: Path) -> bool:
-    """True when the local directory is missing or older than the newest archive."""
+    """True when the local directory is missing or older than the newest archive (its
+    newest write counts, in the partition or its write-ahead log)."""
     archived = latest_archive_time(conn, execution_id)
     files = partition_files(recovery_dir)
     if archived is None:
         return False
     if not files:
         return True
-    newest_local = max(p.stat().st_mtime for p in files.values())
+    # Bytewax's SQLite runs in WAL mode: until a checkpoint (a clean exit) the snapshots
+    # of the last epochs are only in `part-N.sqlite3-wal`, and the main file keeps the
+    # mtime of the first ones; a SIGKILLed run's progress is in the WAL
+    written = [q for p in files.values() for q in (p, p.with_name(f"{p.name}-wal")) if q.exists()]
+    newest_local = max(q.stat().st_mtime for q in written)
     return datetime.fromtimestamp(newest_local, UTC) < archived
 
 

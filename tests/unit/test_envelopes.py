@@ -2,7 +2,17 @@
 
 from __future__ import annotations
 
-from factflow.connectors.codec import decode_body, decode_json_line, encode_body, message_from_data
+import json
+from datetime import UTC, datetime
+
+from factflow.connectors.codec import (
+    decode_body,
+    decode_json_line,
+    dumps_json,
+    encode_body,
+    loads_json,
+    message_from_data,
+)
 from factflow.deadletter import DeadLetter
 from factflow.messages import Message
 
@@ -43,3 +53,25 @@ def test_a_msgpack_dead_letter_decodes_as_its_payload() -> None:
     assert isinstance(decoded, Message)
     assert decoded.payload == letter.to_dict()
     assert decoded.payload["message"]["payload"] == {"n": 1}
+
+
+def test_json_lines_read_as_json_reads_them() -> None:
+    """orjson reads the common lines; what it reads differently or refuses (NaN, numbers
+    beyond a double or 64 bits, lone surrogates, a BOM, UTF-16) is read by json."""
+    lines = [
+        b'{"a": 1, "b": [1.5, "\xc3\xa9", null, true]}\n',
+        b"NaN\n",
+        b"[1E400]\n",
+        b"123456789012345678901234567890\n",
+        b'"\\ud800"\n',
+        b'\xef\xbb\xbf{"a": 1}\n',
+        '{"a": 1}\n'.encode("utf-16"),
+    ]
+    for line in lines:
+        assert repr(loads_json(line)) == repr(json.loads(line)), line
+
+
+def test_json_lines_write_what_json_writes_compactly() -> None:
+    value = {"a": [1, 2**70, 1.5, None], 1: "é", "when": datetime(2026, 1, 2, tzinfo=UTC)}
+    assert json.loads(dumps_json(value)) == json.loads(json.dumps(value, default=str))
+    assert dumps_json({"n": float("nan")}) == b'{"n":null}'

@@ -6,11 +6,14 @@ from __future__ import annotations
 
 import io
 import time
+import uuid
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from factflow.db.connection import connect
+from factflow.db.repositories import archive_jobs
 from tests.integration.api.conftest import MakeApp
 
 
@@ -43,3 +46,20 @@ def test_archive_job_prepared_on_one_replica_is_served_by_the_other(
     assert all(name.startswith(f"executions/{execution_id}/") for name in names)
     assert not (tmp_path / "server" / "archives").exists(), "no zip on one replica's disk"
     assert second.get("/api/v1/content/archive/nope/status").status_code == 404
+
+
+def test_download_of_an_unfinished_archive_job_is_409_archive_not_ready(
+    make_app: MakeApp, api_db_url: str
+) -> None:
+    """A job whose replica stopped before it built the zip stays `pending`: its download
+    says so (409 ARCHIVE_NOT_READY) rather than serving a missing or partial zip."""
+    api = make_app()
+    job_id = uuid.uuid4().hex
+    with connect(api_db_url) as conn:
+        archive_jobs.create_job(conn, job_id, "executions/x/", f"archives/{job_id}.zip", "gone")
+    assert api.get(f"/api/v1/content/archive/{job_id}/status").json()["status"] == "pending"
+    download = api.get(f"/api/v1/content/archive/{job_id}/download")
+    assert download.status_code == 409, download.text
+    body = download.json()
+    assert body["error_code"] == "ARCHIVE_NOT_READY"
+    assert job_id in body["detail"] and "pending" in body["detail"]

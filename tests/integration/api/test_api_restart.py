@@ -1,7 +1,12 @@
-"""Restarting an interrupted execution whose recovery snapshot is gone, from lineage and
-stage storage (`factflow.server.restart`), with real worker processes and Postgres.
+"""Resuming an interrupted execution through the API, with real worker processes and
+Postgres: with its recovery snapshot it continues where the snapshot left it; without it,
+it restarts from lineage and stage storage (`factflow.server.restart`).
 
-The run is killed with SIGKILL part-way (some documents not read yet, some between two
+Continuing: the run is killed with SIGKILL part-way and resumed through the API; the
+outputs of both runs hold every input, and the ones output twice are exactly the lines
+read after the snapshot it resumed from (at most one epoch), so it did not start over.
+
+Restarting: the run is killed with SIGKILL part-way (some documents not read yet, some between two
 steps, some through), its recovery directory and Postgres archives are deleted, and it is
 resumed through the API. Every step appends each call to a journal, so the test sees
 every invocation of both runs: nothing whose lineage row was written is processed again,
@@ -24,6 +29,8 @@ import pytest
 
 from factflow.db.connection import connect
 from factflow.db.repositories import executions as executions_repo
+from tests.e2e.helpers import T, count_lines, read_jsonl, wait_until
+from tests.e2e.recovery import resume_state
 from tests.integration.api.conftest import REPO_ROOT
 
 if TYPE_CHECKING:
@@ -103,6 +110,59 @@ def _resume(api: TestClient, execution_id: str) -> dict[str, Any]:
             body: dict[str, Any] = response.json()
             return body
         time.sleep(0.2)
+
+
+CONTINUED_DOCS = 600
+CONTINUED_SLEEP_MS = 10
+# an epoch lasts at most twice factflow's 1 s snapshot interval (connectors/batching.py):
+# at CONTINUED_SLEEP_MS a message, the most lines one epoch reads
+ONE_EPOCH = 2 * 1000 // CONTINUED_SLEEP_MS
+CONTINUED = f"""\
+version: "1.0"
+name: continued
+queue: {{provider: file}}
+routes:
+  r:
+    inbound: {{queue: docs.in}}
+    adapters:
+      - type: "{T}:Slow"
+        config: {{sleep_ms: {CONTINUED_SLEEP_MS}}}
+    outbound: done
+"""
+
+
+def test_resume_continues_from_the_recovery_snapshot(
+    make_app: Callable[..., TestClient], wait_status: Wait, tmp_path: Path, api_db_url: str
+) -> None:
+    api = make_app(worker_env={"PYTHONPATH": str(REPO_ROOT)})
+    docs = [{"payload": {"n": n}} for n in range(CONTINUED_DOCS)]
+    started = api.post(
+        "/api/v1/executions", json={"pipeline_yaml": CONTINUED, "inputs": {"docs.in": docs}}
+    )
+    assert started.status_code == 201, started.text
+    execution_id = started.json()["execution_id"]
+    sink = tmp_path / "server" / "runs" / execution_id / "queues" / "done.jsonl"
+    wait_until(lambda: count_lines(sink) >= CONTINUED_DOCS // 3, 60, "a third of the outputs")
+    _kill_workers(api_db_url, execution_id)
+    wait_until(lambda: not api.app.state.supervisor.is_local(uuid.UUID(execution_id)), 20,  # type: ignore[attr-defined]
+               "the supervisor to see its workers exit")  # fmt: skip
+    before_kill = count_lines(sink)
+    assert before_kill < CONTINUED_DOCS, "the run ended before it could be killed"
+    recovery = tmp_path / "recovery" / execution_id
+    [resume_at] = resume_state(recovery, "factflow_continued.source__docs_in").values()
+    assert resume_at.line > 0, "no snapshot with progress before the kill"
+
+    assert _resume(api, execution_id)["status"] == "running"
+    done = wait_status(api, execution_id, ("completed", "failed", "cancelled"), timeout=60)
+    assert done["status"] == "completed", done["error"]
+    seen = Counter(o["payload"]["n"] for o in read_jsonl(sink))
+    assert set(seen) == set(range(CONTINUED_DOCS)), "every input reaches the output"
+    assert max(seen.values()) <= 2
+    duplicated = sorted(n for n, count in seen.items() if count > 1)
+    # exactly the lines read after the snapshot: the resume started from it (without it
+    # every line before the kill would be output twice)
+    assert duplicated == list(range(resume_at.line, before_kill))
+    assert len(duplicated) <= ONE_EPOCH, f"{len(duplicated)} duplicates"
 
 
 def test_restart_without_recovery_from_lineage_and_storage(

@@ -17,30 +17,27 @@ from pathlib import Path
 
 import pytest
 
-from factflow.dataflows.launch import Launch
 from factflow.dataflows.progress import read_counts
 from factflow.messages import Message
 from factflow.providers.registry import get_provider
-from tests.e2e.helpers import wait_until, worker_env
+from tests.e2e.helpers import wait_until
 from tests.integration.brokers.clients import Pulsar, Record, tag
 from tests.integration.brokers.conftest import require
 from tests.integration.brokers.flows import (
     T,
     adapter_route,
     envelope,
-    relay_route,
     run_flow,
     unpack,
     write_pipeline,
 )
-from tests.integration.brokers.test_faults import _log, _services
+from tests.integration.brokers.test_faults import _log, _services, epoch_bound, raw_relay
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 RESTART_GAP = 12.0
 """Seconds the broker is down: longer than the client's own reconnect attempts, shorter
 than a sink's publish retries (connectors/base.py), as issue 21's fault was."""
-SNAPSHOT_SECONDS = 1
 
 
 def _numbers(records: list[Record]) -> Counter[int]:
@@ -67,17 +64,7 @@ def test_pulsar_restart_mid_run_loses_nothing(
     qin, qout = broker.queue(f"ff-{t}-in"), broker.queue(f"ff-{t}-out")
     broker.prepare([qin, qout])  # their "test-keep" subscriptions hold what was published
     broker.publish(qin, [Record(json.dumps({"n": i}).encode()) for i in range(n)])
-    pipeline = write_pipeline(
-        tmp_path / "restart.yaml", broker, relay_route(route, qin, qout, raw=True), idle=3
-    )
-    launch = Launch(
-        pipeline=pipeline,
-        execution_id=route,
-        run_dir=tmp_path / "run",
-        recovery_dir=tmp_path / "recovery",
-        snapshot_seconds=SNAPSHOT_SECONDS,
-        extra_env=worker_env(),
-    )
+    launch = raw_relay(broker, tmp_path, route, qin, qout)
 
     def relayed() -> int:
         return read_counts(launch.progress_dir).get(f"route:{route}:out", 0)
@@ -108,7 +95,7 @@ def test_pulsar_restart_mid_run_loses_nothing(
     numbers = _numbers(records)
     missing = n - len(numbers)
     duplicates = sum(numbers.values()) - len(numbers)
-    bound = int(2 * SNAPSHOT_SECONDS * rate) + 500
+    bound = epoch_bound(rate)
     print(
         f"pulsar restart: broker down {down:.1f}s (its start took {start_seconds:.1f}s); "
         f"run exit {code} after {run_seconds:.1f}s; {len(records)} outputs for {n} inputs, "

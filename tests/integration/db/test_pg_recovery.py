@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import uuid
 from pathlib import Path
@@ -80,6 +81,23 @@ def test_nothing_archived_means_nothing_restored(
     assert not target.exists()
     assert latest_archive_set(conn, execution.id) is None
     assert not local_is_stale(conn, execution.id, target)
+
+
+def test_progress_in_the_write_ahead_log_is_newer_than_the_archive(
+    conn: DbConnection, execution: Execution, tmp_path: Path
+) -> None:
+    """A SIGKILLed worker leaves its last snapshots in `part-N.sqlite3-wal` (no checkpoint):
+    that is the newest local write, not the main file's older mtime."""
+    local = _partitions(tmp_path / "recovery")
+    [archive, _] = archive_directory(conn, execution.id, local, step_fingerprint=FINGERPRINT)
+    for file in local.iterdir():
+        os.utime(file, (0, 0))  # written before the archive was taken
+    assert local_is_stale(conn, execution.id, local)
+    wal = local / "part-1.sqlite3-wal"
+    wal.write_bytes(b"")
+    after = archive.taken_at.timestamp() + 1  # written after it (set: mtimes are coarse)
+    os.utime(wal, (after, after))
+    assert not local_is_stale(conn, execution.id, local)
 
 
 def test_a_plan_with_other_step_ids_is_refused_and_nothing_is_touched(

@@ -1,0 +1,87 @@
+"""Redeliveries on the real STOMP brokers (Artemis, RabbitMQ's STOMP plugin), read through the
+source partition itself: a raw message without a message id keeps its id when it comes again,
+and on Artemis the processed messages a broken connection redelivers are acked, not handed
+out again (connectors/base.py, connectors/stomp.py; issue 21)."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+
+import pytest
+
+from factflow.connectors.stomp import StompSource, _StompPartition
+from factflow.deadletter import Undecodable
+from factflow.messages import Message
+from tests.integration.brokers.clients import Record, Stomp, artemis, rabbitmq_stomp, tag
+from tests.integration.brokers.conftest import require
+
+pytestmark = [pytest.mark.integration]
+
+READ_SECONDS = 15
+
+
+def _partition(broker: Stomp, queue: str) -> _StompPartition:
+    return StompSource(queue, url=broker.url, raw=True).build_part("read", "0", None)
+
+
+def _read(part: _StompPartition, count: int) -> list[Message]:
+    """Batches until `count` messages came (or READ_SECONDS passed)."""
+    messages: list[Message] = []
+    deadline = time.monotonic() + READ_SECONDS
+    while len(messages) < count and time.monotonic() < deadline:
+        for item in part.next_batch():
+            assert not isinstance(item, Undecodable), item
+            messages.append(item)
+    return messages
+
+
+def _ack_all(part: _StompPartition) -> None:
+    """Close the epoch (snapshot), let the next batch ack it, then close the partition."""
+    part.snapshot()
+    assert part.next_batch() == []
+    part.close()
+
+
+@pytest.mark.parametrize("make", [artemis, rabbitmq_stomp], ids=["artemis", "rabbitmq-stomp"])
+def test_a_redelivered_raw_message_keeps_its_id(make: Callable[[], Stomp]) -> None:
+    broker = require(make())
+    queue = broker.queue(f"ff-{tag()}-ids")
+    # two bodies, no message id, no correlation id: the ids come from the broker or content
+    broker.publish(queue, [Record(json.dumps({"n": n}).encode()) for n in range(2)])
+    first = _partition(broker, queue)
+    delivered = _read(first, 2)
+    first.close()  # unacked: the broker delivers both again, to a new connection
+    second = _partition(broker, queue)
+    redelivered = _read(second, 2)
+    _ack_all(second)
+
+    def ids(messages: list[Message]) -> dict[int, str]:
+        return {m.payload["n"]: m.message_id for m in messages}
+
+    assert len(delivered) == len(redelivered) == 2
+    assert ids(redelivered) == ids(delivered)
+    assert len(set(ids(delivered).values())) == 2, "two messages, two ids"
+    assert broker.leftover(queue, "") == 0
+
+
+def test_artemis_acks_processed_messages_a_broken_connection_redelivers() -> None:
+    broker = require(artemis())
+    queue = broker.queue(f"ff-{tag()}-again")
+    n, processed = 200, 40
+    broker.publish(queue, [Record(json.dumps({"n": k}).encode()) for k in range(n)])
+    part = _partition(broker, queue)
+    seen = _read(part, processed)
+    part.snapshot()  # the epoch closes; its ack goes with the next batch, which never comes
+    # the connection dies under the partition, its messages unacked: the broker redelivers
+    # all of them on the next connection
+    conn = part._conn
+    assert conn is not None
+    conn.disconnect()
+    rest = _read(part, n - len(seen))
+    _ack_all(part)
+    numbers = [m.payload["n"] for m in seen + rest]
+    print(f"artemis broken connection: {len(seen)} processed, then {len(rest)} handed out")
+    assert sorted(numbers) == list(range(n)), "each message handed out exactly once"
+    assert broker.leftover(queue, "") == 0, "the skipped redeliveries were acked"
