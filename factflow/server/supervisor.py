@@ -491,7 +491,12 @@ class Supervisor:
             # exit status is the program's own verdict and fails the execution
             died = any(code is not None and code < 0 for code in codes)
             if died and run.stopper is None and run.restarts < self.settings.worker_restarts:
-                self._restart(run, codes)
+                if self._status(run) == "running":
+                    self._restart(run, codes)
+                else:
+                    # ended meanwhile (cancelled, swept as stale): nothing to restart, and
+                    # no restart counted; the next ticks finish the run once it is stopped
+                    self._stop_run(run)
             elif all(code is not None for code in codes):
                 self._finish(run, [int(c) for c in codes if c is not None])
             elif now - run.last_beat >= self.settings.heartbeat_seconds:
@@ -516,6 +521,10 @@ class Supervisor:
         elif status in ("interrupted", "cancelled", "failed", "completed"):
             # another instance decided (e.g. it swept us as stale): stop the workers
             self._stop_run(run)
+
+    def _status(self, run: _Run) -> repo.ExecutionStatus:
+        with self.pool.connection() as conn:
+            return repo.get_execution(conn, run.execution_id).status
 
     def _restart(self, run: _Run, codes: Sequence[int | None]) -> None:
         """Stop what is left of the run's processes and start them all again from the

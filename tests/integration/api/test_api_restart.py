@@ -146,6 +146,8 @@ def test_resume_continues_from_the_recovery_snapshot(
     _kill_workers(api_db_url, execution_id)
     wait_until(lambda: not api.app.state.supervisor.is_local(uuid.UUID(execution_id)), 20,  # type: ignore[attr-defined]
                "the supervisor to see its workers exit")  # fmt: skip
+    # the row said interrupted before the kill: nothing to restart, and none counted
+    assert api.app.state.supervisor.restarts == 0  # type: ignore[attr-defined]
     before_kill = count_lines(sink)
     assert before_kill < CONTINUED_DOCS, "the run ended before it could be killed"
     recovery = tmp_path / "recovery" / execution_id
