@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-from collections.abc import Awaitable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Sequence
 from datetime import datetime
 from typing import Any, cast
 
@@ -61,6 +61,18 @@ def _close_quietly(connection: AbstractConnection | None) -> None:
         # closing a broken connection may fail too; there is nothing left to do then
         with contextlib.suppress(Exception):
             worker_loop().run(connection.close())
+
+
+@contextlib.asynccontextmanager
+async def _closed_on_failure(connection: AbstractConnection) -> AsyncIterator[None]:
+    """Closes `connection` if setting it up fails: each retry of a failed connect opens
+    a new one, and a dropped one stays open at the broker until garbage collection."""
+    try:
+        yield
+    except BaseException:
+        with contextlib.suppress(Exception):
+            await connection.close()
+        raise
 
 
 class _RabbitPartition(BrokerSourcePartition[int, None]):
@@ -110,20 +122,22 @@ class _RabbitPartition(BrokerSourcePartition[int, None]):
         worker_loop().run(self._aconnect())
 
     async def _aconnect(self) -> None:
-        self._connection = await aio_pika.connect(self._url)
-        channel = await self._connection.channel()
-        await channel.declare_queue(self._queue, durable=self._durable)
-        raw = cast(aiormq.Channel, await channel.get_underlay_channel())
-        await raw.basic_qos(prefetch_count=self._prefetch)
-        buffer: list[aiormq.abc.DeliveredMessage] = []
-        arrived = asyncio.Event()
+        connection = await aio_pika.connect(self._url)
+        async with _closed_on_failure(connection):
+            channel = await connection.channel()
+            await channel.declare_queue(self._queue, durable=self._durable)
+            raw = cast(aiormq.Channel, await channel.get_underlay_channel())
+            await raw.basic_qos(prefetch_count=self._prefetch)
+            buffer: list[aiormq.abc.DeliveredMessage] = []
+            arrived = asyncio.Event()
 
-        async def delivered(message: aiormq.abc.DeliveredMessage) -> None:
-            buffer.append(message)
-            arrived.set()
+            async def delivered(message: aiormq.abc.DeliveredMessage) -> None:
+                buffer.append(message)
+                arrived.set()
 
+            await raw.basic_consume(self._queue, delivered, no_ack=False)
+        self._connection = connection
         self._buffer, self._arrived, self._channel = buffer, arrived, raw
-        await raw.basic_consume(self._queue, delivered, no_ack=False)
 
     def _fetch(self, limit: int) -> list[Received[int]]:
         return worker_loop().run(self._afetch(limit))
@@ -245,13 +259,15 @@ class _RabbitSinkPartition(BrokerSinkPartition):
         worker_loop().run(self._aconnect())
 
     async def _aconnect(self) -> None:
-        self._connection = await aio_pika.connect(self._url)
-        channel = await self._connection.channel(publisher_confirms=True)
-        if self._exchange_name:
-            await channel.get_exchange(self._exchange_name)  # it must exist
-        else:
-            await channel.declare_queue(self._queue, durable=self._durable)
-        self._channel = cast(aiormq.Channel, await channel.get_underlay_channel())
+        connection = await aio_pika.connect(self._url)
+        async with _closed_on_failure(connection):
+            channel = await connection.channel(publisher_confirms=True)
+            if self._exchange_name:
+                await channel.get_exchange(self._exchange_name)  # it must exist
+            else:
+                await channel.declare_queue(self._queue, durable=self._durable)
+            underlay = cast(aiormq.Channel, await channel.get_underlay_channel())
+        self._connection, self._channel = connection, underlay
 
     def _publish(self, items: list[Message | DeadLetter]) -> None:
         worker_loop().run(self._apublish(items))
