@@ -48,7 +48,10 @@ from tests.integration.brokers.conftest import BROKERS, require
 from tests.integration.flows import queue_messages
 from tests.integration.servers import Replica
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+# serial: its agents' Bytewax cluster ports are picked free before the processes bind
+# them; another pytest worker's run taking one meanwhile fails the launch ("Address
+# already in use"), as a whole-suite run on 4 workers showed
+pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.serial]
 
 ITEMS = 360
 SLEEP_MS = 40
