@@ -46,6 +46,7 @@ DEFAULT_PREFETCH = 5000
 FETCH_WAIT_SECONDS = 0.05
 MAX_BATCH = 5000
 FRAMES_PER_WRITE = 500  # messages per socket write when publishing
+CLOSE_SECONDS = 5.0
 LAG_TIMEOUT_SECONDS = 1.0
 """How long a lag sample (a passive declare) may hold up the worker."""
 _BATCH_ATTRIBUTES = ("lock", "delivery_tag", "confirmations", "write_queue", "number")
@@ -58,9 +59,14 @@ def rabbitmq_url(url: str | None) -> str:
 
 def _close_quietly(connection: AbstractConnection | None) -> None:
     if connection is not None and not connection.is_closed:
-        # closing a broken connection may fail too; there is nothing left to do then
+        # closing a broken connection may fail too; there is nothing left to do then.
+        # On the loop it was opened on: a partition may be closed from another thread
+        # than the one that connected it, whose own loop cannot close it.
         with contextlib.suppress(Exception):
-            worker_loop().run(connection.close())
+            loop = cast(asyncio.AbstractEventLoop, getattr(connection, "loop", None))
+            if loop is None or loop.is_closed():
+                return
+            asyncio.run_coroutine_threadsafe(connection.close(), loop).result(CLOSE_SECONDS)
 
 
 @contextlib.asynccontextmanager
