@@ -372,7 +372,7 @@ class _LagPartition(StatefulSourcePartition[Any, Any]):
         self._sample_at = 0.0
 
     def next_batch(self) -> list[Any]:
-        batch = list(self._inner.next_batch())
+        batch: list[Any] = self._inner.next_batch()
         now = time.monotonic()
         if now >= self._sample_at:
             value = self._inner.lag()
