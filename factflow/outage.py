@@ -14,6 +14,7 @@ The whole interface, for every connector and Postgres writer:
         outage.failed(exc)           # raises OutageTooLong past the limit
         ...back off, retry...
     outage.recovered()               # after the next operation that worked
+    outage.forget()                  # on close: the waiter is gone, the status forgets it
 
 `failed` may be called on every failed attempt: the first one of an outage logs the
 WARNING "waiting for <what> since <time> (<error>)", later ones repeat it every
@@ -155,6 +156,13 @@ class Outage:
         self._since = None
         if _registry.stop(self):
             log.warning("%s is back after %.0f s; resuming", self.what, waited)
+
+    def forget(self) -> None:
+        """The waiter is gone (its partition or writer closed): drop it from this process's
+        status without saying the outage is over."""
+        if self._since is not None:
+            self._since = None
+            _registry.stop(self)
 
     def since(self) -> float | None:
         return self._since

@@ -237,6 +237,8 @@ class BrokerSourcePartition(
 
     def close(self) -> None:
         self._disconnect()
+        if self._outage_state is not None:
+            self._outage_state.forget()
 
     def _reconnect(self) -> bool:
         if time.time() < self._retry_at:
@@ -379,3 +381,5 @@ class BrokerSinkPartition(StatelessSinkPartition[Message | DeadLetter]):
 
     def close(self) -> None:
         self._disconnect()
+        if self._outage_state is not None:
+            self._outage_state.forget()

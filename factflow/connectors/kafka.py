@@ -244,6 +244,7 @@ class _KafkaPartition(StatefulSourcePartition[Message | Undecodable, int]):
         return self._next if self._next is not None else 0
 
     def close(self) -> None:
+        self._outage.forget()
         self._consumer.close()
 
 
@@ -349,6 +350,7 @@ class _KafkaSinkPartition(StatelessSinkPartition[Message | DeadLetter]):
             raise ConnectionError(msg)
 
     def close(self) -> None:
+        self._outage.forget()
         # every batch that returned was flushed: anything left is from one that failed
         if self._producer.flush(CLOSE_FLUSH_SECONDS):
             self._producer.purge()

@@ -155,6 +155,7 @@ class LineageLog:
         self._failure: BaseException | None = None
         self._write_lock = threading.Lock()  # one COPY at a time, by either thread
         self._failing = False  # the database is unreachable: only the thread retries
+        self._closed = False
         self._outage = Outage(postgres_what(url))
 
     # -- the workers' side ---------------------------------------------------------
@@ -223,6 +224,16 @@ class LineageLog:
                 return 0
             return accepted - self._durable
 
+    def close(self) -> None:
+        """Stop the writing thread; rows still unwritten stay unwritten (their messages
+        were not acked). Workers never call it: their log lives as long as the process."""
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+        if self._thread is not None:
+            self._thread.join(timeout=RETRY_LIMIT_SECONDS + 1)
+        self._drop_connection()
+
     # -- the writing thread ----------------------------------------------------------
 
     def _start(self) -> None:
@@ -235,9 +246,9 @@ class LineageLog:
         """Until there is a reason to write: a waiter, FLUSH_ROWS rows, the oldest row
         FLUSH_SECONDS old, or rows of a failed attempt."""
         with self._cond:
-            while not (self._rows or self._unwritten):
+            while not (self._rows or self._unwritten or self._closed):
                 self._cond.wait()
-            while not (self._urgent or len(self._rows) >= FLUSH_ROWS):
+            while not (self._urgent or self._closed or len(self._rows) >= FLUSH_ROWS):
                 remaining = self._first_pending + FLUSH_SECONDS - time.monotonic()
                 if remaining <= 0 or not self._rows:
                     break
@@ -278,6 +289,9 @@ class LineageLog:
         backoff = Backoff(limit=RETRY_LIMIT_SECONDS)
         while True:
             self._wait_for_reason()
+            if self._closed:
+                self._outage.forget()
+                return
             try:
                 with self._write_lock:
                     self._write_taken()

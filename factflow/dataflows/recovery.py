@@ -101,4 +101,5 @@ class RecoveryArchiver:
             else:
                 self._outage.recovered()
             if self._stop.wait(self.interval):
+                self._outage.forget()
                 return

@@ -21,7 +21,7 @@ def test_waiting_status_goes_through_the_progress_files_and_metrics(tmp_path: Pa
         broker.failed(ConnectionError("refused"))
         other.failed(ConnectionError("refused"))
         Progress(tmp_path / "1.json").flush()
-        [w] = read_waiting(tmp_path)
+        [w] = [w for w in read_waiting(tmp_path) if w.what == broker.what]
         assert (w.what, w.waiters, w.queues) == (broker.what, 2, ("events", "orders"))
         assert w.since == broker.since()
         metrics = WorkerMetrics("e1").text().decode()
@@ -29,10 +29,11 @@ def test_waiting_status_goes_through_the_progress_files_and_metrics(tmp_path: Pa
     finally:
         broker.recovered()
         other.recovered()
-    assert waiting() == []
+    # another test of this pytest worker may have left its own outage in the status
+    assert broker.what not in [w.what for w in waiting()]
     Progress(tmp_path / "1.json").flush()
-    assert read_waiting(tmp_path) == []
-    assert "factflow_waiting{" not in WorkerMetrics("e1").text().decode()
+    assert broker.what not in [w.what for w in read_waiting(tmp_path)]
+    assert f'what="{broker.what}"' not in WorkerMetrics("e1").text().decode()
 
 
 def test_a_raw_record_without_an_id_gets_the_same_id_in_every_process() -> None:

@@ -16,6 +16,7 @@ from factflow.db.exceptions import DatabaseError, NotFoundError
 from factflow.db.lineage_writer import LineageRecord, LineageWriter, new_row_id, parse_row_id
 from factflow.db.repositories import lineage
 from factflow.db.repositories.executions import Execution
+from factflow.outage import postgres_what, waiting
 
 pytestmark = pytest.mark.integration
 
@@ -299,8 +300,15 @@ def test_the_lineage_log_keeps_its_rows_while_the_database_is_unreachable() -> N
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    log = LineageLog(f"postgresql://factflow@127.0.0.1:{port}/none", uuid.uuid4())
-    for n in range(3):
-        log.record(_log_row(log, f"m-{n}"))
-    assert log.wait_written(3, timeout=1.0) is False
-    assert log.flush(timeout=0.2) == 3, "rows were dropped instead of kept for a retry"
+    url = f"postgresql://factflow@127.0.0.1:{port}/none"
+    log = LineageLog(url, uuid.uuid4())
+    try:
+        for n in range(3):
+            log.record(_log_row(log, f"m-{n}"))
+        assert log.wait_written(3, timeout=1.0) is False
+        assert log.flush(timeout=0.2) == 3, "rows were dropped instead of kept for a retry"
+        assert postgres_what(url) in [w.what for w in waiting()]
+    finally:
+        log.close()
+    # a closed log no longer counts as something the process waits for
+    assert postgres_what(url) not in [w.what for w in waiting()]
