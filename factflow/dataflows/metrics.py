@@ -19,7 +19,6 @@ import time
 from bisect import bisect_left
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +29,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import Collector
 
 from factflow.connectors.protocol import LagReporter
+from factflow.dataflows.wrapped_source import WrappedPartition
 from factflow.outage import waiting
 
 # adapter calls range from microseconds (passthrough) to minutes (an LLM, a browser)
@@ -321,26 +321,17 @@ def start_worker_metrics(execution_id: str, port: int | None, process_id: int) -
     return _metrics
 
 
-class _TimedPartition(StatefulSourcePartition[Any, Any]):
+class _TimedPartition(WrappedPartition[Any, Any]):
     def __init__(self, inner: StatefulSourcePartition[Any, Any], epoch: Any) -> None:
-        self._inner = inner
+        super().__init__(inner)
         self._epoch = epoch
         self._last = time.perf_counter()
-
-    def next_batch(self) -> list[Any]:
-        return list(self._inner.next_batch())
-
-    def next_awake(self) -> datetime | None:
-        return self._inner.next_awake()
 
     def snapshot(self) -> Any:
         now = time.perf_counter()
         self._epoch.observe(now - self._last)
         self._last = now
-        return self._inner.snapshot()
-
-    def close(self) -> None:
-        self._inner.close()
+        return super().snapshot()
 
 
 class TimedSource(FixedPartitionedSource[Any, Any]):
@@ -366,16 +357,18 @@ LAG_RETRY_SECONDS = 0.5
 """How soon it asks again when the client had no answer."""
 
 
-class _LagPartition(StatefulSourcePartition[Any, Any]):
+class _LagPartition(WrappedPartition[Any, Any]):
     def __init__(self, inner: Any, part: str, lag: QueueLag) -> None:
-        self._inner, self._part, self._lag = inner, part, lag
+        super().__init__(inner)
+        self._reporter: LagReporter = inner
+        self._part, self._lag = part, lag
         self._sample_at = 0.0
 
     def next_batch(self) -> list[Any]:
-        batch: list[Any] = self._inner.next_batch()
+        batch = super().next_batch()
         now = time.monotonic()
         if now >= self._sample_at:
-            value = self._inner.lag()
+            value = self._reporter.lag()
             if value is None:  # not known yet (a first fetch, a reconnect): ask again soon
                 self._sample_at = now + LAG_RETRY_SECONDS
             else:
@@ -383,15 +376,9 @@ class _LagPartition(StatefulSourcePartition[Any, Any]):
                 self._lag.report(self._part, value)
         return batch
 
-    def next_awake(self) -> datetime | None:
-        return self._inner.next_awake()  # type: ignore[no-any-return]
-
-    def snapshot(self) -> Any:
-        return self._inner.snapshot()
-
     def close(self) -> None:
         self._lag.report(self._part, None)
-        self._inner.close()
+        super().close()
 
 
 class LagSource(FixedPartitionedSource[Any, Any]):

@@ -15,6 +15,7 @@ from typing import Any, Generic, TypeVar
 
 from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 
+from factflow.dataflows.wrapped_source import WrappedPartition
 from factflow.db.connection import connect
 from factflow.db.exceptions import DatabaseError
 from factflow.db.repositories.route_states import paused_routes
@@ -67,27 +68,22 @@ class PauseWatcher:
             log.warning("cannot read paused routes: %s", exc)
 
 
-class _PausablePartition(StatefulSourcePartition[X, S], Generic[X, S]):
+class _PausablePartition(WrappedPartition[X, S]):
     def __init__(
         self, inner: StatefulSourcePartition[X, S], watcher: PauseWatcher, routes: tuple[str, ...]
     ) -> None:
-        self._inner, self._watcher, self._routes = inner, watcher, routes
+        super().__init__(inner)
+        self._watcher, self._routes = watcher, routes
 
     def next_batch(self) -> list[X]:
         if self._watcher.paused(self._routes):
             return []
-        return list(self._inner.next_batch())
+        return super().next_batch()
 
     def next_awake(self) -> datetime | None:
         if self._watcher.paused(self._routes):
             return datetime.now(UTC) + PAUSED_WAKE
-        return self._inner.next_awake()
-
-    def snapshot(self) -> S:
-        return self._inner.snapshot()
-
-    def close(self) -> None:
-        self._inner.close()
+        return super().next_awake()
 
 
 class PausableSource(FixedPartitionedSource[X, S], Generic[X, S]):
