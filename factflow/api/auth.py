@@ -21,6 +21,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Annotated, Any, Final, Literal
 
+from anyio import to_thread
 from fastapi import Depends, FastAPI, Request
 from fastapi.params import Depends as DependsParam
 from fastapi.routing import APIRoute, RouteContext, iter_route_contexts
@@ -90,14 +91,20 @@ class ScopeRequirement:
             return self.write
         return self.read
 
-    def __call__(self, request: Request) -> None:
+    async def __call__(self, request: Request) -> None:
+        # async, so open mode and public routes cost no hop through the thread pool; the
+        # credentials check reads Postgres, in a thread
         route = request.scope.get("route")
         assert isinstance(route, APIRoute), "a ScopeRequirement runs only on API routes"
         needed = self.scope_for(route.name, request.method)
         request.state.required_scope = needed  # the audit log keeps what is not a read
         if needed is None:
             return
-        principal = authenticate(request)
+        auth: AuthSettings = request.app.state.auth
+        if auth.mode is AuthMode.OPEN:
+            principal = OPEN_PRINCIPAL
+        else:
+            principal = await to_thread.run_sync(authenticate, request)
         request.state.principal = principal  # the audit log names who was refused, too
         if needed == AUTHENTICATED:
             if principal.key_type is KeyType.RO and request.method.upper() not in SAFE_METHODS:
@@ -173,8 +180,12 @@ def _sso(request: Request, auth: AuthSettings) -> Principal:
     raise AuthenticationError(AuthCode.AUTHENTICATION_REQUIRED, msg)
 
 
-def current_principal(request: Request) -> Principal:
+async def current_principal(request: Request) -> Principal:
     """The principal the route's ScopeRequirement authenticated (it runs first)."""
+    return _principal(request)
+
+
+def _principal(request: Request) -> Principal:
     principal: Principal | None = getattr(request.state, "principal", None)
     if principal is None:
         msg = "current_principal on a route without a scope (a PUBLIC route?)"
@@ -185,10 +196,10 @@ def current_principal(request: Request) -> Principal:
 PrincipalDep = Annotated[Principal, Depends(current_principal)]
 
 
-def current_starter(request: Request) -> StartedBy:
+async def current_starter(request: Request) -> StartedBy:
     """Who starts an execution, for its row and the cap on running executions per key
     (the key's own `max_running_executions`, else the server's default)."""
-    principal = current_principal(request)
+    principal = _principal(request)
     auth: AuthSettings = request.app.state.auth
     cap = principal.max_running_executions or auth.limits.max_running_executions
     return StartedBy(principal.label, principal.key_id, cap if principal.key_id else None)

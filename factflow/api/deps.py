@@ -2,7 +2,8 @@
 
 The objects live on `app.state` (made once in the lifespan): the settings, the pool, the
 supervisor, the execution service, the adapter registry, the stage storage and the
-archive jobs.
+archive jobs. The getters are `async def` so FastAPI calls them on the event loop: a plain
+`def` dependency costs a hop through the thread pool per request, for an attribute read.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from factflow.server.supervisor import Supervisor
 from factflow.storage.base import StageStorage
 
 
-def get_settings(request: Request) -> ApiSettings:
+async def get_settings(request: Request) -> ApiSettings:
     settings: ApiSettings = request.app.state.settings
     return settings
 
@@ -34,31 +35,32 @@ def get_pool(request: Request) -> ConnectionPool[Any]:
 
 def get_db(request: Request) -> Iterator[DbConnection]:
     """A pooled autocommit connection for the request; repositories open transactions."""
-    with get_pool(request).connection() as conn:
+    pool: ConnectionPool[Any] = request.app.state.pool
+    with pool.connection() as conn:
         yield conn
 
 
-def get_supervisor(request: Request) -> Supervisor:
+async def get_supervisor(request: Request) -> Supervisor:
     supervisor: Supervisor = request.app.state.supervisor
     return supervisor
 
 
-def get_executions(request: Request) -> ExecutionService:
+async def get_executions(request: Request) -> ExecutionService:
     service: ExecutionService = request.app.state.executions
     return service
 
 
-def get_registry(request: Request) -> AdapterRegistry:
+async def get_registry(request: Request) -> AdapterRegistry:
     registry: AdapterRegistry = request.app.state.registry
     return registry
 
 
-def get_storage(request: Request) -> StageStorage:
+async def get_storage(request: Request) -> StageStorage:
     storage: StageStorage = request.app.state.storage
     return storage
 
 
-def get_archives(request: Request) -> ArchiveJobs:
+async def get_archives(request: Request) -> ArchiveJobs:
     jobs: ArchiveJobs = request.app.state.archives
     return jobs
 
@@ -69,7 +71,10 @@ MAX_INT4 = 2**31 - 1  # an `integer` column (config versions)
 Offset = Annotated[int, Query(ge=0, le=MAX_OFFSET, description="rows to skip")]
 
 SettingsDep = Annotated[ApiSettings, Depends(get_settings)]
-DbDep = Annotated[DbConnection, Depends(get_db)]
+# scope="function": the connection goes back to the pool when the handler returns, before
+# the response is sent; held until after it (the default), the audit row written before
+# the response waited for a connection that 10 concurrent POSTs held: a pool deadlock
+DbDep = Annotated[DbConnection, Depends(get_db, scope="function")]
 SupervisorDep = Annotated[Supervisor, Depends(get_supervisor)]
 ExecutionsDep = Annotated[ExecutionService, Depends(get_executions)]
 RegistryDep = Annotated[AdapterRegistry, Depends(get_registry)]

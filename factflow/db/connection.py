@@ -7,9 +7,11 @@ savepoint when the caller already holds a transaction).
 
 from __future__ import annotations
 
+import select
 from typing import Any, TypeAlias
 
 import psycopg
+from psycopg.pq import TransactionStatus
 from psycopg_pool import AsyncConnectionPool, ConnectionPool, PoolTimeout
 
 from factflow.db.exceptions import DatabaseUnavailableError
@@ -65,6 +67,19 @@ async def connect_async(url: str, *, timeout: float = 5.0, **kwargs: Any) -> Asy
         raise connect_error(url, exc) from exc
 
 
+def check_pooled(conn: DbConnection) -> None:
+    """The pool's check on checkout, without a round trip for a connection that is idle
+    and whose socket has nothing to read: a server that ended the session (a restart,
+    `pg_terminate_backend`) sent its FATAL notice and closed the socket, which makes it
+    readable. Anything else gets psycopg's round-trip check (ConnectionPool.check_connection,
+    one query per checkout: a third of a short request's queries)."""
+    if not conn.closed and conn.info.transaction_status == TransactionStatus.IDLE:
+        readable, _, _ = select.select([conn.fileno()], [], [], 0)
+        if not readable:
+            return
+    ConnectionPool.check_connection(conn)
+
+
 def create_pool(settings: DatabaseSettings, *, name: str = "factflow") -> ConnectionPool[Any]:
     """An open pool of autocommit connections; fails at once if the database is unreachable.
 
@@ -78,7 +93,7 @@ def create_pool(settings: DatabaseSettings, *, name: str = "factflow") -> Connec
         min_size=settings.pool_min_size,
         max_size=settings.pool_max_size,
         kwargs={"autocommit": True},
-        check=ConnectionPool.check_connection,
+        check=check_pooled,
         name=name,
         open=False,
     )

@@ -209,11 +209,17 @@ class Supervisor:
     def run_dir(self, execution_id: uuid.UUID) -> Path:
         return self.settings.runs_dir / str(execution_id)
 
-    def progress_counts(self, execution_id: uuid.UUID) -> dict[str, int]:
+    def progress_counts(
+        self, execution_id: uuid.UUID, conn: DbConnection | None = None
+    ) -> dict[str, int]:
         """The workers' counters as they are now, whichever hosts they run on (the
-        newest launch's rows in Postgres; files for processes that wrote none)."""
-        with self.pool.connection() as conn:
-            _, rows = worker_counters.read_counters(conn, execution_id, "progress")
+        newest launch's rows in Postgres; files for processes that wrote none). On `conn`
+        when given (a request's own: no second connection from the pool)."""
+        if conn is None:
+            with self.pool.connection() as own:
+                rows = worker_counters.newest_counters(own, execution_id, "progress")
+        else:
+            rows = worker_counters.newest_counters(conn, execution_id, "progress")
         if rows:
             return worker_counters.summed(rows)
         return read_counts(self.run_dir(execution_id) / "progress")

@@ -20,6 +20,7 @@ from factflow.db.exceptions import (
     NotFoundError,
 )
 from factflow.db.repositories.events import emit_event
+from factflow.db.repositories.lineage import EXECUTION_TOTALS, ExecutionLineageStats
 from factflow.types import JsonDict
 
 ExecutionStatus = Literal[
@@ -165,6 +166,32 @@ def find_execution(conn: DbConnection, execution_id: uuid.UUID) -> Execution | N
     with conn.cursor(row_factory=class_row(Execution)) as cur:
         cur.execute(f"SELECT {_COLUMNS} FROM executions WHERE id = %s", (execution_id,))
         return cur.fetchone()
+
+
+_TOTALS_JOIN = EXECUTION_TOTALS.replace("%s", "executions.id")
+_WITH_TOTALS = (
+    f"SELECT {_COLUMNS}, totals.* FROM executions CROSS JOIN LATERAL ({_TOTALS_JOIN}) totals"
+    " WHERE executions.id = %s"
+)
+_EXECUTION_FIELDS = len(_COLUMNS.split(","))
+
+
+def get_execution_with_totals(
+    conn: DbConnection, execution_id: uuid.UUID
+) -> tuple[Execution, ExecutionLineageStats]:
+    """The execution and its lineage totals (`lineage.execution_stats`) in one round trip
+    (what `GET /executions/{id}` answers with); NotFoundError when there is none."""
+    with conn.cursor() as cur:
+        cur.execute(_WITH_TOTALS, (execution_id,))
+        row = cur.fetchone()
+        names = [column.name for column in cur.description or ()]
+    if row is None:
+        msg = f"execution {execution_id} does not exist"
+        raise NotFoundError(msg)
+    split = _EXECUTION_FIELDS
+    execution = Execution(**dict(zip(names[:split], row[:split], strict=True)))
+    totals = ExecutionLineageStats(**dict(zip(names[split:], row[split:], strict=True)))
+    return execution, totals
 
 
 def list_executions(

@@ -20,7 +20,7 @@ _L_COLUMNS = ", ".join(f"l.{c}" for c in LINEAGE_COLUMNS)
 # a parent chain longer than this is a cycle written by a buggy producer, not a pipeline
 MAX_DEPTH = 1000
 
-_COUNTS = """
+STATUS_COUNTS = """
     count(*) AS total,
     count(*) FILTER (WHERE status = 'completed') AS completed,
     count(*) FILTER (WHERE status = 'failed') AS failed,
@@ -225,15 +225,17 @@ def failures(
         return cur.fetchall()
 
 
+EXECUTION_TOTALS = (
+    f"SELECT {STATUS_COUNTS}, min(started_at) AS first_started_at,"
+    " max(completed_at) AS last_completed_at FROM lineage WHERE execution_id = %s"
+)
+"""The query behind `execution_stats` (also a lateral join of `get_execution_with_totals`)."""
+
+
 def execution_stats(conn: DbConnection, execution_id: uuid.UUID) -> ExecutionLineageStats:
     """Counts and durations over every lineage row of the execution."""
     with conn.cursor(row_factory=class_row(ExecutionLineageStats)) as cur:
-        cur.execute(
-            f"SELECT {_COUNTS}, min(started_at) AS first_started_at,"
-            " max(completed_at) AS last_completed_at"
-            " FROM lineage WHERE execution_id = %s",
-            (execution_id,),
-        )
+        cur.execute(EXECUTION_TOTALS, (execution_id,))
         row = cur.fetchone()
     assert row is not None
     return row
@@ -243,7 +245,7 @@ def route_stats(conn: DbConnection, execution_id: uuid.UUID) -> list[RouteLineag
     """Counts and durations per route."""
     with conn.cursor(row_factory=class_row(RouteLineageStats)) as cur:
         cur.execute(
-            f"SELECT route_id, {_COUNTS} FROM lineage WHERE execution_id = %s"
+            f"SELECT route_id, {STATUS_COUNTS} FROM lineage WHERE execution_id = %s"
             " GROUP BY route_id ORDER BY route_id",
             (execution_id,),
         )
@@ -256,7 +258,7 @@ def adapter_stats(
     """Counts and durations per adapter of each route, in chain order."""
     with conn.cursor(row_factory=class_row(AdapterLineageStats)) as cur:
         cur.execute(
-            f"SELECT route_id, adapter_index, adapter_name, {_COUNTS} FROM lineage"
+            f"SELECT route_id, adapter_index, adapter_name, {STATUS_COUNTS} FROM lineage"
             " WHERE execution_id = %(execution_id)s"
             " AND (%(route_id)s::text IS NULL OR route_id = %(route_id)s)"
             " GROUP BY route_id, adapter_index, adapter_name"

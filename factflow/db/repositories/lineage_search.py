@@ -12,7 +12,7 @@ from psycopg.rows import class_row
 
 from factflow.db.connection import DbConnection
 from factflow.db.lineage_writer import LineageRecord
-from factflow.db.repositories.lineage import _COLUMNS, _COUNTS, StatusCounts
+from factflow.db.repositories.lineage import _COLUMNS, STATUS_COUNTS, StatusCounts
 
 SortBy = Literal["started_at", "completed_at", "route_id", "stage_name"]
 
@@ -100,7 +100,7 @@ def search_lineage(
 def lineage_counts(conn: DbConnection, filters: LineageFilters) -> StatusCounts:
     where, params = _where(filters)
     query = sql.SQL("SELECT {counts} FROM lineage WHERE {where}").format(
-        counts=sql.SQL(_COUNTS), where=where
+        counts=sql.SQL(STATUS_COUNTS), where=where
     )
     with conn.cursor(row_factory=class_row(StatusCounts)) as cur:
         cur.execute(query, params)
