@@ -63,6 +63,10 @@ class Launch:
     plan: Plan | None = None
     launch_id: str = ""
     """This start of the processes (`FACTFLOW_LAUNCH_ID`): `start` draws a new one."""
+    restore: bool = True
+    """Restore the recovery directory from Postgres before starting when it is stale;
+    False for an execution id that is new (no archive can exist), which saves the
+    launch its own database connections."""
 
     @property
     def plan_path(self) -> Path:
@@ -109,7 +113,7 @@ class Launch:
         """A resumed execution whose local recovery is missing or stale (or, `always`,
         any) gets Postgres's: here, once, before the worker starts (workers only archive)."""
         url = self.env().get("FACTFLOW_DATABASE_URL")
-        if not url:
+        if not url or not (self.restore or always):
             return
         from factflow.dataflows.recovery import restore_if_stale
         from factflow.db.repositories.recovery import step_fingerprint

@@ -127,6 +127,7 @@ class ExecutionService:
                 idempotency_key=request.idempotency_key,
                 source=request.source,
                 started_by=request.started_by,
+                parsed_yaml=result.loaded.data,
             ),
         )
 

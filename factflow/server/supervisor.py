@@ -107,10 +107,13 @@ class LaunchRequest:
     replay_source: JsonDict | None = None
     """For a replay: the parent execution, stage and entry route (`source: replay`)."""
     started_by: StartedBy | None = None
+    parsed_yaml: Any = None
+    """`config_yaml` as the compiler parsed it (its `loaded.data`), so the snapshot does not
+    parse it again; None: parsed here."""
 
     def snapshot(self) -> JsonDict:
         """The immutable `config_snapshot`: the YAML as given, parsed, and where it came from."""
-        parsed = yaml.safe_load(self.config_yaml)
+        parsed = yaml.safe_load(self.config_yaml) if self.parsed_yaml is None else self.parsed_yaml
         return {
             "name": self.pipeline_name,
             "config_id": None if self.config_id is None else str(self.config_id),
@@ -271,7 +274,13 @@ class Supervisor:
             inputs = rundir.write_inputs(run_dir, request.inputs)
             rundir.save_input_index(run_dir, inputs)
             execution = self._start_workers(
-                conn, execution_id, request.plan, inputs, request.workers, request.processes
+                conn,
+                execution_id,
+                request.plan,
+                inputs,
+                request.workers,
+                request.processes,
+                fresh=True,
             )
         except Exception as exc:
             _log.exception("execution %s could not be launched", execution_id)
@@ -304,8 +313,7 @@ class Supervisor:
                     " finish or cancel one"
                 )
                 raise KeyExecutionLimitError(msg)
-        active = [e.id for e in repo.list_executions(conn, status=list(_ACTIVE), limit=10_000)]
-        count = len([i for i in active if i != exclude])
+        count = repo.count_executions(conn, status=list(_ACTIVE), exclude=exclude)
         limit = self.settings.max_concurrent_executions
         if count >= limit:
             msg = (
@@ -324,7 +332,12 @@ class Supervisor:
         workers: int,
         processes: int,
         entries: dict[str, str] | None = None,
+        *,
+        fresh: bool = False,
     ) -> repo.Execution:
+        """Start the processes; `fresh`: a new execution id, which has no recovery archive
+        to restore (nor migrations to apply: the server did at start), so the launch
+        opens no database connections of its own."""
         run_dir = self.run_dir(execution_id)
         env = dict(self.settings.worker_env)
         if self.settings.database_url:
@@ -341,8 +354,10 @@ class Supervisor:
             inputs=inputs,
             entries=entries or {},
             extra_env=env,
+            restore=not fresh,
         )
         procs = self._spawn(launch)
+        launch.restore = True  # a restart of these processes resumes from recovery
         with self._lock:
             self._runs[execution_id] = _Run(execution_id, launch, procs, last_beat=time.monotonic())
         self.launched += 1

@@ -32,11 +32,11 @@ def emit_event(
     execution_id: uuid.UUID | None = None,
 ) -> int:
     """Record an event; listeners are notified when the transaction commits. Returns its id."""
-    with conn.transaction():
-        row = conn.execute(
-            "INSERT INTO events (type, execution_id, payload) VALUES (%s, %s, %s) RETURNING id",
-            (event_type, execution_id, Jsonb(payload or {})),
-        ).fetchone()
+    # one statement: atomic on its own, or part of the caller's transaction
+    row = conn.execute(
+        "INSERT INTO events (type, execution_id, payload) VALUES (%s, %s, %s) RETURNING id",
+        (event_type, execution_id, Jsonb(payload or {})),
+    ).fetchone()
     assert row is not None
     return int(row[0])
 

@@ -12,7 +12,7 @@ import psycopg
 from psycopg.rows import class_row
 from psycopg.types.json import Jsonb
 
-from factflow.db.connection import DbConnection
+from factflow.db.connection import DbConnection, atomic
 from factflow.db.exceptions import (
     ConflictError,
     DatabaseError,
@@ -107,7 +107,7 @@ def create_execution(
         "started_by_key": started_by_key,
     }
     try:
-        with conn.transaction(), conn.cursor(row_factory=class_row(Execution)) as cur:
+        with atomic(conn), conn.cursor(row_factory=class_row(Execution)) as cur:
             cur.execute(
                 "INSERT INTO executions (id, config_id, config_version, pipeline_name,"
                 " config_snapshot, source, replay_source, trigger_context, idempotency_key,"
@@ -216,12 +216,17 @@ def list_executions(
 
 
 def count_executions(
-    conn: DbConnection, *, status: ExecutionStatus | Sequence[ExecutionStatus] | None = None
+    conn: DbConnection,
+    *,
+    status: ExecutionStatus | Sequence[ExecutionStatus] | None = None,
+    exclude: uuid.UUID | None = None,
 ) -> int:
+    """Executions in the given status(es), but `exclude`."""
     statuses = [status] if isinstance(status, str) else None if status is None else list(status)
     row = conn.execute(
-        "SELECT count(*) FROM executions WHERE (%s::text[] IS NULL OR status = ANY(%s::text[]))",
-        (statuses, statuses),
+        "SELECT count(*) FROM executions WHERE (%s::text[] IS NULL OR status = ANY(%s::text[]))"
+        " AND id IS DISTINCT FROM %s",
+        (statuses, statuses, exclude),
     ).fetchone()
     assert row is not None
     return int(row[0])
@@ -302,7 +307,7 @@ def set_workers(
     conn: DbConnection, execution_id: uuid.UUID, workers: Sequence[JsonDict]
 ) -> Execution:
     """Replace the worker processes (pid, process id, host) and beat the heartbeat."""
-    with conn.transaction(), conn.cursor(row_factory=class_row(Execution)) as cur:
+    with conn.cursor(row_factory=class_row(Execution)) as cur:  # one statement: atomic
         cur.execute(
             "UPDATE executions SET workers = %s, heartbeat_at = now()"
             f" WHERE id = %s RETURNING {_COLUMNS}",
