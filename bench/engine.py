@@ -44,7 +44,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
@@ -296,8 +296,16 @@ class Result:
         return cpu / wall
 
 
-def run_case(case: Case, folder: Path, messages: int) -> Result:
-    """Start the case's processes, watch the output file, wait for them to exit."""
+def run_case(
+    case: Case,
+    folder: Path,
+    messages: int,
+    watch: Callable[[list[subprocess.Popen[bytes]]], None] | None = None,
+) -> Result:
+    """Start the case's processes, watch the output file, wait for them to exit.
+
+    `watch`, if given, is called with the running processes at every poll (bench/memory.py
+    samples their memory there)."""
     folder.mkdir(parents=True)
     output = folder / case.output
     # the case's settings only: no FACTFLOW_DATABASE_URL (lineage) or BYTEWAX_* from outside
@@ -322,6 +330,8 @@ def run_case(case: Case, folder: Path, messages: int) -> Result:
             if first is None and output.exists() and output.stat().st_size:
                 cpu = sum(_process_cpu(proc.pid) for proc in procs)
                 first = (time.perf_counter() - started, count_lines(output), cpu)
+            if watch is not None:
+                watch(procs)
             time.sleep(POLL_SECONDS)
     finally:
         for proc in procs:

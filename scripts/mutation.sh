@@ -5,6 +5,7 @@
 # Slow as a whole (tens of minutes on 2 cores), so CI does not run it.
 #
 #   scripts/mutation.sh invoke circuit       # named modules, each against its own tests only
+#   MUTATION_CHILDREN=1 scripts/mutation.sh circuit  # mutmut workers (default 2)
 #   scripts/mutation.sh --list               # the module names and what each runs
 #   scripts/mutation.sh                      # every module of [tool.mutmut], one mutmut run
 #   scripts/mutation.sh 'factflow.masking.*' # only the mutants matching these names
@@ -14,6 +15,8 @@
 # tests; `mutmut results` / `mutmut show NAME` (from that directory) list and show survivors.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# mutmut starts one worker per core by default; on a shared machine that starves the rest
+CHILDREN=${MUTATION_CHILDREN:-2}
 ROOT=$PWD
 
 command -v mutmut >/dev/null || python -m pip install --quiet -e ".[dev,mutation]"
@@ -72,7 +75,7 @@ if [ "$#" -eq 0 ] || [[ "$1" == *[.*]* ]]; then
       'factflow.compiler.plan.xǁRetryPolicyǁ*' 'factflow.dataflows.circuit.*' \
       'factflow.dataflows.invoke.*'
   fi
-  nice -n 10 mutmut run "$@"
+  nice -n 10 mutmut run --max-children "$CHILDREN" "$@"
   mutmut results --all true > mutants/results.txt
   summary "$@"
   exit 0
@@ -123,7 +126,7 @@ PY
     export PYTHONPATH="$run${PYTHONPATH:+:$PYTHONPATH}"
     IFS='|' read -ra patterns <<<"$pattern"
     start=$(date +%s)
-    nice -n 10 mutmut run "${patterns[@]}" >"$run/run.log" 2>&1 || { tail -30 "$run/run.log"; exit 1; }
+    nice -n 10 mutmut run --max-children "$CHILDREN" "${patterns[@]}" >"$run/run.log" 2>&1 || { tail -30 "$run/run.log"; exit 1; }
     mutmut results --all true > mutants/results.txt
     summary "${patterns[@]}"
     echo "   ($(( $(date +%s) - start )) s, load $(cut -d' ' -f1-3 /proc/loadavg))"

@@ -36,7 +36,13 @@ from confluent_kafka.cimpl import NewTopic
 
 from factflow.compiler.plan import QueueSettings
 from factflow.connectors.batching import BatchSizer
-from factflow.connectors.codec import decode_body, encode_body
+from factflow.connectors.codec import (
+    ENVELOPE_HEADERS,
+    decode_body,
+    decode_envelope,
+    encode_body,
+    envelope_packer,
+)
 from factflow.connectors.protocol import SourceSpec
 from factflow.deadletter import DeadLetter, Undecodable
 from factflow.messages import Message
@@ -99,6 +105,10 @@ client_log = logging.getLogger(f"{__name__}.client")
 client_log.addFilter(_OncePerInterval(CLIENT_LOG_REPEAT_SECONDS))
 
 
+_ENVELOPE_HEADERS = list(ENVELOPE_HEADERS.items())
+"""As the client takes them (a dict or a list), shared by every envelope it produces."""
+
+
 def bootstrap_servers(url: str | None) -> str:
     """`kafka://host:port[,host:port]` or `host:port`, else FACTFLOW_KAFKA_BOOTSTRAP."""
     value = url or os.environ.get("FACTFLOW_KAFKA_BOOTSTRAP", DEFAULT_BOOTSTRAP)
@@ -150,29 +160,9 @@ class _KafkaPartition(StatefulSourcePartition[Message | Undecodable, int]):
         if self._fatal is not None:
             msg = f"kafka {self._source.topic}[{self._partition}]: {self._fatal}"
             raise ConnectionError(msg)
-        source, partition = self._source, self._partition
-        batch: list[Message | Undecodable] = []
-        last: Any = None
-        for record in records:
-            error = record.error()
-            if error is not None:
-                if error.fatal():
-                    msg = f"kafka {source.topic}[{partition}]: {error.str()}"
-                    raise ConnectionError(msg)
-                continue  # transient (or end of partition): librdkafka retries by itself
-            last = record
-            batch.append(
-                decode_body(
-                    record.value() or b"",
-                    _headers(record.headers()),
-                    raw=source.raw,
-                    queue=source.topic,
-                    fallback_id=f"{partition}@{record.offset()}",
-                )
-            )
+        batch = self._decode(records)
         down, self._down = self._down, None
-        if last is not None:
-            self._next = last.offset() + 1
+        if batch:
             self._last_message_at = time.monotonic()
             self._outage.recovered()
         elif down is not None and not self._outage.failing:
@@ -184,6 +174,37 @@ class _KafkaPartition(StatefulSourcePartition[Message | Undecodable, int]):
         elif self._idle() and self._at_end():
             raise StopIteration
         self._sizer.handed_out(len(batch))
+        return batch
+
+    def _decode(self, records: list[Any]) -> list[Message | Undecodable]:
+        """The batch's messages; advances the next offset past the last record read. A
+        msgpack envelope, what factflow publishes, is decoded without its headers (built
+        as a dict per record only for the records that need them)."""
+        source, partition = self._source, self._partition
+        batch: list[Message | Undecodable] = []
+        append, envelope = batch.append, None if source.raw else decode_envelope
+        last: Any = None
+        for record in records:
+            error = record.error()
+            if error is not None:
+                if error.fatal():
+                    msg = f"kafka {source.topic}[{partition}]: {error.str()}"
+                    raise ConnectionError(msg)
+                continue  # transient (or end of partition): librdkafka retries by itself
+            last = record
+            body = record.value() or b""
+            message: Message | Undecodable | None = None if envelope is None else envelope(body)
+            if message is None:
+                message = decode_body(
+                    body,
+                    _headers(record.headers()),
+                    raw=source.raw,
+                    queue=source.topic,
+                    fallback_id=f"{partition}@{record.offset()}",
+                )
+            append(message)
+        if last is not None:
+            self._next = last.offset() + 1
         return batch
 
     def _idle(self) -> bool:
@@ -303,6 +324,7 @@ class _KafkaSinkPartition(StatelessSinkPartition[Message | DeadLetter]):
                 "logger": client_log,
             }
         )
+        self._pack = envelope_packer()
 
     def _delivered(self, error: Any, _record: Any) -> None:
         if error is not None:
@@ -317,18 +339,26 @@ class _KafkaSinkPartition(StatelessSinkPartition[Message | DeadLetter]):
     def write_batch(self, items: list[Message | DeadLetter]) -> None:
         self._failures.clear()
         started = time.monotonic()
-        produce, topic, raw = self._producer.produce, self._topic, self._raw
+        producer, topic, raw, pack = self._producer, self._topic, self._raw, self._pack
+        produce = producer.produce
+        headers: dict[str, str] | list[tuple[str, str]]
         for item in items:
-            body, headers = encode_body(item, raw=raw)
+            if type(item) is Message and not raw:
+                # the common case without encode_body's dict per message
+                body, headers = pack(item.to_envelope()), _ENVELOPE_HEADERS
+            else:
+                body, headers = encode_body(item, raw=raw)
             key = item.message_id.encode() if isinstance(item, Message) else None
             while True:
                 try:
                     produce(topic, body, key=key, headers=headers)  # type: ignore[arg-type]
                     break
                 except BufferError:  # the local queue is full: let deliveries drain
-                    self._producer.poll(0.1)
+                    producer.poll(0.1)
                     self._waiting(started)
-        while self._producer.flush(FLUSH_STEP_SECONDS) > 0:
+        # durable before the epoch can close: Bytewax calls nothing on a stateless sink at
+        # an epoch's end, so each batch is flushed (and its delivery reports checked)
+        while producer.flush(FLUSH_STEP_SECONDS) > 0:
             self._waiting(started)
         self._raise_failures()
         self._outage.recovered()

@@ -11,6 +11,7 @@ import contextlib
 import os
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -42,6 +43,13 @@ ACK_FLUSH_SECONDS = 0.3
 as delivered once its connection outlived that, with room for a busy machine."""
 MAX_BATCH = 5000
 SEND_TIMEOUT_SECONDS = 30.0
+"""The producer's own send timeout: every send ends with its callback, confirmed or failed,
+within it (the client resends pending messages by itself after a reconnect until then)."""
+SEND_WAIT_SECONDS = SEND_TIMEOUT_SECONDS + 10.0
+"""How long `_publish` waits for those callbacks: longer than the producer's send timeout,
+so that it never gives up on a send the client still resends (issue 21: a wait as long as
+the send timeout gave up on a batch 30 s into an outage that the client stored a moment
+later, and the batch went out twice, 998 duplicates)."""
 _OK = pulsar.Result.Ok
 _MessageBuilder = pulsar._pulsar.MessageBuilder
 
@@ -61,6 +69,18 @@ def _close_quietly(client: Any) -> None:
     if client is not None:
         with contextlib.suppress(pulsar.PulsarException):  # already broken: nothing to close
             client.close()
+
+
+def message_key(message_id: Any) -> tuple[int, int, int, int]:
+    """A message's position on its topic (ledger, entry, partition, index in its batch):
+    what the broker redelivers it with, on every delivery and after a restart, as a
+    hashable key (MessageId is not hashable)."""
+    return (
+        message_id.ledger_id(),
+        message_id.entry_id(),
+        message_id.partition(),
+        message_id.batch_index(),
+    )
 
 
 def pulsar_url(url: str | None) -> str:
@@ -98,12 +118,20 @@ class _Connection:
 
 class _PulsarPartition(BrokerSourcePartition[Any, None]):
     """Acks are confirmed by the connection staying up: pulsar-client groups acks for up
-    to ACK_FLUSH_SECONDS before it writes them, cannot wait for the broker's receipt, and
-    drops them silently when the connection goes meanwhile. So acked messages count as not
-    done until the watcher saw the consumer connected ACK_FLUSH_SECONDS after the acks; on
-    a dropped connection the partition closes the client (its receiver queue goes back to
-    the broker) and reconnects, like any lost connection (connectors/base.py), counting
-    the unconfirmed acks among the messages it expects redelivered."""
+    to ACK_FLUSH_SECONDS before it writes them, cannot wait for the broker's receipt (its
+    Python binding has no ack-receipt setting, and `acknowledge_async` reports the ack
+    queued, not received), and drops them silently when the connection goes meanwhile. So
+    acked messages count as not done until the watcher saw the consumer connected
+    ACK_FLUSH_SECONDS after the acks; on a dropped connection the partition closes the
+    client (its receiver queue goes back to the broker) and reconnects, like any lost
+    connection (connectors/base.py), counting the unconfirmed acks among the messages it
+    expects redelivered.
+
+    The broker redelivers a message with the MessageId it had (its ledger, entry,
+    partition and batch index), also after a broker restart, so what the lost connection
+    had processed is recognised by `_processed_key` when it comes again and acked instead
+    of output twice (issue 21: a restart repeated the whole first epoch, 7,500 of 20,000
+    messages, none of whose acks had been sent when the broker went)."""
 
     def __init__(self, source: PulsarSource) -> None:
         sizer = BatchSizer(min(source.prefetch, MAX_BATCH), minimum=source.min_batch)
@@ -123,6 +151,9 @@ class _PulsarPartition(BrokerSourcePartition[Any, None]):
             queue=self._source.topic,
             fallback_id=str(received.token.message_id()),
         )
+
+    def _processed_key(self, token: Any) -> tuple[int, int, int, int]:
+        return message_key(token.message_id())
 
     def _connect(self) -> None:
         source = self._source
@@ -148,13 +179,21 @@ class _PulsarPartition(BrokerSourcePartition[Any, None]):
         """The connection, if it has not dropped since it was made; acks the watcher saw
         the connection outlive are done."""
         connection = self._connection
+        if connection is not None:
+            self._confirm(connection)
         if connection is None or connection.dropped or not connection.consumer.is_connected():
             msg = "the consumer's broker connection dropped"
             raise ConnectionError(msg)
+        return connection
+
+    def _confirm(self, connection: _Connection) -> None:
+        """Acks sent ACK_FLUSH_SECONDS before the watcher last saw the connection up
+        reached the broker: they are done. Looked at before a drop is acted on, too: the
+        worker may have been busy in a sink for a whole outage after its last acks had
+        gone out."""
         flushed = connection.connected_at - ACK_FLUSH_SECONDS
         while self._unconfirmed and self._unconfirmed[0][0] <= flushed:
             self._unconfirmed.pop(0)
-        return connection
 
     def _fetch(self, limit: int) -> list[Received[Any]]:
         consumer = self._live().consumer
@@ -221,21 +260,27 @@ class PulsarSource(FixedPartitionedSource[Message | Undecodable, None]):
 
 
 class _Sends:
-    """The send callback of one batch: counts the broker's confirmations and keeps the
-    failures, so `_publish` waits once, not once per message. The client calls it from its
-    one I/O thread (`io_threads` 1, the default), so the count needs no lock."""
+    """The send callbacks of one batch: count the broker's confirmations and keep the
+    positions of the failed sends, so `_publish` waits once, not once per message, and a
+    batch published again sends only what failed. The client calls them from its one I/O
+    thread (`io_threads` 1, the default), so the count needs no lock."""
 
     def __init__(self, expected: int) -> None:
         self.expected, self.done = expected, 0
-        self.failures: list[Any] = []
+        self.failed: list[int] = []
+        self.first_failure: Any = None
         self.finished = threading.Event()
 
-    def __call__(self, result: Any, _message_id: Any) -> None:
-        if result != _OK:
-            self.failures.append(result)
-        self.done += 1
-        if self.done == self.expected:
-            self.finished.set()
+    def callback(self, index: int) -> Callable[[Any, Any], None]:
+        def sent(result: Any, _message_id: Any) -> None:
+            if result != _OK:
+                self.failed.append(index)
+                self.first_failure = self.first_failure or result
+            self.done += 1
+            if self.done == self.expected:
+                self.finished.set()
+
+        return sent
 
 
 class _PulsarSinkPartition(BrokerSinkPartition):
@@ -244,6 +289,9 @@ class _PulsarSinkPartition(BrokerSinkPartition):
         self._url, self._topic, self._raw = url, topic, raw
         self._client: Any = None
         self._producer: Any = None
+        # the batch `write_batch` publishes again after a failure, and the positions in it
+        # the broker did not confirm: the confirmed ones are stored and are not sent twice
+        self._unsent: tuple[list[Message | DeadLetter], list[int]] | None = None
 
     def __str__(self) -> str:
         return f"pulsar sink {self._topic} at {mask_url(self._url)}"
@@ -252,7 +300,10 @@ class _PulsarSinkPartition(BrokerSinkPartition):
         client = _client(self._url)
         try:
             producer = client.create_producer(
-                self._topic, block_if_queue_full=True, batching_enabled=True
+                self._topic,
+                block_if_queue_full=True,
+                batching_enabled=True,
+                send_timeout_millis=int(SEND_TIMEOUT_SECONDS * 1000),
             )
         except Exception:
             _close_quietly(client)
@@ -262,18 +313,24 @@ class _PulsarSinkPartition(BrokerSinkPartition):
         self._client, self._producer = client, producer._producer
 
     def _publish(self, items: list[Message | DeadLetter]) -> None:
-        sends = _Sends(len(items))
+        unsent = self._unsent
+        indexes = unsent[1] if unsent is not None and unsent[0] is items else range(len(items))
+        sends = _Sends(len(indexes))
         send, builder, raw = self._producer.send_async, _MessageBuilder, self._raw
-        for item in items:
-            body, headers = encode_body(item, raw=raw)
-            send(builder().content(body).properties(headers).build(), sends)
+        for index in indexes:
+            body, headers = encode_body(items[index], raw=raw)
+            send(builder().content(body).properties(headers).build(), sends.callback(index))
         self._producer.flush()  # the open producer batch goes now, not after the delay
-        if not sends.finished.wait(SEND_TIMEOUT_SECONDS):
-            msg = f"{self}: {sends.done} of {len(items)} sends confirmed in {SEND_TIMEOUT_SECONDS}s"
+        if not sends.finished.wait(SEND_WAIT_SECONDS):
+            # the client is stuck: which sends it stored is unknown, all go again
+            self._unsent = None
+            msg = f"{self}: {sends.done} of {len(indexes)} sends ended in {SEND_WAIT_SECONDS}s"
             raise ConnectionError(msg)
-        if sends.failures:
-            msg = f"{self}: {len(sends.failures)} send(s) failed: {sends.failures[0]}"
+        if sends.failed:
+            self._unsent = (items, sorted(sends.failed))
+            msg = f"{self}: {len(sends.failed)} send(s) failed: {sends.first_failure}"
             raise ConnectionError(msg)
+        self._unsent = None
 
     def _disconnect(self) -> None:
         client, self._client, self._producer = self._client, None, None

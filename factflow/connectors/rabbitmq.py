@@ -24,6 +24,7 @@ from typing import Any, cast
 import aio_pika
 import aiormq.abc
 from aio_pika.abc import AbstractConnection
+from aio_pika.connection import make_url
 from aiormq.abc import ChannelFrame
 from bytewax.inputs import FixedPartitionedSource
 from bytewax.outputs import DynamicSink
@@ -67,6 +68,20 @@ def _close_quietly(connection: AbstractConnection | None) -> None:
             if loop is None or loop.is_closed():
                 return
             asyncio.run_coroutine_threadsafe(connection.close(), loop).result(CLOSE_SECONDS)
+
+
+async def open_connection(url: str, timeout: float | None = None) -> AbstractConnection:
+    """`aio_pika.connect` without its leak: when the connect fails, aio_pika drops its
+    Connection unclosed, and that one's __del__ then schedules the close on whatever loop
+    the garbage collector's thread has (a stray loop that warns at exit)."""
+    connection = aio_pika.Connection(make_url(url))
+    try:
+        await connection.connect(timeout=timeout)
+    except BaseException:
+        with contextlib.suppress(Exception):
+            await connection.close()
+        raise
+    return connection
 
 
 @contextlib.asynccontextmanager
@@ -128,7 +143,7 @@ class _RabbitPartition(BrokerSourcePartition[int, None]):
         worker_loop().run(self._aconnect())
 
     async def _aconnect(self) -> None:
-        connection = await aio_pika.connect(self._url)
+        connection = await open_connection(self._url)
         async with _closed_on_failure(connection):
             channel = await connection.channel()
             await channel.declare_queue(self._queue, durable=self._durable)
@@ -265,7 +280,7 @@ class _RabbitSinkPartition(BrokerSinkPartition):
         worker_loop().run(self._aconnect())
 
     async def _aconnect(self) -> None:
-        connection = await aio_pika.connect(self._url)
+        connection = await open_connection(self._url)
         async with _closed_on_failure(connection):
             channel = await connection.channel(publisher_confirms=True)
             if self._exchange_name:
@@ -378,9 +393,8 @@ def delete_queues(url: str | None, queues: list[str]) -> list[str]:
     it drained); returns the ones deleted."""
 
     async def delete() -> list[str]:
-        connection = await aio_pika.connect(rabbitmq_url(url))
         deleted = []
-        try:
+        async with await open_connection(rabbitmq_url(url)) as connection:
             channel = await connection.channel()
             for queue in queues:
                 try:
@@ -389,8 +403,6 @@ def delete_queues(url: str | None, queues: list[str]) -> list[str]:
                     channel = await connection.channel()  # not empty or in use: keep it
                 else:
                     deleted.append(queue)
-        finally:
-            await connection.close()
         return deleted
 
     return worker_loop().run(delete())

@@ -133,13 +133,19 @@ class AdapterInvoker:
         lineage = self.runtime.lineage
         return [] if lineage is None else [lineage.mark()]
 
-    def run_one(self, adapter: Adapter, message: Message) -> list[Outcome]:
-        """One message through a given adapter instance (stateful steps own theirs)."""
+    def run_each(self, adapter: Adapter, batch: list[Message]) -> list[Outcome]:
+        """`batch` through a given adapter instance (stateful steps own theirs), one
+        message after another so that its state sees them in order; counted once."""
         tally = CallTally()
+        outcomes: list[Outcome] = []
         if self._is_async:
-            outcomes = worker_loop().run(self._run_async(adapter, message, tally))
+            loop = worker_loop()
+            for message in batch:
+                outcomes.extend(loop.run(self._run_async(adapter, message, tally)))
         else:
-            outcomes = self._run_sync(adapter, self.context(), message, tally)
+            context, run = self.context(), self._run_sync
+            for message in batch:
+                outcomes.extend(run(adapter, context, message, tally))
         self._metrics.add(tally)
         return outcomes
 

@@ -8,11 +8,13 @@ again resumes it; workers get their settings through `FACTFLOW_*` variables.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
 import socket
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -24,6 +26,8 @@ from bytewax.recovery import init_db_dir
 from factflow.compiler.compile import compile_file
 from factflow.compiler.plan import Plan
 from factflow.compiler.plan_codec import write_plan
+
+_log = logging.getLogger(__name__)
 
 DEFAULT_SNAPSHOT_SECONDS = 1
 DEFAULT_BACKUP_SECONDS = 30
@@ -199,13 +203,21 @@ class WorkerHandle(Protocol):
 
 
 def stop(procs: Sequence[WorkerHandle], grace_seconds: float = 10.0) -> None:
-    """SIGTERM, then SIGKILL whatever is still running after the grace period."""
+    """SIGTERM, then SIGKILL whatever is still running after the grace period (one period
+    for all of them, not one each)."""
     for proc in procs:
         if proc.poll() is None:
             proc.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + grace_seconds
     for proc in procs:
         try:
-            proc.wait(timeout=grace_seconds)
+            proc.wait(timeout=max(0.0, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
+            # an operator sees why the run's last epoch may be lost: it did not drain
+            _log.warning(
+                "worker process %d still running %.1f s after SIGTERM: sending SIGKILL",
+                proc.pid,
+                grace_seconds,
+            )
             proc.kill()
             proc.wait()

@@ -29,9 +29,7 @@ class AdapterStateLogic(StatefulBatchLogic[Message, Outcome, Any]):
 
     def on_batch(self, values: list[Message]) -> tuple[list[Outcome], bool]:
         self._begin(len(values))
-        outcomes: list[Outcome] = []
-        for message in values:
-            outcomes.extend(self._invoker.run_one(self._adapter, message))
+        outcomes = self._invoker.run_each(self._adapter, values)
         outcomes.extend(self._invoker.marks())
         self._record(len(values), outcomes)
         return outcomes, StatefulBatchLogic.RETAIN

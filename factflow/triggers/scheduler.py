@@ -105,6 +105,9 @@ class Scheduler:
         self.misfire_grace = misfire_grace
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self.rounds = 0
+        """Rounds finished (schedules and debounces looked at): what a caller waits on to
+        know that everything due by some moment has been handled."""
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="factflow-scheduler", daemon=True)
@@ -124,6 +127,7 @@ class Scheduler:
                     conn = connect(self.database_url)
                 run_due_schedules(conn, self.starter, misfire_grace=self.misfire_grace)
                 run_due_debounces(conn, self.starter)
+                self.rounds += 1
             except Exception:
                 _log.exception("scheduler: retrying after an error")
                 if conn is not None:

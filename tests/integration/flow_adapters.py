@@ -4,7 +4,9 @@ need the repository root on PYTHONPATH (`tests.e2e.helpers.worker_env`)."""
 
 from __future__ import annotations
 
+import ctypes
 import os
+import signal
 import time
 from pathlib import Path
 
@@ -74,3 +76,34 @@ class Journaled(Adapter):
             journal.write(message.message_id + "\n")
         time.sleep(float(self.config.get("sleep_ms", 0)) / 1000)
         return [message.derive(metadata={self.config.get("tag", "journaled"): True})]
+
+
+def _ignore_sigterm() -> None:
+    """SIGTERM ignored by the whole process, from any thread: the C library's `signal`,
+    since Python's `signal.signal` works only in the main thread, which Bytewax keeps (the
+    worker's own handler there, `lineage.install_flush_on_exit`, would end the process)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.signal.argtypes = (ctypes.c_int, ctypes.c_void_p)
+    libc.signal.restype = ctypes.c_void_p
+    sig_ign = 1  # SIG_IGN in <signal.h>
+    if libc.signal(signal.SIGTERM, sig_ign) == ctypes.c_void_p(-1).value:
+        msg = f"signal(SIGTERM, SIG_IGN) failed: errno {ctypes.get_errno()}"
+        raise OSError(msg)
+
+
+class IgnoresSigterm(Adapter):
+    """Makes its worker process ignore SIGTERM (a worker stuck where a cancel cannot reach
+    it), then creates the file `ready` and passes messages on: only SIGKILL ends it."""
+
+    name = "ignores_sigterm"
+    config_schema: JsonSchema = {
+        "type": "object",
+        "properties": {"ready": {"type": "string"}},
+        "required": ["ready"],
+        "additionalProperties": False,
+    }
+
+    def process(self, message: Message, context: Context) -> list[Message]:
+        _ignore_sigterm()
+        Path(self.config["ready"]).touch()
+        return [message]

@@ -1,10 +1,13 @@
-"""Pausing a route everywhere: its sources stop fetching until it resumes."""
+"""Pausing a route everywhere: its sources stop fetching until it resumes.
+
+A second route in the same worker, not paused, reads a file of its own: once all of it
+has come out, the worker has polled its sources (the paused one's too, in the same loop),
+so the paused route's empty output means something and no fixed sleep is needed."""
 
 from __future__ import annotations
 
 import subprocess
 import sys
-import time
 import uuid
 from pathlib import Path
 
@@ -13,7 +16,7 @@ import pytest
 from factflow.db.connection import connect
 from factflow.db.migrate import migrate
 from factflow.db.repositories.route_states import set_route_paused
-from tests.e2e.helpers import REPO_ROOT, read_jsonl, worker_env, write_jsonl
+from tests.e2e.helpers import REPO_ROOT, read_jsonl, wait_until, worker_env, write_jsonl
 
 pytestmark = pytest.mark.integration
 
@@ -26,6 +29,10 @@ routes:
     inbound: {queue: in}
     adapters: [{type: passthrough}]
     outbound: out
+  {control}:
+    inbound: {queue: control.in}
+    adapters: [{type: passthrough}]
+    outbound: control.out
 """
 
 
@@ -35,9 +42,15 @@ def test_a_paused_route_reads_nothing_until_it_resumes(pg_url: str, tmp_path: Pa
         migrate(conn)
         set_route_paused(conn, route, True)
     queues = tmp_path / "queues"
+    control = f"c{uuid.uuid4().hex[:8]}"
     write_jsonl(queues / "in.jsonl", [{"n": n} for n in range(20)])
+    write_jsonl(queues / "control.in.jsonl", [{"n": n} for n in range(20)])
     pipeline = tmp_path / "p.yaml"
-    pipeline.write_text(PIPELINE.replace("QUEUES", str(queues)).replace("{route}", route))
+    pipeline.write_text(
+        PIPELINE.replace("QUEUES", str(queues))
+        .replace("{route}", route)
+        .replace("{control}", control)
+    )
     env = worker_env(
         FACTFLOW_PIPELINE=str(pipeline),
         FACTFLOW_DATABASE_URL=pg_url,
@@ -50,7 +63,13 @@ def test_a_paused_route_reads_nothing_until_it_resumes(pg_url: str, tmp_path: Pa
         stderr=subprocess.PIPE,
     )
     try:
-        time.sleep(4)
+        wait_until(
+            lambda: (
+                len(read_jsonl(queues / "control.out.jsonl")) == 20 or worker.poll() is not None
+            ),
+            60,
+            "the route that is not paused to get through its input",
+        )
         assert worker.poll() is None, "a paused pipeline must wait, not end"
         assert read_jsonl(queues / "out.jsonl") == []
         with connect(pg_url) as conn:

@@ -5,11 +5,15 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 
+import msgpack
+
 from factflow.connectors.codec import (
     decode_body,
+    decode_envelope,
     decode_json_line,
     dumps_json,
     encode_body,
+    envelope_packer,
     loads_json,
     message_from_data,
 )
@@ -75,3 +79,24 @@ def test_json_lines_write_what_json_writes_compactly() -> None:
     value = {"a": [1, 2**70, 1.5, None], 1: "é", "when": datetime(2026, 1, 2, tzinfo=UTC)}
     assert json.loads(dumps_json(value)) == json.loads(json.dumps(value, default=str))
     assert dumps_json({"n": float("nan")}) == b'{"n":null}'
+
+
+def test_the_envelope_fast_path_reads_what_decode_body_reads_or_declines() -> None:
+    """Sources try `decode_envelope` first, without headers or fallback id: for an
+    envelope with a message id it must give decode_body's message; for anything else
+    None, so that decode_body (headers and all) reads it."""
+    message = Message(payload={"n": 1}, metadata={"m": "x"}, correlation_id="c", stage="s")
+    body, headers = encode_body(message, raw=False)
+    assert envelope_packer()(message.to_envelope()) == body
+    fast = decode_envelope(body)
+    assert fast == decode_body(body, headers, raw=False, queue="q", fallback_id="1") == message
+    letter = DeadLetter.of("r", "s", "r__0_s", message, ValueError("no"), 2)
+    declined = [
+        msgpack.packb({"payload": 1}),  # no message id: decode_body derives a stable one
+        msgpack.packb({"message_id": "m", "text": "a payload"}),  # no envelope
+        msgpack.packb([1, 2]),
+        encode_body(letter, raw=False)[0],
+        b'{"plain": 1}',  # JSON from a foreign producer
+        b"\xff\xfe not text",
+    ]
+    assert [decode_envelope(b) for b in declined] == [None] * len(declined)

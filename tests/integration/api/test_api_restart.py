@@ -192,7 +192,9 @@ def test_restart_without_recovery_from_lineage_and_storage(
         assert time.monotonic() < deadline, "the slow step did not get a quarter of the way"
         time.sleep(0.05)
     _kill_workers(api_db_url, execution_id)
-    time.sleep(0.5)  # let the killed processes' exit be noticed before their files go
+    # the supervisor sees the killed processes' exit before their files go
+    wait_until(lambda: not api.app.state.supervisor.is_local(uuid.UUID(execution_id)), 20,  # type: ignore[attr-defined]
+               "the supervisor to see its workers exit")  # fmt: skip
     recovery = tmp_path / "recovery" / execution_id
     for part in recovery.glob("*"):
         part.unlink()

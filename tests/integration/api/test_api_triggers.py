@@ -89,7 +89,12 @@ def test_schedule_ticks_once_across_two_instances(make_app: MakeApp, api_db_url:
     while not _executions_of(api_db_url, "schedule_id", schedule["schedule_id"]):
         assert time.monotonic() < deadline, "the schedule never ticked"
         time.sleep(0.05)
-    time.sleep(1.0)  # both instances polled many times meanwhile
+    # both instances finish two more rounds: the tick was due in each, so a second start
+    # would be committed by then
+    rounds = [c.app.state.scheduler.rounds + 2 for c in clients]
+    while any(c.app.state.scheduler.rounds < r for c, r in zip(clients, rounds, strict=True)):
+        assert time.monotonic() < deadline, "the schedulers stopped polling"
+        time.sleep(0.05)
     rows = _executions_of(api_db_url, "schedule_id", schedule["schedule_id"])
     assert len(rows) == 1
     after = clients[1].get(f"/api/v1/schedules/{schedule['schedule_id']}").json()

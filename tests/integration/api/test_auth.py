@@ -95,11 +95,15 @@ def test_revocation_is_immediate(api: TestClient) -> None:
 
 
 def test_expiry(api: TestClient) -> None:
-    soon = (datetime.now(UTC) + timedelta(seconds=1.5)).isoformat()
-    created = new_key(api, ["configs:read"], expires_at=soon)
+    # long enough that the first request comes before it on a loaded machine
+    expires = datetime.now(UTC) + timedelta(seconds=3)
+    created = new_key(api, ["configs:read"], expires_at=expires.isoformat())
     assert api.get(CONFIGS, headers=bearer(created["key"])).status_code == 200
-    time.sleep(1.6)
-    response = api.get(CONFIGS, headers=bearer(created["key"]))
+    deadline = time.monotonic() + 30
+    while (response := api.get(CONFIGS, headers=bearer(created["key"]))).status_code == 200:
+        assert time.monotonic() < deadline, "the key never expired"
+        time.sleep(0.05)
+    assert datetime.now(UTC) >= expires  # not refused before its time
     assert (response.status_code, response.json()["error_code"]) == (401, "API_KEY_EXPIRED")
 
 

@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
+from factflow.connectors.rabbitmq import open_connection
+
 TIMEOUT = 20.0
 
 
@@ -181,9 +183,8 @@ class RabbitMQ(Broker):
 
     def prepare(self, queues: list[str], partitions: int = 1) -> None:
         async def declare() -> None:
-            import aio_pika
 
-            async with await aio_pika.connect(self.url, timeout=TIMEOUT) as connection:
+            async with await open_connection(self.url, timeout=TIMEOUT) as connection:
                 channel = await connection.channel()
                 for name in queues:
                     await channel.declare_queue(name, durable=True)
@@ -194,7 +195,7 @@ class RabbitMQ(Broker):
         async def publish() -> None:
             import aio_pika
 
-            async with await aio_pika.connect(self.url, timeout=TIMEOUT) as connection:
+            async with await open_connection(self.url, timeout=TIMEOUT) as connection:
                 channel = await connection.channel(publisher_confirms=True)
                 await channel.declare_queue(queue, durable=True)
                 for start in range(0, len(records), 1000):
@@ -216,9 +217,8 @@ class RabbitMQ(Broker):
 
     def _collect(self, queue: str, collector: Collector) -> None:
         async def consume() -> None:
-            import aio_pika
 
-            async with await aio_pika.connect(self.url, timeout=TIMEOUT) as connection:
+            async with await open_connection(self.url, timeout=TIMEOUT) as connection:
                 channel = await connection.channel()
                 await channel.set_qos(prefetch_count=1000)
                 declared = await channel.declare_queue(queue, durable=True)
@@ -242,9 +242,8 @@ class RabbitMQ(Broker):
         """Ready messages in `queue` (not counting unacked deliveries)."""
 
         async def count() -> int:
-            import aio_pika
 
-            async with await aio_pika.connect(self.url, timeout=TIMEOUT) as connection:
+            async with await open_connection(self.url, timeout=TIMEOUT) as connection:
                 channel = await connection.channel()
                 declared = await channel.declare_queue(queue, durable=True, passive=True)
                 return int(declared.declaration_result.message_count or 0)

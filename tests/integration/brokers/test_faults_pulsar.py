@@ -2,9 +2,10 @@
 
 The restart test stops the shared Pulsar standalone (scripts/services.sh) for RESTART_GAP
 seconds while a `format: raw` relay runs, then checks that nothing was lost and that the
-duplicates stay within about two snapshot intervals of the relay's own rate (issue 21:
-before the source detected the outage, acks sent while the broker was down were dropped
-and half the input came out twice). It costs about one Pulsar start (10-25 s here).
+duplicates stay within about two snapshot intervals of the relay's own rate, and within
+PULSAR_DUPLICATES (issue 21: the broker redelivers what the lost connection had processed
+and not acked, up to half the input, 10,000 of 20,000 once; the source now recognises
+those by their MessageId). It costs about one Pulsar start (10-25 s here).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import json
 import subprocess
 import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -38,10 +40,39 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 RESTART_GAP = 12.0
 """Seconds the broker is down: longer than the client's own reconnect attempts, shorter
 than a sink's publish retries (connectors/base.py), as issue 21's fault was."""
+RATE_SECONDS = 1.0
+"""How long the relay's rate is measured before the fault: two refreshes of its progress
+files (FLUSH_SECONDS apart)."""
+PULSAR_DUPLICATES = 1024
+"""The duplicates a restart may leave at most, below the epoch bound at any rate measured
+here. The source recognises redelivered processed messages by their MessageId (before:
+the unacked epochs came out again, 1,430-7,514 in traced runs, 10,000 once), and the sink
+no longer gives up on a batch the client still resends (one run repeated 998 that way);
+what can be left is one sink batch (1,024 messages at most here) the broker stored but
+could not confirm as it stopped, which the client sends again."""
 
 
 def _numbers(records: list[Record]) -> Counter[int]:
     return Counter(json.loads(r.body)["n"] for r in records)
+
+
+def _rate(relayed: Callable[[], int], proc: subprocess.Popen[bytes], seconds: float) -> float:
+    """The relay's messages a second over at least `seconds`, between two refreshes of
+    its progress files: each count is timed when it first shows (a file caught while being
+    replaced reads as a lower count, which is no news, not a drop to 0)."""
+    seen = relayed()
+    samples: list[tuple[float, int]] = []
+    deadline = time.monotonic() + 60
+    while not samples or samples[-1][0] - samples[0][0] < seconds:
+        count, now = relayed(), time.monotonic()
+        if count > seen > 0:  # a refresh seen as it happened (not the first count read)
+            samples.append((now, count))
+        seen = max(seen, count)
+        assert proc.poll() is None, "the run ended before its rate was measured"
+        assert now < deadline, f"no progress to measure the rate on: {samples}"
+        time.sleep(0.02)
+    (first_at, first), (last_at, last) = samples[0], samples[-1]
+    return (last - first) / (last_at - first_at)
 
 
 def _drain(broker: Pulsar, topic: str, count: int) -> list[Record]:
@@ -72,12 +103,9 @@ def test_pulsar_restart_mid_run_loses_nothing(
     started_at = time.monotonic()
     [proc] = launch.start()
     started.append(proc)
-    wait_until(lambda: relayed() >= n // 10 or proc.poll() is not None, 60, "first output")
-    first_at, first = time.monotonic(), relayed()
-    wait_until(lambda: relayed() >= n // 4 or proc.poll() is not None, 60, "a quarter")
-    assert proc.poll() is None, "the run ended before the broker could be stopped"
+    wait_until(lambda: relayed() > 0 or proc.poll() is not None, 60, "first output")
     # the relay's own rate, measured before the fault: what a snapshot interval carries
-    rate = (relayed() - first) / (time.monotonic() - first_at)
+    rate = _rate(relayed, proc, RATE_SECONDS)
     stop_began = time.monotonic()
     _services("stop", "pulsar")
     try:
@@ -95,11 +123,12 @@ def test_pulsar_restart_mid_run_loses_nothing(
     numbers = _numbers(records)
     missing = n - len(numbers)
     duplicates = sum(numbers.values()) - len(numbers)
-    bound = epoch_bound(rate)
+    bound = min(epoch_bound(rate), PULSAR_DUPLICATES)
     print(
         f"pulsar restart: broker down {down:.1f}s (its start took {start_seconds:.1f}s); "
         f"run exit {code} after {run_seconds:.1f}s; {len(records)} outputs for {n} inputs, "
-        f"{missing} lost, {duplicates} duplicates (bound {bound} at {rate:.0f} msg/s); "
+        f"{missing} lost, {duplicates} duplicates (bound {bound}: two snapshot intervals "
+        f"{epoch_bound(rate)} at {rate:.0f} msg/s, at most {PULSAR_DUPLICATES}); "
         f"{left} left in the input"
     )
     assert code == 0, log
@@ -109,11 +138,10 @@ def test_pulsar_restart_mid_run_loses_nothing(
     # the user is told, in factflow's own words, not only the client library's
     whole = _log(launch, tail=None)  # the lines may sit far before the tail
     assert "reconnected" in whole and "redelivered" in whole, log
-    if duplicates > bound:
-        # open (issue 21): in 1 of 4 runs on 2026-12-02 Pulsar redelivered 10,000 of 20,000
-        # after a restart (nothing lost, exit 0); reported, not passed, until fixed (the
-        # loss, exit and ack assertions above stay hard)
-        pytest.xfail(f"{duplicates} duplicates over the bound {bound}:\n{log}")
+    for line in whole.splitlines():  # what the source recognised by MessageId
+        if "reconnected; expecting" in line:
+            print(line.split(": ", 1)[-1])
+    assert duplicates <= bound, f"{duplicates} duplicates over the bound {bound}:\n{log}"
 
 
 def test_pulsar_poison_messages_are_dead_lettered_the_rest_delivered(tmp_path: Path) -> None:

@@ -1,10 +1,12 @@
-"""A RabbitMQ connect that fails half-way (the connection opened, then the broker refused
-the queue or exchange) closes the connection it opened: each retry of a failed connect
-makes a new one, so a kept or dropped one would stay open at the broker."""
+"""A RabbitMQ connect that fails (the broker unreachable, or the connection opened and
+then the queue or exchange refused) closes the connection it made: each retry of a failed
+connect makes a new one, so a kept one would stay open at the broker, and a dropped one
+is closed by aio_pika's __del__ on whatever loop the garbage collector's thread has."""
 
 from __future__ import annotations
 
 import gc
+import socket
 import warnings
 
 import aio_pika
@@ -17,8 +19,9 @@ from tests.integration.brokers.conftest import require
 pytestmark = [pytest.mark.integration]
 
 
-def _open_connections() -> set[int]:
-    gc.collect()
+def _open_connections(*, collect: bool = True) -> set[int]:
+    if collect:
+        gc.collect()
     with warnings.catch_warnings():
         # type(), not isinstance(): that would touch lazy module proxies (torch's warn)
         warnings.simplefilter("ignore")
@@ -46,3 +49,23 @@ def test_a_source_refused_its_queue_leaves_no_connection_open() -> None:
         with pytest.raises(Exception, match="PRECONDITION_FAILED"):
             part._connect()
     assert not _open_connections() - before
+
+
+def test_a_connect_to_an_unreachable_broker_leaves_no_connection_behind() -> None:
+    # no broker needed: nothing listens on the port
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    part = RabbitMQSource("q", url=f"amqp://guest:guest@127.0.0.1:{port}/").build_part(
+        "r", "0", None
+    )
+    before = _open_connections()
+    gc.disable()  # a dropped connection stays findable instead of being collected
+    try:
+        for _ in range(3):
+            with pytest.raises(Exception, match="Connect call failed"):
+                part._connect()
+        left = _open_connections(collect=False) - before
+    finally:
+        gc.enable()
+    assert not left, f"{len(left)} failed connects left their connection unclosed"

@@ -9,7 +9,9 @@ import textwrap
 import threading
 import time
 import uuid
-from typing import Any
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any, TypeVar
 
 import pytest
 
@@ -17,6 +19,8 @@ from factflow.db import DbConnection, connect
 from factflow.db import pgqueue as q
 
 pytestmark = pytest.mark.integration
+
+T_ = TypeVar("T_")
 
 
 def _queue() -> str:
@@ -51,36 +55,68 @@ def test_a_claim_hides_messages_until_acked(db_url: str, conn: DbConnection) -> 
     assert q.queue_depth(conn, queue) == q.QueueDepth(ready=0, in_flight=0)
 
 
+# Leases and delays long enough that what is asserted while they run (within milliseconds
+# of the claim) holds on a loaded machine; their end is waited for, never slept through.
+LEASE_SECONDS = 2.0
+
+
+def _until(poll: Callable[[], T_], done: Callable[[T_], bool], timeout: float = 30) -> T_:
+    """`poll()` again until `done` holds for its result (a deadline, not a sleep)."""
+    deadline = time.monotonic() + timeout
+    while not done(value := poll()):
+        assert time.monotonic() < deadline, f"still {value!r} after {timeout} s"
+        time.sleep(0.05)
+    return value
+
+
 def test_an_expired_claim_is_delivered_again(db_url: str, conn: DbConnection) -> None:
     queue = _queue()
     q.publish_batch(conn, queue, [b"lost-worker"])
-    (first,) = q.claim_batch(conn, queue, "dies", visibility_timeout=0.3)
+    began = time.monotonic()
+    (first,) = q.claim_batch(conn, queue, "dies", visibility_timeout=LEASE_SECONDS)
     assert q.claim_batch(conn, queue, "survivor") == []
-    time.sleep(0.5)
-    assert q.reclaim_expired(conn, queue) == 1
+    assert q.reclaim_expired(conn, queue) == 0
+    reclaimed = _until(lambda: q.reclaim_expired(conn, queue), lambda n: n > 0)
+    assert reclaimed == 1
+    assert time.monotonic() - began >= LEASE_SECONDS  # the lease held for its whole time
     with connect(db_url) as other:
         (again,) = q.claim_batch(other, queue, "survivor")
     assert (again.id, again.body, again.attempts) == (first.id, b"lost-worker", 2)
 
 
+def _visible_at(conn: DbConnection, message_id: int) -> datetime:
+    row = conn.execute("SELECT visible_at FROM queue_messages WHERE id = %s", (message_id,))
+    found = row.fetchone()
+    assert found is not None
+    visible: datetime = found[0]
+    return visible
+
+
 def test_extend_keeps_a_lease_and_release_gives_it_back(conn: DbConnection) -> None:
     queue = _queue()
     q.publish_batch(conn, queue, [b"slow", b"give-back"])
-    slow, give_back = q.claim_batch(conn, queue, "c1", visibility_timeout=0.3)
+    slow, give_back = q.claim_batch(conn, queue, "c1", visibility_timeout=LEASE_SECONDS)
+    first_lease_ends = _visible_at(conn, slow.id)
     assert q.extend(conn, [slow.id], "c1", visibility_timeout=30) == 1
     assert q.extend(conn, [slow.id], "someone-else", visibility_timeout=30) == 0
     assert q.release(conn, [give_back.id]) == 1
-    time.sleep(0.5)
+    # the database's clock past the first lease: without the extension it would be over
+    _until(
+        lambda: conn.execute("SELECT now() > %s", (first_lease_ends,)).fetchone(),
+        lambda row: row is not None and bool(row[0]),
+    )
     # the extended one is still leased; the released one is back
     assert [m.body for m in q.claim_batch(conn, queue, "c2")] == [b"give-back"]
 
 
 def test_delayed_messages_wait(conn: DbConnection) -> None:
     queue = _queue()
-    q.publish_batch(conn, queue, [b"later"], delay_seconds=0.4)
+    began = time.monotonic()
+    q.publish_batch(conn, queue, [b"later"], delay_seconds=LEASE_SECONDS)
     assert q.claim_batch(conn, queue, "c") == []
-    time.sleep(0.6)
-    assert [m.body for m in q.claim_batch(conn, queue, "c")] == [b"later"]
+    claimed = _until(lambda: q.claim_batch(conn, queue, "c"), bool)
+    assert [m.body for m in claimed] == [b"later"]
+    assert time.monotonic() - began >= LEASE_SECONDS  # not visible before its delay
 
 
 def test_publishing_wakes_a_listening_consumer(db_url: str) -> None:

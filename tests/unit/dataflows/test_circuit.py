@@ -130,3 +130,26 @@ def test_a_circuit_closed_while_waiting_for_the_lock_lets_the_call_through(
     _open(breaker)
     breaker._lock = ClosingLock(breaker)  # type: ignore[assignment]
     assert breaker.allow()
+
+
+def test_a_closed_breaker_lets_calls_through_without_waiting_for_its_lock(
+    breaker: CircuitBreaker,
+) -> None:
+    """Every message of every worker thread asks the breaker: while it is closed and has
+    seen no failure, neither `allow` nor `record_success` may queue behind the lock that
+    another thread's failure holds."""
+    outcomes: list[bool] = []
+
+    def calls() -> None:
+        outcomes.append(breaker.allow())
+        breaker.record_success()
+        outcomes.append(True)
+
+    with breaker._lock:  # another thread in the middle of record_failure
+        caller = threading.Thread(target=calls, daemon=True)
+        caller.start()
+        caller.join(timeout=5)
+        blocked = caller.is_alive()
+    caller.join()
+    assert not blocked
+    assert outcomes == [True, True]

@@ -4,6 +4,7 @@ clean up, or ignore SIGTERM."""
 
 from __future__ import annotations
 
+import logging
 import signal
 import subprocess
 import sys
@@ -56,20 +57,27 @@ def start(procs: list[subprocess.Popen[bytes]], code: str) -> subprocess.Popen[b
 
 @pytest.mark.timeout(30)
 def test_sigterm_then_sigkill_after_the_grace_period(
-    spawn: list[subprocess.Popen[bytes]],
+    spawn: list[subprocess.Popen[bytes]], caplog: pytest.LogCaptureFixture
 ) -> None:
-    obeys, cleans_up, ignores = (start(spawn, code) for code in (OBEYS, CLEANS_UP, IGNORES))
-    grace = 1.5
+    obeys, cleans_up, ignores, also_ignores = (
+        start(spawn, code) for code in (OBEYS, CLEANS_UP, IGNORES, IGNORES)
+    )
+    grace = 2.0
 
     began = time.monotonic()
-    stop([obeys, cleans_up, ignores], grace_seconds=grace)
+    with caplog.at_level(logging.WARNING, logger="factflow.dataflows.launch"):
+        stop([obeys, cleans_up, ignores, also_ignores], grace_seconds=grace)
     took = time.monotonic() - began
 
     assert obeys.returncode == -signal.SIGTERM
     assert cleans_up.returncode == 0  # given the time it needed, not killed
-    assert ignores.returncode == -signal.SIGKILL
-    assert took >= grace  # the stubborn one had its whole grace period
-    assert took < grace + 10
+    assert ignores.returncode == also_ignores.returncode == -signal.SIGKILL
+    assert took >= grace  # the stubborn ones had their whole grace period
+    # one grace period for all: waiting one after the other would take two
+    assert took < 2 * grace
+    killed = [r.getMessage() for r in caplog.records if "SIGKILL" in r.getMessage()]
+    assert [str(ignores.pid) in m for m in killed] == [True, False]
+    assert str(also_ignores.pid) in killed[1]
 
 
 @pytest.mark.timeout(30)
