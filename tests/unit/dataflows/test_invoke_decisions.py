@@ -10,6 +10,7 @@ them for every mutant."""
 from __future__ import annotations
 
 import functools
+import time
 import uuid
 from collections.abc import Iterator
 from typing import Any, ClassVar
@@ -24,8 +25,8 @@ from factflow.dataflows.backpressure import ConcurrencyController
 from factflow.dataflows.circuit import CircuitBreaker, CircuitState
 from factflow.dataflows.invoke import AdapterInvoker, StepRuntime, child_id
 from factflow.dataflows.lineage import LineageMark
-from factflow.db.lineage_writer import LINEAGE_COLUMNS
 from factflow.deadletter import DeadLetter
+from tests.unit.db.test_lineage_copy import decoded
 
 Step = list[Any]
 """What the adapter does on each attempt for one message: an exception to raise, or what
@@ -63,14 +64,14 @@ KINDS = [Scripted, AsyncScripted]
 
 
 class RecordingLineage:
-    """Stands in for LineageLog (which writes to Postgres): keeps the rows."""
+    """Stands in for LineageLog (which writes to Postgres): keeps the rows, decoded."""
 
     def __init__(self) -> None:
         self.execution_id = uuid.uuid4()
         self.rows: list[dict[str, Any]] = []
 
-    def record(self, values: tuple[Any, ...]) -> None:
-        self.rows.append(dict(zip(LINEAGE_COLUMNS, values, strict=True)))
+    def record_many(self, rows: list[bytes]) -> None:
+        self.rows.extend(decoded(row) for row in rows)
 
     def mark(self) -> LineageMark:
         return LineageMark(len(self.rows))
@@ -378,3 +379,50 @@ def test_a_circuit_open_dead_letter_has_a_lineage_row_with_no_attempts(
         ("dead_lettered", 0),
     ]
     assert lineage.rows[1]["error"] == "CircuitOpenError: circuit of adapter 'work' is open"
+
+
+class Handoffs(RecordingLineage):
+    """Also counts the hand-offs: each `record_many` call's rows."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.handoffs: list[int] = []
+
+    def record_many(self, rows: list[bytes]) -> None:
+        self.handoffs.append(len(rows))
+        super().record_many(rows)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_batchs_rows_go_to_the_log_together_after_it(
+    kind: type[Scripted], waits: list[float]
+) -> None:
+    lineage = Handoffs()
+    for key in "abc":
+        Scripted.SCRIPT[key] = [None]
+    invoker(kind, lineage=lineage).run_batch([msg("a"), msg("b"), msg("c")])
+    assert lineage.handoffs == [3]
+
+
+def test_a_slow_batch_hands_its_rows_off_while_it_runs() -> None:  # real sleeps
+    lineage = Handoffs()
+
+    def slow(m: Message) -> None:
+        time.sleep(invoke.HANDOFF_US / 1e6 * 1.2)
+
+    for key in "abc":
+        Scripted.SCRIPT[key] = [slow]
+    invoker(Scripted, lineage=lineage).run_batch([msg("a"), msg("b"), msg("c")])
+    # the first row waits for the second, which comes over HANDOFF_US later
+    assert lineage.handoffs == [2, 1]
+
+
+def test_a_batch_hands_off_every_handoff_rows_rows(
+    monkeypatch: pytest.MonkeyPatch, waits: list[float]
+) -> None:
+    monkeypatch.setattr(invoke, "HANDOFF_ROWS", 2)
+    lineage = Handoffs()
+    for key in "abcde":
+        Scripted.SCRIPT[key] = [None]
+    invoker(Scripted, lineage=lineage).run_batch([msg(k) for k in "abcde"])
+    assert lineage.handoffs == [2, 2, 1]
