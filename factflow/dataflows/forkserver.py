@@ -258,8 +258,6 @@ class ForkServer:
         if len(command) < 3 or command[1] not in ("-m", "-c"):
             return None
         with self._lock:
-            if _interpreter_env(env) != self._python_env:
-                return None  # the interpreter's own options differ: a fresh one needs them
             sock, ready = self._usable_locked()
         if sock is None and ready is not None and ready.wait(READY_WAIT):
             with self._lock:
@@ -267,6 +265,8 @@ class ForkServer:
         if sock is None:
             return None
         with self._lock:
+            if _interpreter_env(env) != self._python_env:
+                return None  # the interpreter's own options differ: a fresh one needs them
             request_id = self._next_id
             self._next_id += 1
             pending = _Pending(threading.Event())
