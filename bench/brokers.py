@@ -702,7 +702,7 @@ def top_frames(stacks: list[Path], count: int = 15) -> list[str]:
     for path in stacks:
         for line in path.read_text().splitlines():
             stack, _, number = line.rpartition(" ")
-            if not stack or not number.isdigit():
+            if not stack or not number.isdigit() or "_find_and_load" in stack:
                 continue
             # a frame is `function (file:line)`: counted per function and file
             frames = [f.rpartition(":")[0] or f for f in stack.split(";")]
