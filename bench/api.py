@@ -60,6 +60,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterator
@@ -325,12 +326,15 @@ def main() -> int:
                 "FACTFLOW_AUTH_SECRET": AUTH_SECRET,
                 "FACTFLOW_AUTH_RATE_LIMIT_PER_MINUTE": str(10**9),
             }
+            plain_env = {**env, "FACTFLOW_WORKER_FORKSERVER": "false"}
             with (
                 server("bare", env, root / "bare.log") as bare,
                 server("factflow", env, root / "factflow.log") as factflow,
                 server("factflow", auth_env, root / "auth.log") as authed,
+                server("factflow", plain_env, root / "plain.log") as plain,
             ):
-                return asyncio.run(run(args, bare, factflow, authed, key, began))
+                servers = Servers(bare, factflow, authed, plain)
+                return asyncio.run(run(args, servers, database_url, key, began))
     finally:
         shutil.rmtree(root, ignore_errors=True)
 
@@ -353,14 +357,118 @@ def post_execution(client: httpx.AsyncClient) -> Awaitable[httpx.Response]:
     return client.post(f"{API}/executions", json={"pipeline_yaml": PIPELINE_YAML, "inputs": INPUTS})
 
 
+@dataclass(frozen=True)
+class Servers:
+    bare: Server
+    factflow: Server
+    authed: Server
+    plain: Server
+    """factflow with FACTFLOW_WORKER_FORKSERVER=false: every worker a new interpreter."""
+
+
+@dataclass
+class Launches:
+    """The POST case of one server: the requests, and what became of the executions."""
+
+    result: Result
+    outcome: Counter[str]
+    waited: float
+    first_progress: list[float]
+    """Seconds from sending each POST to its worker's first progress row in Postgres."""
+    durations: list[float]
+    """Seconds from each execution's row (`started_at`) to `completed_at`."""
+    worker_cpu: float
+    """CPU seconds of the server's descendants (worker processes, the forkserver) per
+    execution: what starting and running a one-message execution costs outside the server."""
+
+
+def tree_cpu(pid: int) -> float:
+    """CPU seconds of `pid` and every descendant, live or reaped (/proc: utime, stime,
+    cutime, cstime; a live child's own from its own entry)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except OSError:
+        return 0.0
+    total = sum(int(f) for f in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        with contextlib.suppress(OSError):
+            for child in (task / "children").read_text().split():
+                total += tree_cpu(int(child))
+    return total
+
+
+def watch_progress(
+    database_url: str, seen: dict[str, float], stop: threading.Event, every: float = 0.05
+) -> None:
+    """Until `stop`: the first time (perf_counter) each execution has a progress row."""
+    from factflow.db.connection import connect
+
+    with connect(database_url) as conn:
+        while not stop.is_set():
+            rows = conn.execute(
+                "SELECT DISTINCT execution_id::text FROM worker_counters WHERE kind = 'progress'"
+            ).fetchall()
+            now = time.perf_counter()
+            for (execution_id,) in rows:
+                seen.setdefault(execution_id, now)
+            stop.wait(every)
+
+
+def completion_seconds(database_url: str, ids: list[str]) -> list[float]:
+    from factflow.db.connection import connect
+
+    with connect(database_url) as conn:
+        rows = conn.execute(
+            "SELECT extract(epoch FROM completed_at - started_at)::float8 FROM executions"
+            " WHERE id::text = ANY(%s) AND completed_at IS NOT NULL",
+            (ids,),
+        ).fetchall()
+    return [float(r[0]) for r in rows]
+
+
+async def post_case(
+    args: argparse.Namespace, srv: Server, case: str, database_url: str
+) -> Launches:
+    """`--posts` POSTs from `--clients` clients, then the wait for every execution."""
+    sent: dict[str, float] = {}
+    seen: dict[str, float] = {}
+
+    async def post(client: httpx.AsyncClient) -> httpx.Response:
+        at = time.perf_counter()
+        response = await post_execution(client)
+        if response.status_code == 201:
+            sent[response.json()["execution_id"]] = at
+        return response
+
+    stop = threading.Event()
+    watcher = asyncio.create_task(asyncio.to_thread(watch_progress, database_url, seen, stop))
+    cpu_before = tree_cpu(srv.pid) - (process_cpu(srv.pid) or 0.0)
+    result = await load(srv, post, total=args.posts, clients=args.clients, case=case)
+    ids = list(sent)
+    waited = time.monotonic()
+    outcome = await asyncio.to_thread(wait_all, srv, ids, args.wait)
+    waited = time.monotonic() - waited
+    worker_cpu = tree_cpu(srv.pid) - (process_cpu(srv.pid) or 0.0) - cpu_before
+    stop.set()
+    await watcher
+    first = [seen[i] - sent[i] for i in ids if i in seen]
+    durations = await asyncio.to_thread(completion_seconds, database_url, ids)
+    return Launches(result, outcome, waited, first, durations, worker_cpu / max(1, len(ids)))
+
+
+def quantiles_s(values: list[float]) -> str:
+    if not values:
+        return "-"
+    if len(values) < 2:
+        return f"{values[0]:.2f}"
+    q = statistics.quantiles(values, n=100, method="inclusive")
+    return f"p50 {q[49]:.2f} s, p99 {q[98]:.2f} s"
+
+
 async def run(
-    args: argparse.Namespace,
-    bare: Server,
-    factflow: Server,
-    authed: Server,
-    key: str,
-    began: float,
+    args: argparse.Namespace, servers: Servers, database_url: str, key: str, began: float
 ) -> int:
+    bare, factflow, authed = servers.bare, servers.factflow, servers.authed
     clients = args.clients
     load_at_start = os.getloadavg()[0]
     # one completed execution (with lineage) for the GET case; also warms the launch path
@@ -398,24 +506,21 @@ async def run(
             if name not in best or result.rps > best[name].rps:
                 best[name] = result
 
-    bodies: list[Any] = []
-    post = await load(
-        factflow,
-        post_execution,
-        total=args.posts,
-        clients=clients,
-        case="factflow POST /executions",
-        bodies=bodies,
-    )
-    ids = [b["execution_id"] for b in bodies if "execution_id" in b]
-    waited = time.monotonic()
-    outcome = await asyncio.to_thread(wait_all, factflow, ids, args.wait)
-    waited = time.monotonic() - waited
+    # the plain server's launch path warmed as the forkserver one's was by the seed
+    warm = await post_case(argparse.Namespace(**{**vars(args), "posts": 1, "clients": 1}),
+                           servers.plain, "warm-up", database_url)  # fmt: skip
+    if warm.outcome != Counter(completed=1):
+        print(f"the plain server's first execution did not complete: {warm.outcome}")
+        return 1
+    # without the forkserver first, then with it, each after the other's executions ended
+    plain = await post_case(args, servers.plain, "plain POST /executions", database_url)
+    forked = await post_case(args, factflow, "factflow POST /executions", database_url)
+    post = forked.result
 
     bare_get, ff_get = best["bare GET /ping"], best["factflow GET /executions/{id}"]
     auth_get = best["auth GET /executions/{id}"]
     print(HEADER)
-    for result in (bare_get, ff_get, auth_get, post):
+    for result in (bare_get, ff_get, auth_get, plain.result, post):
         print(row(result))
     print()
     print("ratios, factflow / bare:")
@@ -439,15 +544,31 @@ async def run(
         f"  req/s {auth_get.rps / ff_get.rps:.3f}x"
         f"  p99 {auth_get.quantile(99) / ff_get.quantile(99):.2f}x{auth_cpu}"
     )
+    print("\nPOST /executions, workers forked by the forkserver vs each a new interpreter (plain):")
+    for launches in (plain, forked):
+        print(
+            f"  {launches.result.case:<26} {dict(launches.outcome)}, all final"
+            f" {launches.waited:.1f} s after the last POST; worker CPU per execution"
+            f" {launches.worker_cpu * 1000:.0f} ms\n"
+            f"    POST -> first progress: {quantiles_s(launches.first_progress)}"
+            f" ({len(launches.first_progress)} seen); row -> completed:"
+            f" {quantiles_s(launches.durations)}"
+        )
+    if plain.result.rps and plain.worker_cpu:
+        print(
+            f"  forkserver / plain: req/s {forked.result.rps / plain.result.rps:.2f}x,"
+            f" worker CPU per execution {forked.worker_cpu / plain.worker_cpu:.2f}x"
+        )
     print(
-        f"\nPOST executions: {dict(outcome)}, all final {waited:.1f} s after the last POST; "
-        f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} "
+        f"\n{os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} "
         f"(at start {load_at_start:.1f}); bench {time.monotonic() - began:.0f} s"
     )
-    ok = (
-        all(r.statuses == Counter({200: r.requests}) for r in (bare_get, ff_get, auth_get))
-        and post.statuses == Counter({201: post.requests})
-        and outcome == Counter(completed=len(ids))
+    ok = all(
+        r.statuses == Counter({200: r.requests}) for r in (bare_get, ff_get, auth_get)
+    ) and all(
+        launches.result.statuses == Counter({201: args.posts})
+        and launches.outcome == Counter(completed=args.posts)
+        for launches in (plain, forked)
     )
     if not ok:
         print("FAILED: a request did not succeed or an execution did not complete")

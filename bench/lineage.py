@@ -47,7 +47,7 @@ from psycopg.types.json import Jsonb
 from factflow import Adapter, Context, Message
 from factflow.db import connect, migrate
 from factflow.db.connection import DbConnection
-from factflow.db.lineage_writer import LINEAGE_COLUMNS, LineageWriter
+from factflow.db.lineage_writer import LINEAGE_COLUMNS, LineageWriter, new_row_id
 
 TARGET_ROWS_PER_SECOND = 100_000
 TARGET_LINEAGE_RATIO = 0.6
@@ -84,6 +84,25 @@ def fill(writer: LineageWriter, ids: list[str], parent: uuid.UUID | None) -> uui
     return parent
 
 
+def fill_tuples(
+    execution: uuid.UUID, ids: list[str], parent: uuid.UUID | None
+) -> tuple[list[tuple[Any, ...]], uuid.UUID | None]:
+    """`fill`'s rows as parameter tuples, in LINEAGE_COLUMNS order."""
+    started = datetime.now(UTC)
+    completed = started + timedelta(milliseconds=3)
+    rows = []
+    for i, message_id in enumerate(ids):
+        row_id = new_row_id()
+        adapter = ("fetch", "to_markdown", "segment")[i % 3]
+        storage_key = f"executions/x/ingest/segment/{i}"
+        meta = Jsonb({"origin": "bench", "n": i})
+        head = (row_id, execution, "ingest", adapter, i % 3, adapter, message_id, parent)
+        state = ("completed", 1, "a" * 32, "b" * 32, None, started, completed, 3.0)
+        rows.append((*head, *state, None, storage_key, meta))
+        parent = row_id
+    return rows, parent
+
+
 def bench_copy(conn: DbConnection, rows: int, epoch_rows: int) -> tuple[float, float]:
     """Rows/s end to end (record + flush) and for the flushes alone."""
     writer = LineageWriter(uuid.uuid4())
@@ -105,7 +124,7 @@ def bench_copy(conn: DbConnection, rows: int, epoch_rows: int) -> tuple[float, f
 
 def bench_executemany(conn: DbConnection, rows: int, epoch_rows: int) -> float:
     """The same rows with one INSERT per row via executemany (psycopg pipelines it)."""
-    writer = LineageWriter(uuid.uuid4())
+    execution = uuid.uuid4()
     placeholders = ", ".join(["%s"] * len(LINEAGE_COLUMNS))
     sql = f"INSERT INTO lineage ({', '.join(LINEAGE_COLUMNS)}) VALUES ({placeholders})"
     ids = message_ids(epoch_rows)
@@ -114,12 +133,9 @@ def bench_executemany(conn: DbConnection, rows: int, epoch_rows: int) -> float:
     done = 0
     while done < rows:
         batch = min(epoch_rows, rows - done)
-        parent = fill(writer, ids[:batch], parent)
-        # the writer's buffer holds exactly the rows COPY would send
-        buffered = [(*row[:-1], Jsonb(row[-1])) for row in writer.rows]
+        buffered, parent = fill_tuples(execution, ids[:batch], parent)
         with conn.transaction(), conn.cursor() as cur:
             cur.executemany(sql, buffered)
-        writer.discard()
         done += batch
     return rows / (time.perf_counter() - start)
 

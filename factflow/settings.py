@@ -175,6 +175,13 @@ class Settings(BaseSettings):
         description="auto: spread an execution's processes over the live worker agents "
         "(`factflow worker serve`), on this host when there are none; off: this host only",
     )
+    worker_forkserver: bool = Field(
+        default=True,
+        description="fork worker processes from a warm process that has Bytewax and factflow "
+        "imported (`python -m factflow.dataflows.forkserver`, started by the server and by "
+        "`factflow worker serve`) instead of starting an interpreter per process; they "
+        "start with a plain `python -m bytewax.run` while it is unavailable",
+    )
     validate_pipelines_on_start: bool = Field(
         default=True, description="compile the shipped pipelines when the server starts"
     )

@@ -285,11 +285,12 @@ ensure_py_deps() {
 # ---------------------------------------------------------------------------------------
 # processes this script started: pid file + a mark in the process environment
 # ---------------------------------------------------------------------------------------
-cmdline_of() { tr '\0\n' '  ' <"/proc/$1/cmdline" 2>/dev/null; }
+# (stderr is redirected first: a process that just ended has no /proc entry to open)
+cmdline_of() { tr '\0\n' '  ' 2>/dev/null <"/proc/$1/cmdline"; }
 
 # every process launched here carries FACTFLOW_SERVICE_MARK=NAME@HOME in its environment
 mark_of() { echo "FACTFLOW_SERVICE_MARK=$1@$FF_HOME"; }
-has_mark() { tr '\0' '\n' <"/proc/$1/environ" 2>/dev/null | grep -qxF -- "$2"; }
+has_mark() { tr '\0' '\n' 2>/dev/null <"/proc/$1/environ" | grep -qxF -- "$2"; }
 
 # our_pid NAME: prints the pid when the process we recorded is alive
 our_pid() {

@@ -23,7 +23,7 @@ from factflow.adapters.registry import default_registry
 from factflow.api.audit import AuditMiddleware
 from factflow.api.auth import require, secure_routes
 from factflow.api.dashboard import install_dashboard
-from factflow.api.errors import CorrelationIdMiddleware, install_error_handlers
+from factflow.api.errors import CorrelationIdMiddleware, document_errors, install_error_handlers
 from factflow.api.metrics import Metrics, MetricsMiddleware
 from factflow.api.routers import api_router
 from factflow.api.routers.templates import load_templates
@@ -153,6 +153,7 @@ def create_app(settings: ApiSettings) -> FastAPI:
         )
 
     install_dashboard(app)
+    document_errors(app)
     secure_routes(app)  # after every route is added: each must declare its scope
     # innermost: it sees the route and principal, and the correlation id is set
     app.add_middleware(AuditMiddleware)

@@ -13,7 +13,8 @@ trusted proxy's SSO headers; each principal's requests count against its rate li
 (factflow/auth/limits.py). `secure_routes(app)` refuses to
 build an app with a route that declares no scope (or names a route that does not exist)
 and writes each operation's scope into the OpenAPI document (`x-required-scope`,
-`security`, and the first line of its description).
+`security`, the first line of its description, and the 401, 403 and 429 a route that
+needs credentials can answer).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from fastapi.routing import APIRoute, RouteContext, iter_route_contexts
 from starlette.datastructures import Headers
 
 from factflow.api.deps import get_pool
+from factflow.api.errors import AUTH_STATUSES, error_responses
 from factflow.auth.exceptions import AuthCode, AuthenticationError, PermissionDeniedError
 from factflow.auth.keys import KeyType
 from factflow.auth.limits import check_rate
@@ -265,6 +267,10 @@ def secure_routes(app: FastAPI) -> None:
         for path, operations in schema.get("paths", {}).items():
             for method, operation in operations.items():
                 scope = table.get((path, method.upper()))
+                if scope is not None:
+                    responses = operation.setdefault("responses", {})
+                    for status, response in error_responses(*AUTH_STATUSES).items():
+                        responses.setdefault(str(status), response)
                 if scope is None:
                     operation["security"] = []
                     operation["x-required-scope"] = None

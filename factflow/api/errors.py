@@ -2,7 +2,9 @@
 
 Every error response is `{"detail", "error_code", "correlation_id", "timestamp"}` (the
 seed system's `ErrorResponse`); request validation keeps FastAPI's `detail[]` list and
-adds the same three fields; an invalid pipeline adds the compiler's `validation_report`.
+adds the same three fields (`ValidationErrorResponse`); an invalid pipeline adds the
+compiler's `validation_report`. `error_responses(...)` documents a route's error statuses
+with these models; `document_errors(app)` gives every route the ones any route can answer.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import contextvars
 import logging
 import math
 import uuid
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from http import HTTPStatus
 from typing import Any
@@ -20,9 +23,12 @@ from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.json_schema import SkipJsonSchema
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from factflow.api.schemas.validation import ValidationReport
 from factflow.auth.exceptions import (
     AuthenticationError,
     AuthError,
@@ -70,6 +76,146 @@ _SCOPE_KEY = "factflow.correlation_id"
 def correlation_id() -> str:
     """The current request's correlation id (a new one outside a request)."""
     return _correlation.get() or uuid.uuid4().hex
+
+
+def _only_with(description: str) -> Any:
+    """An optional field of the error body that is absent rather than null: the schema
+    shows neither null nor its `default`."""
+
+    def drop_default(schema: dict[str, Any]) -> None:
+        schema.pop("default", None)
+
+    return Field(default=None, description=description, json_schema_extra=drop_default)
+
+
+class ErrorResponse(BaseModel):
+    """The body of every error response but a request validation error's (422)."""
+
+    # the handlers add fields of their own (see the optional ones below); clients must
+    # not fail on one they do not know
+    model_config = ConfigDict(extra="allow")
+
+    detail: str = Field(description="what went wrong, for a person")
+    error_code: str = Field(description="stable, for programs: NOT_FOUND, CONFIG_INVALID, ...")
+    correlation_id: str = Field(description="also the X-Correlation-ID response header")
+    timestamp: datetime
+    # present only with the error codes named: absent, never null, otherwise
+    validation_report: ValidationReport | SkipJsonSchema[None] = _only_with(
+        "CONFIG_INVALID: the compiler's report"
+    )
+    missing: list[str] | SkipJsonSchema[None] = _only_with(
+        "STORED_MESSAGES_MISSING: the stored keys that are missing"
+    )
+    kept: list[dict[str, str]] | SkipJsonSchema[None] = _only_with(
+        "STORAGE_IN_USE: what is kept, and why"
+    )
+    retry_after_seconds: int | SkipJsonSchema[None] = _only_with(
+        "RATE_LIMITED: also the Retry-After header"
+    )
+    limit: int | SkipJsonSchema[None] = _only_with(
+        "RATE_LIMITED: requests a minute the principal may make"
+    )
+
+
+class ValidationErrorItem(BaseModel):
+    """One problem with the request, as pydantic reports it."""
+
+    model_config = ConfigDict(extra="allow")
+
+    loc: list[str | int] = Field(description="where: body, query, path or header, then the field")
+    msg: str
+    type: str
+    input: Any = None
+    ctx: dict[str, Any] | SkipJsonSchema[None] = _only_with("the limits the value broke")
+
+
+class ValidationErrorResponse(BaseModel):
+    """A 422's body: FastAPI's `detail` list, and the fields every error body has."""
+
+    detail: list[ValidationErrorItem]
+    error_code: str = Field(description="REQUEST_VALIDATION_ERROR")
+    correlation_id: str
+    timestamp: datetime
+
+
+# what each status means here, and the error codes it carries (docs/api.md lists them all)
+_STATUS_DOCS: dict[int, str] = {
+    400: "a request the server will not act on: CONFIG_INVALID (with validation_report),"
+    " INVALID_VALUE (a value Postgres cannot take), BAD_REQUEST and the domain's own codes",
+    401: "no credentials, or credentials that are not valid (WWW-Authenticate names Bearer)",
+    403: "valid credentials without the scope the route needs",
+    404: "NOT_FOUND: the resource named in the path does not exist",
+    409: "the resource is in a state that forbids this, or the request conflicts with another",
+    422: "REQUEST_VALIDATION_ERROR: the parameters or body do not match this schema",
+    429: "RATE_LIMITED or an execution cap; Retry-After says when to try again",
+    500: "INTERNAL_ERROR and the other server-side failures; the correlation id finds the log",
+    503: "DATABASE_UNAVAILABLE, STORAGE_UNAVAILABLE or a service the route needs is down",
+}
+AUTH_STATUSES = (401, 403, 429)
+"""What a route that needs credentials can answer besides its own statuses."""
+APP_STATUSES = (400, 500, 503)
+"""What any API route can answer: a value Postgres refuses, a bug, an outage."""
+
+
+def error_responses(
+    *statuses: int, notes: Mapping[int, str] | None = None
+) -> dict[int | str, dict[str, Any]]:
+    """FastAPI `responses=` documenting `statuses` with the error body; `notes` replace
+    a status's generic description with what it means on the route.
+
+    The body is given as JSON content, not as a `model`: FastAPI would file a model under
+    the route's own media type, `text/event-stream` on the SSE routes.
+    """
+    notes = notes or {}
+    return {status: _openapi_error(status, notes.get(status)) for status in statuses}
+
+
+def _openapi_error(status: int, note: str | None = None) -> dict[str, Any]:
+    # `document_errors` puts the schemas this refers to into the document
+    model = ValidationErrorResponse if status == 422 else ErrorResponse
+    ref = {"$ref": f"#/components/schemas/{model.__name__}"}
+    description = note or _STATUS_DOCS.get(status) or HTTPStatus(status).phrase
+    return {"description": description, "content": {"application/json": {"schema": ref}}}
+
+
+def _is_fastapi_422(response: dict[str, Any] | None) -> bool:
+    content = (response or {}).get("content", {}).get("application/json", {})
+    return str(content.get("schema", {}).get("$ref", "")).endswith("/HTTPValidationError")
+
+
+def document_errors(app: FastAPI) -> None:
+    """Make `app`'s OpenAPI document say what its error handlers answer: every operation
+    gets `APP_STATUSES` (unless it documents the status itself), and FastAPI's 422
+    (`HTTPValidationError`, which lacks the error code, id and time) becomes
+    `ValidationErrorResponse`. Call before `secure_routes`, which adds `AUTH_STATUSES`."""
+    build: Callable[[], dict[str, Any]] = app.openapi
+    done = False
+
+    def openapi() -> dict[str, Any]:
+        nonlocal done
+        schema = build()
+        if done:
+            return schema
+        schemas = schema.setdefault("components", {}).setdefault("schemas", {})
+        for model in (ErrorResponse, ValidationErrorResponse):
+            found = model.model_json_schema(ref_template="#/components/schemas/{model}")
+            for name, nested in found.pop("$defs", {}).items():
+                schemas.setdefault(name, nested)  # FastAPI's own, when a route returns it
+            schemas[model.__name__] = found
+        for operations in schema.get("paths", {}).values():
+            for operation in operations.values():
+                responses = operation.setdefault("responses", {})
+                if _is_fastapi_422(responses.get("422")):
+                    responses["422"] = _openapi_error(422)
+                for status in APP_STATUSES:
+                    responses.setdefault(str(status), _openapi_error(status))
+        # FastAPI's own 422 models: nothing refers to them any more
+        for name in ("HTTPValidationError", "ValidationError"):
+            schemas.pop(name, None)
+        done = True
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 class ApiError(Exception):

@@ -14,6 +14,7 @@ from typing import Any
 
 from anyio import to_thread
 from psycopg_pool import ConnectionPool
+from sse_starlette.sse import EventSourceResponse
 
 from factflow.db.connection import connect_async
 from factflow.db.repositories.events import EVENTS_CHANNEL, Event, list_events
@@ -25,6 +26,20 @@ TERMINAL_EVENTS = frozenset(f"execution.{s}" for s in TERMINAL)
 POLL_SECONDS = 1.0
 
 SseEvent = dict[str, str]
+SSE_MEDIA_TYPE = "text/event-stream"
+
+
+class EventStream(EventSourceResponse):
+    """`response_class` of the SSE routes: its media type is what the OpenAPI document
+    gives their 200 (EventSourceResponse names none, so FastAPI would say JSON)."""
+
+    media_type = SSE_MEDIA_TYPE
+
+
+def sse_responses(events: str) -> dict[int | str, dict[str, Any]]:
+    """FastAPI `responses=` for a 200 that is a stream of server-sent `events`."""
+    content = {SSE_MEDIA_TYPE: {"schema": {"type": "string"}}}
+    return {200: {"description": f"server-sent events: {events}", "content": content}}
 
 
 def event_status(event_type: str) -> str | None:

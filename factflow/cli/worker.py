@@ -87,6 +87,7 @@ def serve(
             capacity=capacity or settings.agent_capacity,
             folder=(folder or settings.agent_dir).resolve(),
             stop_grace_seconds=settings.cancel_grace_seconds,
+            worker_forkserver=settings.worker_forkserver,
         )
     )
     stop = threading.Event()

@@ -12,7 +12,6 @@ import logging
 import time
 import uuid
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
 from typing import Any
 
 from factflow.adapters.base import Adapter, Context, UsageLog
@@ -25,6 +24,7 @@ from factflow.dataflows.metrics import CallTally, worker_metrics
 from factflow.dataflows.progress import AdapterMetrics
 from factflow.dataflows.usage import NoUsageLog
 from factflow.dataflows.workers import current_worker_index
+from factflow.db.lineage_copy import StepRowEncoder
 from factflow.db.lineage_writer import LineageStatus, new_row_id
 from factflow.deadletter import (
     REASON_CIRCUIT_OPEN,
@@ -73,6 +73,23 @@ def child_id(parent_id: str, step_id: str, index: int) -> str:
     return _child_ids(f"{parent_id}/{step_id}/{index}")
 
 
+class BatchTally(CallTally):
+    """A batch's counts, and its lineage rows (encoded) not yet handed to the log."""
+
+    __slots__ = ("rows", "since_us")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.rows: list[bytes] = []
+        self.since_us = 0  # when the first of `rows` was made
+
+
+# a batch's rows go to the log together, or sooner once this many wait or the first of
+# them is this old: a slow batch's rows stay readable while it runs
+HANDOFF_ROWS = 1_000
+HANDOFF_US = 100_000
+
+
 class AdapterInvoker:
     """Calls one adapter of one route on batches of messages.
 
@@ -89,6 +106,13 @@ class AdapterInvoker:
         self._adapters = PerThread(lambda: adapter_cls(runtime.step.config))
         self._contexts = PerThread(self._new_context)
         self._metrics = worker_metrics().adapter(runtime.route.id, step.stage, step.type)
+        lineage = runtime.lineage
+        self._rows: StepRowEncoder | None = None
+        if lineage is not None:
+            route = runtime.route.id
+            self._rows = StepRowEncoder(
+                lineage.execution_id, route, step.type, step.index, step.stage
+            )
 
     def adapter(self) -> Adapter:
         return self._adapters.get()
@@ -117,16 +141,28 @@ class AdapterInvoker:
     # -- batches -----------------------------------------------------------------
 
     def run_batch(self, batch: list[Message]) -> list[Outcome]:
-        tally = CallTally()
+        tally = BatchTally()
         if self._is_async:
             results = worker_loop().run(self._run_async_batch(batch, self.adapter(), tally))
         else:
             adapter, context, run = self.adapter(), self.context(), self._run_sync
             results = [run(adapter, context, message, tally) for message in batch]
-        self._metrics.add(tally)
+        self._done(tally)
         out: list[Outcome] = [item for result in results for item in result]
         out.extend(self.marks())
         return out
+
+    def _done(self, tally: BatchTally) -> None:
+        """After a batch: its counts to the metrics, its rows to the lineage log."""
+        self._metrics.add(tally)
+        if tally.rows:
+            self._hand_off(tally)
+
+    def _hand_off(self, tally: BatchTally) -> None:
+        lineage = self.runtime.lineage
+        assert lineage is not None
+        lineage.record_many(tally.rows)
+        tally.rows = []
 
     def marks(self) -> list[Outcome]:
         """After a batch: the mark that makes the epoch wait for the batch's lineage rows."""
@@ -136,7 +172,7 @@ class AdapterInvoker:
     def run_each(self, adapter: Adapter, batch: list[Message]) -> list[Outcome]:
         """`batch` through a given adapter instance (stateful steps own theirs), one
         message after another so that its state sees them in order; counted once."""
-        tally = CallTally()
+        tally = BatchTally()
         outcomes: list[Outcome] = []
         if self._is_async:
             loop = worker_loop()
@@ -146,11 +182,11 @@ class AdapterInvoker:
             context, run = self.context(), self._run_sync
             for message in batch:
                 outcomes.extend(run(adapter, context, message, tally))
-        self._metrics.add(tally)
+        self._done(tally)
         return outcomes
 
     async def _run_async_batch(
-        self, batch: list[Message], adapter: Adapter, tally: CallTally
+        self, batch: list[Message], adapter: Adapter, tally: BatchTally
     ) -> list[list[Outcome]]:
         limit = asyncio.Semaphore(self.runtime.concurrency.limit)
 
@@ -168,7 +204,7 @@ class AdapterInvoker:
     # time.
 
     def _run_sync(
-        self, adapter: Adapter, context: Context, message: Message, tally: CallTally
+        self, adapter: Adapter, context: Context, message: Message, tally: BatchTally
     ) -> list[Outcome]:
         if self._gate is not None and not self._gate(message):
             return [message]
@@ -190,10 +226,10 @@ class AdapterInvoker:
                 time.sleep(verdict)
                 continue
             tally.call(started, "completed" if outputs else "filtered")
-            return self._on_success(message, outputs, attempt, started_at)
+            return self._on_success(message, outputs, attempt, started_at, tally)
 
     async def _run_async(
-        self, adapter: Adapter, message: Message, tally: CallTally
+        self, adapter: Adapter, message: Message, tally: BatchTally
     ) -> list[Outcome]:
         if self._gate is not None and not self._gate(message):
             return [message]
@@ -218,13 +254,15 @@ class AdapterInvoker:
                 continue
             self._observe(started, failed=False)
             tally.call(started, "completed" if outputs else "filtered")
-            return self._on_success(message, outputs, attempt, started_at)
+            return self._on_success(message, outputs, attempt, started_at, tally)
 
-    def _lineage_start(self) -> datetime | None:
-        return datetime.now(UTC) if self.runtime.lineage is not None else None
+    def _lineage_start(self) -> int | None:
+        """Microseconds since the Unix epoch when lineage is recorded (the row's
+        started_at), else None."""
+        return time.time_ns() // 1000 if self._rows is not None else None
 
     def _refused(
-        self, message: Message, attempt: int, started_at: datetime | None, tally: CallTally
+        self, message: Message, attempt: int, started_at: int | None, tally: BatchTally
     ) -> list[Outcome] | None:
         if self.runtime.breaker.allow():
             return None
@@ -239,8 +277,8 @@ class AdapterInvoker:
         message: Message,
         exc: Exception,
         attempt: int,
-        started_at: datetime | None,
-        tally: CallTally,
+        started_at: int | None,
+        tally: BatchTally,
     ) -> list[Outcome] | float:
         """The dead letter (and its lineage) after the last attempt or a non-retryable
         error, else seconds to wait."""
@@ -254,7 +292,12 @@ class AdapterInvoker:
         return retry.delay(attempt)
 
     def _on_success(
-        self, message: Message, outputs: list[Message], attempt: int, started_at: datetime | None
+        self,
+        message: Message,
+        outputs: list[Message],
+        attempt: int,
+        started_at: int | None,
+        tally: BatchTally,
     ) -> list[Outcome]:
         self.runtime.breaker.record_success()
         if started_at is None:
@@ -264,7 +307,14 @@ class AdapterInvoker:
         emitted, storage_key = self._emitted(message, outputs, str(row_id), row_id)
         status: LineageStatus = "completed" if outputs else "filtered"
         self._record(
-            row_id, message, status, attempt, started_at, outputs=outputs, storage_key=storage_key
+            tally,
+            row_id,
+            message,
+            status,
+            attempt,
+            started_at,
+            outputs=outputs,
+            storage_key=storage_key,
         )
         return emitted
 
@@ -274,8 +324,8 @@ class AdapterInvoker:
         exc: BaseException,
         attempts: int,
         reason: str,
-        started_at: datetime | None,
-        tally: CallTally,
+        started_at: int | None,
+        tally: BatchTally,
     ) -> list[Outcome]:
         step = self.runtime.step
         tally.dead_lettered()
@@ -286,39 +336,44 @@ class AdapterInvoker:
             return [letter]
         error = f"{type(exc).__name__}: {exc}"
         row_id = new_row_id()
-        self._record(row_id, message, "dead_lettered", attempts, started_at, error=error)
+        self._record(tally, row_id, message, "dead_lettered", attempts, started_at, error=error)
         return [replace(letter, lineage_id=str(row_id))]
 
     def _record(
         self,
+        tally: BatchTally,
         row_id: uuid.UUID,
         message: Message,
         status: LineageStatus,
         attempts: int,
-        started_at: datetime,
+        started_us: int,
         *,
         outputs: list[Message] | None = None,
         error: str | None = None,
         storage_key: str | None = None,
     ) -> None:
-        runtime, step = self.runtime, self.runtime.step
-        assert runtime.lineage is not None
-        row = lineage_row(
-            row_id=row_id,
-            execution_id=runtime.lineage.execution_id,
-            route_id=runtime.route.id,
-            adapter_name=step.type,
-            adapter_index=step.index,
-            stage_name=step.stage,
-            message=message,
-            status=status,
-            attempts=attempts,
-            started_at=started_at,
-            outputs=outputs,
-            error=error,
-            storage_key=storage_key,
+        """The invocation's lineage row, kept with the batch (recorded after it)."""
+        assert self._rows is not None
+        completed_us = time.time_ns() // 1000
+        rows = tally.rows
+        if not rows:
+            tally.since_us = completed_us
+        rows.append(
+            lineage_row(
+                self._rows,
+                row_id=row_id,
+                message=message,
+                status=status,
+                attempts=attempts,
+                started_us=started_us,
+                completed_us=completed_us,
+                outputs=outputs,
+                error=error,
+                storage_key=storage_key,
+            )
         )
-        runtime.lineage.record(row)
+        if len(rows) >= HANDOFF_ROWS or completed_us - tally.since_us >= HANDOFF_US:
+            self._hand_off(tally)
 
     def _emitted(
         self,

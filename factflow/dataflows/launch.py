@@ -2,7 +2,10 @@
 
 `factflow run` and the server both use this. Every execution gets a recovery directory
 (created with Bytewax's partitions on first use) so that running the same execution id
-again resumes it; workers get their settings through `FACTFLOW_*` variables.
+again resumes it; workers get their settings through `FACTFLOW_*` variables. A launch with
+a `spawner` (the server's and the worker agent's `forkserver.ForkServer`) forks its
+processes from a warm zygote instead, with the same command, environment and log; when
+the spawner cannot, they start with `subprocess.Popen` as without one.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -71,6 +74,8 @@ class Launch:
     """Restore the recovery directory from Postgres before starting when it is stale;
     False for an execution id that is new (no archive can exist), which saves the
     launch its own database connections."""
+    spawner: Spawner | None = None
+    """Starts the processes when it can (a forkserver); else `subprocess.Popen`."""
 
     @property
     def plan_path(self) -> Path:
@@ -166,23 +171,30 @@ class Launch:
         addresses = [f"127.0.0.1:{port}" for port in free_ports(self.processes)]
         return [self.command(i, addresses) for i in range(self.processes)]
 
-    def start(self) -> list[subprocess.Popen[bytes]]:
+    def start(self) -> list[LocalProcess]:
         """Every process on this host."""
         self.launch_id = uuid.uuid4().hex
         self.prepare()
         env = self.env()
         return [self._spawn(index, command, env) for index, command in enumerate(self.commands())]
 
-    def start_process(self, index: int, addresses: Sequence[str]) -> subprocess.Popen[bytes]:
+    def start_process(self, index: int, addresses: Sequence[str]) -> LocalProcess:
         """Process `index` alone, its cluster's others elsewhere (a worker agent's run:
         `launch_id` given, recovery from the archive in Postgres)."""
         self.prepare(from_archive=True)
         return self._spawn(index, self.command(index, addresses), self.env())
 
-    def _spawn(
-        self, index: int, command: list[str], env: dict[str, str]
-    ) -> subprocess.Popen[bytes]:
-        with (self.log_dir / f"process-{index}.log").open("ab") as log:
+    def _spawn(self, index: int, command: list[str], env: dict[str, str]) -> LocalProcess:
+        log_path = self.log_dir / f"process-{index}.log"
+        if self.spawner is not None:
+            try:
+                forked = self.spawner.spawn(command, env, log_path)
+            except Exception:
+                _log.exception("the forkserver failed: process %d starts with Popen", index)
+                forked = None
+            if forked is not None:
+                return forked
+        with log_path.open("ab") as log:
             return subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
 
 
@@ -200,6 +212,26 @@ class WorkerHandle(Protocol):
     def wait(self, timeout: float | None = None) -> int: ...
 
     def kill(self) -> None: ...
+
+
+class LocalProcess(WorkerHandle, Protocol):
+    """A worker process on this host: a `subprocess.Popen`, or one a forkserver forked."""
+
+    @property
+    def returncode(self) -> int | None: ...
+
+    def terminate(self) -> None: ...
+
+
+class Spawner(Protocol):
+    """Starts worker processes faster than `subprocess.Popen` (`forkserver.ForkServer`)."""
+
+    def spawn(
+        self, command: Sequence[str], env: Mapping[str, str], log_path: Path, cwd: str | None = None
+    ) -> LocalProcess | None:
+        """`command` with `env`, stdout and stderr appended to `log_path`, as Popen would
+        start it; None when it cannot (the caller uses Popen). Must not raise."""
+        ...
 
 
 def stop(procs: Sequence[WorkerHandle], grace_seconds: float = 10.0) -> None:

@@ -1,9 +1,11 @@
 """Lineage on the dataflow: one row per input message per adapter invocation, live.
 
-An invocation hands its row to its process's `LineageLog` the moment it finishes; a
-background thread writes the buffered rows with one COPY at least every `FLUSH_SECONDS`
-(sooner once `FLUSH_ROWS` wait), so a row is readable within about half a second of its
-invocation, never a round trip per message.
+An adapter step encodes each invocation's row for binary COPY (`lineage_row`) and hands a
+batch's rows to its process's `LineageLog` at once, after the batch or sooner once
+`invoke.HANDOFF_ROWS` wait or the first is `invoke.HANDOFF_US` old; a background thread
+writes the buffered rows with one COPY at least every `FLUSH_SECONDS` (sooner once
+`FLUSH_ROWS` wait), so a row is readable within about half a second of its invocation,
+never a round trip per message.
 
 Durability still follows epochs. After each batch an adapter step emits a `LineageMark`
 (how many rows the process had accepted); the lineage sink, one partition per worker with
@@ -34,7 +36,6 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from types import FrameType
 from typing import Any
 
@@ -42,7 +43,8 @@ from bytewax.outputs import DynamicSink, StatelessSinkPartition
 
 from factflow.db.connection import DbConnection, connect
 from factflow.db.exceptions import DatabaseError
-from factflow.db.lineage_writer import LineageStatus, LineageWriter, parse_row_id
+from factflow.db.lineage_copy import StepRowEncoder, parent_field
+from factflow.db.lineage_writer import LineageStatus, LineageWriter, encode_row
 from factflow.masking import mask_url
 from factflow.messages import Message, canonical_json, text_hash
 from factflow.outage import Backoff, Outage, postgres_what
@@ -73,59 +75,51 @@ class LineageMark:
 
 
 def lineage_row(
+    encoder: StepRowEncoder,
     *,
     row_id: uuid.UUID,
-    execution_id: uuid.UUID,
-    route_id: str,
-    adapter_name: str,
-    adapter_index: int,
-    stage_name: str,
     message: Message,
     status: LineageStatus,
     attempts: int,
-    started_at: datetime,
+    started_us: int,
+    completed_us: int,
     outputs: list[Message] | None = None,
     error: str | None = None,
     storage_key: str | None = None,
-) -> tuple[Any, ...]:
-    """A lineage row's values in LINEAGE_COLUMNS order."""
-    completed_at = datetime.now(UTC)
+) -> bytes:
+    """A lineage row of the encoder's step, encoded for COPY; times in microseconds since
+    the Unix epoch.
+
+    `input_hash` is the SHA-256 of the input payload's canonical JSON, `output_hash` that
+    of the JSON list of the output payloads (`factflow.messages.content_hash`)."""
     payload = message.payload
     input_text = canonical_json(payload)
     output_hash = None
     if outputs:
-        # the hash of the list of output payloads; an output that kept the input's
-        # payload (a passthrough, a gate) reuses its encoding
+        # an output that kept the input's payload (a passthrough, a gate) reuses its
+        # encoding
         texts = [input_text if m.payload is payload else canonical_json(m.payload) for m in outputs]
         output_hash = text_hash(f"[{','.join(texts)}]")
-    metadata = {k: message.metadata[k] for k in _METADATA_KEYS if k in message.metadata}
-    return (
+    metadata = message.metadata
+    kept = {k: metadata[k] for k in _METADATA_KEYS if k in metadata} if metadata else None
+    batch = metadata.get("replay_batch_id") if metadata else None
+    return encoder.row(
         row_id,
-        execution_id,
-        route_id,
-        adapter_name,
-        adapter_index,
-        stage_name,
         message.message_id,
-        parse_row_id(message.correlation_id),
+        parent_field(message.correlation_id),
         status,
         attempts,
         text_hash(input_text),
         output_hash,
         error,
-        started_at,
-        completed_at,
-        (completed_at - started_at).total_seconds() * 1000.0,
-        _replay_batch(message),
+        started_us,
+        completed_us,
+        (completed_us - started_us) / 1000.0,
+        # the replay a message came in with (`batch_id`, the API's `replay_batch_id`)
+        batch if isinstance(batch, str) else None,
         storage_key,
-        metadata,
+        kept,
     )
-
-
-def _replay_batch(message: Message) -> str | None:
-    """The replay a message came in with (`batch_id`, the API's `replay_batch_id`)."""
-    value = message.metadata.get("replay_batch_id")
-    return value if isinstance(value, str) else None
 
 
 # the metadata the seed system's lineage filters search (origin, url, title, document_id)
@@ -143,7 +137,7 @@ class LineageLog:
     def __init__(self, url: str, execution_id: uuid.UUID) -> None:
         self.url, self.execution_id = url, execution_id
         self._cond = threading.Condition(threading.RLock())
-        self._rows: list[tuple[Any, ...]] = []
+        self._rows: list[bytes] = []
         self._accepted = 0
         self._durable = 0
         self._urgent = False
@@ -163,15 +157,21 @@ class LineageLog:
     def record(self, values: tuple[Any, ...]) -> None:
         """Buffer one row (values in LINEAGE_COLUMNS order); waits only when
         MAX_BUFFERED_ROWS are unwritten (a database outage)."""
+        self.record_many([encode_row(values)])
+
+    def record_many(self, rows: list[bytes]) -> None:
+        """Buffer encoded rows (`lineage_row`, `encode_row`), a batch's at once; waits
+        only when MAX_BUFFERED_ROWS are unwritten (a database outage)."""
         with self._cond:
             if self._thread is None:
                 self._start()
             while len(self._rows) + self._unwritten >= MAX_BUFFERED_ROWS:
                 self._cond.wait(1.0)
-            self._rows.append(values)
-            self._accepted += 1
-            pending = len(self._rows)
-            if pending == 1:
+            before = len(self._rows)
+            self._rows.extend(rows)
+            self._accepted += len(rows)
+            pending = before + len(rows)
+            if before == 0:
                 self._first_pending = time.monotonic()
                 self._cond.notify_all()
             elif pending >= FLUSH_ROWS:
@@ -261,7 +261,7 @@ class LineageLog:
             rows, self._rows = self._rows, []
             upto, self._urgent = self._accepted, False
             self._unwritten += len(rows)
-        self._writer.extend_rows(rows)
+        self._writer.extend_encoded(rows)
         try:
             if self._conn is None or self._conn.closed:
                 self._conn = connect(self.url)

@@ -10,14 +10,24 @@ from __future__ import annotations
 import os
 import time
 import uuid
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
 import psycopg
+from psycopg.pq import TransactionStatus
 
 from factflow.db.connection import DbConnection
 from factflow.db.exceptions import DatabaseError
+from factflow.db.lineage_copy import (
+    COPY_COLUMNS,
+    NULL,
+    StepRowEncoder,
+    copy_buffer,
+    micros,
+    uuid_field,
+)
 from factflow.types import JsonDict
 
 LineageStatus = Literal[
@@ -46,31 +56,11 @@ LINEAGE_COLUMNS = (
     "metadata",
 )
 _COLUMN_LIST = ", ".join(LINEAGE_COLUMNS)
-# binary COPY: about three times the rows/s of text COPY, whose per-value text
-# formatting dominates on the client
-_COPY = f"COPY lineage ({_COLUMN_LIST}) FROM STDIN (FORMAT BINARY)"
-_COPY_STAGING = f"COPY lineage_staging ({_COLUMN_LIST}) FROM STDIN (FORMAT BINARY)"
-_COPY_TYPES = (
-    "uuid",
-    "uuid",
-    "text",
-    "text",
-    "int4",
-    "text",
-    "text",
-    "uuid",
-    "text",
-    "int4",
-    "text",
-    "text",
-    "text",
-    "timestamptz",
-    "timestamptz",
-    "float8",
-    "text",
-    "text",
-    "jsonb",
-)
+_COPY_LIST = ", ".join(COPY_COLUMNS)
+# binary COPY of a buffer encoded by hand (factflow.db.lineage_copy): the rows' columns
+# in COPY_COLUMNS order, not the table's
+_COPY = f"COPY lineage ({_COPY_LIST}) FROM STDIN (FORMAT BINARY)"
+_COPY_STAGING = f"COPY lineage_staging ({_COPY_LIST}) FROM STDIN (FORMAT BINARY)"
 
 
 _MILLIS_MASK = (1 << 48) - 1
@@ -110,11 +100,19 @@ def new_row_id() -> uuid.UUID:
     value = (millis & _MILLIS_MASK) << 80 | _random.take10()
     value = (value & _VERSION_CLEAR) | _VERSION_7
     # UUID(int=...) validates its argument at ~3 µs a call, as long as the rest of a
-    # lineage row takes; the value is well-formed by construction
-    row_id = object.__new__(uuid.UUID)
-    object.__setattr__(row_id, "int", value)
-    object.__setattr__(row_id, "is_safe", uuid.SafeUUID.unknown)
+    # lineage row takes; the value is well-formed by construction. The slots' own setters:
+    # object.__setattr__ cost twice as much again
+    row_id = _new(_UUID)
+    _set_int(row_id, value)
+    _set_safe(row_id, _UNKNOWN)
     return row_id
+
+
+_new = object.__new__
+_UUID = uuid.UUID
+_set_int = uuid.UUID.__dict__["int"].__set__
+_set_safe = uuid.UUID.__dict__["is_safe"].__set__
+_UNKNOWN = uuid.SafeUUID.unknown
 
 
 def parse_row_id(value: str | uuid.UUID | None) -> uuid.UUID | None:
@@ -159,23 +157,31 @@ class LineageRecord:
 class LineageWriter:
     """Buffers lineage rows of one execution and writes them with one COPY per flush.
 
-    Not thread-safe: one writer per worker. A failed flush raises DatabaseError and keeps
-    its rows, so the caller may retry (the retry skips rows a lost commit already wrote)
-    or let the epoch fail.
+    Rows are kept encoded (binary COPY rows, `factflow.db.lineage_copy`): a flush is one
+    `write` of one buffer. Not thread-safe: one writer per worker. A failed flush raises
+    DatabaseError and keeps its rows, so the caller may retry (the retry skips rows a
+    lost commit already wrote) or let the epoch fail.
     """
 
     def __init__(self, execution_id: uuid.UUID) -> None:
         self.execution_id = execution_id
-        self._rows: list[tuple[Any, ...]] = []
+        self._rows: list[bytes] = []
         self._retrying = False
+        self._encoders: dict[tuple[Any, ...], StepRowEncoder] = {}
 
     def __len__(self) -> int:
         return len(self._rows)
 
-    @property
-    def rows(self) -> tuple[tuple[Any, ...], ...]:
-        """The buffered rows, values in LINEAGE_COLUMNS order."""
-        return tuple(self._rows)
+    def encoder(
+        self, route_id: str, adapter_name: str, adapter_index: int, stage_name: str
+    ) -> StepRowEncoder:
+        """The encoder of one step's rows of this execution (made once, then reused)."""
+        key = (route_id, adapter_name, adapter_index, stage_name)
+        found = self._encoders.get(key)
+        if found is None:
+            found = StepRowEncoder(self.execution_id, *key)
+            self._encoders[key] = found
+        return found
 
     def record(
         self,
@@ -203,41 +209,43 @@ class LineageWriter:
 
         `stage_name` defaults to the adapter name; `duration_ms` to completed - started.
         """
-        if duration_ms is None and completed_at is not None:
-            duration_ms = (completed_at - started_at).total_seconds() * 1000.0
+        started_us = micros(started_at)
+        completed_us = None if completed_at is None else micros(completed_at)
+        if duration_ms is None and completed_us is not None:
+            duration_ms = (completed_us - started_us) / 1000.0
         row_id = row_id or new_row_id()
+        encoder = self.encoder(route_id, adapter_name, adapter_index, stage_name or adapter_name)
         self._rows.append(
-            (
+            encoder.row(
                 row_id,
-                self.execution_id,
-                route_id,
-                adapter_name,
-                adapter_index,
-                stage_name or adapter_name,
                 message_id,
-                parent_id,
+                NULL if parent_id is None else uuid_field(parent_id),
                 status,
                 attempts,
                 input_hash,
                 output_hash,
                 error,
-                started_at,
-                completed_at,
+                started_us,
+                completed_us,
                 duration_ms,
                 batch_id,
                 storage_key,
-                metadata or {},
+                metadata,
             )
         )
         return row_id
 
     def add(self, record: LineageRecord) -> uuid.UUID:
         """Buffer a prepared record (its execution_id is kept as given)."""
-        self._rows.append(tuple(getattr(record, name) for name in LINEAGE_COLUMNS))
+        self._rows.append(encode_row(tuple(getattr(record, name) for name in LINEAGE_COLUMNS)))
         return record.id
 
     def extend_rows(self, rows: list[tuple[Any, ...]]) -> None:
         """Buffer rows built elsewhere, values in LINEAGE_COLUMNS order."""
+        self._rows.extend(encode_row(row) for row in rows)
+
+    def extend_encoded(self, rows: list[bytes]) -> None:
+        """Buffer rows already encoded (`encode_row`, `StepRowEncoder.row`)."""
         self._rows.extend(rows)
 
     def discard(self) -> int:
@@ -275,24 +283,69 @@ class LineageWriter:
         return written
 
     def _copy(self, conn: DbConnection) -> None:
-        with conn.transaction(), conn.cursor() as cur, cur.copy(_COPY) as copy:
-            copy.set_types(list(_COPY_TYPES))
-            for row in self._rows:
-                copy.write_row(row)
+        # one statement is its own transaction on an autocommit connection (or part of
+        # the caller's): no BEGIN and COMMIT round trips, two of a flush's four
+        data = copy_buffer(self._rows)
+        own = not conn.autocommit and conn.info.transaction_status == TransactionStatus.IDLE
+        scope = conn.transaction() if own else nullcontext()
+        with scope, conn.cursor() as cur, cur.copy(_COPY) as copy:
+            copy.write(data)
 
     def _copy_deduplicated(self, conn: DbConnection) -> None:
         # the failed attempt may have committed before the connection broke; the retry
         # goes through a staging table so that already written ids are skipped
+        data = copy_buffer(self._rows)
         with conn.transaction(), conn.cursor() as cur:
             cur.execute(
                 "CREATE TEMP TABLE IF NOT EXISTS lineage_staging"
                 " (LIKE lineage INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
             )
             with cur.copy(_COPY_STAGING) as copy:
-                copy.set_types(list(_COPY_TYPES))
-                for row in self._rows:
-                    copy.write_row(row)
+                copy.write(data)
             cur.execute(
                 f"INSERT INTO lineage ({_COLUMN_LIST}) SELECT {_COLUMN_LIST}"
                 " FROM lineage_staging ON CONFLICT (id) DO NOTHING"
             )
+
+
+def encode_row(values: tuple[Any, ...]) -> bytes:
+    """One row's values in LINEAGE_COLUMNS order (Python values: UUIDs, datetimes, a
+    metadata dict) as a binary COPY row."""
+    (
+        row_id,
+        execution_id,
+        route_id,
+        adapter_name,
+        adapter_index,
+        stage_name,
+        message_id,
+        parent_id,
+        status,
+        attempts,
+        input_hash,
+        output_hash,
+        error,
+        started_at,
+        completed_at,
+        duration_ms,
+        batch_id,
+        storage_key,
+        metadata,
+    ) = values
+    encoder = StepRowEncoder(execution_id, route_id, adapter_name, adapter_index, stage_name)
+    return encoder.row(
+        row_id if isinstance(row_id, uuid.UUID) else uuid.UUID(str(row_id)),
+        message_id,
+        uuid_field(parent_id),
+        status,
+        attempts,
+        input_hash,
+        output_hash,
+        error,
+        micros(started_at),
+        None if completed_at is None else micros(completed_at),
+        duration_ms,
+        batch_id,
+        storage_key,
+        metadata,
+    )

@@ -36,7 +36,8 @@ from typing import Any
 from psycopg_pool import ConnectionPool
 
 from factflow.compiler.plan_codec import plan_from_json, plan_to_json
-from factflow.dataflows.launch import Launch
+from factflow.dataflows.forkserver import ForkServer
+from factflow.dataflows.launch import Launch, LocalProcess
 from factflow.db.connection import DbConnection, connect
 from factflow.db.repositories import worker_agents as repo
 from factflow.server import rundir
@@ -159,12 +160,14 @@ class AgentSettings:
     folder: Path
     stop_grace_seconds: float = 10.0
     host: str = field(default_factory=socket.gethostname)
+    worker_forkserver: bool = True
+    """Fork the processes from a warm forkserver (`factflow.dataflows.forkserver`)."""
 
 
 @dataclass
 class _Local:
     process: int
-    proc: subprocess.Popen[bytes]
+    proc: LocalProcess
     log_dir: Path
     term_sent_at: float | None = None
 
@@ -177,6 +180,7 @@ class WorkerAgent:
         self._conn: DbConnection | None = None
         self._procs: dict[tuple[uuid.UUID, int], _Local] = {}
         self._last_beat = 0.0
+        self._forkserver = ForkServer() if settings.worker_forkserver else None
 
     def serve(self, stop: threading.Event) -> None:
         """Register, then run until `stop` is set: the agent's processes are stopped
@@ -273,6 +277,7 @@ class WorkerAgent:
             backup_seconds=int(spec["backup_seconds"]),
             extra_env={**spec["env"], "FACTFLOW_DATABASE_URL": self.settings.database_url},
             launch_id=str(spec["launch_id"]),
+            spawner=self._forkserver,
         )
 
     def _forget_orphans(self) -> None:
@@ -305,6 +310,8 @@ class WorkerAgent:
             repo.remove_agent(conn, self.settings.agent_id)
         self._procs.clear()
         self._drop()
+        if self._forkserver is not None:
+            self._forkserver.close()
 
     @contextlib.contextmanager
     def _db(self) -> Any:

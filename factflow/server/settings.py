@@ -27,6 +27,7 @@ class SupervisorSettings:
     worker_restarts: int = 2
     resume_abandoned: bool = False
     worker_agents: Literal["auto", "off"] = "auto"
+    worker_forkserver: bool = True
     worker_env: dict[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -46,6 +47,7 @@ class SupervisorSettings:
             worker_restarts=settings.worker_restarts,
             resume_abandoned=settings.resume_abandoned,
             worker_agents=settings.worker_agents,
+            worker_forkserver=settings.worker_forkserver,
             # workers read the same settings: a production server's must pass its checks
             worker_env={
                 "FACTFLOW_DATA_DIR": str(settings.data_dir.resolve()),

@@ -7,7 +7,9 @@ heartbeat and stops its workers).
 
 - Launch: the row is created under an advisory lock that also enforces
   `max_concurrent_executions` across instances, then `python -m bytewax.run
-  factflow.flow` processes start (`factflow.dataflows.launch.Launch`).
+  factflow.flow` processes start (`factflow.dataflows.launch.Launch`), forked from the
+  instance's warm forkserver (`worker_forkserver`, `factflow.dataflows.forkserver`) when it
+  is ready, else as new interpreters.
 - Watch: a thread polls exit codes; while workers live it beats the row's heartbeat and
   copies the workers' counters into `stats.counts`. All exited with 0 -> completed; after
   a cancel -> cancelled; a non-zero exit -> failed with the log tail. When a process is
@@ -47,6 +49,7 @@ from psycopg_pool import ConnectionPool
 from factflow.compiler.overrides import relative_file_uri
 from factflow.compiler.plan import Plan
 from factflow.connectors.cleanup import delete_scoped_queues
+from factflow.dataflows.forkserver import ForkServer
 from factflow.dataflows.launch import Launch, WorkerHandle, stop
 from factflow.dataflows.progress import read_counts, read_waiting
 from factflow.db.connection import DbConnection
@@ -155,6 +158,7 @@ class Supervisor:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._last_sweep = 0.0
+        self.forkserver: ForkServer | None = ForkServer() if settings.worker_forkserver else None
 
     # --- lifecycle ----------------------------------------------------------------------
 
@@ -190,6 +194,8 @@ class Supervisor:
             thread.start()
         for thread in stoppers:
             thread.join()
+        if self.forkserver is not None:
+            self.forkserver.close()
 
     def local_executions(self) -> list[uuid.UUID]:
         with self._lock:
@@ -355,6 +361,7 @@ class Supervisor:
             entries=entries or {},
             extra_env=env,
             restore=not fresh,
+            spawner=self.forkserver,
         )
         procs = self._spawn(launch)
         launch.restore = True  # a restart of these processes resumes from recovery

@@ -19,6 +19,7 @@ import subprocess
 import tempfile
 import time
 import uuid
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -131,6 +132,7 @@ routes:
     wait_until(lambda: _row_count(url) >= 500 or proc.poll() is not None, 30, "lineage rows")
     assert proc.poll() is None, "the run ended before Postgres could be stopped"
 
+    stopped_at = time.monotonic()
     assert stop_embedded(data_dir)
     if outage:
         # the live view's status: what the workers wait for, since when
@@ -139,7 +141,9 @@ routes:
         assert waiting.what == f"Postgres at {mask_url(url)}"
         time.sleep(max(0.0, outage - (time.time() - waiting.since)))
     start_embedded(data_dir, keep_running=False)
-    assert proc.wait(timeout=90) == 0, log.read_text(errors="replace")[-3000:]
+    down = time.monotonic() - stopped_at
+    code = proc.wait(timeout=90)
+    assert code == 0, log.read_text(errors="replace")[-3000:]
     text = log.read_text(errors="replace")
     assert PASSWORD not in text
     if outage:
@@ -157,6 +161,12 @@ routes:
         out = read_jsonl(tmp_path / "queues" / "out.jsonl")
     assert sorted(o["payload"]["n"] for o in out) == list(range(TOTAL)), "each input once"
     rows = {r.id: r for r in lineage_rows(url, execution)}
+    numbers = Counter(o["payload"]["n"] for o in out)
+    print(
+        f"postgres down {down:.1f}s on {provider}: run exit {code}; {len(out)} outputs for "
+        f"{TOTAL} inputs, {sum(numbers.values()) - len(numbers)} duplicates; {len(rows)} "
+        "lineage rows"
+    )
     assert len(rows) == TOTAL
     assert {r.status for r in rows.values()} == {"completed"}
     for o in out:

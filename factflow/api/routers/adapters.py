@@ -9,7 +9,7 @@ from fastapi import APIRouter
 from factflow.adapters.base import Adapter
 from factflow.api.auth import require
 from factflow.api.deps import RegistryDep
-from factflow.api.errors import not_found
+from factflow.api.errors import error_responses, not_found
 from factflow.types import JsonDict
 
 router = APIRouter(prefix="/adapters", tags=["adapters"], dependencies=[require("configs:read")])
@@ -31,7 +31,7 @@ def list_adapters(registry: RegistryDep) -> list[JsonDict]:
     return [_describe(name, registry.resolve(name)) for name in registry.names()]
 
 
-@router.get("/{name}")
+@router.get("/{name}", responses=error_responses(404))
 def get_adapter(name: str, registry: RegistryDep) -> JsonDict:
     if name not in registry.names():
         msg = f"adapter {name!r}"

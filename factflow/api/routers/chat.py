@@ -27,7 +27,7 @@ from sse_starlette.sse import EventSourceResponse
 
 from factflow.api.auth import require
 from factflow.api.deps import DbDep, Offset, get_pool
-from factflow.api.errors import ApiError, error_body
+from factflow.api.errors import ApiError, error_body, error_responses
 from factflow.api.routers.search import SearchDep
 from factflow.api.routers.usage import UsageOut, usage_out
 from factflow.chat import (
@@ -370,7 +370,12 @@ async def _events(service: ChatService, prepared: Prepared) -> AsyncIterator[dic
         yield {"event": "error", "data": _dump(error_body(str(exc), code))}
 
 
-@router.post("", summary="Ask a one-off question", response_model=AnswerOut, responses=_STREAM_DOC)
+@router.post(
+    "",
+    summary="Ask a one-off question",
+    response_model=AnswerOut,
+    responses=_STREAM_DOC,
+)
 async def ask_once(body: OneOffIn, request: Request, service: ChatDep) -> Any:
     """Answer one question from the index; no thread is kept (`history` may carry
     earlier turns). Extractive when no LLM is configured (see /chat/capabilities)."""
@@ -387,7 +392,7 @@ async def ask_once(body: OneOffIn, request: Request, service: ChatDep) -> Any:
     "/threads/{thread_id}/messages",
     summary="Ask in a thread",
     response_model=AnswerOut,
-    responses=_STREAM_DOC,
+    responses={**_STREAM_DOC, **error_responses(404)},
 )
 async def ask_in_thread(
     thread_id: uuid.UUID, body: AskIn, request: Request, service: ChatDep
@@ -406,7 +411,12 @@ async def ask_in_thread(
 # -- threads -----------------------------------------------------------------------
 
 
-@router.post("/threads", response_model=ThreadOut, status_code=201, summary="Create a thread")
+@router.post(
+    "/threads",
+    response_model=ThreadOut,
+    status_code=201,
+    summary="Create a thread",
+)
 def create_thread(body: ThreadIn, conn: DbDep, service: ChatDep) -> ThreadOut:
     """A thread in Postgres, or `transient: true`: in this server's memory only."""
     with _answers():
@@ -431,12 +441,22 @@ def list_threads(
     return [ThreadOut.of(t) for t in service.list_threads(conn, limit=limit, offset=offset)]
 
 
-@router.get("/threads/{thread_id}", response_model=ThreadOut, summary="Get a thread")
+@router.get(
+    "/threads/{thread_id}",
+    response_model=ThreadOut,
+    summary="Get a thread",
+    responses=error_responses(404),
+)
 def get_thread(thread_id: uuid.UUID, conn: DbDep, service: ChatDep) -> ThreadOut:
     return ThreadOut.of(service.get_thread(conn, thread_id))
 
 
-@router.patch("/threads/{thread_id}", response_model=ThreadOut, summary="Change a thread")
+@router.patch(
+    "/threads/{thread_id}",
+    response_model=ThreadOut,
+    summary="Change a thread",
+    responses=error_responses(404),
+)
 def update_thread(
     thread_id: uuid.UUID, body: ThreadPatch, conn: DbDep, service: ChatDep
 ) -> ThreadOut:
@@ -453,14 +473,22 @@ def update_thread(
         return ThreadOut.of(service.update_thread(conn, thread_id, changes))
 
 
-@router.delete("/threads/{thread_id}", status_code=204, summary="Delete a thread")
+@router.delete(
+    "/threads/{thread_id}",
+    status_code=204,
+    summary="Delete a thread",
+    responses=error_responses(404),
+)
 def delete_thread(thread_id: uuid.UUID, conn: DbDep, service: ChatDep) -> None:
     """The thread and its messages (their usage stays accounted for)."""
     service.delete_thread(conn, thread_id)
 
 
 @router.get(
-    "/threads/{thread_id}/messages", response_model=list[MessageOut], summary="Thread messages"
+    "/threads/{thread_id}/messages",
+    response_model=list[MessageOut],
+    summary="Thread messages",
+    responses=error_responses(404),
 )
 def thread_messages(
     thread_id: uuid.UUID,
@@ -474,7 +502,12 @@ def thread_messages(
     return [MessageOut.of(m) for m in rows]
 
 
-@router.get("/threads/{thread_id}/usage", response_model=UsageOut, summary="Thread usage")
+@router.get(
+    "/threads/{thread_id}/usage",
+    response_model=UsageOut,
+    summary="Thread usage",
+    responses=error_responses(404),
+)
 def thread_usage(thread_id: uuid.UUID, conn: DbDep, service: ChatDep) -> UsageOut:
     """The thread's LLM calls by model and purpose (answer, rewrite): tokens and cost."""
     service.get_thread(conn, thread_id)
@@ -486,7 +519,12 @@ def thread_usage(thread_id: uuid.UUID, conn: DbDep, service: ChatDep) -> UsageOu
     )
 
 
-@router.post("/messages/{message_id}/feedback", response_model=MessageOut, summary="Rate an answer")
+@router.post(
+    "/messages/{message_id}/feedback",
+    response_model=MessageOut,
+    summary="Rate an answer",
+    responses=error_responses(404),
+)
 def feedback(message_id: uuid.UUID, body: FeedbackIn, conn: DbDep, service: ChatDep) -> MessageOut:
     """Thumbs up or down on an answer, with an optional comment (the last one counts)."""
     rating = 1 if body.rating == "up" else -1

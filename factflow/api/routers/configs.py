@@ -14,8 +14,10 @@ from factflow.api.auth import StarterDep, require
 from factflow.api.bodies import RequestBody
 from factflow.api.compiling import compile_yaml
 from factflow.api.deps import MAX_INT4, DbDep, ExecutionsDep, Offset, RegistryDep
+from factflow.api.errors import error_responses
 from factflow.api.routers.executions import start_execution
-from factflow.api.schemas.executions import ExecutionStarted, RunRequest
+from factflow.api.schemas.executions import IDEMPOTENT_START, ExecutionStarted, RunRequest
+from factflow.api.schemas.validation import ValidationReport
 from factflow.db.connection import DbConnection
 from factflow.db.repositories import configs as repo
 from factflow.db.repositories.config_versions import list_inactive_versions
@@ -59,24 +61,6 @@ class ConfigValidate(RequestBody):
     config_yaml: str
 
 
-class ValidationIssue(BaseModel):
-    severity: Literal["error", "warning"]
-    code: str
-    path: str
-    message: str
-    suggestion: str | None = None
-    file: str | None = None
-    line: int | None = None
-    column: int | None = None
-
-
-class ValidationReport(BaseModel):
-    is_valid: bool
-    error_count: int
-    warning_count: int
-    issues: list[ValidationIssue]
-
-
 class PipelineConfigResponse(BaseModel):
     id: uuid.UUID
     name: str
@@ -114,7 +98,7 @@ def _response(
     )
 
 
-@router.post("", status_code=status.HTTP_201_CREATED)
+@router.post("", status_code=status.HTTP_201_CREATED, responses=error_responses(409))
 def create_config(body: ConfigCreate, db: DbDep, registry: RegistryDep) -> PipelineConfigResponse:
     """Store a config (even an invalid one: see `is_runnable`); 400 when the YAML cannot
     be parsed, 409 when an active config has the name."""
@@ -164,7 +148,7 @@ def list_configs(
     return [_response(row, registry, with_yaml=False) for row in rows]
 
 
-@router.get("/{config_id}")
+@router.get("/{config_id}", responses=error_responses(404))
 def get_config(
     config_id: uuid.UUID,
     db: DbDep,
@@ -175,7 +159,7 @@ def get_config(
     return _response(repo.get_config(db, config_id, version), registry)
 
 
-@router.get("/{config_id}/versions")
+@router.get("/{config_id}/versions", responses=error_responses(404))
 def list_versions(
     config_id: uuid.UUID, db: DbDep, registry: RegistryDep
 ) -> list[PipelineConfigResponse]:
@@ -206,7 +190,7 @@ def _update(
     return _response(config, registry)
 
 
-@router.put("/{config_id}")
+@router.put("/{config_id}", responses=error_responses(404, 409))
 def replace_config(
     config_id: uuid.UUID, body: ConfigUpdate, db: DbDep, registry: RegistryDep
 ) -> PipelineConfigResponse:
@@ -214,7 +198,7 @@ def replace_config(
     return _update(config_id, body, db, registry)
 
 
-@router.patch("/{config_id}")
+@router.patch("/{config_id}", responses=error_responses(404, 409))
 def patch_config(
     config_id: uuid.UUID, body: ConfigUpdate, db: DbDep, registry: RegistryDep
 ) -> PipelineConfigResponse:
@@ -222,7 +206,9 @@ def patch_config(
     return _update(config_id, body, db, registry)
 
 
-@router.delete("/{config_id}", status_code=status.HTTP_204_NO_CONTENT)
+@router.delete(
+    "/{config_id}", status_code=status.HTTP_204_NO_CONTENT, responses=error_responses(404)
+)
 def delete_config(config_id: uuid.UUID, db: DbDep) -> Response:
     """Delete every version, with its triggers and schedules; executions keep their
     config snapshot."""
@@ -232,7 +218,11 @@ def delete_config(config_id: uuid.UUID, db: DbDep) -> Response:
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-@router.post("/{config_id}/run", status_code=status.HTTP_201_CREATED)
+@router.post(
+    "/{config_id}/run",
+    status_code=status.HTTP_201_CREATED,
+    responses={**IDEMPOTENT_START, **error_responses(404)},
+)
 def run_config(
     config_id: uuid.UUID,
     db: DbDep,

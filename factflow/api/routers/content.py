@@ -11,7 +11,7 @@ from pydantic import BaseModel, model_validator
 from factflow.api.auth import require
 from factflow.api.bodies import RequestBody
 from factflow.api.deps import ArchivesDep
-from factflow.api.errors import ApiError, not_found
+from factflow.api.errors import ApiError, error_responses, not_found
 from factflow.db.repositories.archive_jobs import ArchiveJob
 from factflow.storage.keys import check_prefix
 
@@ -66,7 +66,7 @@ def prepare_archive(body: ArchiveRequest, jobs: ArchivesDep) -> ArchiveStatus:
     return _status(jobs.prepare(prefix))
 
 
-@router.get("/archive/{job_id}/status")
+@router.get("/archive/{job_id}/status", responses=error_responses(404))
 def archive_status(job_id: str, jobs: ArchivesDep) -> ArchiveStatus:
     job = jobs.get(job_id)
     if job is None:
@@ -75,7 +75,17 @@ def archive_status(job_id: str, jobs: ArchivesDep) -> ArchiveStatus:
     return _status(job)
 
 
-@router.get("/archive/{job_id}/download", response_class=Response)
+@router.get(
+    "/archive/{job_id}/download",
+    response_class=Response,
+    responses={
+        200: {
+            "description": "the zip of the prepared objects",
+            "content": {"application/zip": {"schema": {"type": "string", "format": "binary"}}},
+        },
+        **error_responses(404, 409),
+    },
+)
 def download_archive(job_id: str, jobs: ArchivesDep) -> Response:
     """The zip once the job completed (factflow addition); 409 before."""
     job = jobs.get(job_id)

@@ -13,6 +13,7 @@ from fastapi import APIRouter, Path, Query, Response, status
 
 from factflow.api.auth import StarterDep, require
 from factflow.api.deps import DbDep, ExecutionsDep, Offset, SettingsDep
+from factflow.api.errors import error_responses
 from factflow.api.schemas.replay import (
     DeadLetterResponse,
     QueueRedriveBody,
@@ -62,7 +63,7 @@ def list_dead_letters(
     return [DeadLetterResponse.of(row) for row in rows]
 
 
-@router.get("/queues")
+@router.get("/queues", responses=error_responses(404))
 def list_queues(execution_id: uuid.UUID, db: DbDep, service: ExecutionsDep) -> list[JsonDict]:
     """The execution's dead-letter queues on its broker (none for file and postgres
     pipelines: their letters are the table's)."""
@@ -73,7 +74,7 @@ def list_queues(execution_id: uuid.UUID, db: DbDep, service: ExecutionsDep) -> l
     ]
 
 
-@router.get("/queues/{route_id}/messages")
+@router.get("/queues/{route_id}/messages", responses=error_responses(404))
 def peek_queue(
     route_id: RouteId,
     execution_id: uuid.UUID,
@@ -90,7 +91,7 @@ def peek_queue(
     return broker_dlq.peek(plan, route_id, only, limit, _owners(db)).to_dict(with_letters=True)
 
 
-@router.post("/queues/{route_id}/redrive")
+@router.post("/queues/{route_id}/redrive", responses=error_responses(404))
 def redrive_queue(
     body: QueueRedriveBody, route_id: RouteId, db: DbDep, service: ExecutionsDep
 ) -> JsonDict:
@@ -106,7 +107,7 @@ def redrive_queue(
     return data
 
 
-@router.delete("/queues/{route_id}")
+@router.delete("/queues/{route_id}", responses=error_responses(404))
 def purge_queue(
     route_id: RouteId,
     execution_id: uuid.UUID,
@@ -133,7 +134,7 @@ def _owners(db: DbConnection) -> broker_dlq.Owners:
     return lambda rows: repo.executions_of_rows(db, rows)
 
 
-@router.get("/{letter_id}")
+@router.get("/{letter_id}", responses=error_responses(404))
 def get_dead_letter(
     letter_id: Annotated[int, Path(ge=1, le=MAX_ID)], db: DbDep
 ) -> DeadLetterResponse:
@@ -141,7 +142,7 @@ def get_dead_letter(
     return DeadLetterResponse.of(repo.get_dead_letter(db, letter_id))
 
 
-@router.post("/redrive")
+@router.post("/redrive", responses=error_responses(404))
 def redrive(
     body: RedriveBody,
     db: DbDep,
@@ -186,7 +187,9 @@ def redrive(
     return RedriveResponse(redriven=count, dead_letter_ids=ids, executions=[])
 
 
-@router.delete("/{letter_id}", status_code=status.HTTP_204_NO_CONTENT)
+@router.delete(
+    "/{letter_id}", status_code=status.HTTP_204_NO_CONTENT, responses=error_responses(404)
+)
 def discard_dead_letter(letter_id: Annotated[int, Path(ge=1, le=MAX_ID)], db: DbDep) -> Response:
     """Discard a dead letter; the event `deadletter.discarded` records what it was."""
     repo.discard_dead_letter(db, letter_id)

@@ -21,9 +21,11 @@ from factflow.api.deps import (
     SupervisorDep,
     get_pool,
 )
+from factflow.api.errors import error_responses
 from factflow.api.routers.lineage import LineageEntry
 from factflow.api.routers.replay import run_replay
 from factflow.api.schemas.executions import (
+    IDEMPOTENT_START,
     CancelResponse,
     ExecutionCreate,
     ExecutionResponse,
@@ -34,8 +36,8 @@ from factflow.api.schemas.executions import (
     execution_response,
     started,
 )
-from factflow.api.schemas.replay import ReplayBody, ReplayResponse
-from factflow.api.sse import execution_events, storage_events
+from factflow.api.schemas.replay import DRY_RUN, ReplayBody, ReplayResponse
+from factflow.api.sse import EventStream, execution_events, sse_responses, storage_events
 from factflow.compiler.render import render_mermaid
 from factflow.db.connection import DbConnection
 from factflow.db.repositories import executions as repo
@@ -91,7 +93,11 @@ def start_execution(
     return started(execution, created)
 
 
-@router.post("", status_code=status.HTTP_201_CREATED)
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    responses={**IDEMPOTENT_START, **error_responses(404)},
+)
 def create_execution(
     body: ExecutionCreate,
     db: DbDep,
@@ -155,7 +161,7 @@ def _derived_stats(
     return stats
 
 
-@router.get("/{execution_id}", response_model=ExecutionResponse)
+@router.get("/{execution_id}", response_model=ExecutionResponse, responses=error_responses(404))
 async def get_execution(
     execution_id: uuid.UUID, request: Request, supervisor: SupervisorDep
 ) -> Response:
@@ -174,14 +180,16 @@ async def get_execution(
     return Response(await to_thread.run_sync(read), media_type="application/json")
 
 
-@router.delete("/{execution_id}", status_code=status.HTTP_204_NO_CONTENT)
+@router.delete(
+    "/{execution_id}", status_code=status.HTTP_204_NO_CONTENT, responses=error_responses(404, 409)
+)
 def delete_execution(execution_id: uuid.UUID, db: DbDep) -> Response:
     """Delete a finished execution with its lineage and events (factflow addition)."""
     repo.delete_execution(db, execution_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-@router.post("/{execution_id}/cancel")
+@router.post("/{execution_id}/cancel", responses=error_responses(404, 409))
 def cancel_execution(execution_id: uuid.UUID, db: DbDep, service: ExecutionsDep) -> CancelResponse:
     """Graceful cancel: `cancelling` at once; SIGTERM, then SIGKILL after the grace period."""
     execution = service.cancel(db, execution_id)
@@ -194,7 +202,11 @@ def cancel_execution(execution_id: uuid.UUID, db: DbDep, service: ExecutionsDep)
     )
 
 
-@router.post("/{execution_id}/resume", status_code=status.HTTP_201_CREATED)
+@router.post(
+    "/{execution_id}/resume",
+    status_code=status.HTTP_201_CREATED,
+    responses=error_responses(404, 409),
+)
 def resume_execution(
     execution_id: uuid.UUID, db: DbDep, service: ExecutionsDep
 ) -> ExecutionStarted:
@@ -202,7 +214,11 @@ def resume_execution(
     return started(service.resume(db, execution_id), True)
 
 
-@router.post("/{execution_id}/replay", status_code=status.HTTP_201_CREATED)
+@router.post(
+    "/{execution_id}/replay",
+    status_code=status.HTTP_201_CREATED,
+    responses={**DRY_RUN, **error_responses(404, 409)},
+)
 def replay_execution(
     execution_id: uuid.UUID,
     body: ReplayBody,
@@ -217,7 +233,14 @@ def replay_execution(
     return run_replay(service, db, storage, response, execution_id, body, started_by=starter)
 
 
-@router.get("/{execution_id}/events")
+@router.get(
+    "/{execution_id}/events",
+    response_class=EventStream,
+    responses={
+        **sse_responses("status, then one per event of the execution (id: the event id)"),
+        **error_responses(404),
+    },
+)
 async def execution_events_stream(
     execution_id: uuid.UUID,
     request: Request,
@@ -265,7 +288,14 @@ def _event_id(value: str | None) -> int:
     return event_id
 
 
-@router.get("/{execution_id}/storage-stream")
+@router.get(
+    "/{execution_id}/storage-stream",
+    response_class=EventStream,
+    responses={
+        **sse_responses("storage.object_created per object, then end"),
+        **error_responses(404),
+    },
+)
 async def storage_stream(
     execution_id: uuid.UUID,
     request: Request,
@@ -299,7 +329,7 @@ def _usage_by_kind(db: DbConnection, execution_id: uuid.UUID) -> JsonDict:
     return usage
 
 
-@router.get("/{execution_id}/stats")
+@router.get("/{execution_id}/stats", responses=error_responses(404))
 def execution_stats(execution_id: uuid.UUID, db: DbDep, supervisor: SupervisorDep) -> JsonDict:
     """Per-adapter counts (completed, failed, pending), durations and throughput, from
     lineage; plus per route, the workers' own counters, and the tokens and cost of the
@@ -326,7 +356,7 @@ def execution_stats(execution_id: uuid.UUID, db: DbDep, supervisor: SupervisorDe
     }
 
 
-@router.get("/{execution_id}/dag")
+@router.get("/{execution_id}/dag", responses=error_responses(404))
 def execution_dag(execution_id: uuid.UUID, db: DbDep, service: ExecutionsDep) -> JsonDict:
     """Nodes (routes and their adapters) and edges (adapter chains, queue links)."""
     repo.get_execution(db, execution_id)  # 404 first
@@ -367,7 +397,7 @@ def execution_dag(execution_id: uuid.UUID, db: DbDep, service: ExecutionsDep) ->
     }
 
 
-@router.get("/{execution_id}/routes")
+@router.get("/{execution_id}/routes", responses=error_responses(404))
 def execution_routes(
     execution_id: uuid.UUID, db: DbDep, service: ExecutionsDep, supervisor: SupervisorDep
 ) -> list[JsonDict]:
@@ -426,7 +456,7 @@ def execution_routes(
     return result
 
 
-@router.get("/{execution_id}/lineage")
+@router.get("/{execution_id}/lineage", responses=error_responses(404))
 def execution_lineage(
     execution_id: uuid.UUID,
     db: DbDep,
@@ -439,7 +469,7 @@ def execution_lineage(
     return [LineageEntry.of(row) for row in rows]
 
 
-@router.get("/{execution_id}/logs")
+@router.get("/{execution_id}/logs", responses=error_responses(404))
 def execution_logs(
     execution_id: uuid.UUID,
     db: DbDep,

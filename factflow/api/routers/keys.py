@@ -10,7 +10,7 @@ from fastapi import APIRouter, Query, Request, status
 
 from factflow.api.auth import PrincipalDep, require
 from factflow.api.deps import DbDep, Offset
-from factflow.api.errors import not_found
+from factflow.api.errors import error_responses, not_found
 from factflow.api.schemas.auth import KeyCreate, KeyCreated, KeyResponse, KeyRotate
 from factflow.auth.exceptions import AuthCode, KeyPolicyError
 from factflow.auth.service import IssuedKey, issue_key, rotate_key
@@ -33,7 +33,7 @@ def _created(issued: IssuedKey) -> KeyCreated:
     return KeyCreated(**KeyResponse.of(issued.record).model_dump(), key=issued.key)
 
 
-@router.post("", status_code=status.HTTP_201_CREATED)
+@router.post("", status_code=status.HTTP_201_CREATED, responses=error_responses(404))
 def create_key(body: KeyCreate, request: Request, db: DbDep, principal: PrincipalDep) -> KeyCreated:
     """A new key for `owner_email` (default: the caller), with at most the scopes of the
     owner's role and of the caller. The key is in this response only."""
@@ -78,18 +78,20 @@ def list_keys(
     return [KeyResponse.of(row) for row in rows]
 
 
-@router.get("/{key_id}")
+@router.get("/{key_id}", responses=error_responses(404))
 def get_key(key_id: uuid.UUID, db: DbDep) -> KeyResponse:
     return KeyResponse.of(repo.get_key(db, key_id))
 
 
-@router.post("/{key_id}/revoke")
+@router.post("/{key_id}/revoke", responses=error_responses(404))
 def revoke_key(key_id: uuid.UUID, db: DbDep) -> KeyResponse:
     """Revoke at once: the next request with the key is a 401."""
     return KeyResponse.of(repo.revoke_key(db, key_id))
 
 
-@router.post("/{key_id}/rotate", status_code=status.HTTP_201_CREATED)
+@router.post(
+    "/{key_id}/rotate", status_code=status.HTTP_201_CREATED, responses=error_responses(404)
+)
 def rotate(
     key_id: uuid.UUID, request: Request, db: DbDep, principal: PrincipalDep, body: KeyRotate
 ) -> KeyCreated:

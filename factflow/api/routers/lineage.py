@@ -12,6 +12,7 @@ from pydantic import BaseModel
 
 from factflow.api.auth import require
 from factflow.api.deps import DbDep, Offset
+from factflow.api.errors import error_responses
 from factflow.db.lineage_writer import LineageRecord
 from factflow.db.repositories import lineage as repo
 from factflow.db.repositories.lineage_search import LineageFilters, lineage_counts, search_lineage
@@ -191,14 +192,14 @@ def lineage_batch(
     )
 
 
-@router.get("/{entry_id}")
+@router.get("/{entry_id}", responses=error_responses(404))
 def get_entry(entry_id: str, db: DbDep) -> LineageEntry:
     """A row by its id, or by a message id seen on a queue (the envelope's `message_id`):
     then the first invocation that took that message."""
     return LineageEntry.of(repo.find_lineage_row(db, entry_id))
 
 
-@router.get("/{entry_id}/chain")
+@router.get("/{entry_id}/chain", responses=error_responses(404))
 def get_chain(entry_id: uuid.UUID, db: DbDep) -> LineageChain:
     """The row, its ancestors (nearest first) and its descendants (level by level)."""
     return LineageChain(
@@ -208,7 +209,7 @@ def get_chain(entry_id: uuid.UUID, db: DbDep) -> LineageChain:
     )
 
 
-@router.get("/{entry_id}/children")
+@router.get("/{entry_id}/children", responses=error_responses(404))
 def get_children(entry_id: uuid.UUID, db: DbDep) -> list[LineageEntry]:
     repo.get_lineage_row(db, entry_id)
     return _entries(repo.children(db, entry_id))

@@ -11,7 +11,7 @@ from pydantic import BaseModel
 from factflow.api.auth import require
 from factflow.api.bodies import RequestBody
 from factflow.api.deps import DbDep
-from factflow.api.errors import not_found
+from factflow.api.errors import error_responses, not_found
 from factflow.db.connection import DbConnection
 from factflow.db.repositories.configs import list_configs
 from factflow.db.repositories.executions import list_executions
@@ -91,7 +91,7 @@ def list_pipelines(db: DbDep) -> list[JsonDict]:
     ]
 
 
-@router.patch("/{route_id}")
+@router.patch("/{route_id}", responses=error_responses(404))
 def change_route_state(route_id: str, body: RouteStateChange, db: DbDep) -> RouteStateResponse:
     """Pause or resume a route across all executions; 404 when no config has it."""
     paused = paused_routes(db)

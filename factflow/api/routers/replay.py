@@ -10,7 +10,8 @@ from fastapi import APIRouter, Response, status
 from factflow.api.auth import StarterDep, require
 from factflow.api.compiling import pipeline_name
 from factflow.api.deps import DbDep, ExecutionsDep, StorageDep
-from factflow.api.schemas.replay import CrossReplayBody, ReplayBody, ReplayResponse
+from factflow.api.errors import error_responses
+from factflow.api.schemas.replay import DRY_RUN, CrossReplayBody, ReplayBody, ReplayResponse
 from factflow.db.connection import DbConnection
 from factflow.server.executions import ExecutionService
 from factflow.server.replay import ReplayRequest
@@ -56,7 +57,9 @@ def run_replay(
     return ReplayResponse.of(outcome)
 
 
-@router.post("", status_code=status.HTTP_201_CREATED)
+@router.post(
+    "", status_code=status.HTTP_201_CREATED, responses={**DRY_RUN, **error_responses(404, 409)}
+)
 def replay(
     body: CrossReplayBody,
     db: DbDep,

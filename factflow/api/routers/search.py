@@ -20,7 +20,7 @@ from pydantic import BaseModel, Field
 
 from factflow.api.auth import require
 from factflow.api.deps import DbDep
-from factflow.api.errors import ApiError
+from factflow.api.errors import ApiError, error_responses
 from factflow.db.repositories import search_index as index
 from factflow.db.repositories.search_queries import Filters
 from factflow.search import (
@@ -243,7 +243,12 @@ class SearchResponse(BaseModel):
 # -- search ------------------------------------------------------------------------
 
 
-@search_router.post("", response_model=SearchResponse, summary="Semantic search")
+@search_router.post(
+    "",
+    response_model=SearchResponse,
+    summary="Semantic search",
+    responses=error_responses(409),
+)
 def semantic(body: SemanticRequest, conn: DbDep, service: SearchDep) -> SearchResponse:
     """Vector search in one slot: the query embedded with the slot's model, nearest
     segments by cosine similarity (HNSW)."""
@@ -251,7 +256,12 @@ def semantic(body: SemanticRequest, conn: DbDep, service: SearchDep) -> SearchRe
         return SearchResponse.of(service.semantic(conn, body.options()), body.offset)
 
 
-@search_router.post("/keyword", response_model=SearchResponse, summary="Keyword search")
+@search_router.post(
+    "/keyword",
+    response_model=SearchResponse,
+    summary="Keyword search",
+    responses=error_responses(409),
+)
 def keyword(body: KeywordRequest, conn: DbDep, service: SearchDep) -> SearchResponse:
     """Full-text search only (factflow addition): any of the query's words, titles and
     headings weighted above text."""
@@ -259,7 +269,12 @@ def keyword(body: KeywordRequest, conn: DbDep, service: SearchDep) -> SearchResp
         return SearchResponse.of(service.keyword(conn, body.options()), body.offset)
 
 
-@search_router.post("/hybrid", response_model=SearchResponse, summary="Hybrid search")
+@search_router.post(
+    "/hybrid",
+    response_model=SearchResponse,
+    summary="Hybrid search",
+    responses=error_responses(409),
+)
 def hybrid(body: FusedRequest, conn: DbDep, service: SearchDep) -> SearchResponse:
     """Vector and keyword candidates, scored `vector_weight * similarity + keyword_weight
     * keyword score / best keyword score`."""
@@ -267,7 +282,12 @@ def hybrid(body: FusedRequest, conn: DbDep, service: SearchDep) -> SearchRespons
         return SearchResponse.of(service.hybrid(conn, body.options()), body.offset)
 
 
-@search_router.post("/rrf", response_model=SearchResponse, summary="Reciprocal rank fusion")
+@search_router.post(
+    "/rrf",
+    response_model=SearchResponse,
+    summary="Reciprocal rank fusion",
+    responses=error_responses(409),
+)
 def rrf(body: FusedRequest, conn: DbDep, service: SearchDep) -> SearchResponse:
     """Vector and keyword rankings fused: `sum(weight / (k + rank))`; segments high in
     both lists come first. Each result has both components' ranks and scores."""
@@ -275,7 +295,12 @@ def rrf(body: FusedRequest, conn: DbDep, service: SearchDep) -> SearchResponse:
         return SearchResponse.of(service.rrf(conn, body.options()), body.offset)
 
 
-@search_router.post("/multi-model", response_model=SearchResponse, summary="Multi-model search")
+@search_router.post(
+    "/multi-model",
+    response_model=SearchResponse,
+    summary="Multi-model search",
+    responses=error_responses(409),
+)
 def multi_model(body: MultiModelRequest, conn: DbDep, service: SearchDep) -> SearchResponse:
     """Semantic search in several slots, merged by reciprocal rank, with each slot's
     rank and similarity per result."""
@@ -285,7 +310,12 @@ def multi_model(body: MultiModelRequest, conn: DbDep, service: SearchDep) -> Sea
         )
 
 
-@chat_router.post("/search/rrf", response_model=SearchResponse, summary="Search Rrf")
+@chat_router.post(
+    "/search/rrf",
+    response_model=SearchResponse,
+    summary="Search Rrf",
+    responses=error_responses(409),
+)
 def chat_search_rrf(body: FusedRequest, conn: DbDep, service: SearchDep) -> SearchResponse:
     """The seed system's chat retrieval: the same as `POST /search/rrf`."""
     with _answers():
@@ -380,7 +410,9 @@ def list_indexes(conn: DbDep) -> IndexesOut:
     )
 
 
-@indexes_router.get("/{slot}", response_model=SlotStatsOut, summary="Slot stats")
+@indexes_router.get(
+    "/{slot}", response_model=SlotStatsOut, summary="Slot stats", responses=error_responses(404)
+)
 def slot_stats(slot: SlotName, conn: DbDep) -> SlotStatsOut:
     """One slot: its model, HNSW parameters, vector count and sizes; 404 if unknown."""
     return SlotStatsOut.of(index.slot_stats(conn, slot))
@@ -395,7 +427,13 @@ class CreateSlot(BaseModel):
     ef_construction: int = Field(default=index.DEFAULT_EF_CONSTRUCTION, ge=4, le=1000)
 
 
-@indexes_router.post("", response_model=SlotStatsOut, status_code=201, summary="Create a slot")
+@indexes_router.post(
+    "",
+    response_model=SlotStatsOut,
+    status_code=201,
+    summary="Create a slot",
+    responses=error_responses(409),
+)
 def create_slot(body: CreateSlot, conn: DbDep) -> SlotStatsOut:
     """Create a slot bound to a model (409 if it exists bound to another model)."""
     with _answers():
@@ -411,7 +449,9 @@ def create_slot(body: CreateSlot, conn: DbDep) -> SlotStatsOut:
     return SlotStatsOut.of(index.slot_stats(conn, slot.name))
 
 
-@indexes_router.delete("/{slot}", status_code=204, summary="Drop a slot")
+@indexes_router.delete(
+    "/{slot}", status_code=204, summary="Drop a slot", responses=error_responses(404)
+)
 def drop_slot(slot: SlotName, conn: DbDep) -> None:
     """Drop the slot and its vectors; segments stay for keyword search and other slots."""
     index.drop_slot(conn, slot)
@@ -422,7 +462,12 @@ class Reindex(BaseModel):
     ef_construction: int = Field(default=index.DEFAULT_EF_CONSTRUCTION, ge=4, le=1000)
 
 
-@indexes_router.post("/{slot}/reindex", response_model=SlotStatsOut, summary="Rebuild HNSW")
+@indexes_router.post(
+    "/{slot}/reindex",
+    response_model=SlotStatsOut,
+    summary="Rebuild HNSW",
+    responses=error_responses(404),
+)
 def reindex(slot: SlotName, body: Reindex, conn: DbDep) -> SlotStatsOut:
     """Rebuild the slot's HNSW index with these `m` and `ef_construction`."""
     index.reindex_slot(conn, slot, m=body.m, ef_construction=body.ef_construction)
@@ -444,7 +489,9 @@ class EmbedResponse(BaseModel):
     vectors: list[list[float]]
 
 
-@embeddings_router.post("", response_model=EmbedResponse, summary="Embed texts")
+@embeddings_router.post(
+    "", response_model=EmbedResponse, summary="Embed texts", responses=error_responses(409)
+)
 def embed(body: EmbedRequest, conn: DbDep, service: SearchDep) -> EmbedResponse:
     """Vectors of `texts` from a slot's model (what its queries are embedded with)."""
     with _answers():

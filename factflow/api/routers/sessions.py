@@ -12,6 +12,7 @@ from fastapi import APIRouter, Request, Response, status
 
 from factflow.api.auth import AUTHENTICATED, PUBLIC, PrincipalDep, require
 from factflow.api.deps import DbDep
+from factflow.api.errors import error_responses
 from factflow.api.schemas.auth import LoginBody, LoginResponse, UserResponse, WhoAmI
 from factflow.auth.exceptions import AuthCode, KeyPolicyError
 from factflow.auth.limits import check_login_rate
@@ -36,7 +37,17 @@ def _auth(request: Request) -> AuthSettings:
     return auth
 
 
-@router.post("/login")
+@router.post(
+    "/login",
+    responses=error_responses(
+        401,
+        429,
+        notes={
+            401: "INVALID_CREDENTIALS: no such user, a wrong password, or a disabled user",
+            429: "ACCOUNT_LOCKED after repeated failures, or RATE_LIMITED",
+        },
+    ),
+)
 def login_user(body: LoginBody, request: Request, response: Response, db: DbDep) -> LoginResponse:
     """Log in with email and password: a session cookie valid for
     FACTFLOW_AUTH_SESSION_TTL_SECONDS (8 h). 401 `INVALID_CREDENTIALS` for a wrong email

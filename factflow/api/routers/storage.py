@@ -10,6 +10,7 @@ from fastapi import APIRouter, Query, Response
 
 from factflow.api.auth import require
 from factflow.api.deps import DbDep, StorageDep
+from factflow.api.errors import error_responses
 from factflow.api.schemas.storage import PruneBody
 from factflow.server.retention import prune
 from factflow.types import JsonDict
@@ -41,13 +42,23 @@ def list_objects(
     }
 
 
-@router.get("/objects/{key:path}/metadata")
+@router.get("/objects/{key:path}/metadata", responses=error_responses(404))
 def object_metadata(key: str, storage: StorageDep) -> JsonDict:
     """The object's metadata (the `.meta.json` sidecar, or S3 object metadata)."""
     return {"key": key, "metadata": storage.metadata(key)}
 
 
-@router.get("/objects/{key:path}")
+@router.get(
+    "/objects/{key:path}",
+    response_class=Response,
+    responses={
+        200: {
+            "description": "the object's bytes; Content-Type guessed from the key",
+            "content": {"*/*": {"schema": {"type": "string", "format": "binary"}}},
+        },
+        **error_responses(404),
+    },
+)
 def get_object(key: str, storage: StorageDep) -> Response:
     """The object's bytes, with a content type guessed from the key."""
     data = storage.get(key)
@@ -59,7 +70,7 @@ def get_object(key: str, storage: StorageDep) -> Response:
     )
 
 
-@router.post("/prune")
+@router.post("/prune", responses=error_responses(409))
 def prune_storage(body: PruneBody, conn: DbDep, storage: StorageDep) -> JsonDict:
     """Delete (or, `dry_run`, list) the stored stages of finished executions, keeping what
     a live execution, replay or restart needs; 409 STORAGE_IN_USE when a named one is."""

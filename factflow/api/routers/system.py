@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import platform
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 from anyio import to_thread
 from fastapi import APIRouter, Request, Response
@@ -43,6 +43,12 @@ class HealthResponse(BaseModel):
     checks: dict[str, Any] = {}
 
 
+class ReadinessResponse(BaseModel):
+    ready: bool
+    database: dict[str, Any] = Field(description="status, and schema_version or error")
+    supervisor: Literal["running", "down"]
+
+
 def _database_check(request: Request) -> tuple[bool, JsonDict]:
     try:
         with get_pool(request).connection(timeout=5) as conn:
@@ -58,7 +64,11 @@ def _auth_mode(request: Request) -> str:
     return "keys+sso" if auth.sso is not None else "keys"
 
 
-@router.get("/health", response_model=HealthResponse)
+@router.get(
+    "/health",
+    response_model=HealthResponse,
+    responses={503: {"model": HealthResponse, "description": "unhealthy: no database"}},
+)
 async def health(request: Request, settings: SettingsDep, debug: bool = False) -> JSONResponse:
     """Liveness plus the database check; 503 when the database cannot be reached."""
     ok, database = await to_thread.run_sync(_database_check, request)
@@ -74,7 +84,11 @@ async def health(request: Request, settings: SettingsDep, debug: bool = False) -
     return JSONResponse(body.model_dump(mode="json"), status_code=200 if ok else 503)
 
 
-@router.get("/readiness")
+@router.get(
+    "/readiness",
+    response_model=ReadinessResponse,
+    responses={503: {"model": ReadinessResponse, "description": "not ready yet"}},
+)
 async def readiness(request: Request) -> JSONResponse:
     """200 once the database answers and the supervisor runs, else 503."""
     ok, database = await to_thread.run_sync(_database_check, request)

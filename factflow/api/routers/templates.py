@@ -10,7 +10,7 @@ from fastapi import APIRouter, Request
 from factflow.adapters.registry import AdapterRegistry
 from factflow.api.auth import require
 from factflow.api.compiling import compile_yaml
-from factflow.api.errors import not_found
+from factflow.api.errors import error_responses, not_found
 from factflow.types import JsonDict
 
 router = APIRouter(prefix="/templates", tags=["templates"], dependencies=[require("configs:read")])
@@ -55,7 +55,7 @@ def list_templates(request: Request) -> list[JsonDict]:
     ]
 
 
-@router.get("/{name}")
+@router.get("/{name}", responses=error_responses(404))
 def get_template(name: str, request: Request) -> JsonDict:
     """The template with its YAML (create a config from it with POST /configs)."""
     template = _templates(request).get(name)

@@ -15,6 +15,7 @@ from factflow.api.auth import require
 from factflow.api.bodies import RequestBody
 from factflow.api.compiling import bad_request
 from factflow.api.deps import DbDep, Offset
+from factflow.api.errors import error_responses
 from factflow.compiler.config import DebounceConfig, RateLimitConfig, TriggerConfig
 from factflow.compiler.diagnostics import format_path
 from factflow.compiler.triggers import trigger_problems
@@ -97,7 +98,13 @@ def _event(event: repo.InboundEvent, created: bool | None = None) -> EventRespon
     )
 
 
-@router.post("/events", status_code=status.HTTP_201_CREATED)
+@router.post(
+    "/events",
+    status_code=status.HTTP_201_CREATED,
+    responses={
+        200: {"model": EventResponse, "description": "an event id seen before: its outcome"}
+    },
+)
 def send_event(body: EventSend, db: DbDep, request: Request, response: Response) -> EventResponse:
     """Start every active config whose trigger matches the event (201); 200 with the
     earlier outcome when `id` was sent before."""
@@ -124,7 +131,7 @@ def list_events(
     return [_event(e) for e in repo.list_inbound_events(db, name=name, limit=limit, offset=offset)]
 
 
-@router.get("/events/{event_id}")
+@router.get("/events/{event_id}", responses=error_responses(404))
 def get_event(event_id: Annotated[str, Path(max_length=300)], db: DbDep) -> EventResponse:
     return _event(repo.get_inbound_event(db, event_id))
 
@@ -249,7 +256,7 @@ def _trigger(t: repo.EventTrigger) -> TriggerResponse:
     )
 
 
-@router.post("/triggers", status_code=status.HTTP_201_CREATED)
+@router.post("/triggers", status_code=status.HTTP_201_CREATED, responses=error_responses(404))
 def create_trigger(body: TriggerCreate, db: DbDep) -> TriggerResponse:
     """Start the config on every event matching `event` and `condition`."""
     return _trigger(_create("trigger", body, db))
@@ -260,12 +267,16 @@ def list_triggers(db: DbDep, config_id: uuid.UUID | None = None) -> list[Trigger
     return [_trigger(t) for t in repo.list_triggers(db, config_id=config_id)]
 
 
-@router.get("/triggers/{trigger_id}")
+@router.get("/triggers/{trigger_id}", responses=error_responses(404))
 def get_trigger(trigger_id: uuid.UUID, db: DbDep) -> TriggerResponse:
     return _trigger(repo.get_trigger(db, trigger_id))
 
 
-@router.delete("/triggers/{trigger_id}", status_code=status.HTTP_204_NO_CONTENT)
+@router.delete(
+    "/triggers/{trigger_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=error_responses(404, 409),
+)
 def delete_trigger(trigger_id: uuid.UUID, db: DbDep) -> Response:
     return _delete("trigger", repo.get_trigger(db, trigger_id), db)
 
@@ -309,7 +320,7 @@ def _schedule(s: repo.Schedule) -> ScheduleResponse:
     )
 
 
-@router.post("/schedules", status_code=status.HTTP_201_CREATED)
+@router.post("/schedules", status_code=status.HTTP_201_CREATED, responses=error_responses(404))
 def create_schedule(body: ScheduleCreate, db: DbDep) -> ScheduleResponse:
     """Run the config at every tick of `cron` in `timezone`: one execution per tick
     across all server instances."""
@@ -321,11 +332,15 @@ def list_schedules(db: DbDep, config_id: uuid.UUID | None = None) -> list[Schedu
     return [_schedule(s) for s in repo.list_schedules(db, config_id=config_id)]
 
 
-@router.get("/schedules/{schedule_id}")
+@router.get("/schedules/{schedule_id}", responses=error_responses(404))
 def get_schedule(schedule_id: uuid.UUID, db: DbDep) -> ScheduleResponse:
     return _schedule(repo.get_schedule(db, schedule_id))
 
 
-@router.delete("/schedules/{schedule_id}", status_code=status.HTTP_204_NO_CONTENT)
+@router.delete(
+    "/schedules/{schedule_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=error_responses(404, 409),
+)
 def delete_schedule(schedule_id: uuid.UUID, db: DbDep) -> Response:
     return _delete("schedule", repo.get_schedule(db, schedule_id), db)

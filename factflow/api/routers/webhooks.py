@@ -14,6 +14,7 @@ from factflow.api.auth import require
 from factflow.api.bodies import RequestBody
 from factflow.api.compiling import bad_request
 from factflow.api.deps import DbDep, Offset, SettingsDep
+from factflow.api.errors import error_responses
 from factflow.db.exceptions import NotFoundError
 from factflow.db.repositories import webhooks as repo
 from factflow.types import JsonDict
@@ -193,12 +194,12 @@ def list_event_types() -> list[str]:
     return list(EVENT_TYPES)
 
 
-@router.get("/{webhook_id}")
+@router.get("/{webhook_id}", responses=error_responses(404))
 def get_webhook(webhook_id: uuid.UUID, db: DbDep) -> WebhookResponse:
     return _webhook(repo.get_subscription(db, webhook_id))
 
 
-@router.patch("/{webhook_id}")
+@router.patch("/{webhook_id}", responses=error_responses(404))
 def update_webhook(
     webhook_id: uuid.UUID, body: WebhookUpdate, db: DbDep, settings: SettingsDep
 ) -> WebhookResponse:
@@ -216,26 +217,28 @@ def update_webhook(
     return _webhook(repo.update_subscription(db, webhook_id, changes))
 
 
-@router.delete("/{webhook_id}", status_code=status.HTTP_204_NO_CONTENT)
+@router.delete(
+    "/{webhook_id}", status_code=status.HTTP_204_NO_CONTENT, responses=error_responses(404)
+)
 def delete_webhook(webhook_id: uuid.UUID, db: DbDep) -> Response:
     """Delete the subscription and its deliveries."""
     repo.delete_subscription(db, webhook_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-@router.post("/{webhook_id}/pause")
+@router.post("/{webhook_id}/pause", responses=error_responses(404))
 def pause_webhook(webhook_id: uuid.UUID, db: DbDep) -> WebhookResponse:
     """Stop delivering: no deliveries are made for new events, queued ones wait."""
     return _webhook(repo.update_subscription(db, webhook_id, {"is_active": False}))
 
 
-@router.post("/{webhook_id}/resume")
+@router.post("/{webhook_id}/resume", responses=error_responses(404))
 def resume_webhook(webhook_id: uuid.UUID, db: DbDep) -> WebhookResponse:
     """Deliver again, the queued deliveries first."""
     return _webhook(repo.update_subscription(db, webhook_id, {"is_active": True}))
 
 
-@router.post("/{webhook_id}/rotate-secret")
+@router.post("/{webhook_id}/rotate-secret", responses=error_responses(404))
 def rotate_webhook_secret(
     webhook_id: uuid.UUID, db: DbDep, settings: SettingsDep, body: SecretRotate | None = None
 ) -> WebhookResponse:
@@ -246,7 +249,7 @@ def rotate_webhook_secret(
     return _webhook(sub, secret)
 
 
-@router.get("/{webhook_id}/deliveries")
+@router.get("/{webhook_id}/deliveries", responses=error_responses(404))
 def list_webhook_deliveries(
     webhook_id: uuid.UUID,
     db: DbDep,
@@ -262,7 +265,7 @@ def list_webhook_deliveries(
     return [_delivery(d) for d in rows]
 
 
-@router.get("/{webhook_id}/deliveries/{delivery_id}")
+@router.get("/{webhook_id}/deliveries/{delivery_id}", responses=error_responses(404))
 def get_webhook_delivery(
     webhook_id: uuid.UUID, delivery_id: uuid.UUID, db: DbDep
 ) -> DeliveryResponse:
@@ -271,7 +274,7 @@ def get_webhook_delivery(
     return _delivery(delivery, repo.list_attempts(db, delivery_id))
 
 
-@router.post("/{webhook_id}/deliveries/{delivery_id}/redeliver")
+@router.post("/{webhook_id}/deliveries/{delivery_id}/redeliver", responses=error_responses(404))
 def redeliver_webhook_delivery(
     webhook_id: uuid.UUID, delivery_id: uuid.UUID, db: DbDep
 ) -> DeliveryResponse:
@@ -281,7 +284,9 @@ def redeliver_webhook_delivery(
     return _delivery(repo.redeliver(db, delivery_id))
 
 
-@router.post("/{webhook_id}/test", status_code=status.HTTP_202_ACCEPTED)
+@router.post(
+    "/{webhook_id}/test", status_code=status.HTTP_202_ACCEPTED, responses=error_responses(404)
+)
 def test_webhook(webhook_id: uuid.UUID, db: DbDep) -> DeliveryResponse:
     """Queue a `webhook.test` delivery to the subscription (factflow addition)."""
     data: JsonDict = {"webhook_id": str(webhook_id), "message": "a test delivery from factflow"}

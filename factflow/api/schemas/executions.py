@@ -49,6 +49,15 @@ class ExecutionStarted(BaseModel):
     created: bool = Field(description="false when idempotency_key named an existing execution")
 
 
+IDEMPOTENT_START: dict[int | str, dict[str, Any]] = {
+    200: {
+        "model": ExecutionStarted,
+        "description": "the execution an earlier request with this idempotency_key started",
+    }
+}
+"""The 200 beside a start's 201, for FastAPI `responses=`."""
+
+
 class ExecutionResponse(BaseModel):
     id: uuid.UUID
     execution_id: uuid.UUID

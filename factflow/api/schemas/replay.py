@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field, model_validator
 
@@ -104,6 +104,12 @@ class ReplayResponse(BaseModel):
             routes=outcome.routes,
             replay_source=outcome.replay_source,
         )
+
+
+DRY_RUN: dict[int | str, dict[str, Any]] = {
+    200: {"model": ReplayResponse, "description": "dry_run: what would be replayed; nothing starts"}
+}
+"""The 200 beside a replay's 201, for FastAPI `responses=`."""
 
 
 class DeadLetterResponse(BaseModel):

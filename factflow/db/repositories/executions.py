@@ -15,7 +15,6 @@ from psycopg.types.json import Jsonb
 from factflow.db.connection import DbConnection, atomic
 from factflow.db.exceptions import (
     ConflictError,
-    DatabaseError,
     IllegalTransitionError,
     NotFoundError,
 )
@@ -341,7 +340,7 @@ def delete_execution(conn: DbConnection, execution_id: uuid.UUID) -> None:
         execution = get_execution(conn, execution_id)
         if not execution.is_terminal and execution.status != "interrupted":
             msg = f"execution {execution_id} is {execution.status}; cancel it before deleting"
-            raise DatabaseError(msg)
+            raise ConflictError(msg)  # the request's fault (409), not the database's
         tables = ("lineage", "dead_letters", "recovery_archives", "events", "worker_counters")
         for table in (*tables, "worker_launches"):
             conn.execute(f"DELETE FROM {table} WHERE execution_id = %s", (execution_id,))

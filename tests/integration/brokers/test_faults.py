@@ -222,6 +222,11 @@ def _rabbitmqctl(*args: str) -> None:
     subprocess.run(["rabbitmqctl", *args], check=True, capture_output=True, timeout=60)
 
 
+RABBITMQ_DOWN_SECONDS = 12.0
+"""As long as issue 21's Artemis fault, longer than one connect attempt's timeout and
+shorter than the outage limit (factflow/outage.py)."""
+
+
 @pytest.mark.serial  # stops the shared RabbitMQ: no other test may run meanwhile
 def test_rabbitmq_restart_mid_run_loses_nothing(
     tmp_path: Path, started: list[subprocess.Popen[bytes]]
@@ -246,16 +251,15 @@ def test_rabbitmq_restart_mid_run_loses_nothing(
         "a fifth of the output",
     )
     assert proc.poll() is None, "the run ended before the broker could be stopped"
+    stopped_at = time.monotonic()
     _rabbitmqctl("stop_app")
     try:
-        time.sleep(4)
+        time.sleep(RABBITMQ_DOWN_SECONDS)
     finally:
         _rabbitmqctl("start_app")
         _rabbitmqctl("await_startup")
-    code = proc.wait(timeout=50)
-    if code != 0:  # it may fail loudly (a sink out of retries): run it again
-        print(f"rabbitmq restart: the run failed (exit {code}); running it again")
-        _finish(launch, started)
+    down = time.monotonic() - stopped_at
+    code = proc.wait(timeout=90)
     collector = broker.collect(qout)
     try:
         records = collector.wait_for(n, 20)
@@ -263,11 +267,17 @@ def test_rabbitmq_restart_mid_run_loses_nothing(
         collector.stop()
     ids = _ids(records)
     missing = [m.message_id for m in sent if m.message_id not in ids]
+    duplicates = sum(ids.values()) - len(ids)
+    bound = DUPLICATES_BOUND[PREFETCH]
     print(
-        f"rabbitmq restart: first run exit {code}; {len(records)} outputs for {n} inputs, "
-        f"{sum(ids.values()) - len(ids)} duplicates; {broker.message_count(qin)} left in input"
+        f"rabbitmq restart: down {down:.1f}s; run exit {code}; {len(records)} outputs for {n} "
+        f"inputs, {duplicates} duplicates (bound {bound}); {broker.message_count(qin)} left "
+        "in input"
     )
+    # ridden out (issue 21): an outage under the outage limit does not fail the run
+    assert code == 0, _log(launch)
     assert not missing, f"{len(missing)} of {n} messages lost"
+    assert duplicates <= bound, _log(launch)
     assert broker.message_count(qin) == 0
 
 

@@ -312,3 +312,71 @@ def test_the_lineage_log_keeps_its_rows_while_the_database_is_unreachable() -> N
         log.close()
     # a closed log no longer counts as something the process waits for
     assert postgres_what(url) not in [w.what for w in waiting()]
+
+
+HOSTILE = 'tab\there\nnl\rcr back\\slash \\N \\. quote\' "dq" ünï 漢字 🦀 \x7f\x01'
+
+
+def test_hostile_strings_round_trip_and_nul_becomes_the_replacement_character(
+    conn: DbConnection, execution: Execution
+) -> None:
+    writer = LineageWriter(execution.id)
+    kept = _row(
+        writer, route=HOSTILE, adapter=HOSTILE, index=0, parent=None, status="failed",
+        stage_name=HOSTILE, error=HOSTILE, batch_id=HOSTILE, storage_key=HOSTILE,
+        input_hash=HOSTILE, output_hash=HOSTILE, metadata={HOSTILE: [HOSTILE, 1.5, None]},
+    )  # fmt: skip
+    # Postgres text and jsonb cannot hold NUL, nor UTF-8 a lone surrogate: U+FFFD each,
+    # instead of a batch that fails every retry
+    replaced = _row(
+        writer, route="r\x00", adapter="a", index=0, parent=None, error="e\x00\ud800",
+        storage_key="k\x00", metadata={"m\x00": "v\x00\udfff"},
+    )  # fmt: skip
+    assert writer.flush(conn) == 2
+    row = lineage.get_lineage_row(conn, kept)
+    texts = (row.route_id, row.adapter_name, row.stage_name, row.error, row.batch_id)
+    assert texts == (HOSTILE,) * 5
+    assert (row.storage_key, row.input_hash, row.output_hash) == (HOSTILE,) * 3
+    assert row.metadata == {HOSTILE: [HOSTILE, 1.5, None]}
+    row = lineage.get_lineage_row(conn, replaced)
+    assert (row.route_id, row.error, row.storage_key) == ("r\ufffd", "e\ufffd\ufffd", "k\ufffd")
+    assert row.metadata == {"m\ufffd": "v\ufffd\ufffd"}
+
+
+def test_the_lineage_log_writes_a_batch_of_encoded_rows(
+    db_url: str, conn: DbConnection, execution: Execution
+) -> None:
+    from factflow.dataflows.lineage import lineage_row
+    from factflow.db.lineage_copy import StepRowEncoder
+    from factflow.messages import Message, content_hash
+
+    encoder = StepRowEncoder(execution.id, "r", "passthrough", 0, "pass")
+    parent = new_row_id()
+    inputs = [
+        Message(payload={"n": n, "s": HOSTILE}, message_id=f"m-{n}", correlation_id=str(parent))
+        for n in range(3)
+    ]
+    ids = [new_row_id() for _ in inputs]
+    started = 1_764_000_000_000_000
+    rows = []
+    for row_id, message in zip(ids, inputs, strict=True):
+        row = lineage_row(
+            encoder, row_id=row_id, message=message, status="completed", attempts=1,
+            started_us=started, completed_us=started + 1500, outputs=[message],
+        )  # fmt: skip
+        rows.append(row)
+    log = LineageLog(db_url, execution.id)
+    try:
+        log.record_many(rows)
+        assert log.mark().seq == 3
+        assert log.wait_written(3, timeout=5.0) is True
+    finally:
+        log.close()
+    stored = {r.id: r for r in lineage.list_lineage(conn, execution.id)}
+    assert set(stored) == set(ids)
+    first = stored[ids[0]]
+    assert (first.message_id, first.parent_id, first.stage_name) == ("m-0", parent, "pass")
+    assert first.input_hash == content_hash(inputs[0].payload)
+    assert first.output_hash == content_hash([inputs[0].payload])
+    assert first.duration_ms == pytest.approx(1.5)
+    assert first.started_at == datetime(2025, 11, 24, 16, 0, tzinfo=UTC)

@@ -21,6 +21,7 @@ from factflow.api.errors import (
     _MAPPING,
     CORRELATION_HEADER,
     CorrelationIdMiddleware,
+    ErrorResponse,
     install_error_handlers,
 )
 from factflow.db.exceptions import (
@@ -100,6 +101,7 @@ def test_status_and_code(exc: Exception, status: int, code: str) -> None:
     body: dict[str, Any] = response.json()
     assert (response.status_code, body["error_code"]) == (status, code)
     assert set(body) == {"detail", "error_code", "correlation_id", "timestamp"}
+    ErrorResponse.model_validate(body)  # what the OpenAPI document says of an error
     assert response.headers[CORRELATION_HEADER] == body["correlation_id"]
     if status == 429:
         assert response.headers["Retry-After"] == "5"
