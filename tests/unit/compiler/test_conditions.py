@@ -238,3 +238,12 @@ def test_a_matches_without_a_value_is_an_empty_pattern() -> None:
     assert condition_problems({"field": "a", "operator": "matches"}) == []
     assert holds({"field": "lang", "operator": "matches"}) is True
     assert holds({"field": "n", "operator": "matches"}) is False  # still only strings
+
+
+def test_a_pattern_python_warns_about_is_valid_and_matches_silently() -> None:
+    # `[[]` (a class holding `[`) draws a FutureWarning; pytest turns warnings into errors
+    raw = {"field": "s", "operator": "matches", "value": "[[]"}
+    assert condition_problems(raw) == []
+    predicate = compile_condition(ConditionConfig.model_validate(raw))
+    assert predicate(Message(payload={"s": "a[b"})) is True
+    assert predicate(Message(payload={"s": "ab"})) is False
