@@ -41,6 +41,10 @@ class FakeProvider:
     """Seconds between streamed chunks."""
     cut: int = 0
     """Streams whose client closed the connection before the last chunk."""
+    in_flight: int = 0
+    """Requests being answered now."""
+    arrivals: list[tuple[float, int]] = field(default_factory=list)
+    """Each request's arrival (monotonic time, requests in flight counting it)."""
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def queue(self, *answers: int | float) -> None:
@@ -50,7 +54,13 @@ class FakeProvider:
     def next_answer(self, path: str, body: dict[str, Any]) -> int | float:
         with self.lock:
             self.requests.append((path, body))
+            self.in_flight += 1
+            self.arrivals.append((time.monotonic(), self.in_flight))
             return self.answers.pop(0) if self.answers else 200
+
+    def answered(self) -> None:
+        with self.lock:
+            self.in_flight -= 1
 
     def next_reply(self) -> str:
         with self.lock:
@@ -127,10 +137,25 @@ def serve_provider() -> Iterator[FakeProvider]:
 
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        counted = False
 
         def do_POST(self) -> None:
             body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
             answer = state.next_answer(self.path, body)
+            self.counted = True
+            try:
+                self._answer(body, answer)
+            finally:
+                self._uncount()
+
+        def _uncount(self) -> None:
+            # before the answer is written: a client that got it may send its next
+            # request before this thread runs again
+            if self.counted:
+                self.counted = False
+                state.answered()
+
+        def _answer(self, body: dict[str, Any], answer: int | float) -> None:
             if isinstance(answer, float):
                 time.sleep(answer)
                 answer = 200
@@ -146,6 +171,7 @@ def serve_provider() -> Iterator[FakeProvider]:
 
         def _send(self, status: int, data: dict[str, Any]) -> None:
             payload = json.dumps(data).encode()
+            self._uncount()
             try:
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")

@@ -199,7 +199,8 @@ def document_errors(app: FastAPI) -> None:
         schemas = schema.setdefault("components", {}).setdefault("schemas", {})
         for model in (ErrorResponse, ValidationErrorResponse):
             found = model.model_json_schema(ref_template="#/components/schemas/{model}")
-            schemas.update(found.pop("$defs", {}))
+            for name, nested in found.pop("$defs", {}).items():
+                schemas.setdefault(name, nested)  # FastAPI's own, when a route returns it
             schemas[model.__name__] = found
         for operations in schema.get("paths", {}).values():
             for operation in operations.values():

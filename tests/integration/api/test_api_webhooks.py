@@ -189,7 +189,7 @@ def test_filters_and_rolled_back_events(make_app: MakeApp, api_db_url: str) -> N
     client = _app(make_app)
     mine, other = uuid.uuid4(), uuid.uuid4()
     with receiving(SECRET) as receiver:
-        _subscribe(
+        hook = _subscribe(
             client, receiver.url, ["deadletter.created"],
             filters={"execution_id": str(mine), "route_id": "crawl"},
         )  # fmt: skip
@@ -205,7 +205,10 @@ def test_filters_and_rolled_back_events(make_app: MakeApp, api_db_url: str) -> N
                 pass
             emit_event(conn, "deadletter.created", {"route_id": "crawl", "n": 1}, execution_id=mine)
         receiver.wait_for(1)
-        time.sleep(0.5)
+        # the filters apply when an event is stored (the fan-out trigger): one delivery
+        # was made, and it is the one received
+        [delivery] = _deliveries(client, hook["webhook_id"])
+        assert delivery["body"]["data"]["n"] == 1
     assert len(receiver.received) == 1, [r.payload for r in receiver.received]
     assert receiver.received[0].payload["data"]["n"] == 1
 
@@ -224,13 +227,20 @@ def test_refused_urls_and_unknown_events(make_app: MakeApp) -> None:
 
 def test_pause_holds_and_rotation_signs_with_both(make_app: MakeApp) -> None:
     client = _app(make_app)
-    with receiving(SECRET) as receiver:
+    with receiving(SECRET) as receiver, receiving(SECRET) as probe:
         hook = _subscribe(client, receiver.url, ["*"])
         webhook = f"/api/v1/webhooks/{hook['webhook_id']}"
         assert client.post(f"{webhook}/pause").json()["is_active"] is False
-        client.post(f"{webhook}/test")
-        time.sleep(0.6)
+        held = client.post(f"{webhook}/test").json()
+        # a delivery of an active webhook queued after the held one: once it arrived, the
+        # dispatcher has claimed past the held one, which was due first
+        active = _subscribe(client, probe.url, ["*"])
+        client.post(f"/api/v1/webhooks/{active['webhook_id']}/test")
+        probe.wait_for(1)
         assert receiver.received == []
+        [pending] = _deliveries(client, hook["webhook_id"])
+        assert (pending["delivery_id"], pending["status"]) == (held["delivery_id"], "pending")
+        assert pending["attempts"] == 0
         rotated = client.post(f"{webhook}/rotate-secret").json()
         assert rotated["secret"].startswith("whsec_")
         client.post(f"{webhook}/resume")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from factflow import Adapter, Context, Message
+from factflow.llm import LiteLLMClient
 
 
 class AskLLM(Adapter):
@@ -30,3 +31,17 @@ class AskLLM(Adapter):
                 }
             )
         ]
+
+
+class AskLLMNoting(Adapter):
+    """Async: asks `context.llm` and notes the worker limiter's limit after each answer."""
+
+    name = "ask_llm_noting"
+    limits: list[int] = []  # what every instance noted, for the test
+
+    async def process(self, message: Message, context: Context) -> list[Message]:
+        llm = context.llm
+        assert isinstance(llm, LiteLLMClient)  # the worker's client, with its limiter
+        answer = await llm.complete([{"role": "user", "content": str(message.payload)}])
+        AskLLMNoting.limits.append(llm.limiter.limit)
+        return [message.derive(payload={"n": message.payload, "attempts": answer.attempts})]

@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import time
 import uuid
+from collections import deque
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -26,7 +27,7 @@ from factflow.dataflows import invoke
 from factflow.dataflows.backpressure import ConcurrencyController
 from factflow.dataflows.circuit import CircuitBreaker, CircuitState
 from factflow.dataflows.invoke import AdapterInvoker, StepRuntime, child_id
-from factflow.dataflows.lineage import LineageMark
+from factflow.dataflows.lineage import HANDOFF_ROWS, LineageMark
 from factflow.deadletter import DeadLetter
 from factflow.storage.base import StageStorage
 from factflow.storage.filesystem import FileSystemStorage
@@ -77,6 +78,16 @@ class RecordingLineage:
     def __init__(self) -> None:
         self.execution_id = uuid.uuid4()
         self.rows: list[dict[str, Any]] = []
+        self.handoff_rows = HANDOFF_ROWS
+        self._buffer: deque[bytes] = deque()
+
+    def buffer(self) -> deque[bytes]:
+        return self._buffer
+
+    def record_buffered(self, buffer: deque[bytes], *, wait: bool = True) -> None:
+        rows = list(buffer)
+        buffer.clear()
+        self.record_many(rows)
 
     def record_many(self, rows: list[bytes]) -> None:
         self.rows.extend(decoded(row) for row in rows)
@@ -427,11 +438,9 @@ def test_a_slow_batch_hands_its_rows_off_while_it_runs() -> None:  # real sleeps
     assert lineage.handoffs == [2, 1]
 
 
-def test_a_batch_hands_off_every_handoff_rows_rows(
-    monkeypatch: pytest.MonkeyPatch, waits: list[float]
-) -> None:
-    monkeypatch.setattr(invoke, "HANDOFF_ROWS", 2)
+def test_a_batch_hands_off_every_handoff_rows_rows(waits: list[float]) -> None:
     lineage = Handoffs()
+    lineage.handoff_rows = 2  # LineageLog.handoff_rows: HANDOFF_ROWS, 1 once exiting
     for key in "abcde":
         Scripted.SCRIPT[key] = [None]
     invoker(Scripted, lineage=lineage).run_batch([msg(k) for k in "abcde"])
