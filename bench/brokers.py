@@ -25,6 +25,12 @@ run's) per message: the broker's own CPU is not in it, and it stays meaningful w
 work shares the machine, which msg/s does not. Every case checks that the output
 queue holds exactly the input's count afterwards (none lost; no duplicates without
 faults). Target: RabbitMQ factflow >= 1.0x the raw loop (exit status 1 when missed).
+
+`--profile DIR` runs each factflow worker under py-spy (`py-spy record -f raw`, all
+threads, idle ones left out) and prints, per broker, the functions that take the most of
+the samples, on their own and with what they call; the collapsed stacks stay in DIR (for
+flamegraph.pl or speedscope). py-spy slows the worker a little: the msg/s of a profiled
+run are not the ones to compare.
 """
 
 from __future__ import annotations
@@ -588,8 +594,12 @@ def _children_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def run_factflow(pipeline: Path, processes: int) -> tuple[float, float]:
-    """Wall seconds of the worker processes, start to exit, and their CPU seconds."""
+def run_factflow(
+    pipeline: Path, processes: int, profile: Path | None = None
+) -> tuple[float, float]:
+    """Wall seconds of the worker processes, start to exit, and their CPU seconds; with
+    `profile`, each worker runs under py-spy, writing its collapsed stacks there
+    (`<profile>.<process>.txt`)."""
     env = {
         **os.environ,
         "FACTFLOW_PIPELINE": str(pipeline),
@@ -604,6 +614,9 @@ def run_factflow(pipeline: Path, processes: int) -> tuple[float, float]:
 
         addresses = ";".join(f"127.0.0.1:{p}" for p in free_ports(processes))
         commands = [[*base, "-i", str(i), "-a", addresses] for i in range(processes)]
+    if profile is not None:
+        spy = ["py-spy", "record", "-r", "250", "-f", "raw", "--threads", "-o"]
+        commands = [[*spy, f"{profile}.{i}.txt", "--", *c] for i, c in enumerate(commands)]
     cpu = _children_cpu()
     started = time.perf_counter()
     procs = [subprocess.Popen(c, env=env, cwd=REPO_ROOT, stderr=subprocess.PIPE) for c in commands]
@@ -636,7 +649,9 @@ class Row:
         return self.messages / self.seconds if self.seconds > 0 else float("nan")
 
 
-def bench_broker(broker: Broker, total: int, data: list[bytes], folder: Path) -> list[Row]:
+def bench_broker(
+    broker: Broker, total: int, data: list[bytes], folder: Path, profile: Path | None
+) -> list[Row]:
     rows: list[Row] = []
     tag = uuid.uuid4().hex[:8]
 
@@ -663,7 +678,9 @@ def bench_broker(broker: Broker, total: int, data: list[bytes], folder: Path) ->
         source, sink = names(f"ff{processes}")
         broker.prepare([source, sink])
         broker.fill(source, data)
-        wall, cpu = run_factflow(_pipeline(broker, folder, source, sink, processes), processes)
+        spied = None if profile is None else profile / f"{broker.name}-{processes}"
+        pipeline = _pipeline(broker, folder, source, sink, processes)
+        wall, cpu = run_factflow(pipeline, processes, spied)
         case = "factflow" if processes == 1 else f"factflow {processes} proc"
         delivered = broker.count(sink, total)
         rows.append(Row(broker.name, case, total, wall - empty, cpu - empty_cpu, delivered))
@@ -672,6 +689,36 @@ def bench_broker(broker: Broker, total: int, data: list[bytes], folder: Path) ->
             file=sys.stderr,
         )
     return rows
+
+
+def top_frames(stacks: list[Path], count: int = 15) -> list[str]:
+    """The functions in most samples of py-spy's collapsed `stacks` (one line per stack:
+    frames joined by `;`, then the number of samples), as lines of self and total share:
+    self counts the samples a function was the innermost frame of, total those it was
+    anywhere in (once per stack)."""
+    own: dict[str, int] = {}
+    anywhere: dict[str, int] = {}
+    samples = 0
+    for path in stacks:
+        for line in path.read_text().splitlines():
+            stack, _, number = line.rpartition(" ")
+            if not stack or not number.isdigit() or "_find_and_load" in stack:
+                continue
+            # a frame is `function (file:line)`: counted per function and file
+            frames = [f.rpartition(":")[0] or f for f in stack.split(";")]
+            n = int(number)
+            samples += n
+            own[frames[-1]] = own.get(frames[-1], 0) + n
+            for frame in set(frames):
+                anywhere[frame] = anywhere.get(frame, 0) + n
+    if not samples:
+        return ["  (no samples)"]
+    lines = [f"  {samples} samples; self % / total %, function (file)"]
+    for frame, n in sorted(own.items(), key=lambda kv: -kv[1])[:count]:
+        lines.append(
+            f"  {100 * n / samples:5.1f} / {100 * anywhere[frame] / samples:5.1f}  {frame})"
+        )
+    return lines
 
 
 BROKERS = {
@@ -687,7 +734,15 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--messages", type=int, default=20000)
     parser.add_argument("--brokers", default=",".join(BROKERS))
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        metavar="DIR",
+        help="run the factflow workers under py-spy, keep their stacks in DIR, print the top",
+    )
     args = parser.parse_args()
+    if args.profile is not None:
+        args.profile.mkdir(parents=True, exist_ok=True)
     data = bodies(args.messages)
     rows: list[Row] = []
     skipped: list[str] = []
@@ -699,7 +754,7 @@ def main() -> int:
                 skipped.append(f"{name}: skipped, {reason}")
                 continue
             print(f"{name}: relaying {args.messages} messages", file=sys.stderr)
-            rows.extend(bench_broker(broker, args.messages, data, Path(tmp)))
+            rows.extend(bench_broker(broker, args.messages, data, Path(tmp), args.profile))
     load = os.getloadavg()
     print(f"\n{args.messages} messages per case; load average {load[0]:.2f} {load[1]:.2f}")
     print(
@@ -721,6 +776,13 @@ def main() -> int:
             ok = False
     for line in skipped:
         print(line)
+    if args.profile is not None:
+        for row in rows:
+            if row.case != "raw loop":
+                processes = 2 if "2 proc" in row.case else 1
+                stacks = sorted(args.profile.glob(f"{row.broker}-{processes}.*.txt"))
+                print(f"\nprofile {row.broker} {row.case} ({', '.join(map(str, stacks))}):")
+                print("\n".join(top_frames(stacks)))
     return 0 if ok else 1
 
 

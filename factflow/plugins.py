@@ -13,7 +13,7 @@ import difflib
 import importlib
 import re
 from collections.abc import Callable
-from importlib.metadata import entry_points
+from importlib.metadata import EntryPoint, entry_points
 from typing import Generic, TypeVar
 
 from factflow.exceptions import AdapterRegistrationError, ConfigurationError
@@ -24,6 +24,35 @@ DOTTED_PATH = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*$")
 
 Check = Callable[[object, str], T]
 """Return the object as a T, or raise AdapterRegistrationError naming `origin` and why."""
+
+
+_GROUPS: set[str] = set()
+"""The entry-point groups of the registries made so far."""
+_REMEMBERED: dict[str, tuple[EntryPoint, ...]] = {}
+"""Group -> its entry points, as `remember_entry_points` read them."""
+_REMEMBERING: list[bool] = []
+
+
+def remember_entry_points() -> None:
+    """Read the entry points of every registry kind made so far once, for every later
+    registry of this process and of processes forked from it (the worker forkserver:
+    reading them costs each worker ~50 ms a group). Entry points installed afterwards are
+    not seen until `forget_entry_points`."""
+    _REMEMBERED.clear()
+    _REMEMBERED.update({group: tuple(entry_points(group=group)) for group in _GROUPS})
+    _REMEMBERING[:] = [True]
+
+
+def forget_entry_points() -> None:
+    """Registries read the installed entry points again (a child with another PYTHONPATH)."""
+    _REMEMBERED.clear()
+    _REMEMBERING.clear()
+
+
+def group_entry_points(group: str) -> tuple[EntryPoint, ...]:
+    if _REMEMBERING and group in _REMEMBERED:
+        return _REMEMBERED[group]
+    return tuple(entry_points(group=group))
 
 
 class UnknownPluginError(ConfigurationError):
@@ -56,6 +85,7 @@ class PluginRegistry(Generic[T]):
         self._objects: dict[str, T] = {}
         self._paths: dict[str, str] = {}
         self._entry_points_loaded = False
+        _GROUPS.add(entry_point_group)
 
     def add(self, name: str, obj: object, origin: str) -> T:
         """Check `obj` and register it under `name`."""
@@ -91,7 +121,7 @@ class PluginRegistry(Generic[T]):
         if self._entry_points_loaded:
             return
         self._entry_points_loaded = True
-        for ep in entry_points(group=self._group):
+        for ep in group_entry_points(self._group):
             if ep.name in self._objects or ep.name in self._paths:
                 continue
             origin = f"entry point '{ep.name}' ({ep.value})"

@@ -8,6 +8,8 @@ A type is a registered name (the built-ins, classes registered in code, the
 
 from __future__ import annotations
 
+import weakref
+
 import jsonschema
 
 from factflow.adapters.base import Adapter
@@ -15,6 +17,9 @@ from factflow.exceptions import AdapterRegistrationError
 from factflow.plugins import PluginRegistry, UnknownPluginError
 
 ENTRY_POINT_GROUP = "factflow.adapters"
+# class -> the config_schema object found valid: the meta-schema check costs ~10 ms per
+# class, and every registry (each worker process's, each compile's) checks every class
+_VALID_SCHEMAS: weakref.WeakKeyDictionary[type, object] = weakref.WeakKeyDictionary()
 
 
 class UnknownAdapterError(UnknownPluginError):
@@ -33,6 +38,8 @@ def check_adapter_class(obj: object, origin: str) -> type[Adapter]:
         msg = f'{origin} has no `name`: set a class attribute `name = "my_adapter"`'
         raise AdapterRegistrationError(msg)
     schema = obj.config_schema
+    if _VALID_SCHEMAS.get(obj) is schema:
+        return obj
     try:
         if not isinstance(schema, dict):
             msg = "config_schema must be a dict"
@@ -41,6 +48,7 @@ def check_adapter_class(obj: object, origin: str) -> type[Adapter]:
     except jsonschema.SchemaError as exc:
         msg = f"{origin} has an invalid config_schema: {exc.message}"
         raise AdapterRegistrationError(msg) from exc
+    _VALID_SCHEMAS[obj] = schema
     return obj
 
 

@@ -30,9 +30,8 @@ import logging
 import time
 from abc import abstractmethod
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, NamedTuple, TypeVar
 
 from bytewax.inputs import StatefulSourcePartition
 from bytewax.outputs import StatelessSinkPartition
@@ -95,9 +94,9 @@ class AckLedger(Generic[Token]):
         return lost
 
 
-@dataclass(frozen=True, slots=True)
-class Received(Generic[Token]):
-    """One record off the broker: how to ack it, its body and headers."""
+class Received(NamedTuple, Generic[Token]):
+    """One record off the broker: how to ack it, its body and headers. A tuple: one is
+    made per message, at a third of a frozen dataclass's cost."""
 
     token: Token
     body: bytes

@@ -105,8 +105,9 @@ client_log = logging.getLogger(f"{__name__}.client")
 client_log.addFilter(_OncePerInterval(CLIENT_LOG_REPEAT_SECONDS))
 
 
-_ENVELOPE_HEADERS = list(ENVELOPE_HEADERS.items())
-"""As the client takes them (a dict or a list), shared by every envelope it produces."""
+_ENVELOPE_HEADERS = [(k, v.encode()) for k, v in ENVELOPE_HEADERS.items()]
+"""As the client takes them (a dict or a list), shared by every envelope it produces; the
+values as bytes, which the client copies as they are (a str it encodes per message)."""
 
 
 def bootstrap_servers(url: str | None) -> str:
@@ -341,7 +342,7 @@ class _KafkaSinkPartition(StatelessSinkPartition[Message | DeadLetter]):
         started = time.monotonic()
         producer, topic, raw, pack = self._producer, self._topic, self._raw, self._pack
         produce = producer.produce
-        headers: dict[str, str] | list[tuple[str, str]]
+        headers: dict[str, str] | list[tuple[str, bytes]]
         for item in items:
             if type(item) is Message and not raw:
                 # the common case without encode_body's dict per message

@@ -11,6 +11,7 @@ import inspect
 import logging
 import time
 import uuid
+from collections import deque
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -19,7 +20,7 @@ from factflow.compiler.plan import AdapterStep, RoutePlan
 from factflow.conditions import Predicate, compile_condition
 from factflow.dataflows.backpressure import ConcurrencyController
 from factflow.dataflows.circuit import CircuitBreaker, CircuitOpenError
-from factflow.dataflows.lineage import LineageLog, LineageMark, lineage_row
+from factflow.dataflows.lineage import HANDOFF_US, LineageLog, LineageMark, lineage_row
 from factflow.dataflows.metrics import CallTally, worker_metrics
 from factflow.dataflows.progress import AdapterMetrics
 from factflow.dataflows.usage import NoUsageLog
@@ -74,20 +75,15 @@ def child_id(parent_id: str, step_id: str, index: int) -> str:
 
 
 class BatchTally(CallTally):
-    """A batch's counts, and its lineage rows (encoded) not yet handed to the log."""
+    """A batch's counts, and where its lineage rows (encoded) wait for the log: the
+    thread's buffer of the log (`LineageLog.buffer`), which an exit flush drains too."""
 
     __slots__ = ("rows", "since_us")
 
-    def __init__(self) -> None:
+    def __init__(self, lineage: LineageLog | None) -> None:
         super().__init__()
-        self.rows: list[bytes] = []
+        self.rows: deque[bytes] = deque() if lineage is None else lineage.buffer()
         self.since_us = 0  # when the first of `rows` was made
-
-
-# a batch's rows go to the log together, or sooner once this many wait or the first of
-# them is this old: a slow batch's rows stay readable while it runs
-HANDOFF_ROWS = 1_000
-HANDOFF_US = 100_000
 
 
 class AdapterInvoker:
@@ -141,7 +137,7 @@ class AdapterInvoker:
     # -- batches -----------------------------------------------------------------
 
     def run_batch(self, batch: list[Message]) -> list[Outcome]:
-        tally = BatchTally()
+        tally = BatchTally(self.runtime.lineage)
         if self._is_async:
             results = worker_loop().run(self._run_async_batch(batch, self.adapter(), tally))
         else:
@@ -161,8 +157,7 @@ class AdapterInvoker:
     def _hand_off(self, tally: BatchTally) -> None:
         lineage = self.runtime.lineage
         assert lineage is not None
-        lineage.record_many(tally.rows)
-        tally.rows = []
+        lineage.record_buffered(tally.rows)
 
     def marks(self) -> list[Outcome]:
         """After a batch: the mark that makes the epoch wait for the batch's lineage rows."""
@@ -172,7 +167,7 @@ class AdapterInvoker:
     def run_each(self, adapter: Adapter, batch: list[Message]) -> list[Outcome]:
         """`batch` through a given adapter instance (stateful steps own theirs), one
         message after another so that its state sees them in order; counted once."""
-        tally = BatchTally()
+        tally = BatchTally(self.runtime.lineage)
         outcomes: list[Outcome] = []
         if self._is_async:
             loop = worker_loop()
@@ -372,7 +367,9 @@ class AdapterInvoker:
                 storage_key=storage_key,
             )
         )
-        if len(rows) >= HANDOFF_ROWS or completed_us - tally.since_us >= HANDOFF_US:
+        lineage = self.runtime.lineage
+        assert lineage is not None
+        if len(rows) >= lineage.handoff_rows or completed_us - tally.since_us >= HANDOFF_US:
             self._hand_off(tally)
 
     def _emitted(

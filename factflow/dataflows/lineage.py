@@ -2,7 +2,7 @@
 
 An adapter step encodes each invocation's row for binary COPY (`lineage_row`) and hands a
 batch's rows to its process's `LineageLog` at once, after the batch or sooner once
-`invoke.HANDOFF_ROWS` wait or the first is `invoke.HANDOFF_US` old; a background thread
+`HANDOFF_ROWS` wait or the first is `HANDOFF_US` old; a background thread
 writes the buffered rows with one COPY at least every `FLUSH_SECONDS` (sooner once
 `FLUSH_ROWS` wait), so a row is readable within about half a second of its invocation,
 never a round trip per message.
@@ -35,6 +35,7 @@ import signal
 import threading
 import time
 import uuid
+from collections import deque
 from dataclasses import dataclass
 from types import FrameType
 from typing import Any
@@ -61,6 +62,10 @@ WAIT_SECONDS = 10.0
 """How long a waiting sink sleeps at most before it looks at the writer again."""
 RETRY_LIMIT_SECONDS = 2.0
 """The longest wait between two tries during an outage: rows go soon after it ends."""
+HANDOFF_ROWS = 1_000
+"""A step hands its batch's rows to the log after the batch, or once this many wait."""
+HANDOFF_US = 100_000
+"""... or once the first of them is this old (microseconds): slow batches stay live."""
 EXIT_FLUSH_SECONDS = 5.0
 """How long SIGTERM and interpreter exit wait for the last rows (under the supervisor's
 10 s grace period before SIGKILL)."""
@@ -95,9 +100,13 @@ def lineage_row(
     payload = message.payload
     input_text = canonical_json(payload)
     output_hash = None
-    if outputs:
+    if len(outputs or ()) == 1:
         # an output that kept the input's payload (a passthrough, a gate) reuses its
         # encoding
+        assert outputs is not None
+        out = outputs[0].payload
+        output_hash = text_hash(f"[{input_text if out is payload else canonical_json(out)}]")
+    elif outputs:
         texts = [input_text if m.payload is payload else canonical_json(m.payload) for m in outputs]
         output_hash = text_hash(f"[{','.join(texts)}]")
     metadata = message.metadata
@@ -138,6 +147,9 @@ class LineageLog:
         self.url, self.execution_id = url, execution_id
         self._cond = threading.Condition(threading.RLock())
         self._rows: list[bytes] = []
+        self._buffers: dict[int, deque[bytes]] = {}  # per thread: rows not yet recorded
+        self.handoff_rows = HANDOFF_ROWS
+        """Steps hand their buffered rows over once this many wait (or after the batch)."""
         self._accepted = 0
         self._durable = 0
         self._urgent = False
@@ -159,13 +171,37 @@ class LineageLog:
         MAX_BUFFERED_ROWS are unwritten (a database outage)."""
         self.record_many([encode_row(values)])
 
-    def record_many(self, rows: list[bytes]) -> None:
+    def buffer(self) -> deque[bytes]:
+        """The calling thread's buffer: a step appends a batch's encoded rows to it and
+        hands them over with `record_buffered`; until then they are not accepted (no mark
+        counts them), but SIGTERM's and exit's flush takes them as well."""
+        ident = threading.get_ident()
+        found = self._buffers.get(ident)
+        if found is None:
+            with self._cond:
+                found = self._buffers.setdefault(ident, deque())
+        return found
+
+    def record_buffered(self, buffer: deque[bytes], *, wait: bool = True) -> None:
+        """Record what `buffer` holds (taken one popleft at a time: each row goes once,
+        even when a signal handler's flush takes from the same buffer meanwhile)."""
+        take = buffer.popleft
+        rows = []
+        try:
+            while True:
+                rows.append(take())
+        except IndexError:
+            pass
+        if rows:
+            self.record_many(rows, wait=wait)
+
+    def record_many(self, rows: list[bytes], *, wait: bool = True) -> None:
         """Buffer encoded rows (`lineage_row`, `encode_row`), a batch's at once; waits
-        only when MAX_BUFFERED_ROWS are unwritten (a database outage)."""
+        only when MAX_BUFFERED_ROWS are unwritten (a database outage) and `wait`."""
         with self._cond:
             if self._thread is None:
                 self._start()
-            while len(self._rows) + self._unwritten >= MAX_BUFFERED_ROWS:
+            while wait and len(self._rows) + self._unwritten >= MAX_BUFFERED_ROWS:
                 self._cond.wait(1.0)
             before = len(self._rows)
             self._rows.extend(rows)
@@ -216,13 +252,22 @@ class LineageLog:
                 self._cond.wait(min(remaining, WAIT_SECONDS))
 
     def flush(self, timeout: float) -> int:
-        """Write everything recorded so far, waiting at most `timeout`; returns how many
+        """Write everything recorded so far, and what steps still hold in their buffers
+        (SIGTERM may stop a batch midway), waiting at most `timeout`; returns how many
         rows are still unwritten (0 on success)."""
-        with self._cond:
-            accepted = self._accepted
-            if self._thread is None or self.wait_written(accepted, timeout):
-                return 0
-            return accepted - self._durable
+        # a worker thread may still be running batches meanwhile: from now on its steps
+        # hand each row over at once, and a second pass takes what came during the first
+        self.handoff_rows = 1
+        deadline = time.monotonic() + timeout
+        for _ in range(2):
+            for buffer in list(self._buffers.values()):
+                self.record_buffered(buffer, wait=False)
+            with self._cond:
+                accepted = self._accepted
+                left = max(0.0, deadline - time.monotonic())
+                if self._thread is not None and not self.wait_written(accepted, left):
+                    return accepted - self._durable
+        return 0
 
     def close(self) -> None:
         """Stop the writing thread; rows still unwritten stay unwritten (their messages

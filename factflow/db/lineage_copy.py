@@ -65,6 +65,7 @@ _FIELD_COUNT = struct.pack(">h", len(COPY_COLUMNS))
 _pack_length = struct.Struct(">i").pack
 _pack_int4 = struct.Struct(">ii").pack
 _pack_uuid = struct.Struct(">i16s").pack
+_pack_id = struct.Struct(">i16si").pack
 _pack_times = struct.Struct(">iqiqid").pack  # started_at, completed_at, duration_ms
 _pack_times_open = struct.Struct(">iq").pack  # started_at only
 _pack_float8 = struct.Struct(">id").pack
@@ -138,17 +139,19 @@ def parent_field(correlation_id: str | None) -> bytes:
 def micros(value: datetime) -> int:
     """A datetime as microseconds since the Unix epoch (naive: taken as UTC)."""
     global _last_micros
-    last, found = _last_micros
-    if value is last:
-        # rows of one batch often share their datetimes
-        return found
+    last = _last_micros
+    # rows of one batch often share their datetimes (a started_at, a completed_at)
+    if value is last[0]:
+        return last[1]
+    if value is last[2]:
+        return last[3]
     aware = value if value.tzinfo is not None else value.replace(tzinfo=UTC)
     found = (aware - _POSTGRES_EPOCH) // _MICROSECOND + _POSTGRES_EPOCH_US
-    _last_micros = (value, found)  # one tuple, swapped at once: threads may share it
+    _last_micros = (value, found, last[0], last[1])  # swapped at once: threads share it
     return found
 
 
-_last_micros: tuple[datetime | None, int] = (None, 0)
+_last_micros: tuple[datetime | None, int, datetime | None, int] = (None, 0, None, 0)
 
 
 def times_field(started_us: int, completed_us: int | None, duration_ms: float | None) -> bytes:
@@ -254,24 +257,28 @@ class StepRowEncoder:
             stored = NULL if storage_key is None else _pack_length(len(b := key.encode())) + b
             into = NULL if input_hash is None else _pack_length(len(b := input_hash.encode())) + b
             out = NULL if output_hash is None else _pack_length(len(b := output_hash.encode())) + b
-            return b"".join(
-                (
-                    self.head(status, attempts),
-                    _pack_uuid(16, row_id.bytes),
-                    _pack_length(len(mid)),
-                    mid,
-                    parent,
-                    into,
-                    out,
-                    NULL if error is None else text_field(error),
-                    times_field(started_us, completed_us, duration_ms),
-                    NULL if batch_id is None else text_field(batch_id),
-                    stored,
-                    EMPTY_METADATA if not metadata else jsonb_field(metadata),
-                )
-            )
         except UnicodeEncodeError:
             return self._checked_row(locals())
+        if completed_us is None or duration_ms is None:
+            times = times_field(started_us, completed_us, duration_ms)
+        else:
+            started, completed = started_us - _POSTGRES_EPOCH_US, completed_us - _POSTGRES_EPOCH_US
+            times = _pack_times(8, started, 8, completed, 8, duration_ms)
+        return b"".join(
+            (
+                self._heads.get((status, attempts)) or self.head(status, attempts),
+                _pack_id(16, row_id.bytes, len(mid)),  # id, then message_id's length
+                mid,
+                parent,
+                into,
+                out,
+                NULL if error is None else text_field(error),
+                times,
+                NULL if batch_id is None else text_field(batch_id),
+                stored,
+                EMPTY_METADATA if not metadata else jsonb_field(metadata),
+            )
+        )
 
     def _checked_row(self, values: dict[str, Any]) -> bytes:
         """`row` for strings that need `utf8`'s replacements (NUL, lone surrogates)."""

@@ -380,3 +380,22 @@ def test_the_lineage_log_writes_a_batch_of_encoded_rows(
     assert first.output_hash == content_hash([inputs[0].payload])
     assert first.duration_ms == pytest.approx(1.5)
     assert first.started_at == datetime(2025, 11, 24, 16, 0, tzinfo=UTC)
+
+
+def test_an_exit_flush_takes_the_rows_a_step_still_buffers(
+    db_url: str, conn: DbConnection, execution: Execution
+) -> None:
+    # SIGTERM may stop a batch midway: its rows so far are in the step's buffer only
+    from factflow.db.lineage_writer import encode_row
+
+    log = LineageLog(db_url, execution.id)
+    try:
+        buffer = log.buffer()
+        assert log.buffer() is buffer
+        buffer.extend(encode_row(_log_row(log, f"m-{n}")) for n in range(4))
+        assert log.mark().seq == 0  # not accepted yet: no mark waits for them
+        assert log.flush(timeout=5.0) == 0
+        assert not buffer
+    finally:
+        log.close()
+    assert len(lineage.list_lineage(conn, execution.id)) == 4

@@ -10,6 +10,7 @@ from typing import Any
 import pulsar
 import pytest
 
+from factflow.connectors.base import Received
 from factflow.connectors.codec import encode_body
 from factflow.connectors.pulsar import (
     PulsarSource,
@@ -18,6 +19,7 @@ from factflow.connectors.pulsar import (
     _PulsarSinkPartition,
     message_key,
 )
+from factflow.deadletter import DeadLetter
 from factflow.messages import Message
 
 
@@ -89,3 +91,53 @@ def test_a_batch_published_again_sends_only_what_the_broker_did_not_confirm() ->
     assert retry.sent == [body[1], body[3]]
     sink._publish(items)  # a batch that went through is not a retry: all of it goes
     assert retry.sent[2:] == body
+
+
+class _Built:
+    """What the sink hands the producer, read back."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[bytes, dict[str, str]]] = []
+
+    def send_async(self, message: Any, callback: Any) -> None:
+        self.sent.append((message.data(), message.properties()))
+        callback(pulsar.Result.Ok, None)
+
+    def flush(self) -> None:
+        pass
+
+
+def test_a_sink_sends_envelopes_and_dead_letters_as_encode_body_makes_them() -> None:
+    sink = _PulsarSinkPartition("pulsar://127.0.0.1:1", "persistent://public/default/t", False)
+    letter = DeadLetter("r", "s", "step", "error", "ValueError", "bad", 3, {"payload": 1})
+    items: list[Any] = [Message(payload={"n": k}) for k in range(3)] + [letter]
+    sink._producer = producer = _Built()
+    sink._publish(items)
+    assert producer.sent == [encode_body(item, raw=False) for item in items]
+
+
+class _Delivered:
+    """A received message: its properties are read only where decoding needs them."""
+
+    def __init__(self, body: bytes, properties: dict[str, str]) -> None:
+        self.body, self._properties, self.properties_read = body, properties, 0
+
+    def properties(self) -> dict[str, str]:
+        self.properties_read += 1
+        return self._properties
+
+    def message_id(self) -> Any:
+        return _delivered(0, 61, 7, -1)
+
+
+def test_an_envelope_decodes_without_its_properties_and_other_bodies_with_them() -> None:
+    part = _PulsarPartition(PulsarSource("persistent://public/default/t", subscription="s"))
+    message = Message(payload={"n": 1})
+    envelope = _Delivered(encode_body(message, raw=False)[0], {})
+    assert part._decode_one(Received(envelope, envelope.body, {})) == message
+    assert envelope.properties_read == 0
+    foreign = _Delivered(b'{"a": 1}', {"factflow-correlation-id": "c"})
+    decoded = part._decode_one(Received(foreign, foreign.body, {}))
+    assert isinstance(decoded, Message)
+    assert (decoded.payload, decoded.correlation_id) == ({"a": 1}, "c")
+    assert foreign.properties_read == 1

@@ -149,6 +149,23 @@ def test_a_child_outlives_a_killed_zygote_and_a_new_zygote_starts(
     assert forkserver.pid not in (None, zygote)
 
 
+def test_the_first_spawn_starts_the_zygote_and_waits_for_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # interpreter options the server runs with are the zygote's too: no reason for Popen
+    monkeypatch.setenv("PYTHONDONTWRITEBYTECODE", "1")
+    server = ForkServer(preload=("json",))
+    try:
+        assert server.pid is None
+        proc = server.spawn([sys.executable, "-c", "pass"], child_env(), tmp_path / "a.log")
+        assert proc is not None
+        assert proc.wait(timeout=30) == 0
+        assert server.starts == 1
+        assert server.forked == 1
+    finally:
+        server.close()
+
+
 def test_a_closed_forkserver_spawns_nothing_and_its_zygote_exits(tmp_path: Path) -> None:
     server = ForkServer(preload=())
     server.start()
@@ -177,3 +194,23 @@ def test_a_launch_falls_back_to_popen_when_the_spawner_cannot(tmp_path: Path) ->
     assert proc.wait(timeout=30) == 0
     assert type(proc).__name__ == "Popen"
     assert (launch.log_dir / "process-0.log").read_text() == "plain\n"
+
+
+EXITS = """\
+import atexit, sys, threading, time
+atexit.register(lambda: print("atexit ran", flush=True))
+def late():
+    time.sleep(0.3)
+    print("thread done", flush=True)
+threading.Thread(target=late).start()
+sys.exit("bye")
+"""
+
+
+def test_a_child_exits_as_the_interpreter_would(forkserver: ForkServer, tmp_path: Path) -> None:
+    log = tmp_path / "a.log"
+    proc = forkserver.spawn([sys.executable, "-c", EXITS], child_env(), log)
+    assert proc is not None
+    # sys.exit("bye"): the message on stderr, status 1; the thread joined, atexit run
+    assert proc.wait(timeout=30) == 1
+    assert log.read_text().splitlines() == ["bye", "thread done", "atexit ran"]
