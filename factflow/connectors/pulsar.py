@@ -56,6 +56,17 @@ SEND_WAIT_SECONDS = SEND_TIMEOUT_SECONDS + 10.0
 so that it never gives up on a send the client still resends (issue 21: a wait as long as
 the send timeout gave up on a batch 30 s into an outage that the client stored a moment
 later, and the batch went out twice, 998 duplicates)."""
+MAX_PENDING_SENDS = 2 * MAX_BATCH
+"""How many sends the producer holds unconfirmed: a whole sink batch (Bytewax hands a sink
+up to 1,024 items at a time). At the client's default of 1,000, the 1,001st send blocked
+the worker until the broker confirmed the first ones: two round trips per batch. What is
+pending is bounded by the batch anyway, `_publish` waits for all of it."""
+PRODUCER_BATCH_BYTES = 1 << 20
+"""The most bytes the producer puts in one batch (one broker entry; the broker's limit is
+5 MB): 4,000 envelopes of 250 bytes, a few large messages."""
+PRODUCER_BATCH_DELAY_MS = 250
+"""The producer's own batch timer, which `_publish`'s flush forestalls: at the client's
+10 ms, a batch that takes longer than that to send went out in pieces."""
 _OK = pulsar.Result.Ok
 _ENVELOPE_PROPERTIES = dict(ENVELOPE_HEADERS)
 _MessageBuilder = pulsar._pulsar.MessageBuilder
@@ -320,6 +331,13 @@ class _PulsarSinkPartition(BrokerSinkPartition):
                 block_if_queue_full=True,
                 batching_enabled=True,
                 send_timeout_millis=int(SEND_TIMEOUT_SECONDS * 1000),
+                max_pending_messages=MAX_PENDING_SENDS,
+                # a sink batch goes out as few producer batches as its size allows, sent
+                # by the flush: confirmations arrive while `_publish` waits, not while it
+                # sends (each is a callback that takes the GIL from the sending thread)
+                batching_max_messages=MAX_PENDING_SENDS,
+                batching_max_allowed_size_in_bytes=PRODUCER_BATCH_BYTES,
+                batching_max_publish_delay_ms=PRODUCER_BATCH_DELAY_MS,
             )
         except Exception:
             _close_quietly(client)
