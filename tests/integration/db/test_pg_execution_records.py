@@ -172,6 +172,7 @@ def test_a_transition_with_stats_replaces_them(conn: DbConnection) -> None:
 
 def test_counts_by_status_leave_out_the_excluded_one(conn: DbConnection) -> None:
     status = "cancelling"
+    _new(conn)  # running: not counted
     before = ex.count_executions(conn, status=status)
     made = [_new(conn) for _ in range(2)]
     for execution in made:
@@ -191,6 +192,24 @@ def test_listing_filters_by_config_and_orders_newest_first(conn: DbConnection) -
         made[1].id
     ]
     assert ex.list_executions(conn, config_id=config.id, status="failed") == []
+    assert ex.list_executions(conn, config_id=config.id, status=["failed", "completed"]) == []
+
+
+def test_a_listing_has_50_executions_unless_told(conn: DbConnection) -> None:
+    for _ in range(51):
+        _new(conn)
+    assert len(ex.list_executions(conn)) == 50
+    assert len(ex.list_executions(conn, limit=51)) == 51
+
+
+def test_a_final_execution_cannot_be_resumed(conn: DbConnection) -> None:
+    made = _new(conn)
+    ex.transition(conn, made.id, "failed")
+    with pytest.raises(IllegalTransitionError) as caught:
+        ex.resume_execution(conn, made.id)
+    assert str(caught.value) == (
+        "illegal execution transition failed -> running (allowed: none: failed is final)"
+    )
 
 
 def test_running_executions_are_counted_per_key(conn: DbConnection) -> None:

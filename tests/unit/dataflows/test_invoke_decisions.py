@@ -14,19 +14,24 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
 
 from factflow import Adapter, Context, Message, NonRetryableError
 from factflow.compiler.compile import compile_text
-from factflow.compiler.plan import Plan
+from factflow.compiler.plan import ConcurrencyPolicy, Plan
 from factflow.dataflows import invoke
 from factflow.dataflows.backpressure import ConcurrencyController
 from factflow.dataflows.circuit import CircuitBreaker, CircuitState
 from factflow.dataflows.invoke import AdapterInvoker, StepRuntime, child_id
 from factflow.dataflows.lineage import HANDOFF_ROWS, LineageMark
 from factflow.deadletter import DeadLetter
+from factflow.storage.base import StageStorage
+from factflow.storage.filesystem import FileSystemStorage
+from factflow.storage.keys import stage_key
 from tests.unit.db.test_lineage_copy import decoded
 
 Step = list[Any]
@@ -41,9 +46,12 @@ class Scripted(Adapter):
     SCRIPT: ClassVar[dict[str, Step]] = {}
     CALLS: ClassVar[list[str]] = []
 
-    def _next(self, message: Message) -> Any:
+    def _next(self, message: Message, context: Context) -> Any:
         key = message.payload["key"]
         Scripted.CALLS.append(key)
+        if (context.execution_id, context.route_id, context.stage) != ("exec-1", "r", "work"):
+            msg = f"called with another step's context: {context!r}"
+            raise AssertionError(msg)
         steps = Scripted.SCRIPT[key]
         step = steps.pop(0) if len(steps) > 1 else steps[0]
         if isinstance(step, BaseException):
@@ -51,14 +59,14 @@ class Scripted(Adapter):
         return step(message) if callable(step) else step
 
     def process(self, message: Message, context: Context) -> Any:
-        return self._next(message)
+        return self._next(message, context)
 
 
 class AsyncScripted(Scripted):
     name = "async_scripted"
 
     async def process(self, message: Message, context: Context) -> Any:  # type: ignore[override]
-        return self._next(message)  # a coroutine: the async path
+        return self._next(message, context)  # a coroutine: the async path
 
 
 KINDS = [Scripted, AsyncScripted]
@@ -119,6 +127,7 @@ def invoker(
     threshold: int = 1000,
     condition: str = "",
     lineage: RecordingLineage | None = None,
+    storage: StageStorage | None = None,
 ) -> AdapterInvoker:
     plan = _plan(
         f"""\
@@ -138,6 +147,7 @@ routes:
     adapters:
       - type: "{kind.__module__}:{kind.__name__}"
         name: work
+        store: {"true" if storage is not None else "false"}
 {condition}
     outbound: out
 """
@@ -147,7 +157,7 @@ routes:
         route=route,
         step=route.adapters[0],
         execution_id="exec-1",
-        storage=None,
+        storage=storage,
         breaker=CircuitBreaker(threshold, 3600),
         concurrency=ConcurrencyController(route.concurrency),
         lineage=lineage,  # type: ignore[arg-type]
@@ -435,3 +445,101 @@ def test_a_batch_hands_off_every_handoff_rows_rows(waits: list[float]) -> None:
         Scripted.SCRIPT[key] = [None]
     invoker(Scripted, lineage=lineage).run_batch([msg(k) for k in "abcde"])
     assert lineage.handoffs == [2, 2, 1]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_outputs_keep_their_metadata_and_timestamp(
+    kind: type[Scripted], waits: list[float]
+) -> None:
+    out = Message(payload=1, metadata={"lang": "en"}, timestamp="2026-01-02T03:04:05+00:00")
+    Scripted.SCRIPT["a"] = [out]
+    [emitted] = run(invoker(kind), msg("a"))
+    assert (emitted.metadata, emitted.timestamp) == ({"lang": "en"}, out.timestamp)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_lineage_row_hashes_the_outputs_and_times_the_invocation(
+    kind: type[Scripted], waits: list[float]
+) -> None:
+    lineage = RecordingLineage()
+    Scripted.SCRIPT["a"] = [Message(payload=1)]
+    Scripted.SCRIPT["b"] = [Message(payload=2)]
+    Scripted.SCRIPT["c"] = [None]
+    before = datetime.now(UTC)
+    run(invoker(kind, lineage=lineage), msg("a"), msg("b"), msg("c"))
+    after = datetime.now(UTC)
+    one, two, filtered = lineage.rows
+    assert one["output_hash"] is not None and two["output_hash"] is not None
+    assert one["output_hash"] != two["output_hash"]
+    assert filtered["output_hash"] is None
+    for row in lineage.rows:
+        assert before <= row["started_at"] <= row["completed_at"] <= after
+        assert row["storage_key"] is None  # nothing stored
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_stored_outputs_are_linked_to_their_lineage_row(
+    kind: type[Scripted], waits: list[float], tmp_path: Path
+) -> None:
+    lineage, storage = RecordingLineage(), FileSystemStorage(tmp_path, fsync=False)
+    Scripted.SCRIPT["a"] = [lambda m: [Message(payload=1), Message(payload=2)]]
+    first, second = run(invoker(kind, lineage=lineage, storage=storage), msg("a"))
+    [row] = lineage.rows
+    keys = [stage_key("exec-1", "r", "work", m.message_id) for m in (first, second)]
+    assert row["storage_key"] == keys[0]
+    for key in keys:
+        assert storage.exists(key)
+        assert storage.metadata(key)["lineage-id"] == str(row["id"])
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_non_retryable_dead_letter_has_its_lineage_row(
+    kind: type[Scripted], waits: list[float]
+) -> None:
+    lineage = RecordingLineage()
+    Scripted.SCRIPT["a"] = [NonRetryableError("bad input")]
+    letter = only_letter(run(invoker(kind, lineage=lineage), msg("a")))
+    [row] = lineage.rows
+    assert letter.lineage_id == str(row["id"])
+    assert (row["status"], row["attempts"]) == ("dead_lettered", 1)
+    assert row["error"] == "NonRetryableError: bad input"
+
+
+def _counts(inv: AdapterInvoker) -> dict[str, float]:
+    """The step's call counters by outcome, and its retries (this process's metrics)."""
+    metrics = inv._metrics
+    counts = {o: child._value.get() for o, child in metrics.calls.items()}
+    return {**counts, "retries": metrics.retries._value.get()}
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_attempts_are_counted_by_outcome_with_the_retries(
+    kind: type[Scripted], waits: list[float]
+) -> None:
+    Scripted.SCRIPT["passes"] = [ValueError("1"), ValueError("2"), Message(payload={})]
+    Scripted.SCRIPT["filtered"] = [None]
+    Scripted.SCRIPT["dies"] = [ValueError("x")]
+    inv = invoker(kind, retries=2)
+    before = _counts(inv)
+    run(inv, msg("passes"), msg("filtered"), msg("dies"))
+    after = _counts(inv)
+    assert {k: after[k] - before[k] for k in after} == {
+        "completed": 1,
+        "filtered": 1,
+        "failed": 2 + 3,
+        "dead_lettered": 1,
+        "retries": 2 + 2,
+    }
+
+
+def test_async_attempts_steer_the_concurrency(waits: list[float]) -> None:
+    Scripted.SCRIPT["fails"] = [ValueError("x")]
+    Scripted.SCRIPT["passes"] = [Message(payload={})]
+    inv = invoker(AsyncScripted, retries=0)
+    policy = ConcurrencyPolicy(initial=8, minimum=1, maximum=16, target_latency_ms=60_000)
+    inv.runtime.concurrency = ConcurrencyController(policy)
+    run(inv, msg("fails"))
+    assert inv.runtime.concurrency.limit == 4, "a failed attempt halves the limit"
+    for _ in range(5):
+        run(inv, msg("passes"))
+    assert inv.runtime.concurrency.limit == 5, "fast successes raise it"
