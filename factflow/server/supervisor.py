@@ -71,7 +71,7 @@ from factflow.server.settings import SupervisorSettings
 from factflow.types import JsonDict
 
 _log = logging.getLogger(__name__)
-# pg_advisory_xact_lock key: serialises the capacity check with the insert
+# pg_advisory_xact_lock key: serialises the capacity check with the commit of the row
 _LAUNCH_LOCK = 0x46_46_4C_41  # "FFLA"
 _TICK_SECONDS = 0.2
 _ACTIVE: tuple[repo.ExecutionStatus, ...] = ("running", "cancelling")
@@ -252,9 +252,9 @@ class Supervisor:
         idempotency key names an existing one (nothing is started)."""
         execution_id = request.execution_id
         with conn.transaction():
-            conn.execute("SELECT pg_advisory_xact_lock(%s)", (_LAUNCH_LOCK,))
-            if request.idempotency_key is None:
-                self._check_capacity(conn, started_by=request.started_by)
+            # the row (and its event) first, unseen by others until the commit; then the
+            # launch lock, held only for the count and the commit: every launch of every
+            # instance waits for it, so the fewer round trips under it the better
             execution = repo.create_execution(
                 conn,
                 execution_id=execution_id,
@@ -270,10 +270,10 @@ class Supervisor:
                 started_by_key=request.started_by.key_id if request.started_by else None,
             )
             if execution.id != execution_id:
-                return execution, False
-            if request.idempotency_key is not None:
-                # checked after the insert so a repeated key never gets a 429
-                self._check_capacity(conn, exclude=execution_id, started_by=request.started_by)
+                return execution, False  # a repeated idempotency key: never a 429
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (_LAUNCH_LOCK,))
+            # a refusal rolls the row and its event back
+            self._check_capacity(conn, exclude=execution_id, started_by=request.started_by)
         run_dir = self.run_dir(execution_id)
         try:
             run_dir.mkdir(parents=True, exist_ok=True)

@@ -130,7 +130,6 @@ def test_a_client_that_disconnects_cancels_the_llm_call(
     )
     with served(settings) as base, httpx.Client(base_url=base, timeout=60) as http:
         thread = ok(http.post("/api/v1/chat/threads", json={"title": "left"}), 201)
-        started = time.monotonic()
         with http.stream(
             "POST",
             f"/api/v1/chat/threads/{thread['id']}/messages",
@@ -143,12 +142,16 @@ def test_a_client_that_disconnects_cancels_the_llm_call(
                     seen.append(line.partition(":")[2].strip())
                 if "token" in seen:
                     break  # leave after the first token
+        left = time.monotonic()
         assert seen == ["citations", "token"]
-        deadline = time.monotonic() + 8
+        deadline = left + 8
         while provider.cut == 0 and time.monotonic() < deadline:
             time.sleep(0.05)
         assert provider.cut == 1  # the provider's stream was closed before its end
-        assert time.monotonic() - started < 9  # not after the whole answer
+        # timed from the client leaving, not from the request: the retrieval before the
+        # first token (the query embedding) takes seconds on a loaded machine; the rest of
+        # the answer would have taken another ~10 s
+        assert time.monotonic() - left < 8, f"cut {time.monotonic() - left:.1f} s after"
         time.sleep(0.3)
         assert ok(http.get(f"/api/v1/chat/threads/{thread['id']}/messages")) == []
     with connect(chat_db) as conn:

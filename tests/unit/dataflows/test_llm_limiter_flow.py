@@ -81,11 +81,13 @@ def test_the_llm_limiter_halves_on_429s_and_grows_back_inside_a_flow(
     print("\narrivals (s, in flight):", [(round(t - t0, 3), n) for t, n in arrivals])
     # never more calls at once than the limiter's maximum
     assert max(n for _, n in arrivals) <= MAX, arrivals
-    # after the 429s nothing arrived until a stalled call ended: without the halving the
-    # retries would have come LATENCY + 10 ms after the start, with 5 calls in flight
-    first_wave = next(i for i, (t, _) in enumerate(arrivals) if t - t0 >= LATENCY)
-    held = arrivals[first_wave][0] - t0
-    assert held >= LATENCY + STALL - 0.01, f"{first_wave} calls, then one after {held:.3f}s"
+    # the limiter's MAX slots went to the first MAX calls: the next call could start only
+    # once a slot was free and the limit allowed it. Answers go in arrival order, so the
+    # 4th arrival is the first stalled call: with the halving nothing more starts before
+    # it ends; without, the three retries come LATENCY + 10 ms after their 429s
+    first_stalled_end = arrivals[3][0] + LATENCY + STALL
+    held = arrivals[MAX][0] - first_stalled_end
+    assert held >= -0.01, f"call {MAX + 1} came {-held:.3f}s before a stalled call ended"
     # each success raised the limit by one: lowered, then back at the maximum by the end
     assert min(AskLLMNoting.limits) < MAX
     assert AskLLMNoting.limits[-1] == MAX
