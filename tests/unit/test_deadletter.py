@@ -132,3 +132,9 @@ def test_an_undecodable_records_envelope_keeps_the_original_and_the_execution() 
     assert envelope["execution_id"] == "exec-1"
     assert Original.from_json(envelope[ORIGINAL_KEY]) == Original(b"\x93\x00", {"k": "v"})
     assert "execution_id" not in record.envelope()
+
+
+@pytest.mark.parametrize("data", [None, [], {"headers": {}}])
+def test_a_letter_without_an_original_record_says_so(data: object) -> None:
+    with pytest.raises(ValueError, match=r"^the dead letter keeps no original record$"):
+        Original.from_json(data)
