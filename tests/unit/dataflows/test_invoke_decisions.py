@@ -128,7 +128,9 @@ def invoker(
     condition: str = "",
     lineage: RecordingLineage | None = None,
     storage: StageStorage | None = None,
+    store: bool | None = None,
 ) -> AdapterInvoker:
+    store = storage is not None if store is None else store
     plan = _plan(
         f"""\
 version: "1.0"
@@ -147,7 +149,7 @@ routes:
     adapters:
       - type: "{kind.__module__}:{kind.__name__}"
         name: work
-        store: {"true" if storage is not None else "false"}
+        store: {"true" if store else "false"}
 {condition}
     outbound: out
 """
@@ -543,3 +545,11 @@ def test_async_attempts_steer_the_concurrency(waits: list[float]) -> None:
     for _ in range(5):
         run(inv, msg("passes"))
     assert inv.runtime.concurrency.limit == 5, "fast successes raise it"
+
+
+def test_a_step_not_told_to_store_stores_nothing(waits: list[float], tmp_path: Path) -> None:
+    lineage, storage = RecordingLineage(), FileSystemStorage(tmp_path, fsync=False)
+    Scripted.SCRIPT["a"] = [Message(payload=1)]
+    run(invoker(Scripted, lineage=lineage, storage=storage, store=False), msg("a"))
+    assert lineage.rows[0]["storage_key"] is None
+    assert storage.list() == []
