@@ -30,6 +30,7 @@ from factflow.api.deps import DbDep, Offset, get_pool
 from factflow.api.errors import ApiError, error_body, error_responses
 from factflow.api.routers.search import SearchDep
 from factflow.api.routers.usage import UsageOut, usage_out
+from factflow.api.sse import SSE_EVENT_SCHEMA, SSE_MEDIA_TYPE
 from factflow.chat import (
     Ask,
     BadChatRequestError,
@@ -52,12 +53,11 @@ from factflow.settings import Settings
 
 router = APIRouter(prefix="/chat", tags=["chat"], dependencies=[require("chat:use")])
 
-SSE_TYPE = "text/event-stream"
 _STREAM_DOC: dict[int | str, dict[str, Any]] = {
     200: {
         "description": "the answer as JSON, or (stream) server-sent events: citations, "
         "token..., done | error",
-        "content": {SSE_TYPE: {"schema": {"type": "string"}}},
+        "content": {SSE_MEDIA_TYPE: {"schema": SSE_EVENT_SCHEMA}},
     }
 }
 
@@ -327,7 +327,7 @@ class ChatCapabilitiesOut(BaseModel):
 
 
 def _wants_stream(request: Request, body: AskIn) -> bool:
-    return body.stream or SSE_TYPE in request.headers.get("accept", "")
+    return body.stream or SSE_MEDIA_TYPE in request.headers.get("accept", "")
 
 
 def _dump(data: Any) -> str:
