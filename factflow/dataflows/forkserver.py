@@ -110,7 +110,7 @@ class ForkedProcess:
         self._exited.set()  # wakes a waiter, which now polls the pid
 
     def poll(self) -> int | None:
-        if self.returncode is None and self._orphaned and not _running(self.pid):
+        if self.returncode is None and self._orphaned and not pid_running(self.pid):
             self._set_exit(-signal.SIGKILL)
         return self.returncode
 
@@ -138,8 +138,10 @@ class ForkedProcess:
         self.send_signal(signal.SIGKILL)
 
 
-def _running(pid: int) -> bool:
-    """Whether `pid` exists and is not a zombie."""
+def pid_running(pid: int) -> bool:
+    """Whether `pid` exists and is not a zombie (a zombie child counts as gone)."""
+    if pid <= 0:
+        return False
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

@@ -49,7 +49,7 @@ from psycopg_pool import ConnectionPool
 from factflow.compiler.overrides import relative_file_uri
 from factflow.compiler.plan import Plan
 from factflow.connectors.cleanup import delete_scoped_queues
-from factflow.dataflows.forkserver import ForkServer
+from factflow.dataflows.forkserver import ForkServer, pid_running
 from factflow.dataflows.launch import Launch, WorkerHandle, stop
 from factflow.dataflows.progress import read_counts, read_waiting
 from factflow.db.connection import DbConnection
@@ -664,7 +664,7 @@ class Supervisor:
             server_pid = int(worker.get("server_pid", 0))
             if server_pid == os.getpid() or worker.get("instance") == self.settings.instance_id:
                 return False  # this process (another app instance in it): heartbeat decides
-            return not _alive(server_pid)
+            return not pid_running(server_pid)
         return False
 
     def _kill_orphans(self, execution: repo.Execution) -> None:
@@ -678,7 +678,7 @@ class Supervisor:
                 with contextlib.suppress(OSError):
                     os.kill(pid, 15)
                 deadline = time.monotonic() + self.settings.cancel_grace_seconds
-                while _alive(pid) and time.monotonic() < deadline:
+                while pid_running(pid) and time.monotonic() < deadline:
                     time.sleep(0.1)
                 if _is_worker(pid):
                     with contextlib.suppress(OSError):
@@ -699,25 +699,9 @@ class Supervisor:
             time.sleep(_TICK_SECONDS)
 
 
-def _alive(pid: int) -> bool:
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # a zombie child counts as gone
-    with contextlib.suppress(OSError):
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        return stat.rpartition(")")[2].split()[0] != "Z"
-    return True
-
-
 def _is_worker(pid: int) -> bool:
     """A live process running `factflow.flow` (not a recycled pid)."""
-    if not _alive(pid):
+    if not pid_running(pid):
         return False
     try:
         return b"factflow.flow" in Path(f"/proc/{pid}/cmdline").read_bytes()
