@@ -1,0 +1,152 @@
+"""Field encoders of the lineage COPY rows and the row-id generator, value by value."""
+
+from __future__ import annotations
+
+import struct
+import time
+import uuid
+from datetime import UTC, datetime, timedelta, timezone
+
+import pytest
+
+from factflow.db import lineage_writer
+from factflow.db.lineage_copy import NULL, micros, parent_field, times_field, uuid_field
+
+ID = uuid.UUID("0123abcd-89ab-7cde-8f01-23456789abcd")
+EPOCH_2000 = 946_684_800_000_000
+
+
+def test_uuid_field_of_each_spelling() -> None:
+    field = b"\x00\x00\x00\x10" + ID.bytes
+    assert uuid_field(ID) == field
+    assert uuid_field(str(ID)) == field
+    assert uuid_field(str(ID).upper()) == field
+    assert uuid_field(ID.bytes) == field
+    assert uuid_field(None) == NULL
+    with pytest.raises(ValueError, match=r"^a uuid is 16 bytes, got 15$"):
+        uuid_field(ID.bytes[:15])
+    with pytest.raises(ValueError, match=r"^a uuid is 16 bytes, got 17$"):
+        uuid_field(ID.bytes + b"\x00")
+
+
+@pytest.mark.parametrize(
+    "value",
+    [str(ID), str(ID).upper(), "{" + str(ID) + "}", "urn:uuid:" + str(ID), ID.hex],
+)
+def test_parent_field_of_uuid_spellings(value: str) -> None:
+    assert parent_field(value) == b"\x00\x00\x00\x10" + ID.bytes
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        None,
+        "",
+        "x" * 36,
+        "0123abcd-89ab-7cde-8f01-23456789abcg",  # canonical shape, no hex
+        "0123abcd-89ab-7cde-8f01-23456789abc",
+    ],
+)
+def test_parent_field_of_no_uuid_is_null(value: str | None) -> None:
+    assert parent_field(value) == NULL
+
+
+def test_parent_field_dashes_elsewhere_still_parse_like_uuid() -> None:
+    # 36 characters with dashes at 8 and 13 but others moved: uuid.UUID decides
+    for moved in (
+        "0123abcd-89ab-7cde8-f01-23456789abcd",
+        "0123abcd-89ab-7cde-8f0123-456789abcd",
+        "0123abcd-89ab-7cde8f-0123456789abcd-",
+    ):
+        assert len(moved) == 36
+        assert parent_field(moved) == b"\x00\x00\x00\x10" + ID.bytes
+
+
+def unpack_times(data: bytes) -> list[int | float | None]:
+    out: list[int | float | None] = []
+    at = 0
+    for kind in ("q", "q", "d"):
+        (size,) = struct.unpack_from(">i", data, at)
+        at += 4
+        if size == -1:
+            out.append(None)
+            continue
+        assert size == 8
+        (value,) = struct.unpack_from(">" + kind, data, at)
+        out.append(value)
+        at += 8
+    assert at == len(data)
+    return out
+
+
+@pytest.mark.parametrize(
+    ("completed", "duration"),
+    [(None, None), (5_000_123, None), (None, 2.5), (5_000_123, 2.5), (0, 0.0)],
+)
+def test_times_field_each_combination(completed: int | None, duration: float | None) -> None:
+    started = 1_000_007
+    expected = [
+        started - EPOCH_2000,
+        None if completed is None else completed - EPOCH_2000,
+        duration,
+    ]
+    assert unpack_times(times_field(started, completed, duration)) == expected
+    assert unpack_times(times_field(0, completed, duration))[0] == -EPOCH_2000
+    assert unpack_times(times_field(EPOCH_2000, completed, duration))[0] == 0
+
+
+def test_micros_aware_naive_and_cached() -> None:
+    a = datetime(1970, 1, 1, tzinfo=UTC)
+    b = datetime(2000, 1, 1, 0, 0, 0, 1)
+    c = datetime(2024, 5, 6, 7, 8, 9, 999_999, tzinfo=timezone(timedelta(hours=-3)))
+    expect = {id(a): 0, id(b): EPOCH_2000 + 1, id(c): int(c.timestamp()) * 1_000_000 + 999_999}
+    for value in (a, b, a, b, c, a, c, c, b, a, b):
+        assert micros(value) == expect[id(value)]
+    # equal but not identical values are computed again
+    assert micros(datetime(1970, 1, 1, 0, 0, 1, tzinfo=UTC)) == 1_000_000
+    assert micros(datetime(1969, 12, 31, 23, 59, 59, 999_999)) == -1
+
+
+def test_random_pool_reads_chunks_and_resets() -> None:
+    pool = lineage_writer._RandomPool()
+    assert pool.data == b""
+    assert pool.offset == 0
+    first = pool.take10()
+    assert len(pool.data) == 10 * 4096
+    assert pool.offset == 10
+    assert first == int.from_bytes(pool.data[:10], "big")
+    second = pool.take10()
+    assert second == int.from_bytes(pool.data[10:20], "big")
+    data = pool.data
+    for _ in range(4094):
+        value = pool.take10()
+    assert pool.data is data
+    assert value == int.from_bytes(data[-10:], "big")
+    pool.take10()
+    assert pool.data is not data
+    assert pool.offset == 10
+    assert len(pool.data) == 10 * 4096
+    pool.reset()
+    assert pool.data == b""
+    assert pool.offset == 0
+    values = {pool.take10() for _ in range(5000)}
+    assert len(values) == 5000
+    assert max(values) < 1 << 80
+    assert max(values) >= 1 << 72  # all 10 bytes are used
+
+
+def test_new_row_ids_are_uuid7() -> None:
+    before = time.time_ns() // 1_000_000
+    ids = [lineage_writer.new_row_id() for _ in range(5000)]
+    after = time.time_ns() // 1_000_000
+    assert len(set(ids)) == len(ids)
+    for row_id in ids:
+        assert isinstance(row_id, uuid.UUID)
+        assert row_id.version == 7
+        assert row_id.variant == uuid.RFC_4122
+        assert row_id.is_safe is uuid.SafeUUID.unknown
+        assert before <= row_id.int >> 80 <= after
+        assert uuid.UUID(str(row_id)) == row_id
+    # the random bits below the version and variant vary
+    assert len({i.int & ((1 << 62) - 1) for i in ids}) == len(ids)
+    assert len({(i.int >> 64) & 0xFFF for i in ids}) > 1000
