@@ -150,3 +150,53 @@ def test_new_row_ids_are_uuid7() -> None:
     # the random bits below the version and variant vary
     assert len({i.int & ((1 << 62) - 1) for i in ids}) == len(ids)
     assert len({(i.int >> 64) & 0xFFF for i in ids}) > 1000
+
+
+def _values(message_id: str) -> tuple[object, ...]:
+    """One row's values in LINEAGE_COLUMNS order, as `extend_rows` takes them."""
+    record = lineage_writer.LineageRecord(
+        id=lineage_writer.new_row_id(),
+        execution_id=ID,
+        route_id="r",
+        adapter_name="a",
+        adapter_index=0,
+        stage_name="a",
+        message_id=message_id,
+        parent_id=None,
+        status="completed",
+        attempts=1,
+        input_hash=None,
+        output_hash=None,
+        error=None,
+        started_at=datetime(2026, 1, 1, tzinfo=UTC),
+        completed_at=None,
+        duration_ms=None,
+        batch_id=None,
+        storage_key=None,
+    )
+    return tuple(getattr(record, name) for name in lineage_writer.LINEAGE_COLUMNS)
+
+
+def test_extend_rows_buffers_each_row_encoded() -> None:
+    writer = lineage_writer.LineageWriter(ID)
+    rows = [_values("m1"), _values("m2")]
+    writer.extend_rows(rows)
+    assert len(writer) == 2
+    assert writer._rows == [lineage_writer.encode_row(row) for row in rows]
+
+
+def test_discard_drops_the_buffer_and_the_writer_takes_rows_again() -> None:
+    writer = lineage_writer.LineageWriter(ID)
+    writer.extend_rows([_values("m1"), _values("m2"), _values("m3")])
+    assert writer.discard() == 3
+    assert len(writer) == 0
+    assert writer.discard() == 0
+    writer.record(
+        route_id="r",
+        adapter_name="a",
+        adapter_index=0,
+        message_id="m4",
+        status="completed",
+        started_at=datetime(2026, 1, 1, tzinfo=UTC),
+    )
+    assert len(writer) == 1
