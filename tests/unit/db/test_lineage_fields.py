@@ -11,6 +11,7 @@ import pytest
 
 from factflow.db import lineage_writer
 from factflow.db.lineage_copy import NULL, micros, parent_field, times_field, uuid_field
+from tests.unit.db.test_lineage_copy import fields
 
 ID = uuid.UUID("0123abcd-89ab-7cde-8f01-23456789abcd")
 EPOCH_2000 = 946_684_800_000_000
@@ -63,19 +64,14 @@ def test_parent_field_dashes_elsewhere_still_parse_like_uuid() -> None:
 
 
 def unpack_times(data: bytes) -> list[int | float | None]:
+    """`times_field`'s three fields (started, completed, duration) decoded; None for NULL."""
     out: list[int | float | None] = []
-    at = 0
-    for kind in ("q", "q", "d"):
-        (size,) = struct.unpack_from(">i", data, at)
-        at += 4
-        if size == -1:
+    for kind, value in zip("qqd", fields(struct.pack(">h", 3) + data), strict=True):
+        if value is None:
             out.append(None)
             continue
-        assert size == 8
-        (value,) = struct.unpack_from(">" + kind, data, at)
-        out.append(value)
-        at += 8
-    assert at == len(data)
+        assert len(value) == 8
+        out.append(struct.unpack(">" + kind, value)[0])
     return out
 
 
