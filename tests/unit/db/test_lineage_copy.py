@@ -181,6 +181,29 @@ def test_metadata_json_edge_cases() -> None:
     assert back({"t": "tab\t\\"}) == {"t": "tab\t\\"}
 
 
+def test_metadata_orjson_can_encode_is_written_by_orjson() -> None:
+    # a datetime is no reason for the slow path (orjson's default=str); the numbers show
+    # which encoder wrote it: the stdlib's would be 1e+16 and 1e-07
+    when = datetime(2026, 1, 1, tzinfo=UTC)
+    data = b'{"when":"2026-01-01 00:00:00+00:00","x":1e16,"y":1e-7}'
+    expected = struct.pack(">i", len(data) + 1) + b"\x01" + data
+    assert jsonb_field({"when": when, "x": 1e16, "y": 1e-7}) == expected
+
+
+def test_a_step_encodes_each_status_and_attempts_head_once() -> None:
+    step = encoder()
+    head = step.head("completed", 1)
+    assert step.head("completed", 1) is head
+    assert step.head("failed", 1) != head
+    assert step.head("completed", 2) != head
+    # the cache holds at most 64 heads, however many attempts rows count
+    heads = {n: step.head("failed", n) for n in range(100)}
+    assert len(step._heads) == 64
+    assert all(step._heads[key] == heads[key[1]] for key in step._heads if key[0] == "failed")
+    assert step.head("failed", 99) is not heads[99]
+    assert step.head("failed", 99) == heads[99]
+
+
 @pytest.mark.parametrize(
     ("value", "expected"),
     [
