@@ -12,7 +12,8 @@ The values a row holds, and what becomes of those Postgres cannot store:
   fail the whole batch) and a lone surrogate (not encodable as UTF-8) each become
   U+FFFD, so that a hostile message id or error text costs its own bytes, not the batch;
 - `metadata` is JSON (jsonb, version 1); NUL and lone surrogates in its strings and keys
-  become U+FFFD likewise, and values JSON has no type for are written as their `str()`;
+  become U+FFFD likewise, infinite and NaN floats become null, and values JSON has no
+  type for are written as their `str()`;
 - timestamps are aware datetimes (naive ones are taken as UTC) or, on the per-message
   path, integers of microseconds since the Unix epoch; ids are `uuid.UUID`s, 16 bytes or
   UUID strings.
@@ -21,6 +22,7 @@ The values a row holds, and what becomes of those Postgres cannot store:
 from __future__ import annotations
 
 import json
+import math
 import re
 import struct
 import uuid
@@ -182,6 +184,10 @@ def jsonb_field(value: JsonDict | None) -> bytes:
 
 
 def _without_nul(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        # the stdlib writes Infinity and NaN, which jsonb rejects (the whole batch, each
+        # retry): null, as orjson writes them on the fast path
+        return None
     if isinstance(value, str):
         return value.replace("\x00", _REPLACEMENT)
     if isinstance(value, dict):

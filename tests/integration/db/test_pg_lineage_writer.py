@@ -309,3 +309,13 @@ def test_a_failed_flush_fails_the_caller_s_transaction(
         assert caller.info.transaction_status == TransactionStatus.INERROR
         caller.rollback()
     assert len(writer) == 1
+
+
+def test_metadata_with_infinity_and_a_nul_is_written(
+    conn: DbConnection, execution: Execution
+) -> None:
+    # the NUL sends the metadata to the stdlib encoder, whose Infinity jsonb rejected
+    writer = LineageWriter(execution.id)
+    row_id = _record(writer, metadata={"x": float("inf"), "n": "a\x00", "f": [float("nan")]})
+    assert writer.flush(conn) == 1
+    assert stored(conn, row_id)["metadata"] == {"x": None, "n": "a\ufffd", "f": [None]}

@@ -179,6 +179,16 @@ def test_metadata_json_edge_cases() -> None:
     assert back({"s": "\ud800"}) == {"s": "\ufffd"}
     assert back({"n": "a\x00b"}) == {"n": "a\ufffdb"}
     assert back({"t": "tab\t\\"}) == {"t": "tab\t\\"}
+    # JSON has no Infinity nor NaN (jsonb rejects them): null on either path
+    inf, nan = float("inf"), float("nan")
+    assert back({"x": inf, "y": -inf, "z": nan, "f": 1.5}) == {
+        "x": None, "y": None, "z": None, "f": 1.5,
+    }  # fmt: skip
+    slow = jsonb_field({"x": inf, "n": "a\x00", "l": [nan, 2.5], "big": 2**70})
+    assert b"Infinity" not in slow and b"NaN" not in slow
+    assert back({"x": inf, "n": "a\x00", "l": [nan, 2.5], "big": 2**70}) == {
+        "x": None, "n": "a\ufffd", "l": [None, 2.5], "big": 2**70,
+    }  # fmt: skip
 
 
 def test_metadata_orjson_can_encode_is_written_by_orjson() -> None:
