@@ -9,6 +9,7 @@ import yaml
 from factflow.adapters.registry import AdapterRegistry
 from factflow.api.errors import ApiError, invalid_config
 from factflow.compiler.compile import CompileResult, compile_text
+from factflow.compiler.loader import parse_yaml
 from factflow.compiler.plan import Plan
 from factflow.types import JsonDict
 
@@ -53,7 +54,7 @@ def compile_yaml(text: str, registry: AdapterRegistry, *, name: str = "pipeline"
 def pipeline_name(text: str, default: str = "inline") -> str:
     """The YAML's `name:` (inline pipelines have no config name)."""
     try:
-        data = yaml.safe_load(text)
+        data = parse_yaml(text)
     except (yaml.YAMLError, RecursionError):
         # nested too deep: the compiler reports it (E001), this only names the run
         return default

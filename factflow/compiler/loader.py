@@ -170,6 +170,37 @@ class _Builder:
 _LOADER: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
+MAX_DEPTH = 1_000
+"""Deeper nesting is refused before composing: libyaml's composer recurses in C and
+crashes the process (a segfault, not a RecursionError) somewhere past 20,000 levels."""
+_DEPTH_SCAN_FROM = 5_000  # a shorter text cannot nest deeper than its length, which is safe
+_OPENING = (yaml.SequenceStartEvent, yaml.MappingStartEvent)
+_CLOSING = (yaml.SequenceEndEvent, yaml.MappingEndEvent)
+
+
+def _check_depth(text: str) -> None:
+    """RecursionError when `text` nests deeper than MAX_DEPTH; the parser's events come
+    from a loop (no recursion), so any depth is safe to count."""
+    if len(text) <= _DEPTH_SCAN_FROM:
+        return
+    depth = 0
+    for event in yaml.parse(text, Loader=_LOADER):
+        if isinstance(event, _OPENING):
+            depth += 1
+            if depth > MAX_DEPTH:
+                msg = f"YAML nested deeper than {MAX_DEPTH} levels"
+                raise RecursionError(msg)
+        elif isinstance(event, _CLOSING):
+            depth -= 1
+
+
+def parse_yaml(text: str) -> Any:
+    """`yaml.safe_load` with the same libyaml parser: the plain Python values, no positions.
+    RecursionError when nested deeper than MAX_DEPTH."""
+    _check_depth(text)
+    return yaml.load(text, Loader=_LOADER)
+
+
 def _pos(node: Node) -> tuple[int, int]:
     return node.start_mark.line + 1, node.start_mark.column + 1
 
@@ -178,6 +209,7 @@ def load_text(text: str, file: str = "<string>") -> LoadedYaml:
     """Parse one YAML document; syntax problems become E0xx issues, never exceptions."""
     loaded = LoadedYaml(file=file, text=text)
     try:
+        _check_depth(text)
         node = yaml.compose(text, Loader=_LOADER)
     except RecursionError:
         loaded.issues.append(_too_deep(file))

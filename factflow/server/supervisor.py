@@ -43,9 +43,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import yaml
 from psycopg_pool import ConnectionPool
 
+from factflow.compiler.loader import parse_yaml
 from factflow.compiler.overrides import relative_file_uri
 from factflow.compiler.plan import Plan
 from factflow.connectors.cleanup import delete_scoped_queues
@@ -116,7 +116,7 @@ class LaunchRequest:
 
     def snapshot(self) -> JsonDict:
         """The immutable `config_snapshot`: the YAML as given, parsed, and where it came from."""
-        parsed = yaml.safe_load(self.config_yaml) if self.parsed_yaml is None else self.parsed_yaml
+        parsed = parse_yaml(self.config_yaml) if self.parsed_yaml is None else self.parsed_yaml
         return {
             "name": self.pipeline_name,
             "config_id": None if self.config_id is None else str(self.config_id),

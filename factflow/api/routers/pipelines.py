@@ -12,6 +12,7 @@ from factflow.api.auth import require
 from factflow.api.bodies import RequestBody
 from factflow.api.deps import DbDep
 from factflow.api.errors import error_responses, not_found
+from factflow.compiler.loader import parse_yaml
 from factflow.db.connection import DbConnection
 from factflow.db.repositories.configs import list_configs
 from factflow.db.repositories.executions import list_executions
@@ -51,8 +52,8 @@ def known_routes(db: DbConnection) -> list[JsonDict]:
     found: list[JsonDict] = []
     for config in list_configs(db, limit=10_000):
         try:
-            data = yaml.safe_load(config.config_yaml)
-        except yaml.YAMLError:
+            data = parse_yaml(config.config_yaml)
+        except (yaml.YAMLError, RecursionError):
             continue
         for route_id, route in _routes_of(data).items():
             inbound = route.get("inbound")

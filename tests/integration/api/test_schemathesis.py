@@ -129,6 +129,9 @@ BROKEN_YAML = {
     "tab indent": "routes:\n\tingest: {}\n",
     "control character": "name: a\x07b\n",
     "too deep": "a: " + "[" * 600 + "]" * 600,
+    # past ~20,000 levels libyaml's composer crashed the server (a segfault)
+    "too deep for libyaml": "a: " + "[" * 100_000 + "]" * 100_000,
+    "nested block sequences": "a:\n" + "- " * 100_000 + "x\n",
     "alias bomb": 'a: &a ["x","x","x","x","x","x","x","x","x"]\n'
     + "".join(
         f"{chr(98 + i)}: &{chr(98 + i)} [{', '.join([f'*{chr(97 + i)}'] * 9)}]\n" for i in range(8)

@@ -5,10 +5,18 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import yaml
 
 from factflow.compiler.compile import compile_text
 from factflow.compiler.diagnostics import Location
-from factflow.compiler.loader import MAX_VALUES, Position, load_file, load_text
+from factflow.compiler.loader import (
+    MAX_DEPTH,
+    MAX_VALUES,
+    Position,
+    load_file,
+    load_text,
+    parse_yaml,
+)
 
 TEXT = """\
 version: "1.0"
@@ -235,3 +243,32 @@ def test_complex_keys_become_their_text() -> None:
 
 def test_non_string_keys_become_strings() -> None:
     assert load_text("1: a\ntrue: b\nnull: c\n").data == {"1": "a", "True": "b", "None": "c"}
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "a: " + "[" * 100_000 + "]" * 100_000,
+        "a: " + "{b: " * 60_000 + "1" + "}" * 60_000,
+        "a:\n" + "- " * 100_000 + "x\n",
+    ],
+    ids=["flow sequences", "flow mappings", "block sequences"],
+)
+def test_nesting_that_crashed_libyaml_is_e001(text: str) -> None:
+    # composed as it was, each of these ended the process with a segfault
+    loaded = load_text(text)
+    assert [i.code for i in loaded.issues] == ["E001"]
+    assert "nested too deeply" in loaded.issues[0].message
+    with pytest.raises(RecursionError, match="deeper than 1000"):
+        parse_yaml(text)
+
+
+def test_parse_yaml_reads_what_safe_load_reads() -> None:
+    text = "name: x\nroutes: {a: [1, 2.5, true, null, '3']}\n" + "# pad\n" * 1_000
+    assert parse_yaml(text) == yaml.safe_load(text)
+    padding = " " * 5_000  # long enough to be scanned
+    nested = "a: " + "[" * 100 + "]" * 100 + padding
+    assert parse_yaml(nested) == yaml.safe_load(nested)
+    over = MAX_DEPTH  # with the top mapping one level deeper than allowed
+    with pytest.raises(RecursionError):
+        parse_yaml("a: " + "[" * over + "]" * over + padding)
