@@ -130,10 +130,11 @@ class WorkerMetrics:
     def text(self) -> bytes:
         return generate_latest(self.registry)
 
-    def write(self, path: Path) -> None:
-        """The text format to `path`, atomically (the server may be reading it)."""
+    def write(self, path: Path, text: bytes | None = None) -> None:
+        """The text format (`text`, when already rendered) to `path`, atomically (the
+        server may be reading it)."""
         tmp = path.with_suffix(".prom.tmp")
-        tmp.write_bytes(self.text())
+        tmp.write_bytes(self.text() if text is None else text)
         tmp.replace(path)
 
     def serve(self, port: int) -> None:

@@ -74,16 +74,18 @@ class Progress:
 
     def flush(self) -> None:
         counts = self.snapshot()
+        # the Prometheus view of the same process, rendered once for the file and the row
+        metrics = worker_metrics()
+        text = metrics.text()
         if self.path is not None:
             tmp = self.path.with_suffix(f".{os.getpid()}.tmp")
             tmp.write_text(json.dumps(counts))
             tmp.replace(self.path)
             tmp.write_text(json.dumps([_waiting_json(w) for w in waiting()]))
             tmp.replace(self.path.with_suffix(WAITING_SUFFIX))
-            # the Prometheus view of the same process
-            worker_metrics().write(self.path.with_suffix(".prom"))
+            metrics.write(self.path.with_suffix(".prom"), text)
         if self.store is not None:
-            self.store.write(counts, worker_metrics().text().decode())
+            self.store.write(counts, text.decode())
 
 
 def read_counts(progress_dir: Path) -> dict[str, int]:

@@ -7,6 +7,7 @@ SQLite's online backup gives a coherent file even while Bytewax writes to it.
 
 from __future__ import annotations
 
+import functools
 import re
 import shutil
 import sqlite3
@@ -28,7 +29,9 @@ from factflow.db.repositories.recovery import (
 _PARTITION = re.compile(r"^part-(\d+)\.sqlite3$")
 
 
+@functools.cache
 def bytewax_version() -> str:
+    # importlib.metadata reads the package's files: a few ms, once per archive otherwise
     return version("bytewax")
 
 
