@@ -85,6 +85,7 @@ def run_options(plan: Plan, settings: Settings) -> FlowOptions:
         entries=dict(settings.entries),
         database_url=settings.database_url,
         processes=settings.processes,
+        process_id=process_id(),
         llm=LLMConfig.from_settings(settings),
     )
 

@@ -75,6 +75,8 @@ class FlowOptions:
     """With a database: lineage rows, and dead letters of broker-less providers in a table."""
     processes: int = 1
     """Worker processes of the execution: drain detection waits for all of their counters."""
+    process_id: int = 0
+    """This process's index among them (Bytewax's `-i`)."""
     llm: LLMConfig | None = None
     """The models behind `Context.llm` / `Context.embeddings`; None: adapters get none."""
 
@@ -158,7 +160,11 @@ def build_dataflow(
     if options.database_url and execution is not None and wiring.lineage:
         marks = wiring.lineage
         merged = marks[0] if len(marks) == 1 else op.merge("lineage__merge", *marks)
-        op.output("lineage", merged, LineageSink(options.database_url, execution))
+        # to this process's partition of the sink (a worker of the same process)
+        key = str(options.process_id)
+        keyed = op.map("lineage__key", merged, lambda mark: (key, mark))
+        sink = LineageSink(options.database_url, execution, options.process_id)
+        op.output("lineage", keyed, sink)
     return wiring.flow
 
 

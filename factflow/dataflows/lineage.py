@@ -8,11 +8,14 @@ writes the buffered rows with one COPY at least every `FLUSH_SECONDS` (sooner on
 never a round trip per message.
 
 Durability still follows epochs. After each batch an adapter step emits a `LineageMark`
-(how many rows the process had accepted); the lineage sink, one partition per worker with
-no exchange, makes sure in `write_batch` that the log wrote at least that many (writing
-them itself when no COPY is running). Bytewax closes
-an epoch, and the sources ack its messages, only after every sink wrote its part, so no
-message is acked before the rows describing it are in Postgres. After a SIGKILL, the rows
+(how many rows the process had accepted). The lineage sink has one partition per process,
+which its workers' marks are routed to; it keeps the highest mark of the epoch and, at the
+epoch's end (its `snapshot`, which Bytewax calls before the epoch closes), makes sure the
+log wrote at least that many (writing them itself when no COPY is running). So a worker
+waits for Postgres once per epoch, not after every batch, and the thread's COPYs overlap
+the batches in between. Bytewax closes an epoch, and the sources ack its messages, only
+after every sink finished it, so no message is acked before the rows describing it are in
+Postgres. After a SIGKILL, the rows
 of the last flush interval (at most ~0.5 s) may be missing; their messages were not acked,
 so the rerun processes them again and writes new rows: a redo shows as a second row for
 the same message and step, never as a gap.
@@ -40,7 +43,7 @@ from dataclasses import dataclass
 from types import FrameType
 from typing import Any
 
-from bytewax.outputs import DynamicSink, StatelessSinkPartition
+from bytewax.outputs import FixedPartitionedSink, StatefulSinkPartition
 
 from factflow.db.connection import DbConnection, connect
 from factflow.db.exceptions import DatabaseError
@@ -412,24 +415,43 @@ def install_flush_on_exit() -> None:
     signal.signal(signal.SIGTERM, on_term)
 
 
-class _LineagePartition(StatelessSinkPartition[LineageMark]):
+class _LineagePartition(StatefulSinkPartition[LineageMark, None]):
     def __init__(self, log_: LineageLog) -> None:
         self._log = log_
+        self._seq = 0
 
-    def write_batch(self, items: list[LineageMark]) -> None:
-        # no timeout: during a lineage outage the pipeline waits here rather than ack
-        # messages whose rows are not written (the log's thread warns meanwhile)
-        self._log.wait_written(max(item.seq for item in items))
+    def write_batch(self, values: list[LineageMark]) -> None:
+        self._seq = max(self._seq, *(mark.seq for mark in values))
+
+    def snapshot(self) -> None:
+        # the end of an epoch in which marks came: no timeout, during a lineage outage
+        # the pipeline waits here rather than ack messages whose rows are not written
+        # (the log's thread warns meanwhile)
+        self._log.wait_written(self._seq)
 
     def close(self) -> None:
         flush_all()
 
 
-class LineageSink(DynamicSink[LineageMark]):
-    """Closes each epoch only once the worker's lineage rows are written."""
+def lineage_partition(process_id: int) -> str:
+    """The lineage sink's partition of a process; zero-padded, so that the sorted global
+    list of partitions is in process order and `part_fn` can index it by process id."""
+    return f"lineage-{process_id:05d}"
 
-    def __init__(self, url: str, execution_id: uuid.UUID) -> None:
-        self.url, self.execution_id = url, execution_id
 
-    def build(self, step_id: str, worker_index: int, worker_count: int) -> _LineagePartition:
+class LineageSink(FixedPartitionedSink[LineageMark, None]):
+    """Closes each epoch only once the process's lineage rows are written: items are
+    `(str(process_id), mark)`, each process lists only its own partition."""
+
+    def __init__(self, url: str, execution_id: uuid.UUID, process_id: int) -> None:
+        self.url, self.execution_id, self.process_id = url, execution_id, process_id
+
+    def list_parts(self) -> list[str]:
+        return [lineage_partition(self.process_id)]
+
+    def part_fn(self, item_key: str) -> int:
+        return int(item_key)
+
+    def build_part(self, step_id: str, for_part: str, resume_state: None) -> _LineagePartition:
+        # nothing to resume: marks count this process's rows since it started
         return _LineagePartition(lineage_log(self.url, self.execution_id))
