@@ -7,9 +7,11 @@ import time
 import uuid
 from datetime import UTC, datetime, timedelta, timezone
 
+import psycopg
 import pytest
 
 from factflow.db import lineage_writer
+from factflow.db.exceptions import DatabaseError
 from factflow.db.lineage_copy import NULL, micros, parent_field, times_field, uuid_field
 from tests.unit.db.test_lineage_copy import fields
 
@@ -196,3 +198,21 @@ def test_discard_drops_the_buffer_and_the_writer_takes_rows_again() -> None:
         started_at=datetime(2026, 1, 1, tzinfo=UTC),
     )
     assert len(writer) == 1
+
+
+def test_a_flush_error_without_text_is_named_by_its_type() -> None:
+    # Postgres always sends a message with its errors, so the COPY is replaced here by a
+    # stand-in that raises a psycopg error without one (the only test double in this file)
+    writer = lineage_writer.LineageWriter(ID)
+    writer.extend_rows([_values("m1"), _values("m2")])
+
+    def copy_failing(conn: object) -> None:
+        raise psycopg.errors.QueryCanceled
+
+    writer._copy = copy_failing  # type: ignore[method-assign,assignment]
+    with pytest.raises(DatabaseError) as raised:
+        writer.flush(None)  # type: ignore[arg-type]
+    assert str(raised.value) == (
+        f"lineage flush of 2 rows for execution {ID} failed: QueryCanceled"
+    )
+    assert len(writer) == 2  # kept for the retry
