@@ -36,6 +36,10 @@ class Progress:
         self.store = store
         self._counts: Counter[str] = Counter()
         self._lock = threading.Lock()
+        # one flush at a time: the thread's and exit's share the temporary file, and a
+        # slower one must not overwrite the newer counters another just wrote (reentrant
+        # for a signal handler that flushes in the middle of one)
+        self._flush_lock = threading.RLock()
         self._started = False
 
     def add(self, name: str, amount: int = 1) -> None:
@@ -73,6 +77,10 @@ class Progress:
             log.warning("progress counters not written: %s", exc)
 
     def flush(self) -> None:
+        with self._flush_lock:
+            self._flush()
+
+    def _flush(self) -> None:
         counts = self.snapshot()
         # the Prometheus view of the same process, rendered once for the file and the row
         metrics = worker_metrics()
