@@ -130,11 +130,11 @@ class WorkerMetrics:
     def text(self) -> bytes:
         return generate_latest(self.registry)
 
-    def write(self, path: Path, text: bytes | None = None) -> None:
-        """The text format (`text`, when already rendered) to `path`, atomically (the
-        server may be reading it)."""
+    def write(self, path: Path, text: bytes) -> None:
+        """`text` (as `text()` rendered it) to `path`, atomically (the server may be
+        reading it)."""
         tmp = path.with_suffix(".prom.tmp")
-        tmp.write_bytes(self.text() if text is None else text)
+        tmp.write_bytes(text)
         tmp.replace(path)
 
     def serve(self, port: int) -> None:
