@@ -47,8 +47,10 @@ from benchdb import postgres_server
 from psycopg.types.json import Jsonb
 
 from factflow import Adapter, Context, Message
+from factflow.dataflows.lineage import LineageLog, lineage_row
 from factflow.db import connect, migrate
 from factflow.db.connection import DbConnection
+from factflow.db.lineage_copy import StepRowEncoder
 from factflow.db.lineage_writer import LINEAGE_COLUMNS, LineageWriter, new_row_id
 
 TARGET_ROWS_PER_SECOND = 150_000  # issue 20
@@ -147,6 +149,74 @@ def bench_copy(conn: DbConnection, rows: int, epoch_rows: int) -> CopyRun:
         done += batch
     total = time.perf_counter() - start
     return CopyRun(rows, total, flush_time, record_cpu, flush_cpu)
+
+
+@dataclass(frozen=True)
+class LogRun:
+    rows: int
+    wall: float  # first row built until the last one is in Postgres
+    cpu: float  # this process's CPU seconds: building rows and the writer thread's COPYs
+
+    @property
+    def rate(self) -> float:
+        return self.rows / self.wall
+
+
+LOG_BATCH_ROWS = 1000
+"""Rows a step hands to the log at once: a source batch's worth (HANDOFF_ROWS)."""
+
+
+def bench_log(url: str, rows: int) -> LogRun:
+    """The workers' path: rows built by `lineage_row` (the two content hashes included)
+    from messages of a 3-adapter route, handed to a `LineageLog` a batch at a time, whose
+    thread COPYs them while the next ones are built; timed until the last is durable."""
+    execution = uuid.uuid4()
+    encoders = [
+        StepRowEncoder(execution, "ingest", name, index, name)
+        for index, name in enumerate(("fetch", "to_markdown", "segment"))
+    ]
+    messages = [
+        Message({"id": i, "user": f"user-{i % 997}", "value": i * 7 % 1000, "tag": "bench"})
+        for i in range(LOG_BATCH_ROWS)
+    ]  # made before timing, as a worker gets them from its source
+    log = LineageLog(url, execution)
+    try:
+        start, cpu = time.perf_counter(), time.process_time()
+        done = 0
+        while done < rows:
+            batch = min(LOG_BATCH_ROWS, rows - done)
+            began = time.time_ns() // 1000
+            built = [
+                lineage_row(
+                    encoders[i % 3],
+                    row_id=new_row_id(),
+                    message=message,
+                    status="completed",
+                    attempts=1,
+                    started_us=began,
+                    completed_us=began + 3000,
+                    outputs=[message],
+                    storage_key=f"executions/x/ingest/segment/{done + i}",
+                )
+                for i, message in enumerate(messages[:batch])
+            ]
+            log.record_many(built)
+            done += batch
+        if not log.wait_written(log.mark().seq, timeout=PIPELINE_TIMEOUT_SECONDS):
+            msg = "bench: the lineage log did not write its rows in time"
+            raise SystemExit(msg)
+        run = LogRun(rows, time.perf_counter() - start, time.process_time() - cpu)
+    finally:
+        log.close()
+    with connect(url) as conn:
+        written = conn.execute(
+            "SELECT count(*) FROM lineage WHERE execution_id = %s", (execution,)
+        ).fetchone()
+        conn.execute("DELETE FROM lineage WHERE execution_id = %s", (execution,))
+    if written is None or written[0] != rows:
+        msg = f"bench: the lineage log wrote {written} rows of {rows}"
+        raise SystemExit(msg)
+    return run
 
 
 def bench_executemany(conn: DbConnection, rows: int, epoch_rows: int) -> float:
@@ -380,6 +450,8 @@ def main() -> int:
             many = bench_executemany(conn, args.baseline_rows, args.epoch_rows)
             if os.environ.get("FACTFLOW_DATABASE_URL"):
                 conn.execute("DELETE FROM lineage WHERE metadata->>'origin' = 'bench'")
+        bench_log(url, min(args.rows, 10_000))  # warm-up
+        logged = bench_log(url, args.rows)
         if args.messages > 0:
             print(f"identity pipeline, {args.messages} messages, {args.repeat} run(s) per mode:")
             rounds = bench_pipeline(url, args.messages, max(1, args.repeat))
@@ -395,10 +467,17 @@ def main() -> int:
         f"COPY client cpu:        {record_us + flush_us:>12.2f} us/row (record {record_us:.2f}"
         f" + flush {flush_us:.2f}; waiting for the server {waited_us:.2f})"
     )
+    print(
+        f"LineageLog (workers' path): {logged.rate:>8,.0f} rows/s (rows built by lineage_row,"
+        f" hashes included, COPY overlapping; client cpu {logged.cpu / logged.rows * 1e6:.2f}"
+        " us/row)"
+    )
     print(f"executemany:            {many:>12,.0f} rows/s")
     print(f"ratio COPY/executemany: {copied.rate / many:>12.1f}x")
     ok = copied.rate >= TARGET_ROWS_PER_SECOND
     print(f"target >= {TARGET_ROWS_PER_SECOND:,} rows/s with COPY: {'met' if ok else 'MISSED'}")
+    met = logged.rate >= TARGET_ROWS_PER_SECOND
+    print(f"  the same for the workers' path: {'met' if met else 'MISSED'}")
     if rounds:
         print()
         header = f"{'identity pipeline':<22}{'wall s':>8}{'1st out s':>10}{'msg/s':>10}"

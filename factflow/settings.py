@@ -182,6 +182,15 @@ class Settings(BaseSettings):
         "`factflow worker serve`) instead of starting an interpreter per process; they "
         "start with a plain `python -m bytewax.run` while it is unavailable",
     )
+    worker_nice: int = Field(
+        default=10,
+        ge=0,
+        le=19,
+        description="added to the niceness of the worker processes the server and "
+        "`factflow worker serve` start: when executions keep every core busy, the API and "
+        "Postgres (which the workers wait on) still get the CPU first; 0 for the same "
+        "priority as the server",
+    )
     validate_pipelines_on_start: bool = Field(
         default=True, description="compile the shipped pipelines when the server starts"
     )

@@ -88,6 +88,7 @@ def serve(
             folder=(folder or settings.agent_dir).resolve(),
             stop_grace_seconds=settings.cancel_grace_seconds,
             worker_forkserver=settings.worker_forkserver,
+            worker_nice=settings.worker_nice,
         )
     )
     stop = threading.Event()

@@ -259,10 +259,12 @@ class ForkServer:
         env: Mapping[str, str],
         log_path: Path,
         cwd: str | None = None,
+        nice: int = 0,
     ) -> ForkedProcess | None:
         """Fork `command` (`[python, -m, module, ...]` or `[python, -c, code, ...]`) with
-        `env`, `cwd` (default: this process's) and stdout and stderr appended to
-        `log_path`; None when the zygote cannot (the caller uses Popen)."""
+        `env`, `cwd` (default: this process's), stdout and stderr appended to `log_path`
+        and `nice` added to its niceness; None when the zygote cannot (the caller uses
+        Popen)."""
         if len(command) < 3 or command[1] not in ("-m", "-c"):
             return None
         with self._lock:
@@ -279,7 +281,7 @@ class ForkServer:
             self._next_id += 1
             pending = _Pending(threading.Event())
             self._pending[request_id] = pending
-        request = {"id": request_id, "argv": list(command), "env": dict(env)}
+        request = {"id": request_id, "argv": list(command), "env": dict(env), "nice": nice}
         body = json.dumps({**request, "cwd": cwd or str(Path.cwd())}).encode()
         try:
             with log_path.open("ab") as log, self._send_lock:
@@ -403,6 +405,7 @@ class _Job:
     env: dict[str, str]
     cwd: str
     log_fd: int
+    nice: int = 0
 
 
 def _send(sock: socket.socket, message: dict[str, Any]) -> None:
@@ -456,7 +459,9 @@ def _serve(sock: socket.socket) -> _Job | None:
                 sock.close()
                 for fd in fds[1:]:
                     os.close(fd)
-                return _Job(request["argv"], request["env"], request["cwd"], fds[0])
+                return _Job(
+                    request["argv"], request["env"], request["cwd"], fds[0], request["nice"]
+                )
             for fd in fds:
                 os.close(fd)
             _send(sock, {"id": request["id"], "pid": pid, "argv": request["argv"]})
@@ -476,6 +481,9 @@ def _reap(sock: socket.socket) -> None:
 
 def _run_child(job: _Job) -> str | int | None:
     """Become `job`'s process, as a fresh `python -m` / `python -c` would be; its exit status."""
+    if job.nice:
+        # before any thread exists: threads take their niceness from the one that made them
+        os.nice(job.nice)
     for sig in (signal.SIGCHLD, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT):
         signal.signal(sig, signal.SIG_DFL)
     signal.signal(signal.SIGINT, signal.default_int_handler)

@@ -10,6 +10,7 @@ the spawner cannot, they start with `subprocess.Popen` as without one.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -98,6 +99,9 @@ class Launch:
     launch its own database connections."""
     spawner: Spawner | None = None
     """Starts the processes when it can (a forkserver); else `subprocess.Popen`."""
+    nice: int = 0
+    """Added to the processes' niceness (the server's `worker_nice`): under load the
+    server and Postgres, which the workers wait on, get the CPU first."""
 
     @property
     def plan_path(self) -> Path:
@@ -210,14 +214,21 @@ class Launch:
         log_path = self.log_dir / f"process-{index}.log"
         if self.spawner is not None:
             try:
-                forked = self.spawner.spawn(command, env, log_path)
+                forked = self.spawner.spawn(command, env, log_path, nice=self.nice)
             except Exception:
                 _log.exception("the forkserver failed: process %d starts with Popen", index)
                 forked = None
             if forked is not None:
                 return forked
         with log_path.open("ab") as log:
-            return subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
+            proc = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
+        if self.nice:
+            # the interpreter is still starting (no threads yet, which would keep their
+            # own niceness); preexec_fn is unsafe in a server with threads
+            with contextlib.suppress(OSError):  # it may have exited already
+                own = os.getpriority(os.PRIO_PROCESS, 0)
+                os.setpriority(os.PRIO_PROCESS, proc.pid, min(own + self.nice, 19))
+        return proc
 
 
 class WorkerHandle(Protocol):
@@ -249,10 +260,16 @@ class Spawner(Protocol):
     """Starts worker processes faster than `subprocess.Popen` (`forkserver.ForkServer`)."""
 
     def spawn(
-        self, command: Sequence[str], env: Mapping[str, str], log_path: Path, cwd: str | None = None
+        self,
+        command: Sequence[str],
+        env: Mapping[str, str],
+        log_path: Path,
+        cwd: str | None = None,
+        nice: int = 0,
     ) -> LocalProcess | None:
         """`command` with `env`, stdout and stderr appended to `log_path`, as Popen would
-        start it; None when it cannot (the caller uses Popen). Must not raise."""
+        start it, `nice` added to its niceness; None when it cannot (the caller uses
+        Popen). Must not raise."""
         ...
 
 

@@ -162,6 +162,8 @@ class AgentSettings:
     host: str = field(default_factory=socket.gethostname)
     worker_forkserver: bool = True
     """Fork the processes from a warm forkserver (`factflow.dataflows.forkserver`)."""
+    worker_nice: int = 0
+    """Added to the processes' niceness (`Launch.nice`)."""
 
 
 @dataclass
@@ -278,6 +280,7 @@ class WorkerAgent:
             extra_env={**spec["env"], "FACTFLOW_DATABASE_URL": self.settings.database_url},
             launch_id=str(spec["launch_id"]),
             spawner=self._forkserver,
+            nice=self.settings.worker_nice,
         )
 
     def _forget_orphans(self) -> None:

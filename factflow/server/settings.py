@@ -28,6 +28,7 @@ class SupervisorSettings:
     resume_abandoned: bool = False
     worker_agents: Literal["auto", "off"] = "auto"
     worker_forkserver: bool = True
+    worker_nice: int = 0
     worker_env: dict[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -48,6 +49,7 @@ class SupervisorSettings:
             resume_abandoned=settings.resume_abandoned,
             worker_agents=settings.worker_agents,
             worker_forkserver=settings.worker_forkserver,
+            worker_nice=settings.worker_nice,
             # workers read the same settings: a production server's must pass its checks
             worker_env={
                 "FACTFLOW_DATA_DIR": str(settings.data_dir.resolve()),

@@ -362,6 +362,7 @@ class Supervisor:
             extra_env=env,
             restore=not fresh,
             spawner=self.forkserver,
+            nice=self.settings.worker_nice,
         )
         procs = self._spawn(launch)
         launch.restore = True  # a restart of these processes resumes from recovery

@@ -82,6 +82,8 @@ def test_a_cancel_ends_a_forked_worker(
     # a child of the zygote, recognisable as a worker by its command line
     assert parent_of(pid) == forkserver.pid
     assert b"factflow.flow" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    # below the server's priority (FACTFLOW_WORKER_NICE, default 10)
+    assert os.getpriority(os.PRIO_PROCESS, pid) == min(os.nice(0) + 10, 19)
     wait_until(
         lambda: bool(wait_status(api, execution_id, ("running",))["stats"].get("counts")),
         60,

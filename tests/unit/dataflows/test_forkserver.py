@@ -214,3 +214,50 @@ def test_a_child_exits_as_the_interpreter_would(forkserver: ForkServer, tmp_path
     # sys.exit("bye"): the message on stderr, status 1; the thread joined, atexit run
     assert proc.wait(timeout=30) == 1
     assert log.read_text().splitlines() == ["bye", "thread done", "atexit ran"]
+
+
+# waits for the test's go-ahead (a file), so that it reports its niceness after the
+# launcher has set it, however slow the machine
+NICENESS = """\
+import os, sys, time
+while not os.path.exists(sys.argv[1]):
+    time.sleep(0.01)
+print(os.nice(0))
+"""
+
+
+def test_a_forked_child_runs_at_the_niceness_it_was_given(
+    forkserver: ForkServer, tmp_path: Path
+) -> None:
+    go = tmp_path / "go"
+    go.touch()
+    log = tmp_path / "process-0.log"
+    proc = forkserver.spawn([sys.executable, "-c", NICENESS, str(go)], child_env(), log, nice=5)
+    assert proc is not None
+    assert proc.wait(timeout=30) == 0
+    assert int(log.read_text()) == min(os.nice(0) + 5, 19)
+
+
+def test_a_popen_worker_is_niced_by_its_launch(tmp_path: Path) -> None:
+    launch = Launch(
+        pipeline=None, execution_id="x", run_dir=tmp_path, recovery_dir=tmp_path / "r",
+        spawner=Unavailable(), nice=7,
+    )  # fmt: skip
+    launch.log_dir.mkdir(parents=True)
+    go = tmp_path / "go"
+    proc = launch._spawn(0, [sys.executable, "-c", NICENESS, str(go)], child_env())
+    go.touch()
+    assert proc.wait(timeout=30) == 0
+    assert int((launch.log_dir / "process-0.log").read_text()) == min(os.nice(0) + 7, 19)
+
+
+def test_without_a_nice_value_a_worker_keeps_the_servers_priority(
+    forkserver: ForkServer, tmp_path: Path
+) -> None:
+    go = tmp_path / "go"
+    go.touch()
+    log = tmp_path / "process-0.log"
+    proc = forkserver.spawn([sys.executable, "-c", NICENESS, str(go)], child_env(), log)
+    assert proc is not None
+    assert proc.wait(timeout=30) == 0
+    assert int(log.read_text()) == os.nice(0)
