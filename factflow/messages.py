@@ -58,13 +58,9 @@ def canonical_json(value: Any) -> str:
     return "".join(_C_CANONICAL(value, 0))
 
 
-def text_hash(canonical: str) -> str:
-    return hashlib.sha256(canonical.encode()).hexdigest()
-
-
 def content_hash(value: Any) -> str:
     """SHA-256 of a value's canonical JSON (sorted keys), stable across processes."""
-    return text_hash(_CANONICAL.encode(value))
+    return hashlib.sha256(_CANONICAL.encode(value).encode()).hexdigest()
 
 
 _second_prefix: tuple[int, str] = (-1, "")

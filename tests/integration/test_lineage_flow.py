@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from factflow.dataflows.lineage import payload_hash
 from factflow.db import connect
 from factflow.db.lineage_writer import LineageRecord
 from factflow.db.repositories.dead_letters import list_dead_letters
@@ -29,7 +30,6 @@ from factflow.db.repositories.lineage import (
     failures,
     route_stats,
 )
-from factflow.messages import content_hash
 from tests.e2e.helpers import T, bytewax_run, read_jsonl, worker_env, write_jsonl
 from tests.integration.flows import database, lineage_rows, write_pipeline
 
@@ -88,7 +88,7 @@ def db_url(pg_url: str) -> Iterator[str]:
 
 def _by_hash(rows: list[LineageRecord], payloads: list[Any]) -> dict[int, LineageRecord]:
     """Index in `payloads` -> the one row whose input was that payload."""
-    wanted = {content_hash(p): i for i, p in enumerate(payloads)}
+    wanted = {payload_hash(p): i for i, p in enumerate(payloads)}
     found: dict[int, LineageRecord] = {}
     for row in rows:
         index = wanted[row.input_hash or ""]
@@ -128,7 +128,7 @@ def test_lineage_of_fan_out_filter_gate_and_dead_letters(tmp_path: Path, db_url:
     for d, doc in enumerate(DOCS):
         assert split[d].parent_id is None
         assert split[d].status == ("completed" if doc["items"] else "filtered")
-        assert split[d].output_hash == (content_hash(doc["items"]) if doc["items"] else None)
+        assert split[d].output_hash == (payload_hash(doc["items"]) if doc["items"] else None)
     doc_of = [d for d, doc in enumerate(DOCS) for _ in doc["items"]]
     for i, item in enumerate(ITEMS):
         row = filtered[i]

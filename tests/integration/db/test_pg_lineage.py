@@ -346,9 +346,9 @@ def test_hostile_strings_round_trip_and_nul_becomes_the_replacement_character(
 def test_the_lineage_log_writes_a_batch_of_encoded_rows(
     db_url: str, conn: DbConnection, execution: Execution
 ) -> None:
-    from factflow.dataflows.lineage import lineage_row
+    from factflow.dataflows.lineage import lineage_row, payload_hash
     from factflow.db.lineage_copy import StepRowEncoder
-    from factflow.messages import Message, content_hash
+    from factflow.messages import Message
 
     encoder = StepRowEncoder(execution.id, "r", "passthrough", 0, "pass")
     parent = new_row_id()
@@ -376,8 +376,8 @@ def test_the_lineage_log_writes_a_batch_of_encoded_rows(
     assert set(stored) == set(ids)
     first = stored[ids[0]]
     assert (first.message_id, first.parent_id, first.stage_name) == ("m-0", parent, "pass")
-    assert first.input_hash == content_hash(inputs[0].payload)
-    assert first.output_hash == content_hash([inputs[0].payload])
+    assert first.input_hash == payload_hash(inputs[0].payload)
+    assert first.output_hash == payload_hash([inputs[0].payload])
     assert first.duration_ms == pytest.approx(1.5)
     assert first.started_at == datetime(2025, 11, 24, 16, 0, tzinfo=UTC)
 
