@@ -20,7 +20,10 @@ after the first output appeared, over the time from then until the last process 
 interpreter start, imports, compiling the pipeline and joining the cluster are excluded
 (shown as "1st out s"), so the ratios compare engines. "cpu us/msg" is the processes' CPU
 time over the same span per message, "cores" that CPU time over the span's wall time:
-when other work shares the machine, "cores" shows how much of it a case got.
+when other work shares the machine, "cores" shows how much of it a case got. The cpu
+cases also print their msg/s from 10% to 90% of the output ("steady state"): the
+processes' start and end (batches growing from one message, the last partial batch, the
+exits) left out, which a short run's 2-process figure otherwise carries twice.
 Stage storage is off (`FACTFLOW_STORE_STAGES=0`); factflow's file sink fsyncs every
 batch, as it does in production, the raw sink does not.
 
@@ -271,6 +274,7 @@ class Result:
     first_output: float  # seconds from start until the output file had lines
     lines_at_first: int  # how many it had then
     cpu_at_first: float  # CPU seconds the processes had used by then
+    middle: float | None = None  # seconds from 10% to 90% of the output (None: too quick)
 
     @property
     def _steady(self) -> tuple[int, float, float]:
@@ -290,6 +294,13 @@ class Result:
         """CPU microseconds per message (all processes)."""
         messages, _, cpu = self._steady
         return cpu / messages * 1e6
+
+    @property
+    def middle_rate(self) -> float | None:
+        """msg/s from 10% to 90% of the output: the steady state, with the start of the
+        processing (batches growing from one message) and the end (the last partial batch,
+        the processes' exit) left out as well."""
+        return None if not self.middle else 0.8 * self.messages / self.middle
 
     @property
     def cores(self) -> float:
@@ -324,11 +335,14 @@ def run_case(
         for command, log in zip(case.commands(), logs, strict=True)
     ]
     first: tuple[float, int, float] | None = None
+    sizes: list[tuple[float, int]] = []  # (seconds, output bytes): lines are alike in size
     try:
         for _ in range(int(TIMEOUT_SECONDS / POLL_SECONDS)):
             if all(proc.poll() is not None for proc in procs):
                 break
-            if first is None and output.exists() and output.stat().st_size:
+            size = output.stat().st_size if output.exists() else 0
+            sizes.append((time.perf_counter() - started, size))
+            if first is None and size:
                 cpu = sum(_process_cpu(proc.pid) for proc in procs)
                 first = (time.perf_counter() - started, count_lines(output), cpu)
             if watch is not None:
@@ -349,7 +363,17 @@ def run_case(
     check_output(case, folder, messages)
     cpu = _children_cpu() - cpu_before
     at, lines, cpu_at = first or (wall, messages, cpu)
-    return Result(case.label, messages, wall, cpu, at, lines, cpu_at)
+    middle = _middle_seconds(sizes, (folder / case.output).stat().st_size)
+    return Result(case.label, messages, wall, cpu, at, lines, cpu_at, middle)
+
+
+def _middle_seconds(sizes: list[tuple[float, int]], final: int) -> float | None:
+    """Seconds between the first polls that saw 10% and 90% of the final output."""
+    t10 = next((t for t, size in sizes if size >= final * 0.1), None)
+    t90 = next((t for t, size in sizes if size >= final * 0.9), None)
+    if t10 is None or t90 is None or t90 - t10 < 10 * POLL_SECONDS:
+        return None  # over between two polls: no steady state to measure
+    return t90 - t10
 
 
 def _children_cpu() -> float:
@@ -460,6 +484,12 @@ def main(argv: list[str] | None = None) -> int:
         f"cores busy {cpu1.cores:.2f} -> {cpu2.cores:.2f}"
     )
     print(f"  the same hash loop without Bytewax, 2 processes / 1: {machine:.2f}x (the machine)")
+    if cpu1.middle_rate and cpu2.middle_rate:
+        steady = cpu2.middle_rate / cpu1.middle_rate
+        print(
+            f"  steady state (10% -> 90% of the output): {steady:.2f}x "
+            f"({cpu1.middle_rate:,.0f} -> {cpu2.middle_rate:,.0f} msg/s)"
+        )
     print(f"load average at the end:      {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     missed = identity < TARGET_IDENTITY or chain < TARGET_CHAIN or scaling < TARGET_CPU_SCALING
     return 1 if missed else 0
