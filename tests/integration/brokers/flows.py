@@ -33,12 +33,19 @@ def write_pipeline(
     return path
 
 
-def relay_route(route: str, inbound: str, outbound: str, *, raw: bool = False) -> str:
+def relay_route(
+    route: str,
+    inbound: str,
+    outbound: str,
+    *,
+    raw: bool = False,
+    adapter: str = "{type: passthrough}",
+) -> str:
     fmt = ", format: raw" if raw else ""
     return (
         f"  {route}:\n"
         f'    inbound: {{queue: "{inbound}"{fmt}}}\n'
-        "    adapters: [{type: passthrough}]\n"
+        f"    adapters: [{adapter}]\n"
         f'    outbound: {{queue: "{outbound}"{fmt}}}\n'
     )
 

@@ -316,12 +316,25 @@ def epoch_bound(rate: float) -> int:
     return int(2 * SNAPSHOT_SECONDS * rate) + 500
 
 
-def raw_relay(broker: Broker, tmp_path: Path, route: str, qin: str, qout: str) -> Launch:
+PACE_MS = 0.2
+PACED = f'{{type: "{T}:Slow", config: {{sleep_ms: {PACE_MS}}}}}'
+"""A restart test's relay adapter: it sleeps PACE_MS a message, so that 20,000 messages
+take several seconds on any machine (at least n x PACE_MS) and the broker stops mid-run.
+Unpaced, a quiet machine relayed all of them before the broker could be stopped."""
+
+
+def raw_relay(
+    broker: Broker,
+    tmp_path: Path,
+    route: str,
+    qin: str,
+    qout: str,
+    adapter: str = "{type: passthrough}",
+) -> Launch:
     """A `format: raw` relay from `qin` to `qout` with SNAPSHOT_SECONDS snapshots, the
     shape of issue 21's broker restarts."""
-    pipeline = write_pipeline(
-        tmp_path / "restart.yaml", broker, relay_route(route, qin, qout, raw=True), idle=3
-    )
+    relay = relay_route(route, qin, qout, raw=True, adapter=adapter)
+    pipeline = write_pipeline(tmp_path / "restart.yaml", broker, relay, idle=3)
     return Launch(
         pipeline=pipeline,
         execution_id=route,
@@ -382,7 +395,7 @@ def test_artemis_restart_mid_run_loses_nothing(
     route = f"restart-{t}"
     qin, qout = broker.queue(f"ff-{t}-in"), broker.queue(f"ff-{t}-out")
     broker.publish(qin, [Record(json.dumps({"n": i}).encode()) for i in range(n)])
-    launch = raw_relay(broker, tmp_path, route, qin, qout)
+    launch = raw_relay(broker, tmp_path, route, qin, qout, PACED)
 
     def relayed() -> int:
         return read_counts(launch.progress_dir).get(f"route:{route}:out", 0)

@@ -33,7 +33,13 @@ from tests.integration.brokers.flows import (
     unpack,
     write_pipeline,
 )
-from tests.integration.brokers.test_faults import _log, _services, epoch_bound, raw_relay
+from tests.integration.brokers.test_faults import (
+    PACED,
+    _log,
+    _services,
+    epoch_bound,
+    raw_relay,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -95,7 +101,7 @@ def test_pulsar_restart_mid_run_loses_nothing(
     qin, qout = broker.queue(f"ff-{t}-in"), broker.queue(f"ff-{t}-out")
     broker.prepare([qin, qout])  # their "test-keep" subscriptions hold what was published
     broker.publish(qin, [Record(json.dumps({"n": i}).encode()) for i in range(n)])
-    launch = raw_relay(broker, tmp_path, route, qin, qout)
+    launch = raw_relay(broker, tmp_path, route, qin, qout, PACED)
 
     def relayed() -> int:
         return read_counts(launch.progress_dir).get(f"route:{route}:out", 0)
