@@ -363,7 +363,7 @@ def run_case(
     check_output(case, folder, messages)
     cpu = _children_cpu() - cpu_before
     at, lines, cpu_at = first or (wall, messages, cpu)
-    middle = _middle_seconds(sizes, (folder / case.output).stat().st_size)
+    middle = _middle_seconds(sizes, output.stat().st_size)
     return Result(case.label, messages, wall, cpu, at, lines, cpu_at, middle)
 
 

@@ -405,7 +405,7 @@ class _Job:
     env: dict[str, str]
     cwd: str
     log_fd: int
-    nice: int = 0
+    nice: int
 
 
 def _send(sock: socket.socket, message: dict[str, Any]) -> None:

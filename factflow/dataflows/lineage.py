@@ -136,16 +136,13 @@ def lineage_row(
     )
 
 
-_SORTED_KEYS = orjson.OPT_SORT_KEYS
-
-
 def payload_json(value: Any) -> bytes:
     """A payload's JSON as lineage hashes it: sorted keys, no spaces, UTF-8, `str()` for
     other types (orjson, a fifth of the stdlib's time). What orjson refuses (keys that are
     not strings, integers beyond 64 bits, lone surrogates) is the stdlib's canonical JSON
     (`factflow.messages.canonical_json`, ASCII) instead."""
     try:
-        return orjson.dumps(value, default=str, option=_SORTED_KEYS)
+        return orjson.dumps(value, default=str, option=orjson.OPT_SORT_KEYS)
     except orjson.JSONEncodeError:
         return canonical_json(value).encode()
 

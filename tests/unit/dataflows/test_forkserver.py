@@ -226,16 +226,19 @@ print(os.nice(0))
 """
 
 
+@pytest.mark.parametrize(
+    ("given", "added"), [({"nice": 5}, 5), ({}, 0)], ids=["nice 5", "no nice: the server's"]
+)
 def test_a_forked_child_runs_at_the_niceness_it_was_given(
-    forkserver: ForkServer, tmp_path: Path
+    forkserver: ForkServer, tmp_path: Path, given: dict[str, int], added: int
 ) -> None:
     go = tmp_path / "go"
-    go.touch()
+    go.touch()  # the child nices itself before it runs the command
     log = tmp_path / "process-0.log"
-    proc = forkserver.spawn([sys.executable, "-c", NICENESS, str(go)], child_env(), log, nice=5)
+    proc = forkserver.spawn([sys.executable, "-c", NICENESS, str(go)], child_env(), log, **given)
     assert proc is not None
     assert proc.wait(timeout=30) == 0
-    assert int(log.read_text()) == min(os.nice(0) + 5, 19)
+    assert int(log.read_text()) == min(os.nice(0) + added, 19)
 
 
 def test_a_popen_worker_is_niced_by_its_launch(tmp_path: Path) -> None:
@@ -249,15 +252,3 @@ def test_a_popen_worker_is_niced_by_its_launch(tmp_path: Path) -> None:
     go.touch()
     assert proc.wait(timeout=30) == 0
     assert int((launch.log_dir / "process-0.log").read_text()) == min(os.nice(0) + 7, 19)
-
-
-def test_without_a_nice_value_a_worker_keeps_the_servers_priority(
-    forkserver: ForkServer, tmp_path: Path
-) -> None:
-    go = tmp_path / "go"
-    go.touch()
-    log = tmp_path / "process-0.log"
-    proc = forkserver.spawn([sys.executable, "-c", NICENESS, str(go)], child_env(), log)
-    assert proc is not None
-    assert proc.wait(timeout=30) == 0
-    assert int(log.read_text()) == os.nice(0)
