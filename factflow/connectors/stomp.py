@@ -7,6 +7,14 @@ always the oldest unacked). The ACK asks for a RECEIPT, and the acks count as do
 once it arrived: an ack written into a connection that is dying is known not done, and the
 reconnect says how many messages will come again.
 
+RabbitMQ's window is a count (`prefetch-count`), Artemis's bytes. With acks once an epoch,
+the count caps a partition near that many messages a second (5000: a relay ran at 4,900
+msg/s). So on RabbitMQ a partition whose epochs use up the count, on messages small enough
+that Artemis's window (`prefetch` x WINDOW_BYTES_PER_MESSAGE) would hold more, subscribes
+once more on the same connection for the difference, up to RABBITMQ_MAX_PREFETCH: its
+unread messages stay within the window's bytes. The subscriptions share the connection's
+channel, whose cumulative ack of the newest delivery acks every older one.
+
 Artemis gives each message a server id, the same on every delivery (its `message-id` and
 `ack` headers are `<consumer>,<server id>`): after a lost connection the source recognises
 the processed messages that come again and acks them without output (connectors/base.py),
@@ -24,6 +32,7 @@ dropped by the broker's duplicate detection, not stored twice.
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 import uuid
@@ -56,8 +65,13 @@ from factflow.ids import record_position
 from factflow.masking import mask_url
 from factflow.messages import Message
 
+log = logging.getLogger(__name__)
+
 DEFAULT_URL = "stomp://artemis:artemis@127.0.0.1:61614"
 DEFAULT_PREFETCH = 5000
+RABBITMQ_MAX_PREFETCH = 20_000
+"""The most unacked messages a partition widens its RabbitMQ subscriptions to (see
+`_StompPartition._widen`) when no `options.prefetch` fixes the count."""
 FETCH_WAIT_SECONDS = 0.05
 RECEIPT_TIMEOUT_SECONDS = 30.0
 MAX_BATCH = 5000
@@ -223,12 +237,20 @@ class _StompPartition(BrokerSourcePartition[str, None]):
         raw: bool,
         idle_timeout: float | None,
         sizer: BatchSizer,
+        max_prefetch: int | None = None,
     ) -> None:
         super().__init__(self._decode_one, idle_timeout, sizer)
         self._endpoint, self._destination = endpoint, destination
         self._prefetch, self._raw = prefetch, raw
+        # a second subscription to a topic would be a second queue of the same messages
+        queue = destination.startswith(("/queue/", "/amq/queue/"))
+        self._max_prefetch = max(max_prefetch or prefetch, prefetch) if queue else prefetch
         self._conn: stomp.Connection12 | None = None
         self._inbox = _Inbox()
+        self._subscriptions = 0
+        self._unacked_limit = 0
+        """The sum of this connection's subscriptions' prefetch-counts (RabbitMQ)."""
+        self._fetched = self._fetched_bytes = 0
 
     def __str__(self) -> str:
         return f"stomp source {self._destination} at {mask_url(self._endpoint.url)}"
@@ -264,31 +286,61 @@ class _StompPartition(BrokerSourcePartition[str, None]):
     def _connect(self) -> None:
         self._inbox = _Inbox()
         self._conn = self._endpoint.connect(self._inbox)
+        self._subscriptions = self._unacked_limit = self._fetched = self._fetched_bytes = 0
+        self._subscribe(self._prefetch)
+
+    def _subscribe(self, count: int) -> None:
+        assert self._conn is not None
+        self._subscriptions += 1
+        self._unacked_limit += count
         self._conn.subscribe(
             self._destination,
-            id="factflow",
+            id="factflow" if self._subscriptions == 1 else f"factflow-{self._subscriptions}",
             ack="client",
             headers={
                 "subscription-type": routing_type(self._destination),
-                # Artemis and RabbitMQ name the consumer window differently
+                # Artemis's window is bytes (it ignores prefetch-count), RabbitMQ's a count
                 "consumer-window-size": str(self._prefetch * WINDOW_BYTES_PER_MESSAGE),
-                "prefetch-count": str(self._prefetch),
+                "prefetch-count": str(count),
             },
         )
+
+    def _widening(self) -> bool:
+        return not self._inbox.artemis and self._unacked_limit < self._max_prefetch
 
     def _fetch(self, limit: int) -> list[Received[str]]:
         if self._conn is None or not self._conn.is_connected():
             msg = self._inbox.error or "not connected"
             raise ConnectionError(msg)
         # the rest wait in the inbox, unacked
-        return [_received(f) for f in self._inbox.take(limit, FETCH_WAIT_SECONDS)]
+        received = [_received(f) for f in self._inbox.take(limit, FETCH_WAIT_SECONDS)]
+        if received and self._widening():
+            self._fetched += len(received)
+            self._fetched_bytes += sum(len(r.body) for r in received)
+            if self._fetched >= self._unacked_limit:
+                # the broker sends no more before the epoch's ack
+                self._widen()
+        return received
 
     def _ack(self, tokens: list[str]) -> None:
         assert self._conn is not None
         receipt = uuid.uuid4().hex
-        # cumulative (`client` mode): the newest acks all before it on this subscription
+        # cumulative (`client` mode): the newest acks all before it on the connection's
+        # channel (RabbitMQ) or this subscription (Artemis)
         self._conn.ack(tokens[-1], receipt=receipt)
         self._inbox.await_receipt(receipt, f"{self}: acks of {len(tokens)} messages")
+        self._fetched = self._fetched_bytes = 0  # all of them acked
+
+    def _widen(self) -> None:
+        """With RabbitMQ's count of unacked messages used up: one more subscription for as
+        many more as the window's bytes hold at the messages' mean size, if that adds at
+        least a quarter."""
+        window = self._prefetch * WINDOW_BYTES_PER_MESSAGE
+        fits = min(self._max_prefetch, window * self._fetched // max(self._fetched_bytes, 1))
+        more = fits - self._unacked_limit
+        if more * 4 >= self._unacked_limit:
+            log.info("%s: %d unacked messages (was %d)", self, fits, self._unacked_limit)
+            self._subscribe(more)
 
     def _disconnect(self) -> None:
         conn, self._conn = self._conn, None
@@ -307,15 +359,19 @@ class StompSource(FixedPartitionedSource[Message | Undecodable, None]):
         raw: bool = False,
         consumers: int = 1,
         prefetch: int = DEFAULT_PREFETCH,
+        max_prefetch: int = RABBITMQ_MAX_PREFETCH,
         idle_timeout: float | None = None,
         min_batch: int = 1,
     ) -> None:
+        """`prefetch`: Artemis's window (x WINDOW_BYTES_PER_MESSAGE) and RabbitMQ's count of
+        unacked messages, which widens up to `max_prefetch` for small messages."""
         if consumers < 1 or prefetch < 1:
             msg = f"consumers and prefetch must be >= 1, got {consumers} and {prefetch}"
             raise ValueError(msg)
         self.endpoint = StompEndpoint.parse(url)
         self.destination, self.raw = destination, raw
         self.consumers, self.prefetch, self.idle_timeout = consumers, prefetch, idle_timeout
+        self.max_prefetch = max_prefetch
         self.min_batch = min_batch
 
     def list_parts(self) -> list[str]:
@@ -330,6 +386,7 @@ class StompSource(FixedPartitionedSource[Message | Undecodable, None]):
             self.idle_timeout,
             # at most `prefetch` a batch: Artemis ignores prefetch-count (its window is bytes)
             BatchSizer(min(self.prefetch, MAX_BATCH), minimum=self.min_batch),
+            self.max_prefetch,
         )
 
 
@@ -417,6 +474,8 @@ def make_source(spec: SourceSpec, settings: QueueSettings) -> StompSource:
         raw=spec.raw,
         consumers=spec.consumers(options),
         prefetch=spec.prefetch_or(options, DEFAULT_PREFETCH),
+        # a count set in options stays that count
+        max_prefetch=spec.prefetch_or(options, RABBITMQ_MAX_PREFETCH),
         idle_timeout=spec.idle_timeout,
         min_batch=spec.min_batch,
     )

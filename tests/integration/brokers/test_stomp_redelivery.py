@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 import pytest
 
-from factflow.connectors.stomp import StompSource, _StompPartition
+from factflow.connectors.stomp import WINDOW_BYTES_PER_MESSAGE, StompSource, _StompPartition
 from factflow.deadletter import Undecodable
 from factflow.messages import Message
 from tests.integration.brokers.clients import Record, Stomp, artemis, rabbitmq_stomp, tag
@@ -85,3 +85,62 @@ def test_artemis_acks_processed_messages_a_broken_connection_redelivers() -> Non
     print(f"artemis broken connection: {len(seen)} processed, then {len(rest)} handed out")
     assert sorted(numbers) == list(range(n)), "each message handed out exactly once"
     assert broker.leftover(queue, "") == 0, "the skipped redeliveries were acked"
+
+
+def _read_epochs(part: _StompPartition, count: int) -> list[int]:
+    """The messages' numbers until `count` came: an epoch ends at an empty batch (the broker
+    holds the rest back until acks)."""
+    numbers: list[int] = []
+    deadline = time.monotonic() + READ_SECONDS * 2
+    while len(numbers) < count and time.monotonic() < deadline:
+        batch = part.next_batch()
+        numbers += [m.payload["n"] for m in batch if isinstance(m, Message)]
+        if not batch:
+            part.snapshot()
+    return numbers
+
+
+@pytest.mark.parametrize("size", [100, 4000])
+def test_rabbitmq_widens_its_count_for_small_messages_only(size: int) -> None:
+    """Acks come once an epoch, so RabbitMQ's count of unacked messages caps a partition's
+    rate. After an epoch that used it up, a partition subscribes again for as many more as
+    the window's bytes (`prefetch` x 2 KiB) hold, on the same connection: the cumulative
+    acks of the newest delivery cover both subscriptions."""
+    broker = require(rabbitmq_stomp())
+    queue = broker.queue(f"ff-{tag()}-widen")
+    prefetch = 200  # a window of 400 KiB: ~4,000 messages of 100 bytes, 100 of 4,000
+    n = 6000 if size == 100 else 600
+    pad = "x" * (size - 20)
+    broker.publish(queue, [Record(json.dumps({"n": k, "p": pad}).encode()) for k in range(n)])
+    part = StompSource(queue, url=broker.url, raw=True, prefetch=prefetch).build_part(
+        "read", "0", None
+    )
+    numbers = _read_epochs(part, n)
+    limit, subscriptions = part._unacked_limit, part._subscriptions
+    _ack_all(part)
+    print(f"{size} bytes: at most {limit} unacked, {subscriptions} subscriptions")
+    assert sorted(numbers) == list(range(n)), "every message once"
+    window = prefetch * WINDOW_BYTES_PER_MESSAGE
+    if size > WINDOW_BYTES_PER_MESSAGE:
+        assert (limit, subscriptions) == (prefetch, 1), "large messages: the count as set"
+    else:
+        assert subscriptions == 2
+        assert prefetch * 4 < limit <= window // (size - 20)
+    assert broker.leftover(queue, "") == 0, "the cumulative acks covered both subscriptions"
+
+
+def test_a_set_prefetch_and_artemis_keep_one_subscription() -> None:
+    """`options.prefetch` fixes RabbitMQ's count; Artemis's window is bytes already."""
+    for broker, max_prefetch in ((rabbitmq_stomp(), 200), (artemis(), 20_000)):
+        broker = require(broker)
+        queue = broker.queue(f"ff-{tag()}-fixed")
+        broker.publish(queue, [Record(json.dumps({"n": k}).encode()) for k in range(2000)])
+        part = StompSource(
+            queue, url=broker.url, raw=True, prefetch=200, max_prefetch=max_prefetch
+        ).build_part("read", "0", None)
+        numbers = _read_epochs(part, 2000)
+        subscriptions = part._subscriptions
+        _ack_all(part)
+        assert sorted(numbers) == list(range(2000))
+        assert subscriptions == 1, broker.url
+        assert broker.leftover(queue, "") == 0

@@ -153,3 +153,20 @@ def test_an_envelope_decodes_without_its_headers_and_foreign_bodies_as_before() 
     # a raw source takes no envelope: msgpack bytes are not a raw (JSON or text) body
     raw = _partition(raw=True, artemis=True)._decode_one(Received("ID:c,43", envelope, headers))
     assert isinstance(raw, Undecodable)
+
+
+def test_only_a_queue_widens_past_its_prefetch() -> None:
+    """A second subscription to a topic would be a second copy of its messages."""
+    endpoint = StompEndpoint.parse("stomp://127.0.0.1:1")
+    for destination, widest in (
+        ("/queue/in", 20_000),
+        ("/amq/queue/in", 20_000),
+        ("/topic/in", 10),
+    ):
+        part = _StompPartition(endpoint, destination, 10, False, None, BatchSizer(10), 20_000)
+        assert part._max_prefetch == widest, destination
+    # a set count below the prefetch never narrows it
+    assert (
+        _StompPartition(endpoint, "/queue/in", 10, False, None, BatchSizer(10), 5)._max_prefetch
+        == 10
+    )
