@@ -12,7 +12,9 @@
 #   start   installs what is missing, starts what is stopped, waits until each service
 #           answers a real protocol round trip, prints the endpoints; exits non-zero
 #           naming the services that failed. A second run finds everything up and
-#           only re-checks it.
+#           only re-checks it. A service it started that is running but answers nothing
+#           for FACTFLOW_SERVICES_STALE_WAIT seconds (default 30; a JVM out of heap stays
+#           up, wedged) is stopped and started once more.
 #   stop    stops the services this script started (never a process it did not start;
 #           for rabbitmq: the rabbit@localhost node). To switch the S3 backend: stop s3 first
 #   status  up/down per service (exit 3 when one is down)
@@ -68,6 +70,7 @@ default_timeout() {
   esac
 }
 ready_timeout() { echo "${FACTFLOW_SERVICES_TIMEOUT:-$(default_timeout "$1")}"; }
+STALE_WAIT=${FACTFLOW_SERVICES_STALE_WAIT:-30}  # a running service that answers none of it is restarted
 
 # ---------------------------------------------------------------------------------------
 # readiness: one Python program, one real round trip per service
@@ -806,9 +809,17 @@ cmd_start() {
     for name in "${installed[@]}"; do
       [[ $name == s3 ]] && continue
       if our_pid "$name" >/dev/null; then
-        say "$name: process running, not answering yet: waiting"
-        launched+=("$name")
-      elif say "$name: starting" && "launch_$name"; then
+        say "$name: process running, not answering yet: waiting up to ${STALE_WAIT}s"
+        if check "$name" "$STALE_WAIT" >/dev/null 2>"$LOG_DIR/$name-check.err"; then
+          launched+=("$name")
+          continue
+        fi
+        # a broker that stopped answering (a JVM out of heap: it stays up, wedged) gets
+        # one restart rather than failing every run that finds it
+        say "$name: still not answering ($(tail -1 "$LOG_DIR/$name-check.err" | grep . || echo 'no reply')): restarting it"
+        stop_service "$name"
+      fi
+      if say "$name: starting" && "launch_$name"; then
         launched+=("$name")
       else
         failed+=("$name")
