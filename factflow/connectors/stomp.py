@@ -1,19 +1,25 @@
 """STOMP 1.2 (ActiveMQ Artemis; RabbitMQ's STOMP plugin too) with stomp.py.
 
 Sources subscribe with `client` acks, which are cumulative: after an epoch one ACK of its
-last sealed message acks all of them (each partition has its own connection and a single
-subscription, and hands messages out in the order they arrived, so the sealed ones are
-always the oldest unacked). The ACK asks for a RECEIPT, and the acks count as done only
+last sealed message acks all of them (each partition has its own connection, on RabbitMQ
+one channel for all of its subscriptions, and hands messages out in the order they
+arrived, which is the order the broker numbered them in, so the sealed ones are always the
+oldest unacked). The ACK asks for a RECEIPT, and the acks count as done only
 once it arrived: an ack written into a connection that is dying is known not done, and the
 reconnect says how many messages will come again.
 
 RabbitMQ's window is a count (`prefetch-count`), Artemis's bytes. With acks once an epoch,
 the count caps a partition near that many messages a second (5000: a relay ran at 4,900
-msg/s). So on RabbitMQ a partition whose epochs use up the count, on messages small enough
-that Artemis's window (`prefetch` x WINDOW_BYTES_PER_MESSAGE) would hold more, subscribes
-once more on the same connection for the difference, up to RABBITMQ_MAX_PREFETCH: its
-unread messages stay within the window's bytes. The subscriptions share the connection's
-channel, whose cumulative ack of the newest delivery acks every older one.
+msg/s). So on RabbitMQ a partition that used up its count on messages small enough that
+Artemis's window (`prefetch` x WINDOW_BYTES_PER_MESSAGE) would hold more subscribes again
+on the same connection for the difference, up to RABBITMQ_MAX_PREFETCH in all
+(`UnackedWindow`): its unread messages stay within about the window's bytes. The
+subscriptions share the connection's channel, whose cumulative ack of the newest delivery
+acks every older one; none is ever unsubscribed (RabbitMQ refuses acks that name a
+cancelled subscription). When the messages grow so that the count holds more than twice
+the window, the partition reconnects, right after an epoch's ack (nothing it handed out is
+unacked then; what it had not read goes back to the queue), with the count it started
+with. Each subscription is one more share of a queue that other consumers compete for.
 
 Artemis gives each message a server id, the same on every delivery (its `message-id` and
 `ack` headers are `<consumer>,<server id>`): after a lost connection the source recognises
@@ -70,8 +76,10 @@ log = logging.getLogger(__name__)
 DEFAULT_URL = "stomp://artemis:artemis@127.0.0.1:61614"
 DEFAULT_PREFETCH = 5000
 RABBITMQ_MAX_PREFETCH = 20_000
-"""The most unacked messages a partition widens its RabbitMQ subscriptions to (see
-`_StompPartition._widen`) when no `options.prefetch` fixes the count."""
+"""The most unacked messages a partition widens its RabbitMQ subscriptions to (see above)
+when no `options.prefetch` fixes the count."""
+RABBITMQ_SERVER = "RabbitMQ"
+"""How RabbitMQ's CONNECTED frame's `server` header starts."""
 FETCH_WAIT_SECONDS = 0.05
 RECEIPT_TIMEOUT_SECONDS = 30.0
 MAX_BATCH = 5000
@@ -88,6 +96,53 @@ ARTEMIS_SERVER = "ActiveMQ-Artemis"
 DUPLICATE_ID_HEADER = "_AMQ_DUPL_ID"
 """Artemis's duplicate detection id: a second message with one it has seen on the address
 (its id cache, 20,000 by default) is dropped."""
+
+
+@dataclass(slots=True)
+class UnackedWindow:
+    """The count of unacked messages a RabbitMQ partition's subscriptions allow, sized to
+    `window_bytes` at the mean size of the messages since the last ack."""
+
+    window_bytes: int
+    initial: int
+    most: int
+    limit: int = 0
+    """The sum of the subscriptions' prefetch-counts."""
+    fetched_since_ack: int = 0
+    bytes_since_ack: int = 0
+
+    def __post_init__(self) -> None:
+        self.limit = self.initial
+
+    def fetched(self, count: int, size: int) -> int:
+        """Counts `count` messages of `size` bytes in all; how many more unacked messages
+        to subscribe for now: none until the count is used up (the broker sends no more
+        before the epoch's ack), then as many more as the window holds at the mean size,
+        if that adds at least a quarter."""
+        self.fetched_since_ack += count
+        self.bytes_since_ack += size
+        if self.fetched_since_ack < self.limit or self.limit >= self.most:
+            return 0
+        fits = min(self.most, self.window_bytes * self.fetched_since_ack // self._bytes())
+        more = fits - self.limit
+        return more if more * 4 >= self.limit else 0
+
+    def widened(self, more: int) -> None:
+        self.limit += more
+
+    def acked(self) -> bool:
+        """After an epoch's ack: whether the messages grew so that the count, widened
+        before, holds more than twice the window at their mean size now."""
+        grown = (
+            self.limit > self.initial
+            and self.fetched_since_ack > 0
+            and self.limit * self.bytes_since_ack > 2 * self.window_bytes * self.fetched_since_ack
+        )
+        self.fetched_since_ack = self.bytes_since_ack = 0
+        return grown
+
+    def _bytes(self) -> int:
+        return max(self.bytes_since_ack, 1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,10 +202,12 @@ class _Inbox(stomp.ConnectionListener):  # type: ignore[misc]
         self.receipts: set[str] = set()
         self.receipt_arrived = threading.Condition()
         self.error: str | None = None
-        self.artemis = False
+        self.artemis = self.rabbitmq = False
 
     def on_connected(self, frame: Any) -> None:
-        self.artemis = str(frame.headers.get("server", "")).startswith(ARTEMIS_SERVER)
+        server = str(frame.headers.get("server", ""))
+        self.artemis = server.startswith(ARTEMIS_SERVER)
+        self.rabbitmq = server.startswith(RABBITMQ_SERVER)
 
     def on_message(self, frame: Any) -> None:
         self.frames.append(frame)
@@ -247,10 +304,13 @@ class _StompPartition(BrokerSourcePartition[str, None]):
         self._max_prefetch = max(max_prefetch or prefetch, prefetch) if queue else prefetch
         self._conn: stomp.Connection12 | None = None
         self._inbox = _Inbox()
-        self._subscriptions = 0
-        self._unacked_limit = 0
-        """The sum of this connection's subscriptions' prefetch-counts (RabbitMQ)."""
-        self._fetched = self._fetched_bytes = 0
+        self._subscription_count = 0
+        self._window: UnackedWindow | None = None
+        """RabbitMQ's count, where it may widen; None on Artemis, topics, a fixed count."""
+        self._more = 0
+        """Unacked messages to subscribe for at the next fetch."""
+        self._narrow = False
+        """Reconnect at the next fetch, with the count the partition started with."""
 
     def __str__(self) -> str:
         return f"stomp source {self._destination} at {mask_url(self._endpoint.url)}"
@@ -286,16 +346,28 @@ class _StompPartition(BrokerSourcePartition[str, None]):
     def _connect(self) -> None:
         self._inbox = _Inbox()
         self._conn = self._endpoint.connect(self._inbox)
-        self._subscriptions = self._unacked_limit = self._fetched = self._fetched_bytes = 0
-        self._subscribe(self._prefetch)
+        self._subscription_count, self._more, self._narrow = 0, 0, False
+        try:
+            self._subscribe(self._prefetch)
+        except Exception:
+            self._disconnect()  # not left open (with its receiver thread) for the retry
+            raise
+        widens = self._inbox.rabbitmq and self._max_prefetch > self._prefetch
+        self._window = (
+            UnackedWindow(
+                self._prefetch * WINDOW_BYTES_PER_MESSAGE, self._prefetch, self._max_prefetch
+            )
+            if widens
+            else None
+        )
 
     def _subscribe(self, count: int) -> None:
         assert self._conn is not None
-        self._subscriptions += 1
-        self._unacked_limit += count
+        self._subscription_count += 1
+        n = self._subscription_count
         self._conn.subscribe(
             self._destination,
-            id="factflow" if self._subscriptions == 1 else f"factflow-{self._subscriptions}",
+            id="factflow" if n == 1 else f"factflow-{n}",
             ack="client",
             headers={
                 "subscription-type": routing_type(self._destination),
@@ -305,22 +377,36 @@ class _StompPartition(BrokerSourcePartition[str, None]):
             },
         )
 
-    def _widening(self) -> bool:
-        return not self._inbox.artemis and self._unacked_limit < self._max_prefetch
-
     def _fetch(self, limit: int) -> list[Received[str]]:
         if self._conn is None or not self._conn.is_connected():
             msg = self._inbox.error or "not connected"
             raise ConnectionError(msg)
+        # before anything is taken: a failing SUBSCRIBE or reconnect then loses no record
+        self._resize()
         # the rest wait in the inbox, unacked
         received = [_received(f) for f in self._inbox.take(limit, FETCH_WAIT_SECONDS)]
-        if received and self._widening():
-            self._fetched += len(received)
-            self._fetched_bytes += sum(len(r.body) for r in received)
-            if self._fetched >= self._unacked_limit:
-                # the broker sends no more before the epoch's ack
-                self._widen()
+        window = self._window
+        if received and window is not None:
+            self._more = window.fetched(len(received), sum(len(r.body) for r in received))
         return received
+
+    def _resize(self) -> None:
+        """What the last fetch or ack decided about RabbitMQ's count."""
+        window = self._window
+        if window is None:
+            return
+        if self._narrow:
+            # only ever set by the ack just before this fetch: nothing handed out is unacked
+            log.info("%s: messages grew: back to %d unacked messages", self, window.initial)
+            self._disconnect()
+            self._connect()
+        elif self._more:
+            log.info(
+                "%s: %d unacked messages (was %d)", self, window.limit + self._more, window.limit
+            )
+            self._subscribe(self._more)
+            window.widened(self._more)
+            self._more = 0
 
     def _ack(self, tokens: list[str]) -> None:
         assert self._conn is not None
@@ -329,18 +415,8 @@ class _StompPartition(BrokerSourcePartition[str, None]):
         # channel (RabbitMQ) or this subscription (Artemis)
         self._conn.ack(tokens[-1], receipt=receipt)
         self._inbox.await_receipt(receipt, f"{self}: acks of {len(tokens)} messages")
-        self._fetched = self._fetched_bytes = 0  # all of them acked
-
-    def _widen(self) -> None:
-        """With RabbitMQ's count of unacked messages used up: one more subscription for as
-        many more as the window's bytes hold at the messages' mean size, if that adds at
-        least a quarter."""
-        window = self._prefetch * WINDOW_BYTES_PER_MESSAGE
-        fits = min(self._max_prefetch, window * self._fetched // max(self._fetched_bytes, 1))
-        more = fits - self._unacked_limit
-        if more * 4 >= self._unacked_limit:
-            log.info("%s: %d unacked messages (was %d)", self, fits, self._unacked_limit)
-            self._subscribe(more)
+        if self._window is not None:
+            self._narrow = self._window.acked()
 
     def _disconnect(self) -> None:
         conn, self._conn = self._conn, None
@@ -474,7 +550,7 @@ def make_source(spec: SourceSpec, settings: QueueSettings) -> StompSource:
         raw=spec.raw,
         consumers=spec.consumers(options),
         prefetch=spec.prefetch_or(options, DEFAULT_PREFETCH),
-        # a count set in options stays that count
+        # options.prefetch fixes RabbitMQ's count; a routes' prefetch above the most is kept
         max_prefetch=spec.prefetch_or(options, RABBITMQ_MAX_PREFETCH),
         idle_timeout=spec.idle_timeout,
         min_batch=spec.min_batch,

@@ -116,7 +116,8 @@ def test_rabbitmq_widens_its_count_for_small_messages_only(size: int) -> None:
         "read", "0", None
     )
     numbers = _read_epochs(part, n)
-    limit, subscriptions = part._unacked_limit, part._subscriptions
+    assert part._window is not None, "RabbitMQ, a queue, no count set: it may widen"
+    limit, subscriptions = part._window.limit, part._subscription_count
     _ack_all(part)
     print(f"{size} bytes: at most {limit} unacked, {subscriptions} subscriptions")
     assert sorted(numbers) == list(range(n)), "every message once"
@@ -139,8 +140,38 @@ def test_a_set_prefetch_and_artemis_keep_one_subscription() -> None:
             queue, url=broker.url, raw=True, prefetch=200, max_prefetch=max_prefetch
         ).build_part("read", "0", None)
         numbers = _read_epochs(part, 2000)
-        subscriptions = part._subscriptions
+        subscriptions = part._subscription_count
         _ack_all(part)
         assert sorted(numbers) == list(range(2000))
         assert subscriptions == 1, broker.url
         assert broker.leftover(queue, "") == 0
+
+
+def test_rabbitmq_narrows_its_count_again_when_the_messages_grow() -> None:
+    """Widened on small messages, then messages of 5,000 bytes come: the count would hold
+    many windows of them, so after an epoch's ack the partition reconnects with the count
+    it started with (what it had not read goes back to the queue and comes again), and
+    each message is handed out once."""
+    broker = require(rabbitmq_stomp())
+    queue = broker.queue(f"ff-{tag()}-narrow")
+    prefetch, small, large = 200, 6000, 400
+    broker.publish(queue, [Record(json.dumps({"n": k}).encode()) for k in range(small)])
+    part = StompSource(queue, url=broker.url, raw=True, prefetch=prefetch).build_part(
+        "read", "0", None
+    )
+    numbers = _read_epochs(part, small)
+    assert part._window is not None
+    widest = part._window.limit
+    pad = "x" * 5000
+    broker.publish(
+        queue,
+        [Record(json.dumps({"n": k, "p": pad}).encode()) for k in range(small, small + large)],
+    )
+    numbers += _read_epochs(part, large)
+    _ack_all(part)  # the epoch's ack finds them grown; the next fetch reconnects
+    window, subscriptions = part._window, part._subscription_count
+    print(f"widest {widest}, then {window.limit} unacked, {subscriptions} subscription(s)")
+    assert sorted(numbers) == list(range(small + large)), "every message once"
+    assert widest > prefetch * 4, "widened on the small ones"
+    assert (window.limit, subscriptions) == (prefetch, 1), "back to the count it started with"
+    assert broker.leftover(queue, "") == 0

@@ -16,6 +16,7 @@ from factflow.connectors.codec import decode_body, encode_body
 from factflow.connectors.stomp import (
     DUPLICATE_ID_HEADER,
     StompEndpoint,
+    UnackedWindow,
     _Inbox,
     _StompPartition,
     _StompSinkPartition,
@@ -170,3 +171,35 @@ def test_only_a_queue_widens_past_its_prefetch() -> None:
         _StompPartition(endpoint, "/queue/in", 10, False, None, BatchSizer(10), 5)._max_prefetch
         == 10
     )
+
+
+def test_the_unacked_window_widens_once_the_count_is_used_up_on_small_messages() -> None:
+    window = UnackedWindow(window_bytes=100_000, initial=100, most=2_000)
+    assert window.fetched(99, 99 * 50) == 0, "count not used up yet: the broker sends more"
+    # 100 messages of 50 bytes: the window holds 2,000 of them, the most allowed
+    assert window.fetched(1, 50) == 1_900
+    window.widened(1_900)
+    assert window.limit == 2_000
+    assert window.fetched(5_000, 5_000 * 50) == 0, "at the most: no further"
+    assert window.acked() is False, "the messages did not grow"
+    assert (window.fetched_since_ack, window.bytes_since_ack) == (0, 0)
+
+
+def test_the_unacked_window_stays_for_large_messages_and_small_steps() -> None:
+    large = UnackedWindow(window_bytes=100_000, initial=100, most=2_000)
+    assert large.fetched(100, 100 * 2_000) == 0, "100 of 2,000 bytes fill the window"
+    step = UnackedWindow(window_bytes=100_000, initial=100, most=2_000)
+    assert step.fetched(100, 100 * 810) == 0, "123 fit: 23 more is not a quarter more"
+    quarter = UnackedWindow(window_bytes=100_000, initial=100, most=2_000)
+    assert quarter.fetched(100, 100 * 800 - 400) == 25, "a quarter more is worth it"
+
+
+def test_the_unacked_window_narrows_when_the_messages_grow() -> None:
+    window = UnackedWindow(window_bytes=100_000, initial=100, most=2_000)
+    window.widened(window.fetched(100, 100 * 50))
+    window.acked()
+    window.fetched(1_000, 1_000 * 150)  # 2,000 of 150 bytes: three windows
+    assert window.acked() is True
+    never_widened = UnackedWindow(window_bytes=100_000, initial=100, most=2_000)
+    never_widened.fetched(100, 100 * 100_000)
+    assert never_widened.acked() is False, "the count as set is the user's"
