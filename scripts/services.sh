@@ -479,7 +479,7 @@ rabbitmq_info() {
 # ---------------------------------------------------------------------------------------
 # artemis
 # ---------------------------------------------------------------------------------------
-ARTEMIS_CONF_VERSION=1  # bump when the instance options below change
+ARTEMIS_CONF_VERSION=2  # bump when the instance options below change
 install_artemis() {
   local base=$FF_HOME/artemis dist inst tgz
   dist=$base/apache-artemis-$ARTEMIS_VERSION
@@ -512,6 +512,12 @@ install_artemis() {
   grep -q "<acceptor name=\"stomp\">" "$inst/etc/broker.xml" \
     || { say "artemis: could not add the STOMP acceptor to broker.xml"; return 1; }
   sed -i "s#tcp://127.0.0.1:61616?#tcp://127.0.0.1:$ARTEMIS_PORT?#" "$inst/etc/broker.xml"
+  # page to disk well before the 384 MB heap fills: at the default (half the heap) a
+  # 200,000-message backlog left the JVM in back-to-back full GCs, up but answering nothing
+  sed -i "s#^\(\s*\)<global-max-messages>-1</global-max-messages>#&\n\1<global-max-size>64Mb</global-max-size>#" \
+    "$inst/etc/broker.xml"
+  grep -q "<global-max-size>64Mb</global-max-size>" "$inst/etc/broker.xml" \
+    || { say "artemis: could not set global-max-size in broker.xml"; return 1; }
   echo "$want" >"$inst/factflow.stamp"
 }
 
