@@ -43,7 +43,7 @@ import os
 import threading
 import uuid
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
@@ -106,7 +106,7 @@ class UnackedWindow:
     window_bytes: int
     initial: int
     most: int
-    limit: int = 0
+    limit: int = field(init=False)
     """The sum of the subscriptions' prefetch-counts."""
     fetched_since_ack: int = 0
     bytes_since_ack: int = 0
@@ -123,7 +123,8 @@ class UnackedWindow:
         self.bytes_since_ack += size
         if self.fetched_since_ack < self.limit or self.limit >= self.most:
             return 0
-        fits = min(self.most, self.window_bytes * self.fetched_since_ack // self._bytes())
+        size = max(self.bytes_since_ack, 1)
+        fits = min(self.most, self.window_bytes * self.fetched_since_ack // size)
         more = fits - self.limit
         return more if more * 4 >= self.limit else 0
 
@@ -140,9 +141,6 @@ class UnackedWindow:
         )
         self.fetched_since_ack = self.bytes_since_ack = 0
         return grown
-
-    def _bytes(self) -> int:
-        return max(self.bytes_since_ack, 1)
 
 
 @dataclass(frozen=True, slots=True)
